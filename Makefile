@@ -1,0 +1,45 @@
+# civicscore: the front door. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
+ADDR ?= 127.0.0.1:50051
+DB ?= var/civicscore.db
+
+.PHONY: help venv run test test-fast gen check-gen lint bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP):
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ./clients/python -e '.[dev]'
+	touch $@
+
+venv: $(STAMP) ## Create the virtual environment in .venv (from scratch when dependencies change)
+
+run: $(STAMP) ## Start the server on $(ADDR) with SQLite at $(DB) and the default rules (demo data on an empty database)
+	mkdir -p var
+	$(PY) -m civicscore --listen $(ADDR) --database sqlite:///$(DB) --rules rules --demo-data
+
+test: $(STAMP) ## Run the whole test suite (PostgreSQL tests run when CIVICSCORE_TEST_POSTGRES_URL is set)
+	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+gen: $(STAMP) ## Regenerate Python code and typed stubs from protos/
+	$(PY) scripts/gen_protos.py
+
+check-gen: $(STAMP) ## Fail if generated code differs from what protos/ produce
+	$(PY) scripts/gen_protos.py --check
+
+lint: $(STAMP) ## ruff and mypy over hand-written code
+	$(VENV)/bin/ruff check server clients/python/civicscore_client tests bench scripts
+	$(VENV)/bin/mypy server/civicscore clients/python/civicscore_client
+
+bench: $(STAMP) ## Run the benchmarks and print the figures (writes bench/out/)
+	$(PY) -m bench
+
+clean: ## Remove the virtual environment and local data
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

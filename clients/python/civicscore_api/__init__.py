@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for civicscore. Do not edit."""

@@ -1,0 +1,243 @@
+"""Domain records shared by every layer.
+
+Plain frozen dataclasses: the store maps rows to them, the api layer maps
+protobuf messages to them, the engine takes facts built from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class UnitKind(StrEnum):
+    DEPARTMENT = "department"
+    WARD = "ward"
+    COMMUNE = "commune"
+    DISTRICT = "district"
+
+
+class Area(StrEnum):
+    PAR = "par"
+    DX = "dx"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class OutcomeStatus(StrEnum):
+    COMPLETED = "completed"
+    IN_PROGRESS = "in_progress"
+    CANCELLED = "cancelled"
+
+
+class Quality(StrEnum):
+    ACCEPTED = "accepted"
+    RETURNED_FOR_REWORK = "returned_for_rework"
+
+
+class RecommendationStatus(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    DEFERRED = "deferred"
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True)
+class Unit:
+    code: str
+    name_vi: str
+    name_en: str
+    kind: UnitKind
+    block: str
+    parent_code: str | None = None
+    active: bool = True
+    under_review_periods: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Assignment:
+    assignment_id: str
+    unit_code: str
+    title: str
+    area: Area
+    assigned_on: dt.date
+    due_on: dt.date
+    source_document: str = ""
+    priority: Priority = Priority.NORMAL
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One immutable report about an assignment; `outcome_id` is its idempotency key."""
+
+    outcome_id: str
+    assignment_id: str
+    status: OutcomeStatus
+    reported_at: dt.datetime  # timezone-aware, UTC
+    reporting_system: str
+    completed_on: dt.date | None = None
+    quality: Quality | None = None
+    reminders: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    unit_code: str
+    period: str
+    indicator: str
+    numerator: float
+    denominator: float
+    reported_at: dt.datetime
+    reporting_system: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target for an indicator; exactly one of `unit_code` and `unit_kind` is set."""
+
+    indicator: str
+    period: str
+    value: float
+    unit_code: str | None = None
+    unit_kind: UnitKind | None = None
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class OutcomeWriteResult:
+    """Result of an atomic outcome write.
+
+    When `conflicts` is non-empty nothing was written: each entry is the batch
+    index and outcome_id of an outcome whose id exists with other content.
+    """
+
+    accepted: int = 0
+    duplicates: int = 0
+    conflicts: tuple[tuple[int, str], ...] = ()
+
+
+# ---- facts handed to the engine -------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskCounts:
+    due: int = 0
+    completed: int = 0
+    on_time: int = 0
+    late: int = 0
+    reworked: int = 0
+
+
+@dataclass(frozen=True)
+class OverdueTask:
+    """An assignment due before the quarter's end and not completed by then."""
+
+    assignment_id: str
+    due_on: dt.date
+    days_overdue: int
+    reminders: int
+
+
+@dataclass(frozen=True)
+class MeasurementFact:
+    """A unit's indicator value; `target` is the API-provided target (unit, then kind), if any."""
+
+    indicator: str
+    numerator: float
+    denominator: float
+    target: float | None = None
+
+
+@dataclass(frozen=True)
+class PriorQuarter:
+    period: str
+    grade: str
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UnitFacts:
+    """Everything the rules see about one unit in one quarter."""
+
+    unit_code: str
+    unit_kind: UnitKind
+    block: str
+    period: str
+    counts: TaskCounts
+    overdue: tuple[OverdueTask, ...] = ()
+    measurements: tuple[MeasurementFact, ...] = ()
+    under_review: bool = False
+    previous: PriorQuarter | None = None
+
+
+# ---- results coming back from the engine ----------------------------------
+
+
+@dataclass(frozen=True)
+class IndicatorScore:
+    indicator: str
+    name_vi: str
+    name_en: str
+    value: float
+    target: float | None
+    attainment: float
+    weight: float
+    points: float
+    counted: bool
+
+
+@dataclass(frozen=True)
+class FiredRule:
+    rule_id: str
+    source: str  # "file.yaml:LINE"
+    fact: str  # "unit" or "assignment <id>"
+    values: dict[str, float] = field(default_factory=dict)
+    reason_vi: str = ""
+    reason_en: str = ""
+    flag: str = ""
+
+
+@dataclass(frozen=True)
+class FlagResult:
+    flag: str
+    kind: str  # "commendation" | "criticism"
+    level: int
+    label_vi: str
+    label_en: str
+    reasons: tuple[FiredRule, ...]
+
+
+@dataclass(frozen=True)
+class UnitEvaluation:
+    """The engine's verdict on one unit and quarter. `score` is None when nothing was due."""
+
+    unit_code: str
+    period: str
+    assessable: bool
+    score: float | None
+    grade: str
+    grade_vi: str
+    grade_en: str
+    counts: TaskCounts
+    open_overdue: int
+    indicators: tuple[IndicatorScore, ...]
+    penalty: float
+    fired_rules: tuple[FiredRule, ...]
+    flags: tuple[FlagResult, ...]
+    ruleset_version: str
+    ruleset_digest: str
+    inputs_digest: str

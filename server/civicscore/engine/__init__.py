@@ -1,0 +1,1 @@
+"""The rules engine port and its durable_rules implementation (worker processes)."""

@@ -1,0 +1,293 @@
+"""The Store interface: every read and write the use cases make.
+
+Each method is one transaction, committed before it returns (a reply that
+follows a write means the data is durable). Implementations: `sql.SqlStore`
+(SQLite by default, PostgreSQL in production).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from civicscore.domain.model import (
+    Assignment,
+    Measurement,
+    MeasurementFact,
+    Outcome,
+    OutcomeWriteResult,
+    OverdueTask,
+    PriorQuarter,
+    RecommendationStatus,
+    TaskCounts,
+    Target,
+    Unit,
+    UnitKind,
+    UpsertCounts,
+)
+
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """A storage failure that is not the caller's fault."""
+
+
+class IdempotencyConflict(Exception):
+    """An idempotency key was reused for a different request."""
+
+    def __init__(self, key: str, method: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different {method} request")
+        self.key = key
+        self.method = method
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """Claim for an idempotency key, written in the same transaction as the write it guards.
+
+    The store keeps the canonical JSON of the write method's return value
+    under the key; `idempotent_result` returns it on replay.
+    """
+
+    key: str
+    method: str
+    request_digest: str
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None  # opaque to callers; None on the last page
+
+
+@dataclass(frozen=True)
+class RecommendationRecord:
+    unit_code: str
+    period: str
+    flag: str
+    kind: str
+    level: int
+    label_vi: str
+    label_en: str
+    reasons_json: str  # canonical JSON list of FiredRule
+    evaluation_revision: int
+    status: RecommendationStatus
+    created_at: dt.datetime
+    unit_name_vi: str = ""
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """A stored evaluation revision; `result_json` is the canonical UnitEvaluation."""
+
+    unit_code: str
+    period: str
+    revision: int
+    result_json: str
+    result_digest: str
+    ruleset_version: str
+    ruleset_digest: str
+    inputs_digest: str
+    created_at: dt.datetime
+    # denormalised for listing and ranking
+    block: str = ""
+    unit_name_vi: str = ""
+    assessable: bool = False
+    score: float | None = None
+    grade: str = ""
+    timeliness: float = 0.0
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SaveEvaluationsResult:
+    units_evaluated: int
+    new_revisions: int
+    unchanged: int
+    not_assessable: int
+    recommendations_in_force: int  # proposed/approved/rejected/deferred (not superseded) for the period
+
+
+@dataclass(frozen=True)
+class NewEvaluation:
+    """One evaluation result to save; stored as a new revision only if `result_digest` differs."""
+
+    unit_code: str
+    period: str
+    result_json: str
+    result_digest: str
+    ruleset_version: str
+    ruleset_digest: str
+    inputs_digest: str
+    assessable: bool
+    score: float | None
+    grade: str
+    timeliness: float
+    flags: tuple[str, ...]
+    recommendations: tuple[RecommendationRecord, ...]
+
+
+class Store(Protocol):
+    # -- lifecycle ---------------------------------------------------------
+    def close(self) -> None: ...
+
+    # -- idempotency -------------------------------------------------------
+    def idempotent_result(self, key: str, method: str, request_digest: str) -> str | None:
+        """The stored result JSON for a key already used by the same request, else None.
+
+        Raises IdempotencyConflict when the key was used for a different request.
+        """
+        ...
+
+    # -- units ---------------------------------------------------------------
+    def upsert_units(
+        self, units: Sequence[Unit], *, idempotency: IdempotencyRecord | None = None
+    ) -> UpsertCounts: ...
+
+    def get_units(self, codes: Sequence[str]) -> dict[str, Unit]: ...
+
+    def list_units(
+        self,
+        *,
+        kind: UnitKind | None = None,
+        block: str | None = None,
+        active: bool | None = None,
+        parent_code: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> Page[Unit]: ...
+
+    # -- assignments ---------------------------------------------------------
+    def upsert_assignments(
+        self, assignments: Sequence[Assignment], *, idempotency: IdempotencyRecord | None = None
+    ) -> UpsertCounts: ...
+
+    def get_assignments(self, assignment_ids: Sequence[str]) -> dict[str, Assignment]: ...
+
+    def list_assignments(
+        self,
+        *,
+        unit_code: str | None = None,
+        area: str | None = None,
+        due_from: dt.date | None = None,
+        due_to: dt.date | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> Page[Assignment]: ...
+
+    # -- outcomes ------------------------------------------------------------
+    def record_outcomes(
+        self, outcomes: Sequence[Outcome], *, idempotency: IdempotencyRecord | None = None
+    ) -> OutcomeWriteResult:
+        """Store new outcomes atomically; identical ones count as duplicates.
+
+        If any outcome_id exists with different content (or repeats inside the
+        batch with different content), nothing is written and the result lists
+        the conflicts.
+        """
+        ...
+
+    def list_outcomes(
+        self,
+        *,
+        assignment_id: str | None = None,
+        unit_code: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> Page[Outcome]: ...
+
+    def count_outcomes(self) -> int: ...
+
+    # -- measurements and targets ------------------------------------------------
+    def record_measurements(
+        self, measurements: Sequence[Measurement], *, idempotency: IdempotencyRecord | None = None
+    ) -> UpsertCounts: ...
+
+    def list_measurements(
+        self,
+        *,
+        unit_code: str | None = None,
+        period: str | None = None,
+        indicator: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> Page[Measurement]: ...
+
+    def upsert_targets(
+        self, targets: Sequence[Target], *, idempotency: IdempotencyRecord | None = None
+    ) -> UpsertCounts: ...
+
+    def list_targets(
+        self,
+        *,
+        period: str | None = None,
+        indicator: str | None = None,
+        unit_code: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> Page[Target]: ...
+
+    # -- evaluation inputs (aggregates done in SQL) ----------------------------
+    def task_counts(self, *, start: dt.date, end: dt.date) -> dict[str, TaskCounts]:
+        """Per unit code: due/completed/on_time/late/reworked for assignments due in [start, end]."""
+        ...
+
+    def open_overdue(self, *, end: dt.date) -> dict[str, list[OverdueTask]]:
+        """Per unit code: assignments due before `end`, not cancelled, not completed by `end`."""
+        ...
+
+    def measurement_facts(self, *, period: str) -> dict[str, list[MeasurementFact]]:
+        """Per unit code: current measurements of `period` with their API target (unit, then kind)."""
+        ...
+
+    def prior_quarters(self, *, period: str) -> dict[str, PriorQuarter]:
+        """Per unit code: grade and flags of its latest evaluation for `period` (the previous quarter)."""
+        ...
+
+    def period_figures(self, *, start: dt.date, end: dt.date, period: str) -> tuple[int, int]:
+        """(assignments due in the quarter, units with an evaluation for it)."""
+        ...
+
+    def periods_with_data(self) -> list[str]:
+        """Quarters (`YYYY-Qn`) with assignments due or evaluations, newest first."""
+        ...
+
+    # -- evaluations and recommendations ------------------------------------------
+    def save_evaluations(
+        self, evaluations: Sequence[NewEvaluation], *, period: str,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> SaveEvaluationsResult:
+        """Store each evaluation as a new revision if its result differs from the latest.
+
+        For a unit with a new revision, its previous proposed recommendations for
+        the period become superseded and the new ones are stored as proposed.
+        """
+        ...
+
+    def get_evaluation(self, *, unit_code: str, period: str, revision: int = 0) -> EvaluationRecord | None: ...
+
+    def list_evaluations(
+        self,
+        *,
+        period: str,
+        block: str | None = None,
+        grade: str | None = None,
+        unit_code: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> Page[EvaluationRecord]: ...
+
+    def list_recommendations(
+        self,
+        *,
+        period: str,
+        kind: str | None = None,
+        flag: str | None = None,
+        status: RecommendationStatus | None = None,
+        unit_code: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> Page[RecommendationRecord]: ...
