@@ -21,8 +21,8 @@ from civicscore.domain.model import (
     OverdueTask,
     PriorQuarter,
     RecommendationStatus,
-    TaskCounts,
     Target,
+    TaskCounts,
     Unit,
     UnitKind,
     UpsertCounts,
@@ -42,6 +42,29 @@ class IdempotencyConflict(Exception):
         super().__init__(f"idempotency key {key!r} was already used for a different {method} request")
         self.key = key
         self.method = method
+
+
+class MissingReferences(Exception):
+    """A write named units or assignments that do not exist; nothing was written.
+
+    `missing` lists (batch index, value) for every bad item; `field` is the
+    item field holding the reference (`unit_code`, `parent_code`, `assignment_id`).
+    """
+
+    def __init__(self, field: str, missing: Sequence[tuple[int, str]]) -> None:
+        shown = ", ".join(f"[{index}] {value!r}" for index, value in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        super().__init__(f"{field} refers to records that do not exist: {shown}{more}; create them first")
+        self.field = field
+        self.missing = tuple(missing)
+
+
+class InvalidCursor(Exception):
+    """A page cursor that no listing of this kind returned (tampered, truncated or from another list)."""
+
+    def __init__(self, cursor: str) -> None:
+        super().__init__(f"page token {cursor[:40]!r} is not valid for this list; start again without one")
+        self.cursor = cursor
 
 
 @dataclass(frozen=True)
@@ -267,7 +290,9 @@ class Store(Protocol):
         """
         ...
 
-    def get_evaluation(self, *, unit_code: str, period: str, revision: int = 0) -> EvaluationRecord | None: ...
+    def get_evaluation(
+        self, *, unit_code: str, period: str, revision: int = 0
+    ) -> EvaluationRecord | None: ...
 
     def list_evaluations(
         self,

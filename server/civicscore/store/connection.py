@@ -1,0 +1,105 @@
+"""Engines for SQLite and PostgreSQL, and running the schema migrations.
+
+SQLite is tuned for a server with several handler threads: WAL (readers never
+block the writer), `synchronous=FULL` (an acknowledged commit survives a
+crash or SIGKILL), foreign keys on, a busy timeout, and write transactions
+that take the write lock up front with `BEGIN IMMEDIATE`, so concurrent
+writers queue instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, RootTransaction, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+
+# Execution option that marks a connection's transactions as writes (BEGIN IMMEDIATE on SQLite).
+WRITE_OPTION = "civicscore_write"
+BUSY_TIMEOUT_MS = 30_000
+# Arbitrary constant: serialises migrations of replicas starting at once on one PostgreSQL.
+_MIGRATION_LOCK_ID = 0x63697669  # "civi"
+
+
+def create_store_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine for `sqlite:///path` or `postgresql[+psycopg]://...`, configured as described above."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
+            raise ValueError(
+                f"in-memory SQLite ({url!r}) is not supported: every connection would see its own "
+                "empty database; use a file, e.g. sqlite:///var/civicscore.db"
+            )
+        engine = create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=2 * pool_size,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+        )
+        _tune_sqlite(engine)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql+psycopg://...")
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """The SQLAlchemy-documented recipe for taking over BEGIN from the sqlite3 module."""
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        # Stop sqlite3 from issuing its own (deferred) BEGIN; on_begin below issues ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            mode = cursor.fetchone()
+            if mode is None or str(mode[0]).lower() != "wal":
+                raise RuntimeError(f"SQLite refused WAL journal mode (got {mode!r})")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def begin_write(connection: Connection) -> RootTransaction:
+    """Begin a write transaction: takes SQLite's write lock at once; plain BEGIN on PostgreSQL."""
+    connection.execution_options(**{WRITE_OPTION: True})
+    return connection.begin()
+
+
+def begin_schema_change(connection: Connection) -> RootTransaction:
+    """A write transaction that also holds PostgreSQL's migration lock until it ends."""
+    transaction = begin_write(connection)
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    return transaction
+
+
+def migrations_config(**attributes: Any) -> Config:
+    """Alembic config pointing at the packaged migrations (works installed, not only from the repo)."""
+    folder = resources.files("civicscore.store") / "migrations"
+    config = Config(str(folder / "alembic.ini"))
+    config.set_main_option("script_location", str(folder))
+    config.attributes.update(attributes)
+    return config
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Run every migration up to head in one transaction (a no-op on an up-to-date database)."""
+    with engine.connect() as connection, begin_schema_change(connection):
+        command.upgrade(migrations_config(connection=connection), "head")

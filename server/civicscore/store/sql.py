@@ -1,0 +1,271 @@
+"""`SqlStore`: the Store over SQLite or PostgreSQL, and `open_store` to get one.
+
+Each method is one transaction committed before it returns; the SQL lives in
+`writes`, `listing`, `aggregates` and `evaluations`, this class only picks the
+transaction kind and the idempotency encoding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from civicscore.domain.canonical import canonical_json
+from civicscore.domain.model import (
+    Assignment,
+    Measurement,
+    MeasurementFact,
+    Outcome,
+    OutcomeWriteResult,
+    OverdueTask,
+    PriorQuarter,
+    RecommendationStatus,
+    Target,
+    TaskCounts,
+    Unit,
+    UnitKind,
+    UpsertCounts,
+)
+from civicscore.store import aggregates, listing, writes
+from civicscore.store import evaluations as revisions
+from civicscore.store.base import (
+    EvaluationRecord,
+    IdempotencyRecord,
+    NewEvaluation,
+    Page,
+    RecommendationRecord,
+    SaveEvaluationsResult,
+    Store,
+)
+from civicscore.store.connection import create_store_engine, upgrade_schema
+from civicscore.store.transactions import Clock, Database, stored_result
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def open_store(url: str, *, clock: Clock | None = None, pool_size: int = 10) -> SqlStore:
+    """Connect to `url` (sqlite:///path or postgresql+psycopg://...) and migrate its schema to head.
+
+    `clock` stamps evaluations and idempotency keys (tests pass a fixed one).
+    """
+    engine = create_store_engine(url, pool_size=pool_size)
+    try:
+        upgrade_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return SqlStore(engine, clock=clock or _utc_now)
+
+
+def _result_json(result: object) -> str:
+    return canonical_json(result)
+
+
+def _counts_from(text: str) -> UpsertCounts:
+    return UpsertCounts(**json.loads(text))
+
+
+def _outcome_result_from(text: str) -> OutcomeWriteResult:
+    data = json.loads(text)
+    conflicts = tuple((int(index), str(outcome_id)) for index, outcome_id in data["conflicts"])
+    return OutcomeWriteResult(accepted=data["accepted"], duplicates=data["duplicates"], conflicts=conflicts)
+
+
+def _save_result_from(text: str) -> SaveEvaluationsResult:
+    return SaveEvaluationsResult(**json.loads(text))
+
+
+class SqlStore:
+    """The Store over SQLAlchemy Core; safe to share between handler threads."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = _utc_now) -> None:
+        self.engine = engine
+        self._db = Database(engine, clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- idempotency -------------------------------------------------------
+    def idempotent_result(self, key: str, method: str, request_digest: str) -> str | None:
+        """The stored result JSON for a key already used by the same request, else None."""
+        return self._db.read(lambda c: stored_result(c, key, method, request_digest))
+
+    def _upsert(
+        self,
+        write: Callable[..., UpsertCounts],
+        batch: Sequence[object],
+        idempotency: IdempotencyRecord | None,
+    ) -> UpsertCounts:
+        return self._db.write(
+            lambda c: write(c, batch), idempotency=idempotency, encode=_result_json, decode=_counts_from
+        )
+
+    # -- units ---------------------------------------------------------------
+    def upsert_units(
+        self, units: Sequence[Unit], *, idempotency: IdempotencyRecord | None = None
+    ) -> UpsertCounts:
+        """Create or update units by code; raises MissingReferences for an unknown parent."""
+        return self._upsert(writes.upsert_units, units, idempotency)
+
+    def get_units(self, codes: Sequence[str]) -> dict[str, Unit]:
+        return self._db.read(lambda c: listing.get_units(c, codes))
+
+    def list_units(
+        self, *, kind: UnitKind | None = None, block: str | None = None, active: bool | None = None,
+        parent_code: str | None = None, after: str | None = None, limit: int = 100,
+    ) -> Page[Unit]:
+        return self._db.read(partial(
+            listing.list_units, kind=kind, block=block, active=active, parent_code=parent_code,
+            after=after, limit=limit,
+        ))
+
+    # -- assignments ---------------------------------------------------------
+    def upsert_assignments(
+        self, assignments: Sequence[Assignment], *, idempotency: IdempotencyRecord | None = None
+    ) -> UpsertCounts:
+        """Create or update assignments by id; raises MissingReferences for an unknown unit."""
+        return self._upsert(writes.upsert_assignments, assignments, idempotency)
+
+    def get_assignments(self, assignment_ids: Sequence[str]) -> dict[str, Assignment]:
+        return self._db.read(lambda c: listing.get_assignments(c, assignment_ids))
+
+    def list_assignments(
+        self, *, unit_code: str | None = None, area: str | None = None, due_from: dt.date | None = None,
+        due_to: dt.date | None = None, after: str | None = None, limit: int = 100,
+    ) -> Page[Assignment]:
+        return self._db.read(partial(
+            listing.list_assignments, unit_code=unit_code, area=area, due_from=due_from, due_to=due_to,
+            after=after, limit=limit,
+        ))
+
+    # -- outcomes ------------------------------------------------------------
+    def record_outcomes(
+        self, outcomes: Sequence[Outcome], *, idempotency: IdempotencyRecord | None = None
+    ) -> OutcomeWriteResult:
+        """Store new outcomes atomically; a batch with conflicts writes nothing and claims no key."""
+        return self._db.write(
+            lambda c: writes.record_outcomes(c, outcomes),
+            idempotency=idempotency,
+            encode=_result_json,
+            decode=_outcome_result_from,
+            keep=lambda result: not result.conflicts,
+        )
+
+    def list_outcomes(
+        self, *, assignment_id: str | None = None, unit_code: str | None = None,
+        after: str | None = None, limit: int = 100,
+    ) -> Page[Outcome]:
+        return self._db.read(partial(
+            listing.list_outcomes, assignment_id=assignment_id, unit_code=unit_code, after=after, limit=limit,
+        ))
+
+    def count_outcomes(self) -> int:
+        return self._db.read(listing.count_outcomes)
+
+    # -- measurements and targets ------------------------------------------------
+    def record_measurements(
+        self, measurements: Sequence[Measurement], *, idempotency: IdempotencyRecord | None = None
+    ) -> UpsertCounts:
+        """Keep the latest report per (unit, period, indicator); an older report counts as unchanged."""
+        return self._upsert(writes.record_measurements, measurements, idempotency)
+
+    def list_measurements(
+        self, *, unit_code: str | None = None, period: str | None = None, indicator: str | None = None,
+        after: str | None = None, limit: int = 100,
+    ) -> Page[Measurement]:
+        return self._db.read(partial(
+            listing.list_measurements, unit_code=unit_code, period=period, indicator=indicator,
+            after=after, limit=limit,
+        ))
+
+    def upsert_targets(
+        self, targets: Sequence[Target], *, idempotency: IdempotencyRecord | None = None
+    ) -> UpsertCounts:
+        """Create or update targets by (period, indicator, unit or kind)."""
+        return self._upsert(writes.upsert_targets, targets, idempotency)
+
+    def list_targets(
+        self, *, period: str | None = None, indicator: str | None = None, unit_code: str | None = None,
+        after: str | None = None, limit: int = 100,
+    ) -> Page[Target]:
+        return self._db.read(partial(
+            listing.list_targets, period=period, indicator=indicator, unit_code=unit_code,
+            after=after, limit=limit,
+        ))
+
+    # -- evaluation inputs (aggregates done in SQL) ----------------------------
+    def task_counts(self, *, start: dt.date, end: dt.date) -> dict[str, TaskCounts]:
+        """Per unit code with something due in [start, end]; units with nothing due are absent."""
+        return self._db.read(partial(aggregates.task_counts, start=start, end=end))
+
+    def open_overdue(self, *, end: dt.date) -> dict[str, list[OverdueTask]]:
+        """Per unit code: assignments due before `end`, not cancelled, not completed by `end`."""
+        return self._db.read(partial(aggregates.open_overdue, end=end))
+
+    def measurement_facts(self, *, period: str) -> dict[str, list[MeasurementFact]]:
+        """Per unit code: current measurements of `period` with their API target (unit, then kind)."""
+        return self._db.read(partial(aggregates.measurement_facts, period=period))
+
+    def prior_quarters(self, *, period: str) -> dict[str, PriorQuarter]:
+        """Per unit code: grade and flags of its latest evaluation for `period`."""
+        return self._db.read(partial(aggregates.prior_quarters, period=period))
+
+    def period_figures(self, *, start: dt.date, end: dt.date, period: str) -> tuple[int, int]:
+        """(non-cancelled assignments due in the quarter, units with an evaluation for it)."""
+        return self._db.read(partial(aggregates.period_figures, start=start, end=end, period=period))
+
+    def periods_with_data(self) -> list[str]:
+        """Quarters with assignments due or evaluations, newest first."""
+        return self._db.read(aggregates.periods_with_data)
+
+    # -- evaluations and recommendations ------------------------------------------
+    def save_evaluations(
+        self, evaluations: Sequence[NewEvaluation], *, period: str,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> SaveEvaluationsResult:
+        """New revision per changed result; the unit's proposed recommendations are superseded."""
+        db = self._db
+        return db.write(
+            lambda c: revisions.save_evaluations(c, evaluations, period=period, now=db.clock()),
+            idempotency=idempotency, encode=_result_json, decode=_save_result_from,
+        )
+
+    def get_evaluation(self, *, unit_code: str, period: str, revision: int = 0) -> EvaluationRecord | None:
+        """A given revision, or the latest when `revision` is 0."""
+        return self._db.read(partial(
+            revisions.get_evaluation, unit_code=unit_code, period=period, revision=revision,
+        ))
+
+    def list_evaluations(
+        self, *, period: str, block: str | None = None, grade: str | None = None,
+        unit_code: str | None = None, after: str | None = None, limit: int = 100,
+    ) -> Page[EvaluationRecord]:
+        """Latest revision per unit, in unit code order."""
+        return self._db.read(partial(
+            revisions.list_evaluations, period=period, block=block, grade=grade, unit_code=unit_code,
+            after=after, limit=limit,
+        ))
+
+    def list_recommendations(
+        self, *, period: str, kind: str | None = None, flag: str | None = None,
+        status: RecommendationStatus | None = None, unit_code: str | None = None,
+        after: str | None = None, limit: int = 100,
+    ) -> Page[RecommendationRecord]:
+        return self._db.read(partial(
+            revisions.list_recommendations, period=period, kind=kind, flag=flag, status=status,
+            unit_code=unit_code, after=after, limit=limit,
+        ))
+
+
+if TYPE_CHECKING:
+
+    def _satisfies_the_protocol(store: SqlStore) -> Store:
+        """mypy checks here that SqlStore implements every Store method with its signature."""
+        return store

@@ -1,0 +1,252 @@
+"""SQLModel tables: the schema the queries run against.
+
+The authoritative DDL lives in `migrations/versions/`; these classes mirror it
+and a test checks that the two agree. Queries use the Core `Table` objects
+exported at the bottom (`units`, `outcomes`, ...), never one ORM object per row.
+
+Stored as given: text (the api layer NFC-normalises), enum values as their
+string value, timestamps as naive UTC (`UtcDateTime` re-attaches the zone).
+Measurements keep only the current value per (period, unit, indicator): a
+report with an older `reported_at` than the stored one is ignored, a newer one
+replaces it (no history; outcomes are the append-only record).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+metadata = SQLModel.metadata
+# Constraint names as the migrations spell them, so autogenerate diffs stay empty.
+metadata.naming_convention = {
+    "pk": "pk_%(table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+}
+
+# An INTEGER PRIMARY KEY is SQLite's rowid alias (autoincrement); PostgreSQL gets a bigint.
+SerialKey = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware datetimes stored as naive UTC, so text (SQLite) and timestamps (PostgreSQL) sort alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # the domain promises UTC; a naive value is taken as UTC
+            return value
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC)
+
+
+class UnitRow(SQLModel, table=True):
+    """A department, ward, commune or district; `under_review_json` lists periods under review."""
+
+    __tablename__ = "units"
+    __table_args__ = (
+        Index("ix_units_block", "block"),
+        Index("ix_units_parent_code", "parent_code"),
+    )
+
+    code: str = Field(sa_type=String, primary_key=True)
+    name_vi: str = Field(sa_type=Text)
+    name_en: str = Field(sa_type=Text)
+    kind: str = Field(sa_type=String)
+    block: str = Field(sa_type=String)
+    # Deferred so a batch may name a parent that appears later in the same batch.
+    parent_code: str | None = Field(
+        default=None,
+        sa_column=Column(
+            "parent_code",
+            String,
+            ForeignKey("units.code", deferrable=True, initially="DEFERRED"),
+            nullable=True,
+        ),
+    )
+    active: bool = Field(sa_type=Boolean)
+    under_review_json: str = Field(sa_type=Text)
+
+
+class AssignmentRow(SQLModel, table=True):
+    """A task assigned to a unit."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        Index("ix_assignments_unit_due", "unit_code", "due_on"),
+        Index("ix_assignments_due_on", "due_on"),
+    )
+
+    assignment_id: str = Field(sa_type=String, primary_key=True)
+    unit_code: str = Field(sa_type=String, foreign_key="units.code")
+    title: str = Field(sa_type=Text)
+    area: str = Field(sa_type=String)
+    assigned_on: dt.date = Field(sa_type=Date)
+    due_on: dt.date = Field(sa_type=Date)
+    source_document: str = Field(sa_type=Text)
+    priority: str = Field(sa_type=String)
+
+
+class OutcomeRow(SQLModel, table=True):
+    """An immutable report; `seq` is the arrival order that breaks `reported_at` ties."""
+
+    __tablename__ = "outcomes"
+    __table_args__ = (
+        UniqueConstraint("outcome_id", name="uq_outcomes_outcome_id"),
+        Index("ix_outcomes_assignment_current", "assignment_id", "reported_at", "seq"),
+    )
+
+    seq: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
+    outcome_id: str = Field(sa_type=String)
+    assignment_id: str = Field(sa_type=String, foreign_key="assignments.assignment_id")
+    status: str = Field(sa_type=String)
+    completed_on: dt.date | None = Field(default=None, sa_type=Date, nullable=True)
+    quality: str | None = Field(default=None, sa_type=String, nullable=True)
+    reminders: int = Field(sa_type=Integer)
+    reported_at: dt.datetime = Field(sa_type=UtcDateTime)
+    reporting_system: str = Field(sa_type=String)
+    note: str = Field(sa_type=Text)
+
+
+class MeasurementRow(SQLModel, table=True):
+    """The current value of an indicator for a unit and period (latest `reported_at` wins)."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (Index("ix_measurements_unit_code", "unit_code"),)
+
+    period: str = Field(sa_type=String, primary_key=True)
+    unit_code: str = Field(sa_type=String, primary_key=True, foreign_key="units.code")
+    indicator: str = Field(sa_type=String, primary_key=True)
+    numerator: float = Field(sa_type=Float)
+    denominator: float = Field(sa_type=Float)
+    reported_at: dt.datetime = Field(sa_type=UtcDateTime)
+    reporting_system: str = Field(sa_type=String)
+
+
+class TargetRow(SQLModel, table=True):
+    """A target for one unit (`scope_type` 'unit') or one unit kind ('kind')."""
+
+    __tablename__ = "targets"
+
+    period: str = Field(sa_type=String, primary_key=True)
+    indicator: str = Field(sa_type=String, primary_key=True)
+    scope_type: str = Field(sa_type=String, primary_key=True)
+    scope_code: str = Field(sa_type=String, primary_key=True)
+    value: float = Field(sa_type=Float)
+
+
+class EvaluationRow(SQLModel, table=True):
+    """One revision of a unit's evaluation for a period; listing columns are denormalised."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        Index("ix_evaluations_unit_code", "unit_code"),
+    )
+
+    period: str = Field(sa_type=String, primary_key=True)
+    unit_code: str = Field(sa_type=String, primary_key=True, foreign_key="units.code")
+    revision: int = Field(sa_type=Integer, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    result_json: str = Field(sa_type=Text)
+    result_digest: str = Field(sa_type=String)
+    ruleset_version: str = Field(sa_type=String)
+    ruleset_digest: str = Field(sa_type=String)
+    inputs_digest: str = Field(sa_type=String)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+    block: str = Field(sa_type=String)
+    unit_name_vi: str = Field(sa_type=Text)
+    assessable: bool = Field(sa_type=Boolean)
+    score: float | None = Field(default=None, sa_type=Float, nullable=True)
+    grade: str = Field(sa_type=String)
+    timeliness: float = Field(sa_type=Float)
+    flags_json: str = Field(sa_type=Text)
+
+
+class RecommendationRow(SQLModel, table=True):
+    """A flag raised by an evaluation revision; `superseded_by` points at its successor, if any."""
+
+    __tablename__ = "recommendations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["period", "unit_code", "evaluation_revision"],
+            ["evaluations.period", "evaluations.unit_code", "evaluations.revision"],
+            name="fk_recommendations_evaluation",
+        ),
+        Index("ix_recommendations_period_unit", "period", "unit_code", "id"),
+        Index("ix_recommendations_period_status", "period", "status"),
+    )
+
+    id: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
+    period: str = Field(sa_type=String)
+    unit_code: str = Field(sa_type=String)
+    flag: str = Field(sa_type=String)
+    kind: str = Field(sa_type=String)
+    level: int = Field(sa_type=Integer)
+    label_vi: str = Field(sa_type=Text)
+    label_en: str = Field(sa_type=Text)
+    reasons_json: str = Field(sa_type=Text)
+    evaluation_revision: int = Field(sa_type=Integer)
+    status: str = Field(sa_type=String)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+    superseded_by: int | None = Field(
+        default=None,
+        sa_type=SerialKey,
+        foreign_key="recommendations.id",
+        nullable=True,
+    )
+
+
+class IdempotencyKeyRow(SQLModel, table=True):
+    """A claimed idempotency key and the canonical JSON of the write's result."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: str = Field(sa_type=String, primary_key=True)
+    method: str = Field(sa_type=String)
+    request_digest: str = Field(sa_type=String)
+    result_json: str = Field(sa_type=Text)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+units = _table(UnitRow)
+assignments = _table(AssignmentRow)
+outcomes = _table(OutcomeRow)
+measurements = _table(MeasurementRow)
+targets = _table(TargetRow)
+evaluations = _table(EvaluationRow)
+recommendations = _table(RecommendationRow)
+idempotency_keys = _table(IdempotencyKeyRow)

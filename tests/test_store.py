@@ -1,0 +1,572 @@
+"""The Store contract, run against a real SQLite file and (when configured) a real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from civicscore.domain.model import (
+    Area,
+    Assignment,
+    Measurement,
+    MeasurementFact,
+    Outcome,
+    OutcomeStatus,
+    OverdueTask,
+    PriorQuarter,
+    Quality,
+    RecommendationStatus,
+    Target,
+    TaskCounts,
+    Unit,
+    UnitKind,
+    UpsertCounts,
+)
+from civicscore.store.base import (
+    IdempotencyConflict,
+    IdempotencyRecord,
+    InvalidCursor,
+    MissingReferences,
+    NewEvaluation,
+    RecommendationRecord,
+)
+from civicscore.store.cursors import encode_cursor
+from civicscore.store.sql import SqlStore, open_store
+from civicscore.store.tables import metadata, recommendations, units
+from sqlalchemy import select, text, update
+
+from tests.postgres_support import database_url_fixture
+
+database_url = database_url_fixture()
+
+NOW = dt.datetime(2026, 7, 2, 3, 0, tzinfo=dt.UTC)
+Q1, Q2 = (dt.date(2026, 1, 1), dt.date(2026, 3, 31)), (dt.date(2026, 4, 1), dt.date(2026, 6, 30))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[SqlStore]:
+    opened = open_store(database_url, clock=lambda: NOW)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def unit(code: str, kind: UnitKind = UnitKind.DEPARTMENT, **changes: Any) -> Unit:
+    fields: dict[str, Any] = {
+        "code": code, "name_vi": f"Đơn vị {code}", "name_en": f"Unit {code}", "kind": kind,
+        "block": "departments" if kind == UnitKind.DEPARTMENT else "communes",
+    }
+    return Unit(**{**fields, **changes})
+
+
+def task(assignment_id: str, unit_code: str, due_on: dt.date, **changes: Any) -> Assignment:
+    fields: dict[str, Any] = {
+        "assignment_id": assignment_id, "unit_code": unit_code, "title": f"Nhiệm vụ {assignment_id}",
+        "area": Area.PAR, "assigned_on": dt.date(2026, 1, 5), "due_on": due_on,
+        "source_document": "818/QĐ-UBND",
+    }
+    return Assignment(**{**fields, **changes})
+
+
+def at(month: int, day: int, hour: int = 9) -> dt.datetime:
+    return dt.datetime(2026, month, day, hour, tzinfo=dt.UTC)
+
+
+def report(outcome_id: str, assignment_id: str, status: OutcomeStatus, reported_at: dt.datetime,
+           **changes: Any) -> Outcome:
+    return Outcome(outcome_id=outcome_id, assignment_id=assignment_id, status=status,
+                   reported_at=reported_at, reporting_system="task-tracker", **changes)
+
+
+def done(outcome_id: str, assignment_id: str, completed_on: dt.date, reported_at: dt.datetime,
+         quality: Quality = Quality.ACCEPTED, **changes: Any) -> Outcome:
+    return report(outcome_id, assignment_id, OutcomeStatus.COMPLETED, reported_at,
+                  completed_on=completed_on, quality=quality, **changes)
+
+
+def measurement(unit_code: str, indicator: str, numerator: float, reported_at: dt.datetime,
+                period: str = "2026-Q2") -> Measurement:
+    return Measurement(unit_code=unit_code, period=period, indicator=indicator, numerator=numerator,
+                       denominator=100.0, reported_at=reported_at, reporting_system="one-stop-shop")
+
+
+def new_evaluation(unit_code: str, period: str, digest: str, *, grade: str = "good",
+                   flags: tuple[str, ...] = (), assessable: bool = True) -> NewEvaluation:
+    recs = tuple(
+        RecommendationRecord(
+            unit_code=unit_code, period=period, flag=flag, kind="criticism", level=2,
+            label_vi="Phê bình", label_en="Criticism", reasons_json='[{"rule_id":"r1"}]',
+            evaluation_revision=0, status=RecommendationStatus.PROPOSED, created_at=NOW,
+        )
+        for flag in flags
+    )
+    return NewEvaluation(
+        unit_code=unit_code, period=period, result_json=f'{{"digest":"{digest}","ghi_chú":"Đạt"}}',
+        result_digest=digest, ruleset_version="2026.1", ruleset_digest="rs", inputs_digest="in",
+        assessable=assessable, score=81.5 if assessable else None, grade=grade, timeliness=0.9,
+        flags=flags, recommendations=recs,
+    )
+
+
+# ---- schema ----------------------------------------------------------------------
+
+
+def test_migrations_match_the_table_classes_and_reopen_cleanly(store: SqlStore, database_url: str) -> None:
+    with store.engine.connect() as connection:
+        diffs = compare_metadata(MigrationContext.configure(connection), metadata)
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+    assert diffs == []
+    open_store(database_url).close()  # at head already: a no-op
+
+
+def test_sqlite_is_durable_and_concurrent(tmp_path: Path) -> None:
+    opened = open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with opened.engine.connect() as connection:
+            pragmas = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                       for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
+    finally:
+        opened.close()
+    assert pragmas == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 30000}
+    with pytest.raises(ValueError, match="in-memory"):
+        open_store("sqlite://")
+
+
+# ---- upserts -----------------------------------------------------------------------
+
+
+def test_units_upsert_counts_and_parents(store: SqlStore) -> None:
+    ward = unit("P-HOANKIEM", UnitKind.WARD, parent_code="UBND", under_review_periods=("2026-Q2",))
+    assert store.upsert_units([ward, unit("UBND")]) == UpsertCounts(created=2)
+    renamed = unit("UBND", name_en="City People's Committee")
+    assert store.upsert_units([renamed, ward, unit("SNV")]) == UpsertCounts(created=1, updated=1, unchanged=1)
+    assert store.upsert_units([unit("SNV", active=False), unit("SNV")]) == UpsertCounts(updated=2)
+    assert store.get_units(["UBND", "P-HOANKIEM", "NOPE"]) == {"UBND": renamed, "P-HOANKIEM": ward}
+    with pytest.raises(MissingReferences) as missing:
+        store.upsert_units([unit("SXD"), unit("P-X", UnitKind.WARD, parent_code="GONE")])
+    assert (missing.value.field, missing.value.missing) == ("parent_code", ((1, "GONE"),))
+    assert "SXD" not in store.get_units(["SXD"])
+
+
+def test_assignments_upsert_counts_and_unknown_units(store: SqlStore) -> None:
+    store.upsert_units([unit("SNV")])
+    first = task("T1", "SNV", dt.date(2026, 5, 1))
+    second = task("T2", "SNV", dt.date(2026, 5, 2))
+    assert store.upsert_assignments([first, second]) == UpsertCounts(created=2)
+    moved = task("T1", "SNV", dt.date(2026, 6, 1), area=Area.DX)
+    assert store.upsert_assignments([moved, second]) == UpsertCounts(updated=1, unchanged=1)
+    assert store.get_assignments(["T1"]) == {"T1": moved}
+    with pytest.raises(MissingReferences) as missing:
+        store.upsert_assignments([task("T3", "SNV", second.due_on), task("T4", "SXD", second.due_on)])
+    assert missing.value.missing == ((1, "SXD"),)
+    assert store.get_assignments(["T3"]) == {}
+
+
+def test_measurements_keep_the_latest_report(store: SqlStore) -> None:
+    store.upsert_units([unit("SNV")])
+    first = measurement("SNV", "dx.fully_online", 30, at(5, 1))
+    assert store.record_measurements([first]) == UpsertCounts(created=1)
+    assert store.record_measurements([first]) == UpsertCounts(unchanged=1)
+    older = measurement("SNV", "dx.fully_online", 10, at(4, 1))
+    newer = measurement("SNV", "dx.fully_online", 45, at(6, 1))
+    assert store.record_measurements([older, newer]) == UpsertCounts(updated=1, unchanged=1)
+    assert store.list_measurements(unit_code="SNV").items == [newer]
+    with pytest.raises(MissingReferences):
+        store.record_measurements([measurement("SXD", "dx.fully_online", 1, at(5, 1))])
+
+
+def test_targets_upsert_by_unit_or_kind(store: SqlStore) -> None:
+    store.upsert_units([unit("SNV")])
+    by_unit = Target("dx.online_applications", "2026-Q2", 0.85, unit_code="SNV")
+    by_kind = Target("dx.online_applications", "2026-Q2", 0.6, unit_kind=UnitKind.WARD)
+    assert store.upsert_targets([by_unit, by_kind]) == UpsertCounts(created=2)
+    raised = Target("dx.online_applications", "2026-Q2", 0.7, unit_kind=UnitKind.WARD)
+    assert store.upsert_targets([by_unit, raised]) == UpsertCounts(updated=1, unchanged=1)
+    assert store.list_targets(period="2026-Q2").items == [raised, by_unit]  # kind sorts before unit
+    assert store.list_targets(unit_code="SNV").items == [by_unit]
+    with pytest.raises(ValueError, match="exactly one"):
+        store.upsert_targets([Target("dx.x", "2026-Q2", 1.0)])
+    with pytest.raises(MissingReferences):
+        store.upsert_targets([Target("dx.x", "2026-Q2", 1.0, unit_code="SXD")])
+
+
+# ---- outcomes ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tasks(store: SqlStore) -> SqlStore:
+    store.upsert_units([unit("SNV")])
+    store.upsert_assignments([task(f"T{i}", "SNV", dt.date(2026, 5, i)) for i in range(1, 6)])
+    return store
+
+
+def test_outcomes_duplicates_are_counted_not_stored(tasks: SqlStore) -> None:
+    first = done("o1", "T1", dt.date(2026, 5, 1), at(5, 1))
+    second = report("o2", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2))
+    assert tasks.record_outcomes([first, second]).accepted == 2
+    hanoi = dt.timezone(dt.timedelta(hours=7))
+    same_instant = done("o1", "T1", dt.date(2026, 5, 1), at(5, 1).astimezone(hanoi))
+    result = tasks.record_outcomes([same_instant, report("o3", "T3", OutcomeStatus.CANCELLED, at(5, 3)),
+                                    report("o3", "T3", OutcomeStatus.CANCELLED, at(5, 3))])
+    assert (result.accepted, result.duplicates, result.conflicts) == (1, 2, ())
+    assert tasks.count_outcomes() == 3
+    assert [o.outcome_id for o in tasks.list_outcomes(assignment_id="T1").items] == ["o1"]
+
+
+def test_outcome_batch_with_a_conflict_stores_nothing(tasks: SqlStore) -> None:
+    tasks.record_outcomes([done("o1", "T1", dt.date(2026, 5, 1), at(5, 1))])
+    changed = done("o1", "T1", dt.date(2026, 5, 2), at(5, 1))
+    result = tasks.record_outcomes([report("o9", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2)), changed])
+    assert (result.accepted, result.conflicts) == (0, ((1, "o1"),))
+    in_batch = tasks.record_outcomes([
+        report("o5", "T5", OutcomeStatus.IN_PROGRESS, at(5, 5)),
+        report("o6", "T4", OutcomeStatus.IN_PROGRESS, at(5, 5)),
+        report("o5", "T5", OutcomeStatus.IN_PROGRESS, at(5, 5), reminders=1),
+    ])
+    assert (in_batch.accepted, in_batch.conflicts) == (0, ((2, "o5"),))
+    assert tasks.count_outcomes() == 1
+    with pytest.raises(MissingReferences) as missing:
+        tasks.record_outcomes([report("o7", "T1", OutcomeStatus.IN_PROGRESS, at(5, 5)),
+                               report("o8", "T404", OutcomeStatus.IN_PROGRESS, at(5, 5))])
+    assert missing.value.missing == ((1, "T404"),)
+    assert tasks.count_outcomes() == 1
+
+
+def test_ten_thousand_outcomes_in_one_call(tasks: SqlStore) -> None:
+    batch = [report(f"bulk-{i:05d}", f"T{i % 5 + 1}", OutcomeStatus.IN_PROGRESS, at(5, 1 + i % 28),
+                    reminders=i % 4) for i in range(10_000)]
+    assert tasks.record_outcomes(batch).accepted == 10_000
+    assert tasks.record_outcomes(batch).duplicates == 10_000
+    assert tasks.count_outcomes() == 10_000
+
+
+# ---- idempotency -----------------------------------------------------------------------
+
+
+def test_idempotent_replay_and_conflict(tasks: SqlStore) -> None:
+    claim = IdempotencyRecord("key-1", "SubmitOutcomes", "digest-a")
+    batch = [report("o1", "T1", OutcomeStatus.IN_PROGRESS, at(5, 1))]
+    assert tasks.idempotent_result("key-1", "SubmitOutcomes", "digest-a") is None
+    assert tasks.record_outcomes(batch, idempotency=claim).accepted == 1
+    assert tasks.idempotent_result("key-1", "SubmitOutcomes", "digest-a") == (
+        '{"accepted":1,"conflicts":[],"duplicates":0}')
+    # A retry that raced past idempotent_result gets the stored result, not a second write.
+    assert tasks.record_outcomes(batch, idempotency=claim).accepted == 1
+    with pytest.raises(IdempotencyConflict):
+        tasks.idempotent_result("key-1", "SubmitOutcomes", "digest-b")
+    with pytest.raises(IdempotencyConflict):
+        tasks.upsert_units([unit("SXD")], idempotency=IdempotencyRecord("key-1", "UpsertUnits", "digest-a"))
+    assert tasks.get_units(["SXD"]) == {}
+    # A refused batch claims no key: fixing the batch and retrying with the same key works.
+    refused = tasks.record_outcomes([report("o1", "T1", OutcomeStatus.CANCELLED, at(5, 1))],
+                                    idempotency=IdempotencyRecord("key-2", "SubmitOutcomes", "d"))
+    assert refused.conflicts and tasks.idempotent_result("key-2", "SubmitOutcomes", "d") is None
+    claim_3 = IdempotencyRecord("key-3", "UpsertUnits", "u")
+    counts = tasks.upsert_units([unit("SXD")], idempotency=claim_3)
+    assert tasks.upsert_units([unit("SXD", name_en="changed")], idempotency=claim_3) == counts
+    assert tasks.get_units(["SXD"])["SXD"] == unit("SXD")
+
+
+# ---- evaluation inputs -------------------------------------------------------------------
+
+
+@pytest.fixture
+def scenario(store: SqlStore) -> SqlStore:
+    """DEFAULT-RULES.md "Inputs", one case per clause, for quarter 2026-Q2 (April 1 - June 30)."""
+    store.upsert_units([unit("SNV"), unit("P-BADINH", UnitKind.WARD), unit("SXD")])
+    store.upsert_assignments([
+        task("a1", "SNV", dt.date(2026, 4, 10)),   # completed before due: on time
+        task("a2", "SNV", dt.date(2026, 4, 20)),   # completed after due: late, returned for rework
+        task("a3", "SNV", dt.date(2026, 5, 15)),   # cancelled: counts nowhere
+        task("a4", "SNV", dt.date(2026, 6, 30)),   # no report: due, not completed, not yet overdue
+        task("a5", "SNV", dt.date(2026, 6, 1)),    # completed after the quarter end: not completed
+        task("a6", "SNV", dt.date(2026, 5, 10)),   # two reports at the same instant: the later arrival wins
+        task("a7", "SNV", dt.date(2026, 5, 20)),   # an older report arriving late does not win
+        task("a8", "SNV", dt.date(2026, 2, 15)),   # overdue from Q1, five reminders
+        task("a9", "SNV", dt.date(2026, 3, 1)),    # Q1, completed: not overdue
+        task("a10", "SNV", dt.date(2026, 7, 15)),  # Q3: nowhere yet
+        task("a11", "SNV", dt.date(2026, 4, 15)),  # cancelled, then reopened: counts
+        task("b1", "P-BADINH", dt.date(2026, 5, 5)),   # the ward's only task, cancelled
+        task("b2", "P-BADINH", dt.date(2026, 1, 10)),  # cancelled: not overdue
+    ])
+    store.record_outcomes([
+        done("o1", "a1", dt.date(2026, 4, 5), at(4, 5)),
+        report("o2a", "a2", OutcomeStatus.IN_PROGRESS, at(4, 10), reminders=1),
+        done("o2b", "a2", dt.date(2026, 5, 1), at(5, 1), Quality.RETURNED_FOR_REWORK, reminders=2),
+        report("o3", "a3", OutcomeStatus.CANCELLED, at(5, 1)),
+        done("o5", "a5", dt.date(2026, 7, 5), at(7, 6), reminders=2),
+        done("o6a", "a6", dt.date(2026, 5, 9), at(5, 9)),
+        report("o6b", "a6", OutcomeStatus.IN_PROGRESS, at(5, 9), reminders=4),
+        done("o7a", "a7", dt.date(2026, 5, 18), at(5, 18)),
+        report("o7b", "a7", OutcomeStatus.IN_PROGRESS, at(5, 1), reminders=9),
+        report("o8", "a8", OutcomeStatus.IN_PROGRESS, at(3, 1), reminders=5),
+        done("o9", "a9", dt.date(2026, 3, 1), at(3, 2)),
+        report("o11a", "a11", OutcomeStatus.CANCELLED, at(4, 1)),
+        report("o11b", "a11", OutcomeStatus.IN_PROGRESS, at(4, 2)),
+        report("ob1", "b1", OutcomeStatus.CANCELLED, at(5, 1)),
+        report("ob2", "b2", OutcomeStatus.CANCELLED, at(1, 5)),
+    ])
+    return store
+
+
+def test_task_counts_follow_the_inputs_definition(scenario: SqlStore) -> None:
+    counts = scenario.task_counts(start=Q2[0], end=Q2[1])
+    # due a1 a2 a4 a5 a6 a7 a11; completed a1 a2 a7; on time a1 a7; late a2; reworked a2
+    assert counts == {"SNV": TaskCounts(due=7, completed=3, on_time=2, late=1, reworked=1)}
+    assert scenario.task_counts(start=Q1[0], end=Q1[1]) == {
+        "SNV": TaskCounts(due=2, completed=1, on_time=1, late=0, reworked=0)}
+
+
+def test_open_overdue_spans_quarters_with_reminders_from_the_latest_report(scenario: SqlStore) -> None:
+    end = Q2[1]
+    assert scenario.open_overdue(end=end) == {"SNV": [
+        OverdueTask("a8", dt.date(2026, 2, 15), (end - dt.date(2026, 2, 15)).days, 5),
+        OverdueTask("a11", dt.date(2026, 4, 15), 76, 0),
+        OverdueTask("a6", dt.date(2026, 5, 10), 51, 4),
+        OverdueTask("a5", dt.date(2026, 6, 1), 29, 2),
+    ]}
+    assert scenario.open_overdue(end=Q1[1]) == {"SNV": [OverdueTask("a8", dt.date(2026, 2, 15), 44, 5)]}
+
+
+def test_measurement_facts_resolve_unit_then_kind_targets(scenario: SqlStore) -> None:
+    scenario.record_measurements([
+        measurement("SNV", "dx.online_applications", 82, at(6, 1)),
+        measurement("SNV", "dx.fully_online", 30, at(6, 1)),
+        measurement("SNV", "dx.satisfaction", 95, at(6, 1)),
+        measurement("P-BADINH", "dx.online_applications", 55, at(6, 1)),
+        measurement("SNV", "dx.online_applications", 70, at(3, 1), period="2026-Q1"),
+    ])
+    scenario.upsert_targets([
+        Target("dx.online_applications", "2026-Q2", 0.85, unit_code="SNV"),
+        Target("dx.online_applications", "2026-Q2", 0.8, unit_kind=UnitKind.DEPARTMENT),
+        Target("dx.online_applications", "2026-Q2", 0.6, unit_kind=UnitKind.WARD),
+        Target("dx.fully_online", "2026-Q2", 0.25, unit_kind=UnitKind.DEPARTMENT),
+        Target("dx.satisfaction", "2026-Q1", 0.9, unit_code="SNV"),
+    ])
+    assert scenario.measurement_facts(period="2026-Q2") == {
+        "P-BADINH": [MeasurementFact("dx.online_applications", 55.0, 100.0, 0.6)],
+        "SNV": [
+            MeasurementFact("dx.fully_online", 30.0, 100.0, 0.25),
+            MeasurementFact("dx.online_applications", 82.0, 100.0, 0.85),
+            MeasurementFact("dx.satisfaction", 95.0, 100.0, None),
+        ],
+    }
+
+
+def test_prior_quarters_figures_and_periods(scenario: SqlStore) -> None:
+    scenario.save_evaluations([new_evaluation("SNV", "2026-Q1", "d1", grade="good")], period="2026-Q1")
+    scenario.save_evaluations([new_evaluation("SNV", "2026-Q1", "d2", grade="excellent", flags=("praise",)),
+                               new_evaluation("SXD", "2026-Q1", "d3", assessable=False,
+                                              grade="not_assessable")],
+                              period="2026-Q1")
+    assert scenario.prior_quarters(period="2026-Q1") == {
+        "SNV": PriorQuarter("2026-Q1", "excellent", ("praise",)),
+        "SXD": PriorQuarter("2026-Q1", "not_assessable", ()),
+    }
+    assert scenario.prior_quarters(period="2025-Q4") == {}
+    assert scenario.period_figures(start=Q2[0], end=Q2[1], period="2026-Q2") == (7, 0)
+    assert scenario.period_figures(start=Q1[0], end=Q1[1], period="2026-Q1") == (2, 2)
+    assert scenario.periods_with_data() == ["2026-Q3", "2026-Q2", "2026-Q1"]
+
+
+# ---- evaluations and recommendations ----------------------------------------------------------
+
+
+def test_evaluation_revisions_and_superseded_recommendations(store: SqlStore) -> None:
+    store.upsert_units([unit("SNV"), unit("SXD"), unit("P-BADINH", UnitKind.WARD)])
+    first = store.save_evaluations([new_evaluation("SNV", "2026-Q2", "a", flags=("reminder", "criticism")),
+                                    new_evaluation("SXD", "2026-Q2", "b", flags=("reminder",)),
+                                    new_evaluation("P-BADINH", "2026-Q2", "c", assessable=False)],
+                                   period="2026-Q2")
+    assert (first.new_revisions, first.unchanged, first.not_assessable) == (3, 0, 1)
+    assert first.recommendations_in_force == 3
+    again = store.save_evaluations([new_evaluation("SNV", "2026-Q2", "a", flags=("reminder", "criticism"))],
+                                   period="2026-Q2")
+    assert (again.units_evaluated, again.new_revisions, again.unchanged) == (1, 0, 1)
+    with store.engine.begin() as connection:  # the committee approved SNV's criticism meanwhile
+        connection.execute(update(recommendations).where(recommendations.c.flag == "criticism")
+                           .values(status="approved"))
+    revised = store.save_evaluations([new_evaluation("SNV", "2026-Q2", "a2", grade="completed",
+                                                     flags=("reminder", "explanation_required"))],
+                                     period="2026-Q2")
+    assert (revised.new_revisions, revised.recommendations_in_force) == (1, 4)
+
+    latest = store.get_evaluation(unit_code="SNV", period="2026-Q2")
+    assert latest is not None and (latest.revision, latest.grade, latest.created_at) == (2, "completed", NOW)
+    assert latest.flags == ("reminder", "explanation_required") and latest.unit_name_vi == "Đơn vị SNV"
+    original = store.get_evaluation(unit_code="SNV", period="2026-Q2", revision=1)
+    assert original is not None and original.result_digest == "a"
+    assert store.get_evaluation(unit_code="SNV", period="2026-Q3") is None
+    listed = store.list_evaluations(period="2026-Q2", block="departments").items
+    assert [(e.unit_code, e.revision) for e in listed] == [("SNV", 2), ("SXD", 1)]
+    assert [e.unit_code for e in store.list_evaluations(period="2026-Q2", grade="completed").items] == ["SNV"]
+
+    snv = store.list_recommendations(period="2026-Q2", unit_code="SNV").items
+    assert [(r.flag, r.status, r.evaluation_revision) for r in snv] == [
+        ("reminder", RecommendationStatus.SUPERSEDED, 1),
+        ("criticism", RecommendationStatus.APPROVED, 1),
+        ("reminder", RecommendationStatus.PROPOSED, 2),
+        ("explanation_required", RecommendationStatus.PROPOSED, 2),
+    ]
+    with store.engine.connect() as connection:
+        links = connection.execute(
+            select(recommendations.c.id, recommendations.c.flag, recommendations.c.superseded_by)
+            .where(recommendations.c.unit_code == "SNV").order_by(recommendations.c.id)).all()
+    assert links[0].superseded_by == links[2].id and links[1].superseded_by is None
+    assert [r.status for r in store.list_recommendations(period="2026-Q2", unit_code="SXD").items] == [
+        RecommendationStatus.PROPOSED]
+    proposed = store.list_recommendations(period="2026-Q2", status=RecommendationStatus.PROPOSED).items
+    assert [(r.unit_code, r.flag) for r in proposed] == [
+        ("SNV", "reminder"), ("SNV", "explanation_required"), ("SXD", "reminder")]
+    with pytest.raises(MissingReferences):
+        store.save_evaluations([new_evaluation("SGD", "2026-Q2", "x")], period="2026-Q2")
+
+
+def test_save_evaluations_replays_under_an_idempotency_key(store: SqlStore) -> None:
+    store.upsert_units([unit("SNV")])
+    claim = IdempotencyRecord("eval-1", "EvaluatePeriod", "q2")
+    first = store.save_evaluations([new_evaluation("SNV", "2026-Q2", "a")], period="2026-Q2",
+                                   idempotency=claim)
+    replay = store.save_evaluations([new_evaluation("SNV", "2026-Q2", "b")], period="2026-Q2",
+                                    idempotency=claim)
+    assert replay == first
+    latest = store.get_evaluation(unit_code="SNV", period="2026-Q2")
+    assert latest is not None and latest.revision == 1
+
+
+# ---- pagination and text ----------------------------------------------------------------------
+
+
+def test_pagination_round_trips(store: SqlStore) -> None:
+    codes = [f"P-{i:02d}" for i in range(23)]
+    store.upsert_units([unit("UBND")] + [unit(c, UnitKind.WARD, parent_code="UBND") for c in codes])
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        page = store.list_units(kind=UnitKind.WARD, after=cursor, limit=5)
+        seen.extend(u.code for u in page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == codes and len(page.items) == 3
+    assert store.list_units(limit=24).next_cursor is None
+    assert store.list_units(limit=23).next_cursor is not None
+
+    store.upsert_assignments([task(f"T{i:02d}", c, dt.date(2026, 5, 1)) for i, c in enumerate(codes)])
+    store.record_outcomes([report(f"o{i}", f"T{i % 23:02d}", OutcomeStatus.IN_PROGRESS, at(5, 1))
+                           for i in range(30, 0, -1)])
+    arrival: list[str] = []
+    cursor = None
+    while True:
+        outcome_page = store.list_outcomes(after=cursor, limit=7)
+        arrival.extend(o.outcome_id for o in outcome_page.items)
+        if (cursor := outcome_page.next_cursor) is None:
+            break
+    assert arrival == [f"o{i}" for i in range(30, 0, -1)]
+    assert [o.outcome_id for o in store.list_outcomes(unit_code="P-00").items] == ["o23"]
+
+    pairs = [(c, indicator) for c in codes[:4] for indicator in ("dx.a", "dx.b")]
+    store.record_measurements([measurement(c, indicator, 1, at(6, 1)) for c, indicator in pairs])
+    first = store.list_measurements(period="2026-Q2", limit=3)
+    rest = store.list_measurements(period="2026-Q2", after=first.next_cursor, limit=100)
+    assert [(m.unit_code, m.indicator) for m in first.items + rest.items] == pairs
+    with pytest.raises(InvalidCursor):
+        store.list_units(after=first.next_cursor)  # a measurements cursor
+    with pytest.raises(InvalidCursor):
+        store.list_units(after="not-a-cursor!")
+    with pytest.raises(InvalidCursor):
+        store.list_outcomes(after=encode_cursor("outcomes", ("seq-as-text",)))
+
+
+def test_vietnamese_text_round_trips_byte_exact(store: SqlStore) -> None:
+    composed = "Sở Nội vụ — Phường Hoàn Kiếm, Đống Đa: “đúng hạn” ✓"
+    decomposed = unicodedata.normalize("NFD", composed)  # stored as given; the api layer normalises
+    store.upsert_units([unit("SNV", name_vi=composed), unit("SNV-NFD", name_vi=decomposed)])
+    got = store.get_units(["SNV", "SNV-NFD"])
+    assert got["SNV"].name_vi.encode() == composed.encode()
+    assert got["SNV-NFD"].name_vi.encode() == decomposed.encode() != composed.encode()
+    with store.engine.connect() as connection:
+        raw = connection.scalar(select(units.c.name_vi).where(units.c.code == "SNV-NFD"))
+    assert raw == decomposed
+    store.upsert_assignments([task("T1", "SNV", dt.date(2026, 5, 1), title=composed)])
+    store.record_outcomes([report("o1", "T1", OutcomeStatus.IN_PROGRESS, at(5, 1), note=decomposed)])
+    assert store.list_outcomes().items[0].note == decomposed
+    assert store.get_assignments(["T1"])["T1"].title == composed
+    store.save_evaluations([new_evaluation("SNV", "2026-Q2", "a", flags=("phê_bình",))], period="2026-Q2")
+    record = store.get_evaluation(unit_code="SNV", period="2026-Q2")
+    assert record is not None and record.result_json == '{"digest":"a","ghi_chú":"Đạt"}'
+    assert record.flags == ("phê_bình",) and record.unit_name_vi == composed
+    assert store.list_recommendations(period="2026-Q2").items[0].label_vi == "Phê bình"
+
+
+# ---- concurrency and durability ----------------------------------------------------------------
+
+
+def test_concurrent_writers_wait_instead_of_failing(store: SqlStore) -> None:
+    store.upsert_units([unit("SNV")])
+    store.upsert_assignments([task(f"T{i}", "SNV", dt.date(2026, 5, 1)) for i in range(8)])
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def writer(n: int) -> None:
+        try:
+            start.wait()
+            for round_ in range(15):
+                shared = [report(f"shared-{round_}", "T0", OutcomeStatus.IN_PROGRESS, at(5, 1))]
+                own = [report(f"w{n}-{round_}-{i}", f"T{n}", OutcomeStatus.IN_PROGRESS, at(5, 2))
+                       for i in range(50)]
+                store.record_outcomes(shared + own)
+                store.upsert_units([unit(f"U{n}", name_en=f"round {round_}")])
+                store.record_measurements([measurement("SNV", "dx.shared", round_, at(6, 1 + n))])
+                store.task_counts(start=Q2[0], end=Q2[1])
+        except BaseException as error:  # collected and re-raised in the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.count_outcomes() == 15 + 8 * 15 * 50
+    assert store.list_measurements(indicator="dx.shared").items[0].reported_at == at(6, 8)
+
+
+def test_an_acknowledged_batch_survives_sigkill(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    script = textwrap.dedent(f"""
+        import datetime as dt, os, signal, sys
+        from civicscore.domain.model import *
+        from civicscore.store.sql import open_store
+        store = open_store({url!r})
+        store.upsert_units([Unit("SNV", "Sở Nội vụ", "Home Affairs", UnitKind.DEPARTMENT, "departments")])
+        day = dt.date(2026, 5, 1)
+        store.upsert_assignments([Assignment("T1", "SNV", "t", Area.PAR, day, day)])
+        at = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+        result = store.record_outcomes(
+            [Outcome(f"o{{i}}", "T1", OutcomeStatus.IN_PROGRESS, at, "s") for i in range(2000)])
+        print(result.accepted, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert killed.returncode == -signal.SIGKILL and killed.stdout.strip() == "2000", killed.stderr
+    reopened = open_store(url)
+    try:
+        assert reopened.count_outcomes() == 2000
+    finally:
+        reopened.close()
