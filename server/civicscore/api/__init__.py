@@ -1,0 +1,1 @@
+"""gRPC surface: thin servicers, proto <-> domain conversion, error mapping."""

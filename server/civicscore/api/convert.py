@@ -1,0 +1,226 @@
+"""Protobuf <-> domain, in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from civicscore_api.v1 import (
+    assignments_pb2,
+    common_pb2,
+    evaluations_pb2,
+    measurements_pb2,
+    outcomes_pb2,
+    units_pb2,
+)
+from google.protobuf import timestamp_pb2
+
+from civicscore.domain.model import (
+    Area,
+    Assignment,
+    Measurement,
+    Outcome,
+    OutcomeStatus,
+    Priority,
+    Quality,
+    RecommendationStatus,
+    Target,
+    Unit,
+    UnitKind,
+)
+from civicscore.errors import Violation
+from civicscore.ingest import AssignmentInput, MeasurementInput, OutcomeInput, TargetInput, UnitInput
+from civicscore.store import EvaluationRecord, RecommendationRecord
+
+UNIT_KINDS = {
+    units_pb2.UNIT_KIND_DEPARTMENT: UnitKind.DEPARTMENT,
+    units_pb2.UNIT_KIND_WARD: UnitKind.WARD,
+    units_pb2.UNIT_KIND_COMMUNE: UnitKind.COMMUNE,
+    units_pb2.UNIT_KIND_DISTRICT: UnitKind.DISTRICT,
+}
+AREAS = {assignments_pb2.AREA_PAR: Area.PAR, assignments_pb2.AREA_DX: Area.DX}
+PRIORITIES = {
+    assignments_pb2.PRIORITY_LOW: Priority.LOW,
+    assignments_pb2.PRIORITY_NORMAL: Priority.NORMAL,
+    assignments_pb2.PRIORITY_HIGH: Priority.HIGH,
+    assignments_pb2.PRIORITY_URGENT: Priority.URGENT,
+}
+STATUSES = {
+    outcomes_pb2.OUTCOME_STATUS_COMPLETED: OutcomeStatus.COMPLETED,
+    outcomes_pb2.OUTCOME_STATUS_IN_PROGRESS: OutcomeStatus.IN_PROGRESS,
+    outcomes_pb2.OUTCOME_STATUS_CANCELLED: OutcomeStatus.CANCELLED,
+}
+QUALITIES = {
+    outcomes_pb2.QUALITY_ACCEPTED: Quality.ACCEPTED,
+    outcomes_pb2.QUALITY_RETURNED_FOR_REWORK: Quality.RETURNED_FOR_REWORK,
+}
+RECOMMENDATION_STATUSES = {
+    RecommendationStatus.PROPOSED: evaluations_pb2.RECOMMENDATION_STATUS_PROPOSED,
+    RecommendationStatus.APPROVED: evaluations_pb2.RECOMMENDATION_STATUS_APPROVED,
+    RecommendationStatus.REJECTED: evaluations_pb2.RECOMMENDATION_STATUS_REJECTED,
+    RecommendationStatus.DEFERRED: evaluations_pb2.RECOMMENDATION_STATUS_DEFERRED,
+    RecommendationStatus.SUPERSEDED: evaluations_pb2.RECOMMENDATION_STATUS_SUPERSEDED,
+}
+RECOMMENDATION_KINDS = {
+    "commendation": evaluations_pb2.RECOMMENDATION_KIND_COMMENDATION,
+    "criticism": evaluations_pb2.RECOMMENDATION_KIND_CRITICISM,
+}
+
+
+def _enum_text(value: int, mapping: dict[Any, Any]) -> str:
+    """'' for unspecified (0), the domain value when known, '?N' for a number this server does not know."""
+    if value == 0:
+        return ""
+    known = mapping.get(value)
+    return str(known.value) if known is not None else f"?{value}"
+
+
+def _back(value: Any, mapping: dict[Any, Any]) -> Any:
+    return next((k for k, v in mapping.items() if v == value), 0)
+
+
+def timestamp_in(ts: timestamp_pb2.Timestamp, present: bool) -> dt.datetime | None:
+    if not present:
+        return None
+    return ts.ToDatetime(tzinfo=dt.UTC)
+
+
+def timestamp_out(value: dt.datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value.astimezone(dt.UTC))
+    return ts
+
+
+# ---- requests -> use case inputs ----------------------------------------------------
+
+
+def unit_input(m: units_pb2.Unit) -> UnitInput:
+    return UnitInput(code=m.code, name_vi=m.display_name_vi, name_en=m.display_name_en,
+                     kind=_enum_text(m.kind, UNIT_KINDS), block=m.block, parent=m.parent, active=m.active,
+                     under_review_periods=tuple(m.under_review_periods))
+
+
+def assignment_input(m: assignments_pb2.Assignment) -> AssignmentInput:
+    return AssignmentInput(assignment_id=m.assignment_id, unit=m.unit, title=m.title,
+                           area=_enum_text(m.area, AREAS), source_document=m.source_document,
+                           assigned_on=m.assigned_on, due_on=m.due_on, priority=_enum_text(m.priority, PRIORITIES))
+
+
+def outcome_input(m: outcomes_pb2.Outcome) -> OutcomeInput:
+    return OutcomeInput(outcome_id=m.outcome_id, assignment=m.assignment, status=_enum_text(m.status, STATUSES),
+                        completed_on=m.completed_on, quality=_enum_text(m.quality, QUALITIES),
+                        reminders=m.reminders, reported_at=timestamp_in(m.reported_at, m.HasField("reported_at")),
+                        reporting_system=m.reporting_system, note=m.note)
+
+
+def measurement_input(m: measurements_pb2.Measurement) -> MeasurementInput:
+    return MeasurementInput(unit=m.unit, period=m.period, indicator=m.indicator, numerator=m.numerator,
+                            denominator=m.denominator,
+                            reported_at=timestamp_in(m.reported_at, m.HasField("reported_at")),
+                            reporting_system=m.reporting_system)
+
+
+def target_input(m: measurements_pb2.Target) -> TargetInput:
+    return TargetInput(indicator=m.indicator, period=m.period, unit=m.unit,
+                       unit_kind=_enum_text(m.unit_kind, UNIT_KINDS), value=m.value)
+
+
+def violation_out(v: Violation) -> common_pb2.FieldViolation:
+    return common_pb2.FieldViolation(field=v.field, description=v.description, index=v.index, reason=v.reason)
+
+
+# ---- domain -> responses ----------------------------------------------------------------
+
+
+def unit_out(u: Unit) -> units_pb2.Unit:
+    return units_pb2.Unit(name=f"units/{u.code}", code=u.code, display_name_vi=u.name_vi, display_name_en=u.name_en,
+                          kind=_back(u.kind, UNIT_KINDS), block=u.block,
+                          parent=f"units/{u.parent_code}" if u.parent_code else "", active=u.active,
+                          under_review_periods=list(u.under_review_periods))
+
+
+def assignment_out(a: Assignment) -> assignments_pb2.Assignment:
+    return assignments_pb2.Assignment(
+        name=f"assignments/{a.assignment_id}", assignment_id=a.assignment_id, unit=f"units/{a.unit_code}",
+        title=a.title, area=_back(a.area, AREAS), source_document=a.source_document,
+        assigned_on=a.assigned_on.isoformat(), due_on=a.due_on.isoformat(), priority=_back(a.priority, PRIORITIES))
+
+
+def outcome_out(o: Outcome) -> outcomes_pb2.Outcome:
+    return outcomes_pb2.Outcome(
+        name=f"outcomes/{o.outcome_id}", outcome_id=o.outcome_id, assignment=f"assignments/{o.assignment_id}",
+        status=_back(o.status, STATUSES), completed_on=o.completed_on.isoformat() if o.completed_on else "",
+        quality=_back(o.quality, QUALITIES) if o.quality else 0, reminders=o.reminders,
+        reported_at=timestamp_out(o.reported_at), reporting_system=o.reporting_system, note=o.note)
+
+
+def measurement_out(m: Measurement) -> measurements_pb2.Measurement:
+    return measurements_pb2.Measurement(
+        name=f"units/{m.unit_code}/periods/{m.period}/measurements/{m.indicator}", unit=f"units/{m.unit_code}",
+        period=m.period, indicator=m.indicator, numerator=m.numerator, denominator=m.denominator,
+        reported_at=timestamp_out(m.reported_at), reporting_system=m.reporting_system)
+
+
+def target_out(t: Target) -> measurements_pb2.Target:
+    scope = f"units/{t.unit_code}" if t.unit_code else f"kinds/{t.unit_kind}"
+    return measurements_pb2.Target(
+        name=f"periods/{t.period}/targets/{t.indicator}/{scope}", indicator=t.indicator, period=t.period,
+        unit=f"units/{t.unit_code}" if t.unit_code else "",
+        unit_kind=_back(t.unit_kind, UNIT_KINDS) if t.unit_kind else 0, value=t.value)
+
+
+def score_display(score: float | None) -> str:
+    """Round half away from zero to 2 decimals, for display only."""
+    if score is None:
+        return ""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return str(Decimal(repr(score)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def evaluation_out(record: EvaluationRecord) -> evaluations_pb2.Evaluation:
+    data = json.loads(record.result_json)
+    counts = data["counts"]
+    evaluation = evaluations_pb2.Evaluation(
+        name=f"periods/{record.period}/evaluations/{record.unit_code}", unit=f"units/{record.unit_code}",
+        period=record.period, revision=record.revision, assessable=data["assessable"],
+        score=data["score"] or 0.0, has_score=data["score"] is not None, score_display=score_display(data["score"]),
+        grade=data["grade"], grade_label_vi=data["grade_vi"], grade_label_en=data["grade_en"],
+        counts=evaluations_pb2.TaskCounts(due=counts["due"], completed=counts["completed"],
+                                          on_time=counts["on_time"], late=counts["late"],
+                                          reworked=counts["reworked"], open_overdue=data["open_overdue"]),
+        penalty=data["penalty"], flags=[f["flag"] for f in data["flags"]],
+        ruleset_version=record.ruleset_version, ruleset_digest=record.ruleset_digest,
+        inputs_digest=record.inputs_digest, create_time=timestamp_out(record.created_at), block=record.block,
+        unit_display_name_vi=record.unit_name_vi)
+    for ind in data["indicators"]:
+        evaluation.indicators.add(
+            indicator=ind["indicator"], display_name_vi=ind["name_vi"], display_name_en=ind["name_en"],
+            value=ind["value"], target=ind["target"] or 0.0, attainment=ind["attainment"], weight=ind["weight"],
+            points=ind["points"], counted=ind["counted"])
+    for rule in data["fired_rules"]:
+        evaluation.fired_rules.append(fired_rule_out(rule))
+    return evaluation
+
+
+def fired_rule_out(rule: dict[str, Any]) -> evaluations_pb2.FiredRule:
+    return evaluations_pb2.FiredRule(
+        rule_id=rule["rule_id"], source=rule["source"], fact=rule["fact"],
+        values={k: float(v) for k, v in rule["values"].items()}, reason_vi=rule["reason_vi"],
+        reason_en=rule["reason_en"], flag=rule["flag"])
+
+
+def recommendation_out(r: RecommendationRecord) -> evaluations_pb2.Recommendation:
+    reasons = [
+        evaluations_pb2.Reason(rule_id=x["rule_id"], source=x["source"], text_vi=x["reason_vi"],
+                               text_en=x["reason_en"])
+        for x in json.loads(r.reasons_json)
+    ]
+    return evaluations_pb2.Recommendation(
+        name=f"periods/{r.period}/recommendations/{r.unit_code}~{r.flag}", unit=f"units/{r.unit_code}",
+        period=r.period, flag=r.flag, kind=RECOMMENDATION_KINDS.get(r.kind, 0), level=r.level,
+        label_vi=r.label_vi, label_en=r.label_en, reasons=reasons,
+        evaluation=f"periods/{r.period}/evaluations/{r.unit_code}", evaluation_revision=r.evaluation_revision,
+        status=RECOMMENDATION_STATUSES[r.status], create_time=timestamp_out(r.created_at),
+        unit_display_name_vi=r.unit_name_vi)

@@ -1,0 +1,123 @@
+"""The one place where domain errors become gRPC statuses with rich details.
+
+Every error a caller can cause becomes a `google.rpc.Status` with the right
+code and details (BadRequest field violations, ErrorInfo). Anything else is
+our fault: it is logged with a traceback and the caller sees INTERNAL with
+an incident id, never the exception text.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from civicscore.errors import (
+    AlreadyExists,
+    CivicscoreError,
+    EvaluationFailed,
+    FailedPrecondition,
+    InvalidInput,
+    NotFound,
+)
+from civicscore.store import IdempotencyConflict, StoreError
+from civicscore.store.base import InvalidCursor, MissingReferences
+
+log = logging.getLogger("civicscore.api")
+DOMAIN = "civicscore.hanoi.gov.vn"
+# The whole Status travels in a trailer; grpc clients refuse trailers above 8 KiB
+# by default, so details are cut to this budget and the rest is summarised.
+DETAILS_BUDGET = 7000
+
+_CODES: dict[type[Exception], tuple[grpc.StatusCode, int]] = {
+    InvalidInput: (grpc.StatusCode.INVALID_ARGUMENT, code_pb2.INVALID_ARGUMENT),
+    NotFound: (grpc.StatusCode.NOT_FOUND, code_pb2.NOT_FOUND),
+    AlreadyExists: (grpc.StatusCode.ALREADY_EXISTS, code_pb2.ALREADY_EXISTS),
+    IdempotencyConflict: (grpc.StatusCode.ALREADY_EXISTS, code_pb2.ALREADY_EXISTS),
+    FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),
+    EvaluationFailed: (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE),
+    StoreError: (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE),
+    # Both are checked before writing; these only surface when a concurrent request won a race.
+    MissingReferences: (grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),
+    InvalidCursor: (grpc.StatusCode.INVALID_ARGUMENT, code_pb2.INVALID_ARGUMENT),
+}
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _error_info(reason: str, **metadata: str) -> any_pb2.Any:
+    return _pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata))
+
+
+def _bad_request(exc: InvalidInput, status: status_pb2.Status) -> None:
+    request = error_details_pb2.BadRequest()
+    listed = 0
+    for violation in exc.violations:
+        entry = request.field_violations.add(field=violation.field, description=violation.description)
+        entry.reason = violation.reason
+        if status.ByteSize() + request.ByteSize() > DETAILS_BUDGET:
+            del request.field_violations[-1]
+            break
+        listed += 1
+    status.details.append(_pack(request))
+    if listed < len(exc.violations):
+        status.message = (
+            f"{len(exc.violations)} violations; the first {listed} are listed. Nothing was stored. "
+            "Send the same request with validate_only=true to receive every violation in the response."
+        )
+        status.details.append(_error_info("TOO_MANY_VIOLATIONS", total=str(len(exc.violations)), listed=str(listed)))
+
+
+def to_status(exc: Exception) -> grpc.Status:
+    """Map an error a caller caused to a rich gRPC status."""
+    code, rpc_code = next(
+        (codes for kind, codes in _CODES.items() if isinstance(exc, kind)),
+        (grpc.StatusCode.INTERNAL, code_pb2.INTERNAL),
+    )
+    message = exc.message if isinstance(exc, CivicscoreError) else str(exc)
+    status = status_pb2.Status(code=rpc_code, message=message)
+    if isinstance(exc, InvalidInput):
+        _bad_request(exc, status)
+    elif isinstance(exc, AlreadyExists):
+        status.details.append(_error_info(exc.reason, ids=",".join(exc.ids)[:2000]))
+    elif isinstance(exc, IdempotencyConflict):
+        status.details.append(_error_info("IDEMPOTENCY_KEY_REUSED", key=exc.key, method=exc.method))
+    elif isinstance(exc, CivicscoreError):
+        status.details.append(_error_info(exc.reason))
+    elif isinstance(exc, InvalidCursor):
+        request = error_details_pb2.BadRequest()
+        request.field_violations.add(field="page_token", description=str(exc))
+        status.details.append(_pack(request))
+    assert code.value[0] == rpc_code
+    return rpc_status.to_status(status)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(method: F) -> F:
+    """Wrap a servicer method: caller errors become rich statuses; bugs become INTERNAL with an incident id."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except tuple(_CODES) as exc:
+            context.abort_with_status(to_status(exc))
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            log.exception("internal error in %s (incident %s)", method.__qualname__, incident)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error; incident {incident} is in the server log")
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,220 @@
+"""Write-side servicers: decode, call the ingest use case, encode. Nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+from civicscore_api.v1 import (
+    assignments_pb2,
+    assignments_pb2_grpc,
+    measurements_pb2,
+    measurements_pb2_grpc,
+    outcomes_pb2,
+    outcomes_pb2_grpc,
+    units_pb2,
+    units_pb2_grpc,
+)
+
+from civicscore import ingest
+from civicscore.api import convert
+from civicscore.api.errors import handle_errors
+from civicscore.api.filters import parse_filter
+from civicscore.api.paging import decode_token, encode_token, page_size
+from civicscore.domain.model import UnitKind
+from civicscore.errors import InvalidInput, NotFound, Violation
+from civicscore.runtime import Runtime
+from civicscore.validation import MAX_BATCH, MAX_STREAM
+
+
+def _bool(value: str, field: str = "filter") -> bool:
+    if value not in ("true", "false"):
+        raise InvalidInput([Violation(field, f"expected true or false, got {value!r}", "INVALID_FILTER")])
+    return value == "true"
+
+
+def _kind(value: str) -> UnitKind:
+    try:
+        return UnitKind(value)
+    except ValueError:
+        raise InvalidInput([Violation("filter", f"kind {value!r} is not one of "
+                                      f"{', '.join(k.value for k in UnitKind)}", "INVALID_FILTER")]) from None
+
+
+class UnitServicer(units_pb2_grpc.UnitServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    @handle_errors
+    def UpsertUnits(self, request: units_pb2.UpsertUnitsRequest, context: grpc.ServicerContext
+                    ) -> units_pb2.UpsertUnitsResponse:
+        counts = ingest.upsert_units(self.rt.store, [convert.unit_input(u) for u in request.units],
+                                     idempotency_key=request.idempotency_key)
+        return units_pb2.UpsertUnitsResponse(created=counts.created, updated=counts.updated,
+                                             unchanged=counts.unchanged)
+
+    @handle_errors
+    def GetUnit(self, request: units_pb2.GetUnitRequest, context: grpc.ServicerContext) -> units_pb2.GetUnitResponse:
+        code = request.name.removeprefix("units/")
+        unit = self.rt.store.get_units([code]).get(code) if request.name.startswith("units/") else None
+        if unit is None:
+            raise NotFound(request.name or "(empty name)", f"unit {request.name!r} does not exist "
+                           "(names look like units/SNV)")
+        return units_pb2.GetUnitResponse(unit=convert.unit_out(unit))
+
+    @handle_errors
+    def ListUnits(self, request: units_pb2.ListUnitsRequest, context: grpc.ServicerContext
+                  ) -> units_pb2.ListUnitsResponse:
+        terms = parse_filter(request.filter, {"kind", "block", "active", "parent"})
+        page = self.rt.store.list_units(
+            kind=_kind(terms["kind"]) if "kind" in terms else None, block=terms.get("block"),
+            active=_bool(terms["active"]) if "active" in terms else None,
+            parent_code=terms["parent"].removeprefix("units/") if "parent" in terms else None,
+            after=decode_token(request.page_token, request.filter), limit=page_size(request.page_size))
+        return units_pb2.ListUnitsResponse(units=[convert.unit_out(u) for u in page.items],
+                                           next_page_token=encode_token(page.next_cursor, request.filter))
+
+
+class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    @handle_errors
+    def UpsertAssignments(self, request: assignments_pb2.UpsertAssignmentsRequest, context: grpc.ServicerContext
+                          ) -> assignments_pb2.UpsertAssignmentsResponse:
+        counts = ingest.upsert_assignments(self.rt.store, [convert.assignment_input(a) for a in request.assignments],
+                                           idempotency_key=request.idempotency_key)
+        return assignments_pb2.UpsertAssignmentsResponse(created=counts.created, updated=counts.updated,
+                                                         unchanged=counts.unchanged)
+
+    @handle_errors
+    def GetAssignment(self, request: assignments_pb2.GetAssignmentRequest, context: grpc.ServicerContext
+                      ) -> assignments_pb2.GetAssignmentResponse:
+        assignment_id = request.name.removeprefix("assignments/")
+        found = self.rt.store.get_assignments([assignment_id]).get(assignment_id)
+        if found is None or not request.name.startswith("assignments/"):
+            raise NotFound(request.name or "(empty name)", f"assignment {request.name!r} does not exist "
+                           "(names look like assignments/{assignment_id})")
+        return assignments_pb2.GetAssignmentResponse(assignment=convert.assignment_out(found))
+
+    @handle_errors
+    def ListAssignments(self, request: assignments_pb2.ListAssignmentsRequest, context: grpc.ServicerContext
+                        ) -> assignments_pb2.ListAssignmentsResponse:
+        from civicscore.evaluate import parse_period
+
+        terms = parse_filter(request.filter, {"unit", "area", "due_in"})
+        quarter = parse_period(terms["due_in"], "filter") if "due_in" in terms else None
+        area = terms.get("area")
+        if area is not None and area not in ("par", "dx"):
+            raise InvalidInput([Violation("filter", f"area {area!r} is not par or dx", "INVALID_FILTER")])
+        page = self.rt.store.list_assignments(
+            unit_code=terms["unit"].removeprefix("units/") if "unit" in terms else None, area=area,
+            due_from=quarter.start if quarter else None, due_to=quarter.end if quarter else None,
+            after=decode_token(request.page_token, request.filter), limit=page_size(request.page_size))
+        return assignments_pb2.ListAssignmentsResponse(
+            assignments=[convert.assignment_out(a) for a in page.items],
+            next_page_token=encode_token(page.next_cursor, request.filter))
+
+
+class OutcomeServicer(outcomes_pb2_grpc.OutcomeServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    @handle_errors
+    def SubmitOutcomes(self, request: outcomes_pb2.SubmitOutcomesRequest, context: grpc.ServicerContext
+                       ) -> outcomes_pb2.SubmitOutcomesResponse:
+        result = ingest.submit_outcomes(self.rt.store, [convert.outcome_input(o) for o in request.outcomes],
+                                        now=self.rt.clock(), idempotency_key=request.idempotency_key,
+                                        validate_only=request.validate_only)
+        return outcomes_pb2.SubmitOutcomesResponse(
+            accepted=result.accepted, duplicates=result.duplicates,
+            violations=[convert.violation_out(v) for v in result.violations])
+
+    @handle_errors
+    def StreamOutcomes(self, request_iterator: Iterator[outcomes_pb2.StreamOutcomesRequest],
+                       context: grpc.ServicerContext) -> outcomes_pb2.StreamOutcomesResponse:
+        items: list[ingest.OutcomeInput] = []
+        commit: outcomes_pb2.StreamCommit | None = None
+        for message in request_iterator:
+            if commit is not None:
+                raise InvalidInput([Violation("commit", "messages arrived after the commit marker; "
+                                              "the commit must be the last message. Nothing was stored.",
+                                              "AFTER_COMMIT")])
+            if message.HasField("commit"):
+                commit = message.commit
+                continue
+            if len(message.chunk.outcomes) > MAX_BATCH:
+                raise InvalidInput([Violation("chunk.outcomes", f"a chunk holds at most {MAX_BATCH:,} outcomes",
+                                              "TOO_MANY_ITEMS")])
+            if len(items) + len(message.chunk.outcomes) > MAX_STREAM:
+                raise InvalidInput([Violation("chunk.outcomes", f"a stream carries at most {MAX_STREAM:,} outcomes; "
+                                              "split the submission", "TOO_MANY_ITEMS")])
+            items.extend(convert.outcome_input(o) for o in message.chunk.outcomes)
+        if commit is None:
+            raise InvalidInput([Violation("commit", "the stream ended without a commit marker, so it may be "
+                                          "incomplete; nothing was stored. End the stream with a commit "
+                                          "message carrying the outcome count.", "MISSING_COMMIT")])
+        if commit.outcome_count != len(items):
+            raise InvalidInput([Violation("commit.outcome_count", f"the commit says {commit.outcome_count} "
+                                          f"outcomes but {len(items)} arrived; nothing was stored",
+                                          "COUNT_MISMATCH")])
+        result = ingest.submit_outcomes(self.rt.store, items, now=self.rt.clock(),
+                                        idempotency_key=commit.idempotency_key, limit=MAX_STREAM)
+        return outcomes_pb2.StreamOutcomesResponse(accepted=result.accepted, duplicates=result.duplicates)
+
+    @handle_errors
+    def ListOutcomes(self, request: outcomes_pb2.ListOutcomesRequest, context: grpc.ServicerContext
+                     ) -> outcomes_pb2.ListOutcomesResponse:
+        terms = parse_filter(request.filter, {"assignment", "unit"})
+        page = self.rt.store.list_outcomes(
+            assignment_id=terms["assignment"].removeprefix("assignments/") if "assignment" in terms else None,
+            unit_code=terms["unit"].removeprefix("units/") if "unit" in terms else None,
+            after=decode_token(request.page_token, request.filter), limit=page_size(request.page_size))
+        return outcomes_pb2.ListOutcomesResponse(outcomes=[convert.outcome_out(o) for o in page.items],
+                                                 next_page_token=encode_token(page.next_cursor, request.filter))
+
+
+class MeasurementServicer(measurements_pb2_grpc.MeasurementServiceServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    @handle_errors
+    def SubmitMeasurements(self, request: measurements_pb2.SubmitMeasurementsRequest, context: grpc.ServicerContext
+                           ) -> measurements_pb2.SubmitMeasurementsResponse:
+        counts = ingest.submit_measurements(
+            self.rt.store, [convert.measurement_input(m) for m in request.measurements], now=self.rt.clock(),
+            indicators=self.rt.ruleset.indicator_codes, idempotency_key=request.idempotency_key)
+        return measurements_pb2.SubmitMeasurementsResponse(created=counts.created, updated=counts.updated,
+                                                           unchanged=counts.unchanged)
+
+    @handle_errors
+    def ListMeasurements(self, request: measurements_pb2.ListMeasurementsRequest, context: grpc.ServicerContext
+                         ) -> measurements_pb2.ListMeasurementsResponse:
+        terms = parse_filter(request.filter, {"unit", "period", "indicator"})
+        page = self.rt.store.list_measurements(
+            unit_code=terms["unit"].removeprefix("units/") if "unit" in terms else None,
+            period=terms.get("period", "").removeprefix("periods/") or None, indicator=terms.get("indicator"),
+            after=decode_token(request.page_token, request.filter), limit=page_size(request.page_size))
+        return measurements_pb2.ListMeasurementsResponse(
+            measurements=[convert.measurement_out(m) for m in page.items],
+            next_page_token=encode_token(page.next_cursor, request.filter))
+
+    @handle_errors
+    def UpsertTargets(self, request: measurements_pb2.UpsertTargetsRequest, context: grpc.ServicerContext
+                      ) -> measurements_pb2.UpsertTargetsResponse:
+        counts = ingest.upsert_targets(self.rt.store, [convert.target_input(t) for t in request.targets],
+                                       indicators=self.rt.ruleset.indicator_codes,
+                                       idempotency_key=request.idempotency_key)
+        return measurements_pb2.UpsertTargetsResponse(created=counts.created, updated=counts.updated,
+                                                      unchanged=counts.unchanged)
+
+    @handle_errors
+    def ListTargets(self, request: measurements_pb2.ListTargetsRequest, context: grpc.ServicerContext
+                    ) -> measurements_pb2.ListTargetsResponse:
+        terms = parse_filter(request.filter, {"period", "indicator", "unit"})
+        page = self.rt.store.list_targets(
+            period=terms.get("period", "").removeprefix("periods/") or None, indicator=terms.get("indicator"),
+            unit_code=terms["unit"].removeprefix("units/") if "unit" in terms else None,
+            after=decode_token(request.page_token, request.filter), limit=page_size(request.page_size))
+        return measurements_pb2.ListTargetsResponse(targets=[convert.target_out(t) for t in page.items],
+                                                    next_page_token=encode_token(page.next_cursor, request.filter))

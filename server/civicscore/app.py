@@ -1,0 +1,142 @@
+"""Build the gRPC server from configuration: store, rules engine, servicers, health, reflection."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from civicscore_api.v1 import (
+    assignments_pb2,
+    assignments_pb2_grpc,
+    evaluations_pb2,
+    evaluations_pb2_grpc,
+    measurements_pb2,
+    measurements_pb2_grpc,
+    outcomes_pb2,
+    outcomes_pb2_grpc,
+    periods_pb2,
+    periods_pb2_grpc,
+    rulesets_pb2,
+    rulesets_pb2_grpc,
+    units_pb2,
+    units_pb2_grpc,
+)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from civicscore.api.ingest_servicers import (
+    AssignmentServicer,
+    MeasurementServicer,
+    OutcomeServicer,
+    UnitServicer,
+)
+from civicscore.api.read_servicers import EvaluationServicer, PeriodServicer, RulesetServicer
+from civicscore.engine.pool import EnginePool
+from civicscore.ruleset import load_ruleset
+from civicscore.runtime import Runtime
+from civicscore.store.sql import open_store
+
+log = logging.getLogger("civicscore")
+
+SERVICE_NAMES = tuple(
+    module.DESCRIPTOR.services_by_name[name].full_name
+    for module, name in (
+        (units_pb2, "UnitService"),
+        (assignments_pb2, "AssignmentService"),
+        (outcomes_pb2, "OutcomeService"),
+        (measurements_pb2, "MeasurementService"),
+        (periods_pb2, "PeriodService"),
+        (evaluations_pb2, "EvaluationService"),
+        (rulesets_pb2, "RulesetService"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: str = "127.0.0.1:50051"
+    database_url: str = "sqlite:///var/civicscore.db"
+    rules_dir: Path = Path("rules")
+    engine_workers: int | None = None
+    engine_fault_delay_s: float = 0.0
+    handler_threads: int = 16
+    max_concurrent_rpcs: int = 64
+    max_message_bytes: int = 32 * 1024 * 1024
+
+
+def read_rule_files(rules_dir: Path) -> dict[str, str]:
+    """Every `*.yaml` under the rules folder except its `tests/` cases, keyed by relative path."""
+    if not rules_dir.is_dir():
+        raise FileNotFoundError(f"rules folder {rules_dir} does not exist")
+    return {
+        path.relative_to(rules_dir).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(rules_dir.rglob("*.yaml"))
+        if "tests" not in path.relative_to(rules_dir).parts
+    }
+
+
+class CivicscoreServer:
+    """A running civicscore: gRPC server plus the runtime it serves from."""
+
+    def __init__(self, config: ServerConfig, extra_handlers: Sequence[grpc.GenericRpcHandler] = ()) -> None:
+        files = read_rule_files(config.rules_dir)
+        ruleset = load_ruleset(files)
+        self.store = open_store(config.database_url)
+        engine = EnginePool(files, workers=config.engine_workers, fault_delay_s=config.engine_fault_delay_s)
+        self.runtime = Runtime(store=self.store, engine=engine, ruleset=ruleset)
+        options = [
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+        ]
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.handler_threads, thread_name_prefix="rpc"),
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+            options=options,
+        )
+        rt = self.runtime
+        units_pb2_grpc.add_UnitServiceServicer_to_server(UnitServicer(rt), self.server)
+        assignments_pb2_grpc.add_AssignmentServiceServicer_to_server(AssignmentServicer(rt), self.server)
+        outcomes_pb2_grpc.add_OutcomeServiceServicer_to_server(OutcomeServicer(rt), self.server)
+        measurements_pb2_grpc.add_MeasurementServiceServicer_to_server(MeasurementServicer(rt), self.server)
+        periods_pb2_grpc.add_PeriodServiceServicer_to_server(PeriodServicer(rt), self.server)
+        evaluations_pb2_grpc.add_EvaluationServiceServicer_to_server(EvaluationServicer(rt), self.server)
+        rulesets_pb2_grpc.add_RulesetServiceServicer_to_server(RulesetServicer(rt), self.server)
+        if extra_handlers:
+            self.server.add_generic_rpc_handlers(tuple(extra_handlers))
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
+                                            self.server)
+        self.port = self.server.add_insecure_port(config.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {config.listen}: address in use or not available")
+        host = config.listen.rsplit(":", 1)[0]
+        self.address = f"{host}:{self.port}"
+        self._stopped = threading.Event()
+        log.info("ruleset %s %s (%s) loaded from %s", ruleset.ruleset_id, ruleset.version, ruleset.digest[:12],
+                 config.rules_dir)
+
+    def start(self) -> None:
+        self.server.start()
+        for name in ("", *SERVICE_NAMES):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("civicscore serving on %s", self.address)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Report NOT_SERVING, let running calls finish within `grace`, then free the engine and store."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.runtime.engine.close()
+        self.store.close()
+        log.info("civicscore stopped")
+
+    def wait(self) -> None:
+        self.server.wait_for_termination()

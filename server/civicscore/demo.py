@@ -1,0 +1,166 @@
+"""Demo data for `make run`: Hanoi's real units with a SYNTHETIC but plausible history.
+
+Units are the real departments (since March 2025) and communes/wards (since
+July 2025) from `demo_data/hanoi-units.csv`. Everything else (assignments,
+outcomes, measurements) is invented by a seeded generator and marked as such:
+ids start with `DEMO-`, titles with `[Mô phỏng]`, the reporting system is
+`demo-synthetic` and every note says so. The data goes through the normal
+ingest use cases, so it is validated like any city system's.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from civicscore import evaluate, ingest
+from civicscore.domain.periods import Quarter
+from civicscore.runtime import Runtime
+from civicscore.validation import HANOI, hanoi_today
+
+log = logging.getLogger("civicscore.demo")
+UNITS_CSV = Path(__file__).parent / "demo_data" / "hanoi-units.csv"
+SYSTEM = "demo-synthetic"
+NOTE = "Dữ liệu mô phỏng / synthetic demo data"
+SEED = 818  # Decision 818/QĐ-UBND set up the steering committee
+
+PAR_TASKS = (
+    "Rà soát, đơn giản hóa thủ tục hành chính thuộc thẩm quyền",
+    "Công bố, công khai thủ tục hành chính mới ban hành",
+    "Báo cáo kết quả cải cách hành chính quý",
+    "Kiện toàn tổ chức bộ máy sau sắp xếp đơn vị hành chính",
+    "Tiếp nhận, xử lý phản ánh, kiến nghị của người dân",
+    "Rà soát vị trí việc làm, cơ cấu ngạch công chức",
+    "Kiểm tra công tác cải cách hành chính tại đơn vị trực thuộc",
+    "Thực hiện kỷ luật, kỷ cương hành chính",
+)
+DX_TASKS = (
+    "Số hóa hồ sơ, kết quả giải quyết thủ tục hành chính",
+    "Cung cấp dịch vụ công trực tuyến toàn trình",
+    "Triển khai thanh toán trực tuyến phí, lệ phí",
+    "Kết nối, chia sẻ dữ liệu với Cơ sở dữ liệu quốc gia về dân cư",
+    "Ký số văn bản đi trên hệ thống quản lý văn bản",
+    "Cập nhật dữ liệu lên Hệ thống thông tin giải quyết TTHC",
+)
+INDICATOR_MEANS = {
+    "dx.online_applications": 0.7, "dx.fully_online": 0.25, "dx.on_time_resolution": 0.96,
+    "dx.records_digitised": 0.85, "dx.online_payment": 0.45, "dx.esigned_documents": 0.93,
+    "dx.satisfaction": 0.9,
+}
+T = TypeVar("T")
+
+
+def _batches(items: Sequence[T], size: int = 5000) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _unit_inputs() -> list[ingest.UnitInput]:
+    with UNITS_CSV.open(encoding="utf-8") as f:
+        return [ingest.UnitInput(code=r["code"], name_vi=r["name_vi"], name_en=r["name_en"], kind=r["kind"],
+                                 block=r["block"], parent="", active=True, under_review_periods=())
+                for r in csv.DictReader(f)]
+
+
+def _at(day: dt.date, rng: random.Random) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(8 + rng.randrange(9), rng.randrange(60)), HANOI)
+
+
+def generate(units: Sequence[ingest.UnitInput], quarters: Sequence[Quarter], today: dt.date,
+             indicators: frozenset[str]) -> tuple[list[ingest.AssignmentInput], list[ingest.OutcomeInput], list[ingest.MeasurementInput]]:
+    """Make assignments, outcomes and measurements for each unit and quarter; same seed, same data."""
+    rng = random.Random(SEED)
+    assignments: list[ingest.AssignmentInput] = []
+    outcomes: list[ingest.OutcomeInput] = []
+    measurements: list[ingest.MeasurementInput] = []
+    for unit in units:
+        # A unit's latent diligence: most are good, a few excellent, a few struggling.
+        diligence = min(0.99, max(0.35, rng.gauss(0.82, 0.12)))
+        per_quarter = rng.randint(24, 40) if unit.kind == "department" else rng.randint(6, 16)
+        for quarter in quarters:
+            span = (quarter.end - quarter.start).days
+            for n in range(per_quarter):
+                aid = f"DEMO-{quarter}-{unit.code}-{n + 1:03d}"
+                area = "dx" if rng.random() < 0.35 else "par"
+                due = quarter.start + dt.timedelta(days=rng.randrange(5, span + 1))
+                assigned = due - dt.timedelta(days=rng.randint(20, 60))
+                title = rng.choice(DX_TASKS if area == "dx" else PAR_TASKS)
+                assignments.append(ingest.AssignmentInput(
+                    assignment_id=aid, unit=f"units/{unit.code}", title=f"[Mô phỏng] {title}", area=area,
+                    source_document="DEMO — dữ liệu mô phỏng", assigned_on=assigned.isoformat(),
+                    due_on=due.isoformat(), priority=rng.choice(("normal", "normal", "high", "low"))))
+                outcomes.extend(_outcomes_for(aid, assigned, due, diligence, today, rng))
+            for indicator, mean in INDICATOR_MEANS.items():
+                if rng.random() < 0.15 or indicator not in indicators:
+                    continue  # not every unit reports every indicator
+                denominator = float(rng.randint(40, 4000) if unit.kind == "department" else rng.randint(20, 900))
+                share = min(1.0, max(0.0, rng.gauss(mean * (0.7 + 0.35 * diligence), 0.08)))
+                measurements.append(ingest.MeasurementInput(
+                    unit=f"units/{unit.code}", period=str(quarter), indicator=indicator,
+                    numerator=float(round(denominator * share)), denominator=denominator,
+                    reported_at=_at(min(today, quarter.end + dt.timedelta(days=5)), rng), reporting_system=SYSTEM))
+    return assignments, outcomes, measurements
+
+
+def _outcomes_for(aid: str, assigned: dt.date, due: dt.date, diligence: float, today: dt.date,
+                  rng: random.Random) -> list[ingest.OutcomeInput]:
+    first_report = min(today, assigned + dt.timedelta(days=rng.randint(3, 15)))
+    reports = [ingest.OutcomeInput(outcome_id=f"{aid}-R1", assignment=f"assignments/{aid}", status="in_progress",
+                                   completed_on="", quality="", reminders=0, reported_at=_at(first_report, rng),
+                                   reporting_system=SYSTEM, note=NOTE)]
+    if rng.random() < 0.02:
+        cancelled_on = min(today, first_report + dt.timedelta(days=5))
+        reports.append(ingest.OutcomeInput(outcome_id=f"{aid}-R2", assignment=f"assignments/{aid}",
+                                           status="cancelled", completed_on="", quality="", reminders=0,
+                                           reported_at=_at(cancelled_on, rng), reporting_system=SYSTEM, note=NOTE))
+        return reports
+    if rng.random() < diligence + 0.08:
+        late_days = 0 if rng.random() < diligence else rng.randint(1, 40)
+        done = max(first_report, min(today, due + dt.timedelta(days=late_days - rng.randint(0, 10))))
+        reminders = 0 if done <= due else min(6, late_days // 10)
+        quality = "returned_for_rework" if rng.random() < (1 - diligence) / 3 else "accepted"
+        reports.append(ingest.OutcomeInput(
+            outcome_id=f"{aid}-R2", assignment=f"assignments/{aid}", status="completed",
+            completed_on=done.isoformat(), quality=quality, reminders=reminders,
+            reported_at=_at(min(today, done + dt.timedelta(days=1)), rng), reporting_system=SYSTEM, note=NOTE))
+    elif due < today:
+        reminders = rng.randint(1, 5)
+        reports.append(ingest.OutcomeInput(
+            outcome_id=f"{aid}-R2", assignment=f"assignments/{aid}", status="in_progress", completed_on="",
+            quality="", reminders=reminders, reported_at=_at(min(today, due + dt.timedelta(days=7 * reminders)), rng),
+            reporting_system=SYSTEM, note=NOTE))
+    return reports
+
+
+def load_demo_data(runtime: Runtime) -> bool:
+    """Load and evaluate the demo data if the database has no units; returns whether it did."""
+    store = runtime.store
+    if store.list_units(limit=1).items:
+        log.info("database already has units; demo data not loaded")
+        return False
+    now = runtime.clock()
+    today = hanoi_today(now)
+    last = Quarter.containing(today).previous()
+    quarters = [last.previous(), last]
+    units = _unit_inputs()
+    assignments, outcomes, measurements = generate(units, quarters, today, runtime.ruleset.indicator_codes)
+    ingest.upsert_units(store, units, idempotency_key="")
+    for chunk in _batches(assignments):
+        ingest.upsert_assignments(store, chunk, idempotency_key="")
+    for outcome_chunk in _batches(outcomes):
+        ingest.submit_outcomes(store, outcome_chunk, now=now, idempotency_key="")
+    for measurement_chunk in _batches(measurements):
+        ingest.submit_measurements(store, measurement_chunk, now=now,
+                                   indicators=runtime.ruleset.indicator_codes, idempotency_key="")
+    for quarter in quarters:
+        if quarter >= Quarter.parse(runtime.ruleset.in_force_from):
+            evaluate.evaluate_period(store, runtime.engine, str(quarter), in_force_from=runtime.ruleset.in_force_from,
+                                     now=now, idempotency_key="")
+    log.info("demo data loaded (SYNTHETIC): %d units, %d assignments, %d outcomes, %d measurements for %s",
+             len(units), len(assignments), len(outcomes), len(measurements), ", ".join(map(str, quarters)))
+    return True

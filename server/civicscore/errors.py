@@ -1,0 +1,75 @@
+"""Errors a caller can cause, raised by the use cases and mapped to gRPC codes in `api/errors.py`.
+
+    CivicscoreError
+     ├── InvalidInput          INVALID_ARGUMENT, with every field violation
+     ├── NotFound              NOT_FOUND
+     ├── AlreadyExists         ALREADY_EXISTS (same id or key, different content)
+     ├── FailedPrecondition    FAILED_PRECONDITION (e.g. no ruleset in force)
+     └── EvaluationFailed      UNAVAILABLE (the engine could not finish; retry later)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One problem with one field: `field` is the API path, e.g. `outcomes[3].completed_on`."""
+
+    field: str
+    description: str
+    reason: str
+    index: int = -1
+
+
+class CivicscoreError(Exception):
+    """Base of every error a caller can cause; `reason` is a stable machine-readable code."""
+
+    reason = "ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(CivicscoreError):
+    reason = "INVALID_INPUT"
+
+    def __init__(self, violations: Sequence[Violation], message: str | None = None) -> None:
+        self.violations = list(violations)
+        if message is None:
+            items = {v.index for v in self.violations if v.index >= 0}
+            first = self.violations[0]
+            message = (
+                f"{len(self.violations)} problem(s) in {len(items)} item(s); nothing was stored. "
+                f"First: {first.field}: {first.description}"
+                if items
+                else f"{first.field}: {first.description}"
+            )
+        super().__init__(message)
+
+
+class NotFound(CivicscoreError):
+    reason = "NOT_FOUND"
+
+    def __init__(self, resource: str, message: str | None = None) -> None:
+        super().__init__(message or f"{resource} does not exist")
+        self.resource = resource
+
+
+class AlreadyExists(CivicscoreError):
+    reason = "ALREADY_EXISTS"
+
+    def __init__(self, message: str, *, ids: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.ids = list(ids)
+
+
+class FailedPrecondition(CivicscoreError):
+    reason = "FAILED_PRECONDITION"
+
+
+class EvaluationFailed(CivicscoreError):
+    reason = "EVALUATION_FAILED"

@@ -1,0 +1,158 @@
+"""EvaluatePeriod: gather a quarter's facts (aggregated in SQL), run the engine, store the results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from civicscore.domain.canonical import canonical_json, digest_of, sha256_hex
+from civicscore.domain.model import RecommendationStatus, TaskCounts, Unit, UnitEvaluation, UnitFacts
+from civicscore.domain.periods import InvalidPeriod, Quarter
+from civicscore.engine.port import EngineError, RulesEngine
+from civicscore.errors import EvaluationFailed, FailedPrecondition, InvalidInput, Violation
+from civicscore.store import IdempotencyRecord, RecommendationRecord, SaveEvaluationsResult, Store
+from civicscore.store.base import NewEvaluation
+from civicscore.validation import check_idempotency_key, hanoi_today
+
+
+@dataclass(frozen=True)
+class PeriodEvaluation:
+    units_evaluated: int
+    new_revisions: int
+    unchanged: int
+    not_assessable: int
+    recommendations: int
+    ruleset_version: str
+    ruleset_digest: str
+
+
+def parse_period(value: str, field: str = "period") -> Quarter:
+    """Accept `periods/2026-Q3` or `2026-Q3`."""
+    try:
+        return Quarter.parse(value.removeprefix("periods/"))
+    except InvalidPeriod as exc:
+        raise InvalidInput([Violation(field, str(exc), "INVALID_PERIOD")]) from None
+
+
+def active_units(store: Store) -> Iterator[Unit]:
+    cursor: str | None = None
+    while True:
+        page = store.list_units(active=True, after=cursor, limit=1000)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def gather_facts(store: Store, quarter: Quarter, units: list[Unit]) -> list[UnitFacts]:
+    """Build each active unit's facts for a quarter: counts and overdue tasks from SQL, plus history."""
+    period = str(quarter)
+    counts = store.task_counts(start=quarter.start, end=quarter.end)
+    overdue = store.open_overdue(end=quarter.end)
+    measurements = store.measurement_facts(period=period)
+    prior = store.prior_quarters(period=str(quarter.previous()))
+    facts = []
+    for unit in units:
+        facts.append(
+            UnitFacts(
+                unit_code=unit.code,
+                unit_kind=unit.kind,
+                block=unit.block,
+                period=period,
+                counts=counts.get(unit.code, TaskCounts()),
+                overdue=tuple(sorted(overdue.get(unit.code, []), key=lambda t: t.assignment_id)),
+                measurements=tuple(sorted(measurements.get(unit.code, []), key=lambda m: m.indicator)),
+                under_review=period in unit.under_review_periods,
+                previous=prior.get(unit.code),
+            )
+        )
+    return facts
+
+
+def timeliness_of(result: UnitEvaluation) -> float:
+    for indicator in result.indicators:
+        if indicator.indicator == "task.timeliness":
+            return indicator.value
+    due = result.counts.due
+    return result.counts.on_time / due if due else 0.0
+
+
+def to_new_evaluation(result: UnitEvaluation, unit: Unit, now: dt.datetime) -> NewEvaluation:
+    result_json = canonical_json(result)
+    recommendations = tuple(
+        RecommendationRecord(
+            unit_code=result.unit_code,
+            period=result.period,
+            flag=flag.flag,
+            kind=flag.kind,
+            level=flag.level,
+            label_vi=flag.label_vi,
+            label_en=flag.label_en,
+            reasons_json=canonical_json(list(flag.reasons)),
+            evaluation_revision=0,  # set by the store to the revision it writes
+            status=RecommendationStatus.PROPOSED,
+            created_at=now,
+            unit_name_vi=unit.name_vi,
+        )
+        for flag in result.flags
+    )
+    return NewEvaluation(
+        unit_code=result.unit_code,
+        period=result.period,
+        result_json=result_json,
+        result_digest=sha256_hex(result_json),
+        ruleset_version=result.ruleset_version,
+        ruleset_digest=result.ruleset_digest,
+        inputs_digest=result.inputs_digest,
+        assessable=result.assessable,
+        score=result.score,
+        grade=result.grade,
+        timeliness=timeliness_of(result),
+        flags=tuple(f.flag for f in result.flags),
+        recommendations=recommendations,
+    )
+
+
+def evaluate_period(store: Store, engine: RulesEngine, period: str, *, in_force_from: str, now: dt.datetime,
+                    idempotency_key: str) -> PeriodEvaluation:
+    """Evaluate every active unit for a quarter and store new revisions where results changed."""
+    quarter = parse_period(period)
+    if violations := check_idempotency_key(idempotency_key):
+        raise InvalidInput(violations)
+    if quarter.start > hanoi_today(now):
+        raise FailedPrecondition(f"quarter {quarter} has not started yet; nothing to evaluate")
+    if quarter < Quarter.parse(in_force_from):
+        raise FailedPrecondition(
+            f"no ruleset is in force for {quarter}: the active ruleset {engine.ruleset_version} "
+            f"is in force from {in_force_from}"
+        )
+    claim: IdempotencyRecord | None = None
+    if idempotency_key:
+        claim = IdempotencyRecord(idempotency_key, "EvaluatePeriod", digest_of([str(quarter), engine.ruleset_digest]))
+        replayed = store.idempotent_result(claim.key, claim.method, claim.request_digest)
+        if replayed is not None:
+            return _period_evaluation(SaveEvaluationsResult(**json.loads(replayed)), engine)
+    unit_list = list(active_units(store))
+    facts = gather_facts(store, quarter, unit_list)
+    units = {u.code: u for u in unit_list}
+    try:
+        results = engine.evaluate(facts)
+    except EngineError as exc:
+        raise EvaluationFailed(f"the rules engine could not evaluate {quarter}: {exc}") from exc
+    new = [to_new_evaluation(r, units[r.unit_code], now) for r in results]
+    saved = store.save_evaluations(new, period=str(quarter), idempotency=claim)
+    return _period_evaluation(saved, engine)
+
+
+def _period_evaluation(saved: SaveEvaluationsResult, engine: RulesEngine) -> PeriodEvaluation:
+    return PeriodEvaluation(
+        units_evaluated=saved.units_evaluated,
+        new_revisions=saved.new_revisions,
+        unchanged=saved.unchanged,
+        not_assessable=saved.not_assessable,
+        recommendations=saved.recommendations_in_force,
+        ruleset_version=engine.ruleset_version,
+        ruleset_digest=engine.ruleset_digest,
+    )

@@ -1,0 +1,115 @@
+"""Field checks shared by every write: each returns violations, never raises.
+
+A `Checker` collects violations for one item (`outcomes[3]`) so that a batch
+reports every bad field of every bad item at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from civicscore.errors import Violation
+
+HANOI = dt.timezone(dt.timedelta(hours=7), "ICT")
+MAX_BATCH = 10_000
+MAX_STREAM = 1_000_000
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+UNIT_CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,39}$")
+INDICATOR_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def nfc(text: str) -> str:
+    """Unicode NFC form: how every text is stored and compared."""
+    return unicodedata.normalize("NFC", text)
+
+
+@dataclass
+class Checker:
+    """Collects the violations of one item; `prefix` is its API path, e.g. `outcomes[3]`."""
+
+    prefix: str
+    index: int = -1
+    violations: list[Violation] = field(default_factory=list)
+
+    def add(self, name: str, reason: str, description: str) -> None:
+        path = f"{self.prefix}.{name}" if self.prefix else name
+        self.violations.append(Violation(field=path, description=description, reason=reason, index=self.index))
+
+    def text(self, name: str, value: str, *, max_len: int, required: bool = True) -> str:
+        """NFC-normalise `value` and check it is present (if required), short enough and printable."""
+        value = nfc(value)
+        if not value.strip():
+            if required:
+                self.add(name, "REQUIRED", f"{name} is required and must not be blank")
+            return value
+        if len(value) > max_len:
+            self.add(name, "TOO_LONG", f"{name} has {len(value)} characters; at most {max_len} are allowed")
+        if _CONTROL.search(value):
+            self.add(name, "CONTROL_CHARACTER", f"{name} contains a control character; remove it")
+        return value
+
+    def identifier(self, name: str, value: str, *, pattern: re.Pattern[str] = ID_PATTERN, hint: str) -> str:
+        if not value:
+            self.add(name, "REQUIRED", f"{name} is required ({hint})")
+        elif not pattern.match(value):
+            self.add(name, "INVALID_FORMAT", f"{name} {value!r} is not valid: {hint}")
+        return value
+
+    def date(self, name: str, value: str, *, required: bool = True) -> dt.date | None:
+        """Parse `YYYY-MM-DD`."""
+        if not value:
+            if required:
+                self.add(name, "REQUIRED", f"{name} is required, as YYYY-MM-DD")
+            return None
+        try:
+            if len(value) != 10:
+                raise ValueError
+            parsed = dt.date.fromisoformat(value)
+        except ValueError:
+            self.add(name, "INVALID_DATE", f"{name} {value!r} is not a date; write YYYY-MM-DD, e.g. 2026-09-30")
+            return None
+        if parsed.year < 2000:
+            self.add(name, "IMPLAUSIBLE_DATE", f"{name} {value} is before the year 2000")
+            return None
+        return parsed
+
+    def reference(self, name: str, value: str, collection: str) -> str | None:
+        """Parse a resource name `collection/{id}` and return the id."""
+        prefix = f"{collection}/"
+        if not value:
+            self.add(name, "REQUIRED", f"{name} is required, as {collection}/{{id}}")
+            return None
+        if not value.startswith(prefix) or not value[len(prefix):]:
+            self.add(name, "INVALID_NAME", f"{name} {value!r} must be a resource name {collection}/{{id}}")
+            return None
+        return value[len(prefix):]
+
+
+def hanoi_today(now: dt.datetime) -> dt.date:
+    """The calendar date in Hanoi at instant `now`."""
+    return now.astimezone(HANOI).date()
+
+
+def check_batch_size(count: int, field_name: str, *, limit: int = MAX_BATCH) -> list[Violation]:
+    if count == 0:
+        return [Violation(field_name, f"{field_name} is empty; send at least one item", "REQUIRED")]
+    if count > limit:
+        return [
+            Violation(
+                field_name,
+                f"{field_name} has {count} items; at most {limit:,} per call "
+                "(split the batch, or use the streaming call for larger submissions)",
+                "TOO_MANY_ITEMS",
+            )
+        ]
+    return []
+
+
+def check_idempotency_key(key: str) -> list[Violation]:
+    if key and (len(key) > 128 or _CONTROL.search(key)):
+        return [Violation("idempotency_key", "idempotency_key must be 1-128 printable characters", "INVALID_FORMAT")]
+    return []

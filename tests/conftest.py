@@ -1,0 +1,44 @@
+"""Shared fixtures: the real server on a free port with a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from civicscore_api.v1 import units_pb2
+
+from tests.serverproc import ServerProcess, hanoi_units
+
+POSTGRES_ENV = "CIVICSCORE_TEST_POSTGRES_URL"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        return f"civicscore: PostgreSQL store tests ON against {url}"
+    return (f"civicscore: PostgreSQL store tests are SKIPPED: set {POSTGRES_ENV}="
+            "postgresql+psycopg://postgres@127.0.0.1:5432/test to run them")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not os.environ.get(POSTGRES_ENV):
+        terminalreporter.write_sep("!", f"PostgreSQL store tests were SKIPPED ({POSTGRES_ENV} not set)", yellow=True)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh server process with an empty SQLite database and the default rules."""
+    proc = ServerProcess(tmp_path).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def seeded_server(server: ServerProcess) -> ServerProcess:
+    """`server` with Hanoi's 141 units loaded."""
+    server.stubs().units.UpsertUnits(units_pb2.UpsertUnitsRequest(units=hanoi_units()), timeout=30)
+    return server

@@ -1,0 +1,141 @@
+"""Start the real civicscore server as a subprocess on a free port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import grpc
+from civicscore_api.v1 import (
+    assignments_pb2_grpc,
+    evaluations_pb2_grpc,
+    measurements_pb2_grpc,
+    outcomes_pb2_grpc,
+    periods_pb2_grpc,
+    rulesets_pb2_grpc,
+    units_pb2,
+    units_pb2_grpc,
+)
+from google.protobuf import timestamp_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+UNITS_CSV = ROOT / "server" / "civicscore" / "demo_data" / "hanoi-units.csv"
+KINDS = {"department": units_pb2.UNIT_KIND_DEPARTMENT, "ward": units_pb2.UNIT_KIND_WARD,
+         "commune": units_pb2.UNIT_KIND_COMMUNE, "district": units_pb2.UNIT_KIND_DISTRICT}
+
+
+class ServerProcess:
+    """One `python -m civicscore` process with its own database file and log."""
+
+    def __init__(self, workdir: Path, *, database_url: str | None = None, rules: Path = RULES,
+                 extra_args: tuple[str, ...] = (), module: str = "civicscore", workers: int = 1) -> None:
+        self.workdir = workdir
+        self.database_url = database_url or f"sqlite:///{workdir / 'civicscore.db'}"
+        self.rules = rules
+        self.extra_args = extra_args
+        self.module = module
+        self.workers = workers
+        self.port_file = workdir / "port"
+        self.log_path = workdir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.address = ""
+        self._channel: grpc.Channel | None = None
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        self.port_file.unlink(missing_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module, "--listen", "127.0.0.1:0", "--database", self.database_url,
+             "--rules", str(self.rules), "--port-file", str(self.port_file), "--workers", str(self.workers),
+             *self.extra_args],
+            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while not self.port_file.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server did not start within {timeout}s:\n{self.log()}")
+            time.sleep(0.05)
+        self.address = f"127.0.0.1:{self.port_file.read_text().strip()}"
+        self._channel = None
+        health = health_pb2_grpc.HealthStub(self.channel())
+        while health.Check(health_pb2.HealthCheckRequest(), timeout=10).status != health_pb2.HealthCheckResponse.SERVING:
+            time.sleep(0.05)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.address, options=[("grpc.max_metadata_size", 1 << 20)])
+        return self._channel
+
+    def stubs(self) -> SimpleNamespace:
+        ch = self.channel()
+        return SimpleNamespace(
+            units=units_pb2_grpc.UnitServiceStub(ch),
+            assignments=assignments_pb2_grpc.AssignmentServiceStub(ch),
+            outcomes=outcomes_pb2_grpc.OutcomeServiceStub(ch),
+            measurements=measurements_pb2_grpc.MeasurementServiceStub(ch),
+            periods=periods_pb2_grpc.PeriodServiceStub(ch),
+            evaluations=evaluations_pb2_grpc.EvaluationServiceStub(ch),
+            rulesets=rulesets_pb2_grpc.RulesetServiceStub(ch),
+        )
+
+    def child_pids(self) -> list[int]:
+        """PIDs of the server's child processes (engine workers and multiprocessing helpers)."""
+        assert self.proc is not None
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the server: no shutdown code runs. Its engine workers are killed too."""
+        assert self.proc is not None
+        children = self.child_pids()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+
+def hanoi_units() -> list[units_pb2.Unit]:
+    with UNITS_CSV.open(encoding="utf-8") as f:
+        return [units_pb2.Unit(code=row["code"], display_name_vi=row["name_vi"], display_name_en=row["name_en"],
+                               kind=KINDS[row["kind"]], block=row["block"], active=True)
+                for row in csv.DictReader(f)]
+
+
+def timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts

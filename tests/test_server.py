@@ -1,0 +1,68 @@
+"""The server as infrastructure sees it: health, reflection, graceful stop, bad configuration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from tests.serverproc import ROOT, ServerProcess
+
+CIVICSCORE_SERVICES = {
+    "civicscore.v1.UnitService", "civicscore.v1.AssignmentService", "civicscore.v1.OutcomeService",
+    "civicscore.v1.MeasurementService", "civicscore.v1.PeriodService", "civicscore.v1.EvaluationService",
+    "civicscore.v1.RulesetService",
+}
+
+
+def test_health_answers_serving_for_every_service(server: ServerProcess) -> None:
+    health = health_pb2_grpc.HealthStub(server.channel())
+    for name in ("", *sorted(CIVICSCORE_SERVICES)):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING, name
+
+
+def test_reflection_lists_and_describes_the_services(server: ServerProcess) -> None:
+    database = ProtoReflectionDescriptorDatabase(server.channel())
+    services = set(database.get_services())
+    assert services >= CIVICSCORE_SERVICES | {"grpc.health.v1.Health"}
+    from google.protobuf.descriptor_pool import DescriptorPool
+
+    pool = DescriptorPool(database)
+    method = pool.FindServiceByName("civicscore.v1.OutcomeService").methods_by_name["SubmitOutcomes"]
+    assert method.input_type.full_name == "civicscore.v1.SubmitOutcomesRequest"
+
+
+def test_sigterm_stops_cleanly(server: ServerProcess) -> None:
+    assert server.stop() == 0
+    assert "civicscore stopped" in server.log()
+
+
+def test_broken_rules_folder_refuses_to_start_with_a_clear_message(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for path in (ROOT / "rules").glob("*.yaml"):
+        (rules / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    broken = next(iter(sorted(rules.glob("*.yaml"))))
+    broken.write_text(broken.read_text(encoding="utf-8") + "\nthis is: [not valid yaml\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "civicscore", "--listen", "127.0.0.1:0", "--database",
+         f"sqlite:///{tmp_path / 'x.db'}", "--rules", str(rules)],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert broken.name in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_method_is_unimplemented_and_server_keeps_serving(server: ServerProcess) -> None:
+    call = server.channel().unary_unary("/civicscore.v1.UnitService/DeleteEverything")
+    with pytest.raises(grpc.RpcError) as err:
+        call(b"", timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    health = health_pb2_grpc.HealthStub(server.channel())
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
