@@ -1,0 +1,146 @@
+"""How every call is made: one channel, a default deadline, retries of UNAVAILABLE, errors as exceptions.
+
+Retrying a write is safe only because the request is resent unchanged, with the idempotency key it
+was first sent with: the server then replies as it did the first time instead of writing again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from civicscore_client._errors import CivicscoreError, Unavailable, error_from_rpc
+
+T = TypeVar("T")
+M = TypeVar("M", bound=Message)
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+MIB = 1024 * 1024
+# Large batches and long violation lists must fit: gRPC's defaults are 4 MiB per message and
+# 8 KiB of metadata, and rich error details travel in the trailing metadata.
+CHANNEL_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", 64 * MIB),
+    ("grpc.max_send_message_length", 64 * MIB),
+    ("grpc.max_metadata_size", 4 * MIB),
+]
+MAX_KEY_LENGTH = 128
+# Half the server's default 32 MiB message limit: room for the envelope, and for a smaller limit.
+BATCH_BYTES = 16 * MIB
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for one logical write; reuse it for every retry of that write."""
+    return str(uuid.uuid4())
+
+
+def batch_keys(key: str | None, count: int) -> list[str]:
+    """One idempotency key per batch: the caller's key as is for one batch, or derived from it per batch."""
+    if key is None:
+        return [new_idempotency_key() for _ in range(count)]
+    if count == 1:
+        return [key]
+    stem = key if len(key) <= MAX_KEY_LENGTH - 12 else hashlib.sha256(key.encode()).hexdigest()[:64]
+    return [f"{stem}.batch{number}" for number in range(1, count + 1)]
+
+
+def split(items: Sequence[M], size: int, *, max_bytes: int = BATCH_BYTES) -> Iterator[tuple[int, Sequence[M]]]:
+    """Consecutive slices of at most `size` messages and about `max_bytes`, each with its first offset.
+
+    The byte bound keeps a batch of long notes under the server's message size limit.
+    """
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, not {size}")
+    start = 0
+    used = 0
+    for index, item in enumerate(items):
+        item_bytes = item.ByteSize() + 8  # field tag and length prefix, generously
+        if index > start and (index - start == size or used + item_bytes > max_bytes):
+            yield start, items[start:index]
+            start, used = index, 0
+        used += item_bytes
+    if start < len(items):
+        yield start, items[start:]
+
+
+class Caller:
+    """Makes calls on one channel with a default deadline, retrying UNAVAILABLE with exponential backoff."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        max_attempts: int,
+        initial_backoff: float,
+        max_backoff: float,
+        metadata: Sequence[tuple[str, str]] = (),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, not {timeout}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.initial_backoff = initial_backoff
+        self.max_backoff = max_backoff
+        self.metadata = tuple(metadata)
+        self._sleep = sleep
+
+    def unary(
+        self,
+        method: grpc.UnaryUnaryMultiCallable[Request, Response],
+        request: Request,
+        *,
+        timeout: float | None = None,
+    ) -> Response:
+        """Call a unary method; the same request object (and idempotency key) is resent on each retry."""
+        deadline = timeout or self.timeout
+        return self.retrying(lambda: method(request, timeout=deadline, metadata=self.metadata))
+
+    def stream(
+        self,
+        method: grpc.StreamUnaryMultiCallable[Request, Response],
+        requests: Callable[[], Iterator[Request]],
+        *,
+        timeout: float | None = None,
+        retry: bool = True,
+    ) -> Response:
+        """Call a client-streaming method; `requests` makes a fresh iterator for each attempt."""
+        deadline = timeout or self.timeout
+        return self.retrying(
+            lambda: method(requests(), timeout=deadline, metadata=self.metadata),
+            attempts=self.max_attempts if retry else 1,
+        )
+
+    def retrying(self, attempt: Callable[[], T], *, attempts: int | None = None) -> T:
+        """Run `attempt` until it succeeds or fails with anything but UNAVAILABLE, or attempts run out."""
+        limit = attempts or self.max_attempts
+        delay = self.initial_backoff
+        for number in range(1, limit + 1):
+            try:
+                return attempt()
+            except grpc.RpcError as err:
+                error = error_from_rpc(err)
+                if not isinstance(error, Unavailable) or number == limit:
+                    raise error from err
+            # Full jitter keeps many clients that lost the same server from retrying in step.
+            self._sleep(random.uniform(0, delay))
+            delay = min(delay * 2, self.max_backoff)
+        raise CivicscoreError("unreachable: the retry loop always returns or raises")  # pragma: no cover
+
+    def pages(self, fetch: Callable[[str], tuple[Sequence[T], str]]) -> Iterator[T]:
+        """Every item of a List call; `fetch` maps a page token to that page's items and the next token."""
+        token = ""
+        while True:
+            items, token = fetch(token)
+            yield from items
+            if not token:
+                return
