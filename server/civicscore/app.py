@@ -37,7 +37,6 @@ from civicscore.api.ingest_servicers import (
 )
 from civicscore.api.read_servicers import EvaluationServicer, PeriodServicer, RulesetServicer
 from civicscore.engine.pool import EnginePool
-from civicscore.ruleset import load_ruleset
 from civicscore.runtime import Runtime
 from civicscore.store.sql import open_store
 
@@ -85,9 +84,14 @@ class CivicscoreServer:
 
     def __init__(self, config: ServerConfig, extra_handlers: Sequence[grpc.GenericRpcHandler] = ()) -> None:
         files = read_rule_files(config.rules_dir)
-        ruleset = load_ruleset(files)
-        self.store = open_store(config.database_url)
+        # The pool validates and compiles the ruleset before starting any worker.
         engine = EnginePool(files, workers=config.engine_workers, fault_delay_s=config.engine_fault_delay_s)
+        ruleset = engine.ruleset
+        try:
+            self.store = open_store(config.database_url)
+        except Exception:
+            engine.close()
+            raise
         self.runtime = Runtime(store=self.store, engine=engine, ruleset=ruleset)
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),

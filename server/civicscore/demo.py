@@ -119,7 +119,7 @@ def _outcomes_for(aid: str, assigned: dt.date, due: dt.date, diligence: float, t
                                            status="cancelled", completed_on="", quality="", reminders=0,
                                            reported_at=_at(cancelled_on, rng), reporting_system=SYSTEM, note=NOTE))
         return reports
-    if rng.random() < diligence + 0.08:
+    if rng.random() < diligence + 0.12:
         late_days = 0 if rng.random() < diligence else rng.randint(1, 40)
         done = max(first_report, min(today, due + dt.timedelta(days=late_days - rng.randint(0, 10))))
         reminders = 0 if done <= due else min(6, late_days // 10)
@@ -129,7 +129,8 @@ def _outcomes_for(aid: str, assigned: dt.date, due: dt.date, diligence: float, t
             completed_on=done.isoformat(), quality=quality, reminders=reminders,
             reported_at=_at(min(today, done + dt.timedelta(days=1)), rng), reporting_system=SYSTEM, note=NOTE))
     elif due < today:
-        reminders = rng.randint(1, 5)
+        # most overdue tasks got a reminder or two; a few were escalated past three
+        reminders = rng.choice((1, 1, 2, 2, 3, 4, 5))
         reports.append(ingest.OutcomeInput(
             outcome_id=f"{aid}-R2", assignment=f"assignments/{aid}", status="in_progress", completed_on="",
             quality="", reminders=reminders, reported_at=_at(min(today, due + dt.timedelta(days=7 * reminders)), rng),

@@ -1,0 +1,154 @@
+"""Engine facts: `UnitFacts` checked, then turned into the flat dicts rules match.
+
+The field names are those of `civicscore.ruleset.fields` (a test checks it).
+Absent values (no score, no target) are left out of a fact, never sent as null.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from civicscore.domain.model import MeasurementFact, OverdueTask, UnitFacts
+from civicscore.domain.periods import InvalidPeriod, Quarter
+from civicscore.domain.scoring import ScoreBreakdown, TaskRates, attainment
+from civicscore.ruleset import Ruleset
+
+Fact = dict[str, Any]
+
+
+class InvalidFacts(ValueError):
+    """Unit facts that contradict themselves (e.g. more completed than due); nothing was evaluated."""
+
+
+def check_facts(facts: Sequence[UnitFacts]) -> None:
+    """Raise InvalidFacts listing every inconsistent unit, before any work is sent to workers."""
+    problems: list[str] = []
+    for unit in facts:
+        where = f"unit {unit.unit_code} {unit.period}"
+        try:
+            Quarter.parse(unit.period)
+        except InvalidPeriod as error:
+            problems.append(f"{where}: {error}")
+        c = unit.counts
+        if min(c.due, c.completed, c.on_time, c.late, c.reworked) < 0:
+            problems.append(f"{where}: task counts must not be negative")
+        if c.completed > c.due:
+            problems.append(f"{where}: completed ({c.completed}) exceeds due ({c.due})")
+        if c.on_time + c.late != c.completed:
+            problems.append(f"{where}: on_time ({c.on_time}) + late ({c.late}) must equal completed ({c.completed})")
+        if c.reworked > c.completed:
+            problems.append(f"{where}: reworked ({c.reworked}) exceeds completed ({c.completed})")
+        ids = [task.assignment_id for task in unit.overdue]
+        if len(set(ids)) != len(ids):
+            problems.append(f"{where}: an overdue assignment is listed twice")
+        if any(task.days_overdue < 0 or task.reminders < 0 for task in unit.overdue):
+            problems.append(f"{where}: days_overdue and reminders must not be negative")
+        codes = [m.indicator for m in unit.measurements]
+        if len(set(codes)) != len(codes):
+            problems.append(f"{where}: an indicator is measured twice")
+        for m in unit.measurements:
+            numbers = [m.numerator, m.denominator] + ([m.target] if m.target is not None else [])
+            if not all(math.isfinite(x) and x >= 0 for x in numbers):
+                problems.append(f"{where}: {m.indicator} needs finite, non-negative numbers")
+    if problems:
+        raise InvalidFacts("; ".join(problems))
+
+
+def _unit_attributes(unit: UnitFacts) -> Fact:
+    return {
+        "unit_code": unit.unit_code,
+        "unit_kind": unit.unit_kind.value,
+        "block": unit.block,
+        "under_review": unit.under_review,
+    }
+
+
+@dataclass(frozen=True)
+class MeasurementView:
+    """A measurement with its value, target in force and attainment resolved."""
+
+    source: MeasurementFact
+    value: float | None
+    target: float | None
+    attainment: float | None
+
+
+def view_measurement(unit: UnitFacts, m: MeasurementFact, ruleset: Ruleset) -> MeasurementView:
+    """Resolve value, target (API target, else the rule files' default for the unit's kind) and attainment."""
+    indicator = ruleset.indicator(m.indicator)
+    target = (
+        m.target if m.target is not None else (indicator.default_targets.get(unit.unit_kind) if indicator else None)
+    )
+    value = m.numerator / m.denominator if m.denominator > 0 else None
+    reached = attainment(value, target) if value is not None and target is not None and target > 0 else None
+    return MeasurementView(m, value, target, reached)
+
+
+def measurement_fact(unit: UnitFacts, view: MeasurementView) -> Fact:
+    """The fact for one measurement (measurement rules)."""
+    fact: Fact = {
+        **_unit_attributes(unit),
+        "indicator": view.source.indicator,
+        "numerator": view.source.numerator,
+        "denominator": view.source.denominator,
+    }
+    for name in ("value", "target", "attainment"):
+        if getattr(view, name) is not None:
+            fact[name] = getattr(view, name)
+    return fact
+
+
+def overdue_fact(unit: UnitFacts, task: OverdueTask) -> Fact:
+    """The fact for one open overdue assignment (overdue rules)."""
+    return {
+        **_unit_attributes(unit),
+        "assignment_id": task.assignment_id,
+        "days_overdue": task.days_overdue,
+        "reminders": task.reminders,
+    }
+
+
+def unit_fact(
+    unit: UnitFacts,
+    rates: TaskRates | None,
+    breakdown: ScoreBreakdown | None,
+    *,
+    penalty: float,
+    dx: float | None,
+    dx_indicators: int,
+    assessable: bool,
+) -> Fact:
+    """The unit summary fact of the grade stage (later stages add `grade`, then `flags`)."""
+    c = unit.counts
+    fact: Fact = {
+        **_unit_attributes(unit),
+        "due": c.due,
+        "completed": c.completed,
+        "on_time": c.on_time,
+        "late": c.late,
+        "not_on_time": c.due - c.on_time,
+        "reworked": c.reworked,
+        "open_overdue": len(unit.overdue),
+        "dx_indicators": dx_indicators,
+        "penalty": penalty,
+        "assessable": assessable,
+        "previous_flags": sorted(unit.previous.flags) if unit.previous else [],
+    }
+    if rates is not None:
+        fact.update(
+            completion=rates.completion,
+            timeliness=rates.timeliness,
+            on_time_rate=rates.on_time_rate,
+            quality=rates.quality,
+            task_result=rates.task_result,
+        )
+    if dx is not None:
+        fact["dx_result"] = dx
+    if breakdown is not None:
+        fact["score"] = breakdown.score
+    if unit.previous is not None:
+        fact["previous_grade"] = unit.previous.grade
+    return fact

@@ -1,0 +1,301 @@
+"""EnginePool: the RulesEngine the server uses; durable_rules runs in supervised worker processes.
+
+The ruleset is validated and compiled here, in the parent, before any worker
+starts. Workers are spawned (never forked: the server holds gRPC objects).
+Each worker has a feeding thread that sends it chunks of units, waits with a
+timeout, and on a crash, a hang or an error kills it, starts a new one and puts
+the chunk back for another try (`max_attempts` in all). Several threads may
+call `evaluate` at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.context import SpawnContext, SpawnProcess
+
+from civicscore.domain.model import UnitEvaluation, UnitFacts
+from civicscore.engine.facts import check_facts
+from civicscore.engine.port import EngineError
+from civicscore.engine.worker import run_worker
+from civicscore.ruleset import Ruleset, load_ruleset
+
+MAX_CHUNK = 64
+MIN_START_TIMEOUT_S = 60.0
+_STOP_WAIT_S = 2.0
+
+
+class _WorkerLost(Exception):
+    """The worker died, hung or could not start; the job may be retried elsewhere."""
+
+
+@dataclass(eq=False)
+class _Job:
+    facts: list[UnitFacts]
+    future: Future[list[UnitEvaluation]] = field(default_factory=Future)
+    failures: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """The chunk's units and periods, for error messages."""
+        codes = [unit.unit_code for unit in self.facts]
+        periods = ", ".join(sorted({unit.period for unit in self.facts}))
+        shown = ", ".join(codes[:10]) + (f" and {len(codes) - 10} more" if len(codes) > 10 else "")
+        return f"units {shown} ({periods})"
+
+
+class _Worker:
+    """One spawned worker process and the parent's end of its pipe."""
+
+    def __init__(self, ctx: SpawnContext, ruleset: Ruleset, fault_delay_s: float) -> None:
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process: SpawnProcess = ctx.Process(
+            target=run_worker, args=(child, ruleset, fault_delay_s), name="civicscore-engine", daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id."""
+        return self.process.pid or 0
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Wait for the worker's "ready"; raise _WorkerLost or EngineError (ruleset failed to load)."""
+        reply = self._receive(timeout_s, "start")
+        if reply[0] != "ready":
+            self.kill()
+            raise EngineError(f"an engine worker could not load the ruleset: {reply[1]}")
+
+    def run(self, facts: list[UnitFacts], timeout_s: float) -> tuple[str, object]:
+        """Send a chunk and wait for the reply, killing the worker after `timeout_s`."""
+        if not self.process.is_alive():
+            raise _WorkerLost(self._death())
+        try:
+            self.conn.send(("evaluate", facts))
+        except (BrokenPipeError, OSError) as error:
+            raise _WorkerLost(self._death()) from error
+        return self._receive(timeout_s, "answer")
+
+    def _receive(self, timeout_s: float, what: str) -> tuple[str, object]:
+        try:
+            if not self.conn.poll(timeout_s):
+                self.kill()
+                raise _WorkerLost(f"worker {self.pid} did not {what} within {timeout_s:g} s and was killed")
+            reply: tuple[str, object] = self.conn.recv()
+            return reply
+        except (EOFError, OSError) as error:
+            raise _WorkerLost(self._death()) from error
+
+    def _death(self) -> str:
+        self.process.join(_STOP_WAIT_S)
+        return f"worker {self.pid} died (exit code {self.process.exitcode})"
+
+    def kill(self) -> None:
+        """Kill the process (SIGKILL also ends a stopped one) and close the pipe."""
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(_STOP_WAIT_S)
+        self.conn.close()
+
+    def stop(self) -> None:
+        """Ask the worker to exit, killing it if it does not."""
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send(("stop",))
+        self.process.join(_STOP_WAIT_S)
+        self.kill()
+
+
+class EnginePool:
+    """A RulesEngine over durable_rules worker processes (one per core by default).
+
+    Raises RulesetInvalid from the constructor when the files are invalid, and
+    EngineError when workers cannot load the ruleset. `fault_delay_s` makes
+    workers sleep that long per unit (fault injection for tests).
+    """
+
+    def __init__(
+        self,
+        files: Mapping[str, str],
+        *,
+        workers: int | None = None,
+        job_timeout_s: float = 30.0,
+        max_attempts: int = 3,
+        fault_delay_s: float = 0.0,
+    ) -> None:
+        self._ruleset = load_ruleset(files)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._job_timeout_s = job_timeout_s
+        self._start_timeout_s = max(MIN_START_TIMEOUT_S, job_timeout_s)
+        self._max_attempts = max(1, max_attempts)
+        self._fault_delay_s = fault_delay_s
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        count = workers if workers is not None else _cores()
+        self._workers: list[_Worker | None] = [self._spawn() for _ in range(max(1, count))]
+        try:
+            for worker in self._workers:
+                assert worker is not None
+                worker.wait_ready(self._start_timeout_s)
+        except (EngineError, _WorkerLost) as error:
+            for worker in self._workers:
+                if worker is not None:
+                    worker.kill()
+            raise EngineError(str(error)) from error
+        self._threads = [
+            threading.Thread(target=self._serve, args=(slot,), name=f"engine-slot-{slot}", daemon=True)
+            for slot in range(len(self._workers))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def ruleset(self) -> Ruleset:
+        """The loaded ruleset (indicators, flags and grade labels for the api layer)."""
+        return self._ruleset
+
+    @property
+    def ruleset_version(self) -> str:
+        """Version of the loaded ruleset, recorded in every evaluation."""
+        return self._ruleset.version
+
+    @property
+    def ruleset_digest(self) -> str:
+        """Digest of the loaded rule files, recorded in every evaluation."""
+        return self._ruleset.digest
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the current workers (for tests and health reporting)."""
+        with self._lock:
+            return [worker.pid for worker in self._workers if worker is not None]
+
+    def evaluate(self, facts: Sequence[UnitFacts]) -> list[UnitEvaluation]:
+        """Evaluate units in the workers; results in the order of `facts`.
+
+        Raises InvalidFacts (a ValueError) for self-contradicting facts, and
+        EngineError when a chunk fails `max_attempts` times or the pool is closed.
+        """
+        units = list(facts)
+        if not units:
+            return []
+        check_facts(units)
+        size = max(1, min(MAX_CHUNK, math.ceil(len(units) / (2 * len(self._workers)))))
+        jobs = [_Job(units[start : start + size]) for start in range(0, len(units), size)]
+        with self._lock:
+            if self._closed:
+                raise EngineError("the engine pool is closed")
+            for job in jobs:
+                self._jobs.put(job)
+        results: list[UnitEvaluation] = []
+        for job in jobs:
+            results.extend(job.future.result())
+        return results
+
+    def close(self) -> None:
+        """Fail queued work, stop the workers and their threads; safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job.future.set_exception(EngineError("the engine pool was closed"))
+            for _ in self._threads:
+                self._jobs.put(None)
+            workers = [w for w in self._workers if w is not None]
+        for worker in workers:
+            worker.stop()
+        for thread in self._threads:
+            thread.join(_STOP_WAIT_S * 2)
+
+    def __enter__(self) -> EnginePool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _spawn(self) -> _Worker:
+        return _Worker(self._ctx, self._ruleset, self._fault_delay_s)
+
+    def _serve(self, slot: int) -> None:
+        """Feed one worker; when it dies, hangs or fails, retry the chunk and start a new worker."""
+        while (job := self._jobs.get()) is not None:
+            try:
+                worker = self._ready_worker(slot)
+                kind, payload = worker.run(job.facts, self._job_timeout_s)
+            except _WorkerLost as lost:
+                self._retry_or_fail(job, str(lost))
+                self._replace(slot)
+                continue
+            except Exception as error:  # a bug on this side (e.g. unpicklable facts): no retry
+                job.future.set_exception(EngineError(f"evaluating {job.describe()} failed: {error}"))
+                self._replace(slot)
+                continue
+            if kind == "ok":
+                assert isinstance(payload, list)
+                job.future.set_result(payload)
+            else:  # an error inside the worker: start afresh, in case durable_rules' state is damaged
+                self._retry_or_fail(job, f"worker {worker.pid}: {payload}")
+                self._replace(slot)
+
+    def _replace(self, slot: int) -> None:
+        """Kill the slot's worker and start its successor now (or on the next job if that fails)."""
+        self._discard(slot)
+        with contextlib.suppress(Exception):  # e.g. no process could be started: try again later
+            self._ready_worker(slot)
+
+    def _ready_worker(self, slot: int) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise _WorkerLost("the engine pool was closed")
+            worker = self._workers[slot]
+        if worker is not None and worker.process.is_alive():
+            return worker
+        self._discard(slot)
+        worker = self._spawn()
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._workers[slot] = worker
+        if closed:  # close() has already collected the workers to stop
+            worker.kill()
+            raise _WorkerLost("the engine pool was closed")
+        worker.wait_ready(self._start_timeout_s)
+        return worker
+
+    def _discard(self, slot: int) -> None:
+        with self._lock:
+            worker, self._workers[slot] = self._workers[slot], None
+        if worker is not None:
+            worker.kill()
+
+    def _retry_or_fail(self, job: _Job, reason: str) -> None:
+        job.failures.append(reason)
+        with self._lock:
+            if not self._closed and len(job.failures) < self._max_attempts:
+                self._jobs.put(job)
+                return
+        message = (
+            "the engine pool was closed"
+            if self._closed
+            else (f"evaluating {job.describe()} failed {len(job.failures)} times: {'; '.join(job.failures)}")
+        )
+        job.future.set_exception(EngineError(message))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1

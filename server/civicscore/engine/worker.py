@@ -1,0 +1,56 @@
+"""Engine worker process: loads the compiled ruleset once, then evaluates chunks sent over a pipe.
+
+Protocol (pickled tuples over a multiprocessing Connection):
+    worker -> parent  ("ready", pid) | ("failed", message)          once, at start
+    parent -> worker  ("evaluate", [UnitFacts, ...]) | ("stop",)
+    worker -> parent  ("ok", [UnitEvaluation, ...]) | ("error", message)
+The worker never touches a database and ignores SIGINT (the parent handles shutdown).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from multiprocessing.connection import Connection
+
+from civicscore.engine.evaluator import UnitEvaluator
+from civicscore.ruleset import Ruleset
+
+
+def run_worker(conn: Connection, ruleset: Ruleset, fault_delay_s: float = 0.0) -> None:
+    """Process entry point; returns (ending the process) on "stop", EOF, or an unrecoverable error."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Imported here so that the server process, which imports this module for the
+    # process target, never loads durable_rules' C engine.
+    from civicscore.engine.durable_adapter import DurableRunner
+
+    try:
+        runner = DurableRunner(ruleset.compile())
+        evaluator = UnitEvaluator(ruleset, runner)
+    except Exception as error:
+        conn.send(("failed", f"{type(error).__name__}: {error}"))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent went away
+        if message[0] != "evaluate":
+            return
+        try:
+            results = []
+            for unit in message[1]:
+                if fault_delay_s > 0:
+                    time.sleep(fault_delay_s)
+                results.append(evaluator.evaluate(unit))
+            reply: tuple[str, object] = ("ok", results)
+        except Exception as error:
+            reply = ("error", f"{type(error).__name__}: {error}")
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+        if runner.broken:
+            return  # durable state is uncertain: let the supervisor start a fresh process

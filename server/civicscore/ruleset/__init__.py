@@ -1,0 +1,39 @@
+"""Rule files: parsing, validation and compilation to durable_rules definitions (pure, no I/O).
+
+    ruleset = load_ruleset({"ruleset.yaml": text, "scoring.yaml": text, ...})
+    ruleset.version, ruleset.digest, ruleset.indicators, ruleset.flags, ruleset.grades
+    ruleset.compile()  -> CompiledRuleset (plain data for engine workers)
+
+`RulesetInvalid.issues` lists every problem with file, line and column.
+"""
+
+from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue
+from civicscore.ruleset.loader import is_rule_file, load_ruleset, ruleset_digest
+from civicscore.ruleset.model import (
+    CompiledRuleset,
+    Effect,
+    FlagDefinition,
+    GradeDefinition,
+    Indicator,
+    Rule,
+    Ruleset,
+    RuleTest,
+    Stage,
+)
+
+__all__ = [
+    "CompiledRuleset",
+    "Effect",
+    "FlagDefinition",
+    "GradeDefinition",
+    "Indicator",
+    "Rule",
+    "RuleTest",
+    "Ruleset",
+    "RulesetInvalid",
+    "RulesetIssue",
+    "Stage",
+    "is_rule_file",
+    "load_ruleset",
+    "ruleset_digest",
+]

@@ -1,0 +1,214 @@
+"""`load_ruleset`: rule file texts in, a validated and compiled `Ruleset` out (no I/O)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+from civicscore.domain.canonical import digest_of
+from civicscore.domain.model import UnitKind
+from civicscore.ruleset.compiler import compile_rules
+from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue
+from civicscore.ruleset.fields import FACT_FIELDS, LOCALISED_PLACEHOLDERS, UNIT, Vocabulary
+from civicscore.ruleset.model import Effect, GradeDefinition, Rule, Ruleset, RuleTest, Stage
+from civicscore.ruleset.reader import Reader
+from civicscore.ruleset.rules import Vocabularies, check_reason, read_rule
+from civicscore.ruleset.sections import (
+    Assessment,
+    GradeBand,
+    read_assessment,
+    read_flags,
+    read_grades,
+    read_header,
+    read_indicators,
+    read_scoring,
+)
+from civicscore.ruleset.yamltree import Pos, YNode, parse_yaml
+
+SINGLE_SECTIONS = ("ruleset", "tasks", "score", "indicators", "assessment", "grades", "flags")
+SECTIONS = (*SINGLE_SECTIONS, "rules")
+DURABLE_NAME = "civicscore"
+
+
+def is_rule_file(path: str) -> bool:
+    """Rule files are the `*.yaml` / `*.yml` files at the top of the rules folder (not `tests/`)."""
+    return "/" not in path and "\\" not in path and path.endswith((".yaml", ".yml"))
+
+
+def ruleset_digest(files: Mapping[str, str]) -> str:
+    """SHA-256 over the sorted (path, content) pairs of the rule files."""
+    return digest_of(sorted([path, text] for path, text in files.items()))
+
+
+def load_ruleset(files: Mapping[str, str]) -> Ruleset:
+    """Validate and compile the rule files; raise RulesetInvalid listing every problem.
+
+    `files` maps paths relative to the rules folder to their text; only top-level
+    YAML files are rule files (README.md and tests/ are ignored).
+    """
+    rule_files = {path: text for path, text in files.items() if is_rule_file(path)}
+    reader = Reader()
+    sections = _parse_files(reader, rule_files)
+    single = _single_sections(reader, sections)
+    if len(single) < len(SINGLE_SECTIONS):
+        raise RulesetInvalid(reader.issues)
+    header = read_header(reader, single["ruleset"])
+    scoring = read_scoring(reader, single["tasks"], single["score"])
+    indicators = read_indicators(reader, single["indicators"])
+    assessment = read_assessment(reader, single["assessment"])
+    bands = read_grades(reader, single["grades"])
+    flags = read_flags(reader, single["flags"])
+    grades = [band.grade for band in bands] + ([assessment.not_assessable.grade] if assessment else [])
+    if assessment and any(g.grade == assessment.not_assessable.grade.grade for g in grades[:-1]):
+        reader.error(assessment.not_assessable.node.pos, "the not-assessable grade must differ from the bands")
+    vocab = Vocabularies(
+        {
+            Vocabulary.UNIT_KIND: tuple(kind.value for kind in UnitKind),
+            Vocabulary.GRADE: tuple(g.grade for g in grades),
+            Vocabulary.FLAG: tuple(f.flag for f in flags),
+            Vocabulary.INDICATOR: tuple(i.code for i in indicators),
+        }
+    )
+    positions: dict[str, Pos] = {}
+    rules = _grade_rules(reader, bands, assessment, positions)
+    for node, _ in sections["rules"]:
+        for item in reader.sequence(node, "`rules`"):
+            rule = read_rule(reader, item, len(rules), vocab)
+            if rule is None:
+                continue
+            if rule.rule_id in positions:
+                first = positions[rule.rule_id]
+                reader.error(item.pos, f"rule id `{rule.rule_id}` is already used at {first}; ids must be unique")
+                continue
+            positions[rule.rule_id] = item.pos
+            rules.append(rule)
+    _check_escalations(reader, rules, positions)
+    if reader.issues or header is None or scoring is None or assessment is None:
+        raise RulesetInvalid(reader.issues or [RulesetIssue("ruleset.yaml", 1, 1, "the rule files are incomplete")])
+    compiled, issues = compile_rules(DURABLE_NAME, rules, positions)
+    if compiled is None:
+        raise RulesetInvalid(issues)
+    return Ruleset(
+        ruleset_id=header.ruleset_id,
+        version=header.version,
+        in_force_from=header.in_force_from,
+        description_vi=header.description.vi,
+        description_en=header.description.en,
+        digest=ruleset_digest(rule_files),
+        files=dict(sorted(rule_files.items())),
+        scoring=scoring,
+        min_due=assessment.min_due,
+        indicators=tuple(indicators),
+        grades=tuple(grades),
+        flags=tuple(flags),
+        rules=tuple(sorted(rules, key=lambda r: (list(Stage).index(r.stage), r.order))),
+        _compiled=compiled,
+    )
+
+
+def _parse_files(reader: Reader, rule_files: Mapping[str, str]) -> dict[str, list[tuple[YNode, Pos]]]:
+    """Each file's top-level sections, in file-name order; raise on syntax errors (nothing else is
+    worth reporting when a file does not parse: its sections would only look missing)."""
+    if not rule_files:
+        missing = "no rule files: the rules folder needs ruleset.yaml and the other *.yaml files"
+        raise RulesetInvalid([RulesetIssue("ruleset.yaml", 1, 1, missing)])
+    sections: dict[str, list[tuple[YNode, Pos]]] = defaultdict(list)
+    for path in sorted(rule_files):
+        tree, issues = parse_yaml(path, rule_files[path])
+        reader.issues.extend(issues)
+        if tree is None:
+            if not issues:
+                reader.error(Pos(path, 1, 1), f"{path} is empty; remove it or add sections ({', '.join(SECTIONS)})")
+            continue
+        top = reader.mapping(tree, f"the top level of {path}", optional=SECTIONS)
+        if top is None:
+            continue
+        for key, node in top.items.items():
+            if key in SECTIONS:
+                sections[key].append((node, top.key_pos[key]))
+    if reader.issues:
+        raise RulesetInvalid(reader.issues)
+    return sections
+
+
+def _single_sections(reader: Reader, sections: Mapping[str, list[tuple[YNode, Pos]]]) -> dict[str, YNode]:
+    single: dict[str, YNode] = {}
+    for key in SINGLE_SECTIONS:
+        found = sections.get(key, [])
+        if not found:
+            reader.error(Pos("ruleset.yaml", 1, 1), f"no `{key}:` section in any rule file; add one")
+            continue
+        for _, pos in found[1:]:
+            reader.error(pos, f"`{key}:` is already written at {found[0][1]}; keep one")
+        single[key] = found[0][0]
+    if "rules" not in sections:
+        reader.error(Pos("ruleset.yaml", 1, 1), "no `rules:` section in any rule file; add one")
+    return single
+
+
+def _grade_rules(
+    reader: Reader, bands: list[GradeBand], assessment: Assessment | None, positions: dict[str, Pos]
+) -> list[Rule]:
+    """One rule per grade band (assessable, score in [min, next band's min)) and one for too few due."""
+    specs: list[tuple[GradeBand, tuple[RuleTest, ...], dict[str, float | int]]] = []
+    upper: float | None = None
+    for band in bands:
+        grade: GradeDefinition = band.grade
+        assert grade.min_score is not None
+        tests: list[RuleTest] = [RuleTest("assessable", "==", True), RuleTest("score", ">=", grade.min_score)]
+        params: dict[str, float | int] = {"min_score": grade.min_score}
+        if upper is not None:
+            tests.append(RuleTest("score", "<", upper))
+            params["max_score"] = upper
+        specs.append((band, tuple(tests), params))
+        upper = grade.min_score
+    if assessment is not None:
+        specs.append(
+            (
+                assessment.not_assessable,
+                (RuleTest("assessable", "==", False),),
+                {"min_due": assessment.min_due},
+            )
+        )
+    rules: list[Rule] = []
+    allowed = set(FACT_FIELDS[UNIT]) | set(LOCALISED_PLACEHOLDERS[UNIT])
+    for band, band_tests, params in specs:
+        rule_id = f"grade.{band.grade.grade}"
+        what = f"grade `{band.grade.grade}`"
+        check_reason(reader, band.node.items["reason"], what, band.reason, allowed, params)
+        positions[rule_id] = band.node.pos
+        rules.append(
+            Rule(
+                rule_id=rule_id,
+                fact=UNIT,
+                stage=Stage.GRADE,
+                source=str(band.node.pos),
+                order=len(rules),
+                condition=" and ".join(f"{t.field} {t.op} {str(t.value).lower()}" for t in band_tests),
+                branches=(band_tests,),
+                fields=("score", "due") if band.grade.min_score is not None else ("due",),
+                params=dict(params),
+                effect=Effect.GRADE,
+                grade=band.grade.grade,
+                reason_vi=band.reason.vi,
+                reason_en=band.reason.en,
+            )
+        )
+    return rules
+
+
+def _check_escalations(reader: Reader, rules: list[Rule], positions: Mapping[str, Pos]) -> None:
+    """Rules that read this quarter's `flags` see flags of the flags stage only: no chains."""
+    earlier = {rule.flag for rule in rules if rule.stage is Stage.FLAGS}
+    for rule in rules:
+        if rule.stage is not Stage.ESCALATION:
+            continue
+        for branch in rule.branches:
+            for test in branch:
+                if test.field == "flags" and test.op == "has" and test.value not in earlier:
+                    reader.error(
+                        positions[rule.rule_id],
+                        f'rule `{rule.rule_id}` tests `flags has "{test.value}"`,'
+                        " but only rules that themselves read `flags` raise it, so it can never be true: "
+                        "rules reading `flags` see the flags raised by the other rules",
+                    )

@@ -1,0 +1,308 @@
+"""EnginePool with real worker processes: results, crashes, hangs, threads, determinism, leaks.
+
+Also the durable_rules adapter in this process (sessions, swallowed action errors)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from civicscore.domain.canonical import canonical_json
+from civicscore.domain.model import MeasurementFact, OverdueTask, PriorQuarter, TaskCounts, UnitFacts, UnitKind
+from civicscore.domain.scoring import ScoreBreakdown, task_rates
+from civicscore.engine.facts import InvalidFacts, measurement_fact, overdue_fact, unit_fact, view_measurement
+from civicscore.engine.pool import EnginePool
+from civicscore.engine.port import EngineError
+from civicscore.ruleset import RulesetInvalid, load_ruleset
+from civicscore.ruleset.fields import FACT_FIELDS, MEASUREMENT, OVERDUE, UNIT
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "rules"
+FLAGS_RULES = "flags.yaml"
+
+
+def rule_files() -> dict[str, str]:
+    return {path.name: path.read_text(encoding="utf-8") for path in sorted(RULES.glob("*.yaml"))}
+
+
+def unit(code: str, *, due: int = 10, on_time: int = 10, late: int = 0, overdue: int = 0) -> UnitFacts:
+    """A department with `due` assignments, on_time + late of them completed."""
+    tasks = tuple(OverdueTask(f"{code}-T{i}", dt.date(2026, 2, 1), 58, i) for i in range(overdue))
+    return UnitFacts(
+        unit_code=code,
+        unit_kind=UnitKind.DEPARTMENT,
+        block="departments",
+        period="2026-Q1",
+        counts=TaskCounts(due=due, completed=on_time + late, on_time=on_time, late=late),
+        overdue=tasks,
+        measurements=(MeasurementFact("dx.online_applications", 70, 100),),
+    )
+
+
+def varied_units(prefix: str, count: int) -> list[UnitFacts]:
+    return [unit(f"{prefix}{i}", due=6 + i % 7, on_time=i % 5, late=i % 3, overdue=i % 4) for i in range(count)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Whether `check` becomes true within the timeout (a replacement worker takes ~0.3 s to start)."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[EnginePool]:
+    with EnginePool(rule_files(), workers=2, job_timeout_s=20) as engine:
+        yield engine
+
+
+@pytest.fixture(scope="module")
+def slow_pool() -> Iterator[EnginePool]:
+    """Workers that sleep 50 ms per unit, with a short timeout, for crash and hang tests."""
+    with EnginePool(rule_files(), workers=2, job_timeout_s=1.5, fault_delay_s=0.05) as engine:
+        yield engine
+
+
+# ---- evaluating -------------------------------------------------------------------------------
+
+
+def test_results_come_back_in_the_order_of_the_facts(pool: EnginePool) -> None:
+    units = varied_units("U", 50)
+    results = pool.evaluate(units)
+    assert [r.unit_code for r in results] == [u.unit_code for u in units]
+    perfect = pool.evaluate([unit("P")])[0]
+    # 70 × 1 + 30 × (0.7 / 0.8) = 96.25
+    assert (perfect.score, perfect.grade, [f.flag for f in perfect.flags]) == (96.25, "excellent", ["praise"])
+    assert pool.evaluate([]) == []
+
+
+def test_pool_reports_its_ruleset_and_workers(pool: EnginePool) -> None:
+    ruleset = load_ruleset(rule_files())
+    assert (pool.ruleset_version, pool.ruleset_digest) == (ruleset.version, ruleset.digest)
+    assert pool.ruleset.rule_ids == ruleset.rule_ids
+    pids = pool.worker_pids()
+    assert len(set(pids)) == 2 and os.getpid() not in pids and all(alive(pid) for pid in pids)
+
+
+def test_same_facts_give_byte_identical_results(pool: EnginePool) -> None:
+    units = varied_units("D", 30)
+    first = [canonical_json(r) for r in pool.evaluate(units)]
+    again = [canonical_json(r) for r in pool.evaluate(list(reversed(units)))]
+    assert first == list(reversed(again))
+
+
+def test_concurrent_calls_from_threads_each_get_their_own_results(pool: EnginePool) -> None:
+    outcomes: dict[int, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def call(n: int) -> None:
+        try:
+            outcomes[n] = [r.unit_code for r in pool.evaluate(varied_units(f"T{n}-", 25))]
+        except BaseException as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert outcomes == {n: [f"T{n}-{i}" for i in range(25)] for n in range(8)}
+
+
+def test_contradictory_facts_are_rejected_before_any_work(pool: EnginePool) -> None:
+    bad = UnitFacts("BAD", UnitKind.WARD, "communes", "2026-Q1", TaskCounts(due=3, completed=4, on_time=4))
+    with pytest.raises(InvalidFacts, match=r"unit BAD 2026-Q1: completed \(4\) exceeds due \(3\)"):
+        pool.evaluate([unit("OK"), bad])
+
+
+# ---- crashes, hangs and failures ------------------------------------------------------------
+
+
+def test_a_worker_killed_during_evaluate_is_replaced_and_its_work_retried(
+    pool: EnginePool, slow_pool: EnginePool
+) -> None:
+    units = varied_units("K", 24)
+    expected = [canonical_json(r) for r in pool.evaluate(units)]
+    victim = slow_pool.worker_pids()[0]
+    box: dict[str, Any] = {}
+    caller = threading.Thread(target=lambda: box.update(results=slow_pool.evaluate(units)))
+    caller.start()
+    time.sleep(0.2)  # mid-chunk: each chunk of 6 units takes 0.3 s
+    os.kill(victim, signal.SIGKILL)
+    caller.join(30)
+    assert [canonical_json(r) for r in box["results"]] == expected
+    assert not alive(victim)
+    assert eventually(lambda: len(slow_pool.worker_pids()) == 2 and victim not in slow_pool.worker_pids())
+
+
+def test_a_hung_worker_is_killed_after_the_timeout_and_replaced(pool: EnginePool, slow_pool: EnginePool) -> None:
+    units = varied_units("H", 8)
+    expected = [canonical_json(r) for r in pool.evaluate(units)]
+    frozen = slow_pool.worker_pids()[0]
+    os.kill(frozen, signal.SIGSTOP)
+    started = time.monotonic()
+    results = slow_pool.evaluate(units)
+    assert time.monotonic() - started >= 1.5
+    assert [canonical_json(r) for r in results] == expected
+    assert not alive(frozen)
+    assert eventually(lambda: len(slow_pool.worker_pids()) == 2 and frozen not in slow_pool.worker_pids())
+
+
+def test_a_chunk_that_keeps_failing_raises_a_clear_error() -> None:
+    with (
+        EnginePool(rule_files(), workers=1, job_timeout_s=0.3, fault_delay_s=1.0, max_attempts=2) as engine,
+        pytest.raises(EngineError) as raised,
+    ):
+        engine.evaluate([unit("SLOW-1")])
+    message = str(raised.value)
+    assert "evaluating units SLOW-1 (2026-Q1) failed 2 times" in message
+    assert "did not answer within 0.3 s" in message
+
+
+def test_workers_ignore_sigint(pool: EnginePool) -> None:
+    pid = pool.worker_pids()[1]
+    os.kill(pid, signal.SIGINT)
+    time.sleep(0.2)
+    assert alive(pid) and pid in pool.worker_pids()
+    assert len(pool.evaluate(varied_units("I", 6))) == 6
+
+
+def test_an_invalid_ruleset_fails_before_any_worker_starts() -> None:
+    files = rule_files()
+    files[FLAGS_RULES] = files[FLAGS_RULES].replace("    flag: praise\n", "    flag: prasie\n", 1)
+    before = len(multiprocessing.active_children())
+    with pytest.raises(RulesetInvalid, match="unknown flag `prasie`"):
+        EnginePool(files, workers=1)
+    assert len(multiprocessing.active_children()) == before
+
+
+def test_closing_stops_workers_and_refuses_work() -> None:
+    engine = EnginePool(rule_files(), workers=1)
+    pids = engine.worker_pids()
+    engine.close()
+    assert not any(alive(pid) for pid in pids)
+    with pytest.raises(EngineError, match="closed"):
+        engine.evaluate([unit("LATE")])
+    engine.close()
+
+
+def test_many_evaluations_leak_no_sessions() -> None:
+    # durable_rules refuses a 1,025th live session: 1,100 units through one worker prove each is deleted.
+    with EnginePool(rule_files(), workers=1) as engine:
+        for batch in range(2):
+            assert len(engine.evaluate(varied_units(f"L{batch}-", 550))) == 550
+
+
+# ---- the durable_rules adapter, in this process ---------------------------------------------
+
+GRADE_FACT = {"tag": "unit.grade", "assessable": True, "score": 95.0, "due": 10}
+
+
+def test_adapter_opens_one_session_at_a_time_and_deletes_each() -> None:
+    from civicscore.engine.durable_adapter import DurableRunner
+
+    runner = DurableRunner(load_ruleset(rule_files()).compile())
+    for _ in range(1500):  # past durable_rules' 1,024 live sessions
+        runner.begin()
+        assert runner.assert_fact(GRADE_FACT) == ["grade.excellent"]
+        assert runner.assert_fact({"tag": "unit.grade", "assessable": "?"}) == []
+        runner.end()
+    assert (runner.sessions_used, runner.live_sessions) == (1500, 0)
+    runner.begin()
+    with pytest.raises(RuntimeError, match="already open"):
+        runner.begin()
+    runner.end()
+
+
+def test_adapter_fires_a_rule_once_when_several_alternatives_match() -> None:
+    from civicscore.engine.durable_adapter import DurableRunner
+
+    files = rule_files()
+    files[FLAGS_RULES] += (
+        '\n  - id: either\n    fact: unit\n    flag: reminder\n    when: due > 1 or due > 2\n'
+        '    reason: {vi: "Lý do", en: "Reason"}\n'
+    )
+    runner = DurableRunner(load_ruleset(files).compile())
+    runner.begin()
+    assert runner.assert_fact({"tag": "unit.flags", "due": 5}) == ["either"]
+    runner.end()
+
+
+def test_adapter_raises_action_errors_that_durable_rules_swallows() -> None:
+    from civicscore.engine.durable_adapter import ActionFailed, DurableRunner
+
+    class FailingRunner(DurableRunner):
+        def _recorder(self, name: str) -> Any:
+            if name != "grade.excellent":
+                return super()._recorder(name)
+
+            def fail(_closure: Any) -> None:
+                raise ZeroDivisionError("boom")
+
+            return fail
+
+    runner = FailingRunner(load_ruleset(rule_files()).compile())
+    runner.begin()
+    with pytest.raises(ActionFailed, match="boom"):
+        runner.assert_fact(GRADE_FACT)
+    with pytest.raises(ActionFailed):
+        runner.end()  # the session is deleted all the same
+    assert runner.live_sessions == 0 and not runner.broken
+
+
+# ---- boundaries: who imports durable_rules, which fields facts carry --------------------------
+
+
+def test_only_the_adapter_imports_durable() -> None:
+    importers = sorted(
+        path.relative_to(ROOT / "server").as_posix()
+        for path in (ROOT / "server" / "civicscore").rglob("*.py")
+        if re.search(r"^\s*(import|from)\s+durable", path.read_text(encoding="utf-8"), re.MULTILINE)
+    )
+    assert importers == ["civicscore/engine/durable_adapter.py"]
+
+
+def test_the_server_process_does_not_load_durable() -> None:
+    code = "import sys, civicscore.engine.pool; print(sorted(m for m in sys.modules if 'durable' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_facts_carry_exactly_the_fields_rules_may_name() -> None:
+    ruleset = load_ruleset(rule_files())
+    facts = UnitFacts(
+        "SNV", UnitKind.DEPARTMENT, "departments", "2026-Q1", TaskCounts(10, 9, 7, 2, 1),
+        overdue=(OverdueTask("A1", dt.date(2025, 12, 1), 40, 4),),
+        measurements=(MeasurementFact("dx.online_applications", 70, 100),),
+        previous=PriorQuarter("2025-Q4", "good", ("criticism",)),
+    )
+    rates = task_rates(facts.counts, ruleset.scoring)
+    breakdown = ScoreBreakdown(0.9, 0.8, 60.0, 24.0, 2.0, 82.0)
+    summary = unit_fact(facts, rates, breakdown, penalty=2.0, dx=0.8, dx_indicators=1, assessable=True)
+    assert set(summary) | {"grade", "flags"} == set(FACT_FIELDS[UNIT])
+    assert set(overdue_fact(facts, facts.overdue[0])) == set(FACT_FIELDS[OVERDUE])
+    view = view_measurement(facts, facts.measurements[0], ruleset)
+    assert set(measurement_fact(facts, view)) == set(FACT_FIELDS[MEASUREMENT])
