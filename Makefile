@@ -25,7 +25,7 @@ run: $(STAMP) ## Start the server on $(ADDR) with SQLite at $(DB) and the defaul
 	mkdir -p var
 	$(PY) -m civicscore --listen $(ADDR) --database sqlite:///$(DB) --rules rules --demo-data
 
-test: $(STAMP) ## Run the whole test suite (PostgreSQL tests run when CIVICSCORE_TEST_POSTGRES_URL is set)
+test: $(STAMP) check-gen lint ## Generated-code check, lint, then the whole test suite (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 gen: $(STAMP) ## Regenerate Python code and typed stubs from protos/

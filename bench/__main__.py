@@ -15,6 +15,7 @@ figures to compare between runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -74,10 +75,8 @@ def server_rss(server: ServerProcess) -> tuple[int, int]:
     assert server.proc is not None
     children = 0
     for pid in server.child_pids():
-        try:
+        with contextlib.suppress(FileNotFoundError):
             children += rss_kib(pid)
-        except FileNotFoundError:
-            pass
     return rss_kib(server.proc.pid), children
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import os
@@ -69,7 +70,8 @@ class ServerProcess:
         self.address = f"127.0.0.1:{self.port_file.read_text().strip()}"
         self._channel = None
         health = health_pb2_grpc.HealthStub(self.channel())
-        while health.Check(health_pb2.HealthCheckRequest(), timeout=10).status != health_pb2.HealthCheckResponse.SERVING:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        while health.Check(health_pb2.HealthCheckRequest(), timeout=10).status != serving:
             time.sleep(0.05)
         return self
 
@@ -119,10 +121,8 @@ class ServerProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if self._channel is not None:
             self._channel.close()
             self._channel = None

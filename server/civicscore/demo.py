@@ -71,8 +71,11 @@ def _at(day: dt.date, rng: random.Random) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(8 + rng.randrange(9), rng.randrange(60)), HANOI)
 
 
+Generated = tuple[list[ingest.AssignmentInput], list[ingest.OutcomeInput], list[ingest.MeasurementInput]]
+
+
 def generate(units: Sequence[ingest.UnitInput], quarters: Sequence[Quarter], today: dt.date,
-             indicators: frozenset[str]) -> tuple[list[ingest.AssignmentInput], list[ingest.OutcomeInput], list[ingest.MeasurementInput]]:
+             indicators: frozenset[str]) -> Generated:
     """Make assignments, outcomes and measurements for each unit and quarter; same seed, same data."""
     rng = random.Random(SEED)
     assignments: list[ingest.AssignmentInput] = []

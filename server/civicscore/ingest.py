@@ -173,7 +173,8 @@ def upsert_units(store: Store, items: Sequence[UnitInput], *, idempotency_key: s
         if item.parent:
             parent_code = c.reference("parent", item.parent, "units")
             if parent_code is not None and parent_code not in codes_in_batch and parent_code not in known_parents:
-                c.add("parent", "UNKNOWN_UNIT", f"parent {item.parent} does not exist; create it first or in this batch")
+                c.add("parent", "UNKNOWN_UNIT",
+                      f"parent {item.parent} does not exist; create it first or in this batch")
             if parent_code == code:
                 c.add("parent", "SELF_PARENT", "a unit cannot be its own parent")
         periods: list[str] = []

@@ -151,7 +151,7 @@ def outcome_out(o: Outcome) -> outcomes_pb2.Outcome:
     return outcomes_pb2.Outcome(
         name=f"outcomes/{o.outcome_id}", outcome_id=o.outcome_id, assignment=f"assignments/{o.assignment_id}",
         status=_back(o.status, STATUSES), completed_on=o.completed_on.isoformat() if o.completed_on else "",
-        quality=_back(o.quality, QUALITIES) if o.quality else 0, reminders=o.reminders,
+        quality=_back(o.quality, QUALITIES) if o.quality else outcomes_pb2.QUALITY_UNSPECIFIED, reminders=o.reminders,
         reported_at=timestamp_out(o.reported_at), reporting_system=o.reporting_system, note=o.note)
 
 
@@ -167,7 +167,7 @@ def target_out(t: Target) -> measurements_pb2.Target:
     return measurements_pb2.Target(
         name=f"periods/{t.period}/targets/{t.indicator}/{scope}", indicator=t.indicator, period=t.period,
         unit=f"units/{t.unit_code}" if t.unit_code else "",
-        unit_kind=_back(t.unit_kind, UNIT_KINDS) if t.unit_kind else 0, value=t.value)
+        unit_kind=_back(t.unit_kind, UNIT_KINDS) if t.unit_kind else units_pb2.UNIT_KIND_UNSPECIFIED, value=t.value)
 
 
 def score_display(score: float | None) -> str:
@@ -219,7 +219,8 @@ def recommendation_out(r: RecommendationRecord) -> evaluations_pb2.Recommendatio
     ]
     return evaluations_pb2.Recommendation(
         name=f"periods/{r.period}/recommendations/{r.unit_code}~{r.flag}", unit=f"units/{r.unit_code}",
-        period=r.period, flag=r.flag, kind=RECOMMENDATION_KINDS.get(r.kind, 0), level=r.level,
+        period=r.period, flag=r.flag,
+        kind=RECOMMENDATION_KINDS.get(r.kind, evaluations_pb2.RECOMMENDATION_KIND_UNSPECIFIED), level=r.level,
         label_vi=r.label_vi, label_en=r.label_en, reasons=reasons,
         evaluation=f"periods/{r.period}/evaluations/{r.unit_code}", evaluation_revision=r.evaluation_revision,
         status=RECOMMENDATION_STATUSES[r.status], create_time=timestamp_out(r.created_at),

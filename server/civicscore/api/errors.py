@@ -100,7 +100,8 @@ def to_status(exc: Exception) -> grpc.Status:
         request.field_violations.add(field="page_token", description=str(exc))
         status.details.append(_pack(request))
     assert code.value[0] == rpc_code
-    return rpc_status.to_status(status)
+    result: grpc.Status = rpc_status.to_status(status)
+    return result
 
 
 F = TypeVar("F", bound=Callable[..., Any])
