@@ -14,6 +14,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import grpc
+from google.protobuf import timestamp_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from civicscore_api.v1 import (
     assignments_pb2_grpc,
     evaluations_pb2_grpc,
@@ -24,8 +27,6 @@ from civicscore_api.v1 import (
     units_pb2,
     units_pb2_grpc,
 )
-from google.protobuf import timestamp_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
@@ -58,7 +59,7 @@ class ServerProcess:
             [sys.executable, "-m", self.module, "--listen", "127.0.0.1:0", "--database", self.database_url,
              "--rules", str(self.rules), "--port-file", str(self.port_file), "--workers", str(self.workers),
              *self.extra_args],
-            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=self._env(),
         )
         deadline = time.monotonic() + timeout
         while not self.port_file.exists():
@@ -74,6 +75,12 @@ class ServerProcess:
         while health.Check(health_pb2.HealthCheckRequest(), timeout=10).status != serving:
             time.sleep(0.05)
         return self
+
+    @staticmethod
+    def _env() -> dict[str, str]:
+        # the repo root on the path, so `-m bench.echo_server` resolves from any working directory
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+        return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

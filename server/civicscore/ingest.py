@@ -17,29 +17,31 @@ from civicscore.domain.model import (
     Area,
     Assignment,
     Measurement,
-    Outcome,
-    OutcomeStatus,
-    OutcomeWriteResult,
     Priority,
-    Quality,
     Target,
     Unit,
     UnitKind,
     UpsertCounts,
 )
 from civicscore.domain.periods import InvalidPeriod, Quarter
-from civicscore.errors import AlreadyExists, InvalidInput, Violation
+from civicscore.errors import InvalidInput, Violation
+from civicscore.ingest_outcomes import OutcomeInput, OutcomeSubmission, submit_outcomes, validate_outcomes
 from civicscore.store import IdempotencyRecord, Store
 from civicscore.validation import (
     INDICATOR_PATTERN,
-    MAX_BATCH,
     UNIT_CODE_PATTERN,
     Checker,
     check_batch_size,
     check_idempotency_key,
+    enum_value,
     hanoi_today,
 )
 
+__all__ = [
+    "AssignmentInput", "MeasurementInput", "OutcomeInput", "OutcomeSubmission", "TargetInput", "UnitInput",
+    "submit_measurements", "submit_outcomes", "upsert_assignments", "upsert_targets", "upsert_units",
+    "validate_outcomes",
+]
 Clock = Callable[[], dt.datetime]
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
@@ -69,19 +71,6 @@ class AssignmentInput:
 
 
 @dataclass(frozen=True)
-class OutcomeInput:
-    outcome_id: str
-    assignment: str
-    status: str
-    completed_on: str
-    quality: str
-    reminders: int
-    reported_at: dt.datetime | None
-    reporting_system: str
-    note: str
-
-
-@dataclass(frozen=True)
 class MeasurementInput:
     unit: str
     period: str
@@ -101,26 +90,9 @@ class TargetInput:
     value: float
 
 
-@dataclass(frozen=True)
-class OutcomeSubmission:
-    """What a caller learns from a submission: stored counts, or (validate-only) the violations."""
-
-    accepted: int
-    duplicates: int
-    violations: tuple[Violation, ...] = ()
-
-
-def _enum(checker: Checker, name: str, value: str, enum: type[UnitKind] | type[Area] | type[OutcomeStatus]
-          | type[Quality] | type[Priority], *, required: bool = True) -> str | None:
-    allowed = ", ".join(m.value for m in enum)
-    if not value:
-        if required:
-            checker.add(name, "REQUIRED", f"{name} is required (one of: {allowed})")
-        return None
-    if value not in {m.value for m in enum}:
-        checker.add(name, "INVALID_ENUM", f"{name} value {value.lstrip('?')} is not known (one of: {allowed})")
-        return None
-    return value
+def _enum(checker: Checker, name: str, value: str, enum: type[UnitKind] | type[Area] | type[Priority],
+          *, required: bool = True) -> str | None:
+    return enum_value(checker, name, value, frozenset(m.value for m in enum), required=required)
 
 
 def _reject_or_continue(violations: list[Violation]) -> None:
@@ -231,100 +203,6 @@ def upsert_assignments(store: Store, items: Sequence[AssignmentInput], *, idempo
                                      source_document=source, priority=Priority(priority)))
     _reject_or_continue(violations)
     return store.upsert_assignments(result, idempotency=claim)
-
-
-# ---- outcomes ------------------------------------------------------------------
-
-
-def _check_outcome(c: Checker, item: OutcomeInput, assignments: dict[str, Assignment], now: dt.datetime
-                   ) -> Outcome | None:
-    today = hanoi_today(now)
-    outcome_id = c.identifier("outcome_id", item.outcome_id, hint="1-128 characters of letters, digits and ._:-")
-    assignment_id = c.reference("assignment", item.assignment, "assignments")
-    assignment = assignments.get(assignment_id) if assignment_id else None
-    if assignment_id is not None and assignment is None:
-        c.add("assignment", "UNKNOWN_ASSIGNMENT",
-              f"assignment {item.assignment} does not exist; send it with UpsertAssignments first")
-    status = _enum(c, "status", item.status, OutcomeStatus)
-    completed_on = c.date("completed_on", item.completed_on, required=False)
-    if status == OutcomeStatus.COMPLETED and not item.completed_on:
-        c.add("completed_on", "REQUIRED", "completed_on is required when status is completed (YYYY-MM-DD)")
-    if status and status != OutcomeStatus.COMPLETED and item.completed_on:
-        c.add("completed_on", "NOT_ALLOWED", f"completed_on must be empty when status is {status}")
-    if completed_on is not None:
-        if completed_on > today:
-            c.add("completed_on", "IN_FUTURE", f"completed_on {completed_on} is in the future (today is {today})")
-        if assignment is not None and completed_on < assignment.assigned_on:
-            c.add("completed_on", "BEFORE_ASSIGNMENT",
-                  f"completed_on {completed_on} is before the assignment was made ({assignment.assigned_on})")
-    quality = _enum(c, "quality", item.quality, Quality, required=False)
-    if quality and status and status != OutcomeStatus.COMPLETED:
-        c.add("quality", "NOT_ALLOWED", "quality may only be set when status is completed")
-    if item.reminders < 0:
-        c.add("reminders", "NEGATIVE", f"reminders is {item.reminders}; it counts reminders received, 0 or more")
-    elif item.reminders > 1000:
-        c.add("reminders", "IMPLAUSIBLE", f"reminders {item.reminders} is implausible (more than 1,000)")
-    reported_at = item.reported_at
-    if reported_at is None:
-        c.add("reported_at", "REQUIRED", "reported_at is required (when the reporting system recorded this state)")
-    else:
-        if reported_at > now + FUTURE_TOLERANCE:
-            c.add("reported_at", "IN_FUTURE", f"reported_at {reported_at.isoformat()} is in the future")
-        if assignment is not None and hanoi_today(reported_at) < assignment.assigned_on:
-            c.add("reported_at", "BEFORE_ASSIGNMENT",
-                  f"reported_at {reported_at.isoformat()} is before the assignment was made "
-                  f"({assignment.assigned_on})")
-        if completed_on is not None and hanoi_today(reported_at) < completed_on:
-            c.add("completed_on", "AFTER_REPORT",
-                  f"completed_on {completed_on} is after the report itself ({hanoi_today(reported_at)})")
-    system = c.text("reporting_system", item.reporting_system, max_len=100)
-    note = c.text("note", item.note, max_len=4000, required=False)
-    if c.violations or assignment_id is None or status is None or reported_at is None:
-        return None
-    return Outcome(outcome_id=outcome_id, assignment_id=assignment_id, status=OutcomeStatus(status),
-                   reported_at=reported_at.astimezone(dt.UTC), reporting_system=system,
-                   completed_on=completed_on, quality=Quality(quality) if quality else None,
-                   reminders=item.reminders, note=note)
-
-
-def validate_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.datetime, field: str = "outcomes"
-                      ) -> tuple[list[Outcome], list[Violation]]:
-    """Check every outcome; returns the domain outcomes (when all are valid) and every violation."""
-    ids = sorted({i.assignment.removeprefix("assignments/") for i in items if i.assignment})
-    assignments = store.get_assignments(ids)
-    outcomes: list[Outcome] = []
-    violations: list[Violation] = []
-    for index, item in enumerate(items):
-        c = Checker(f"{field}[{index}]", index)
-        outcome = _check_outcome(c, item, assignments, now)
-        violations.extend(c.violations)
-        if outcome is not None:
-            outcomes.append(outcome)
-    return outcomes, violations
-
-
-def submit_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.datetime, idempotency_key: str,
-                    validate_only: bool = False, limit: int = MAX_BATCH) -> OutcomeSubmission:
-    """Validate and store a batch of outcomes atomically; duplicates by outcome_id are counted, not stored."""
-    _reject_or_continue(check_batch_size(len(items), "outcomes", limit=limit) + check_idempotency_key(idempotency_key))
-    claim, replayed = (None, None) if validate_only else _replay(store, idempotency_key, "SubmitOutcomes", items)
-    if replayed is not None:
-        data = json.loads(replayed)
-        return OutcomeSubmission(accepted=data["accepted"], duplicates=data["duplicates"])
-    outcomes, violations = validate_outcomes(store, items, now=now)
-    if validate_only:
-        return OutcomeSubmission(accepted=0, duplicates=0, violations=tuple(violations))
-    _reject_or_continue(violations)
-    result: OutcomeWriteResult = store.record_outcomes(outcomes, idempotency=claim)
-    if result.conflicts:
-        shown = ", ".join(f"{oid} (item {i})" for i, oid in result.conflicts[:20])
-        more = f" and {len(result.conflicts) - 20} more" if len(result.conflicts) > 20 else ""
-        raise AlreadyExists(
-            f"outcome_id already stored with different content: {shown}{more}. Outcomes are immutable: "
-            "send a correction as a new outcome with a new outcome_id. Nothing was stored.",
-            ids=[oid for _, oid in result.conflicts],
-        )
-    return OutcomeSubmission(accepted=result.accepted, duplicates=result.duplicates)
 
 
 # ---- measurements and targets ------------------------------------------------------

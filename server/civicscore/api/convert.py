@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
-from civicscore_api.v1 import (
-    assignments_pb2,
-    common_pb2,
-    evaluations_pb2,
-    measurements_pb2,
-    outcomes_pb2,
-    units_pb2,
-)
 from google.protobuf import timestamp_pb2
 
 from civicscore.domain.model import (
@@ -32,6 +25,14 @@ from civicscore.domain.model import (
 from civicscore.errors import Violation
 from civicscore.ingest import AssignmentInput, MeasurementInput, OutcomeInput, TargetInput, UnitInput
 from civicscore.store import EvaluationRecord, RecommendationRecord
+from civicscore_api.v1 import (
+    assignments_pb2,
+    common_pb2,
+    evaluations_pb2,
+    measurements_pb2,
+    outcomes_pb2,
+    units_pb2,
+)
 
 UNIT_KINDS = {
     units_pb2.UNIT_KIND_DEPARTMENT: UnitKind.DEPARTMENT,
@@ -107,11 +108,29 @@ def assignment_input(m: assignments_pb2.Assignment) -> AssignmentInput:
                            assigned_on=m.assigned_on, due_on=m.due_on, priority=_enum_text(m.priority, PRIORITIES))
 
 
+_STATUS_TEXT = {number: status.value for number, status in STATUSES.items()}
+_QUALITY_TEXT = {number: quality.value for number, quality in QUALITIES.items()}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def outcome_input(m: outcomes_pb2.Outcome) -> OutcomeInput:
-    return OutcomeInput(outcome_id=m.outcome_id, assignment=m.assignment, status=_enum_text(m.status, STATUSES),
-                        completed_on=m.completed_on, quality=_enum_text(m.quality, QUALITIES),
-                        reminders=m.reminders, reported_at=timestamp_in(m.reported_at, m.HasField("reported_at")),
-                        reporting_system=m.reporting_system, note=m.note)
+    """The hot path of ingest: plain field reads and dict lookups, no generic helpers."""
+    status, quality = m.status, m.quality
+    reported_at = None
+    if m.HasField("reported_at"):
+        ts = m.reported_at
+        reported_at = _EPOCH + dt.timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+    return OutcomeInput(
+        m.outcome_id, m.assignment,
+        _STATUS_TEXT.get(status) or (f"?{status}" if status else ""),
+        m.completed_on,
+        _QUALITY_TEXT.get(quality) or (f"?{quality}" if quality else ""),
+        m.reminders, reported_at, m.reporting_system, m.note)
+
+
+def request_digest(message: Any) -> str:
+    """SHA-256 of a request's deterministic encoding: what "the same request" means for idempotency."""
+    return hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
 
 
 def measurement_input(m: measurements_pb2.Measurement) -> MeasurementInput:

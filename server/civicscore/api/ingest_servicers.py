@@ -5,16 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import grpc
-from civicscore_api.v1 import (
-    assignments_pb2,
-    assignments_pb2_grpc,
-    measurements_pb2,
-    measurements_pb2_grpc,
-    outcomes_pb2,
-    outcomes_pb2_grpc,
-    units_pb2,
-    units_pb2_grpc,
-)
 
 from civicscore import ingest
 from civicscore.api import convert
@@ -25,6 +15,16 @@ from civicscore.domain.model import UnitKind
 from civicscore.errors import InvalidInput, NotFound, Violation
 from civicscore.runtime import Runtime
 from civicscore.validation import MAX_BATCH, MAX_STREAM
+from civicscore_api.v1 import (
+    assignments_pb2,
+    assignments_pb2_grpc,
+    measurements_pb2,
+    measurements_pb2_grpc,
+    outcomes_pb2,
+    outcomes_pb2_grpc,
+    units_pb2,
+    units_pb2_grpc,
+)
 
 
 def _bool(value: str, field: str = "filter") -> bool:
@@ -123,9 +123,10 @@ class OutcomeServicer(outcomes_pb2_grpc.OutcomeServiceServicer):
     @handle_errors
     def SubmitOutcomes(self, request: outcomes_pb2.SubmitOutcomesRequest, context: grpc.ServicerContext
                        ) -> outcomes_pb2.SubmitOutcomesResponse:
-        result = ingest.submit_outcomes(self.rt.store, [convert.outcome_input(o) for o in request.outcomes],
-                                        now=self.rt.clock(), idempotency_key=request.idempotency_key,
-                                        validate_only=request.validate_only)
+        result = ingest.submit_outcomes(
+            self.rt.store, [convert.outcome_input(o) for o in request.outcomes], now=self.rt.clock(),
+            idempotency_key=request.idempotency_key, validate_only=request.validate_only,
+            request_digest=convert.request_digest(request) if request.idempotency_key else None)
         return outcomes_pb2.SubmitOutcomesResponse(
             accepted=result.accepted, duplicates=result.duplicates,
             violations=[convert.violation_out(v) for v in result.violations])

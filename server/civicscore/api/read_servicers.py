@@ -3,14 +3,6 @@
 from __future__ import annotations
 
 import grpc
-from civicscore_api.v1 import (
-    evaluations_pb2,
-    evaluations_pb2_grpc,
-    periods_pb2,
-    periods_pb2_grpc,
-    rulesets_pb2,
-    rulesets_pb2_grpc,
-)
 
 from civicscore import evaluate, queries
 from civicscore.api import convert
@@ -19,6 +11,14 @@ from civicscore.api.filters import parse_filter
 from civicscore.api.paging import decode_token, encode_token, page_size
 from civicscore.errors import InvalidInput, NotFound, Violation
 from civicscore.runtime import Runtime
+from civicscore_api.v1 import (
+    evaluations_pb2,
+    evaluations_pb2_grpc,
+    periods_pb2,
+    periods_pb2_grpc,
+    rulesets_pb2,
+    rulesets_pb2_grpc,
+)
 
 
 def _evaluation_name(name: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class UnitKind(StrEnum):
@@ -73,9 +74,12 @@ class Assignment:
     priority: Priority = Priority.NORMAL
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One immutable report about an assignment; `outcome_id` is its idempotency key."""
+class Outcome(NamedTuple):
+    """One immutable report about an assignment; `outcome_id` is its idempotency key.
+
+    A NamedTuple rather than a frozen dataclass: ingest builds thousands per
+    request and a NamedTuple is four times cheaper to create.
+    """
 
     outcome_id: str
     assignment_id: str
