@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from civicscore_api.v1 import units_pb2
 
+from civicscore_api.v1 import units_pb2
 from tests.serverproc import ServerProcess, hanoi_units
 
 POSTGRES_ENV = "CIVICSCORE_TEST_POSTGRES_URL"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from civicscore_api.v1 import assignments_pb2, measurements_pb2, outcomes_pb2
-
 from tests.serverproc import ServerProcess, timestamp
 
 PERIOD = "2026-Q3"

@@ -16,11 +16,12 @@ from typing import Any
 
 import grpc
 import pytest
+from typer.testing import CliRunner, Result
+
 from civicscore_api.v1 import outcomes_pb2, outcomes_pb2_grpc
 from civicscore_client import Client, InvalidArgument
 from civicscore_client.cli import app
 from civicscore_client.importing import parse_outcomes
-from typer.testing import CliRunner, Result
 
 HANOI = dt.timezone(dt.timedelta(hours=7))
 ASSIGNMENT_HEADER = "assignment_id,unit,title,area,source_document,assigned_on,due_on,priority"

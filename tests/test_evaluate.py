@@ -10,8 +10,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from civicscore_api.v1 import evaluations_pb2, units_pb2
 
+from civicscore_api.v1 import evaluations_pb2, units_pb2
 from tests.scenario import PERIOD, load_quarter
 from tests.serverproc import ServerProcess, hanoi_units
 

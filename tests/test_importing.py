@@ -7,6 +7,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+
 from civicscore_api.v1 import assignments_pb2, outcomes_pb2
 from civicscore_client.importing import (
     ImportFileError,

@@ -8,10 +8,10 @@ import unicodedata
 
 import grpc
 import pytest
-from civicscore_api.v1 import assignments_pb2, measurements_pb2, outcomes_pb2, units_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from civicscore_api.v1 import assignments_pb2, measurements_pb2, outcomes_pb2, units_pb2
 from tests.serverproc import ServerProcess, timestamp
 
 REPORTED = dt.datetime(2026, 10, 2, 9, 0, tzinfo=dt.UTC)

@@ -10,6 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from civicscore.api.ingest_servicers import (
+    AssignmentServicer,
+    MeasurementServicer,
+    OutcomeServicer,
+    UnitServicer,
+)
+from civicscore.api.read_servicers import EvaluationServicer, PeriodServicer, RulesetServicer
+from civicscore.engine.pool import EnginePool
+from civicscore.runtime import Runtime
+from civicscore.store.sql import open_store
 from civicscore_api.v1 import (
     assignments_pb2,
     assignments_pb2_grpc,
@@ -26,19 +39,6 @@ from civicscore_api.v1 import (
     units_pb2,
     units_pb2_grpc,
 )
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-
-from civicscore.api.ingest_servicers import (
-    AssignmentServicer,
-    MeasurementServicer,
-    OutcomeServicer,
-    UnitServicer,
-)
-from civicscore.api.read_servicers import EvaluationServicer, PeriodServicer, RulesetServicer
-from civicscore.engine.pool import EnginePool
-from civicscore.runtime import Runtime
-from civicscore.store.sql import open_store
 
 log = logging.getLogger("civicscore")
 

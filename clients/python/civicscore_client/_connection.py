@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Self
 
 import grpc
+
 from civicscore_api.v1 import (
     assignments_pb2_grpc,
     evaluations_pb2_grpc,
@@ -16,7 +17,6 @@ from civicscore_api.v1 import (
     rulesets_pb2_grpc,
     units_pb2_grpc,
 )
-
 from civicscore_client._calls import CHANNEL_OPTIONS, Caller
 
 

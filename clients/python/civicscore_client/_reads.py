@@ -13,7 +13,6 @@ from civicscore_api.v1 import (
     rulesets_pb2,
     units_pb2,
 )
-
 from civicscore_client._connection import Connection
 from civicscore_client._names import (
     assignment_name,

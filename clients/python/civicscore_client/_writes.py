@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
+from google.protobuf.message import Message
+
 from civicscore_api.v1 import (
     assignments_pb2,
     common_pb2,
@@ -17,8 +19,6 @@ from civicscore_api.v1 import (
     outcomes_pb2,
     units_pb2,
 )
-from google.protobuf.message import Message
-
 from civicscore_client._calls import BATCH_BYTES, batch_keys, new_idempotency_key, split
 from civicscore_client._connection import Connection
 from civicscore_client._errors import CivicscoreError, InvalidArgument, Violation, index_of_field

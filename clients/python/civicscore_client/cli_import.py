@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from civicscore_api.v1 import outcomes_pb2
 from google.protobuf.message import Message
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from civicscore_api.v1 import outcomes_pb2
 from civicscore_client._client import MAX_BATCH
 from civicscore_client.cli_session import Session, session_of
 from civicscore_client.import_run import (

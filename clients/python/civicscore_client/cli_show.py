@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from civicscore_api.v1 import evaluations_pb2
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from civicscore_api.v1 import evaluations_pb2
 from civicscore_client._names import unit_code
 
 

@@ -7,11 +7,11 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from civicscore_api.v1 import evaluations_pb2, periods_pb2, units_pb2
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from civicscore_api.v1 import evaluations_pb2, periods_pb2, units_pb2
 from civicscore_client._client import Client
 from civicscore_client._errors import NotFound
 from civicscore_client._names import period_id, unit_code

@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from civicscore_api.v1 import assignments_pb2, measurements_pb2, outcomes_pb2
 from google.protobuf.message import Message
 
+from civicscore_api.v1 import assignments_pb2, measurements_pb2, outcomes_pb2
 from civicscore_client._client import Client
 from civicscore_client._errors import (
     AlreadyExists,

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
-from civicscore_api.v1 import assignments_pb2, measurements_pb2, outcomes_pb2
 from google.protobuf.message import Message
 
+from civicscore_api.v1 import assignments_pb2, measurements_pb2, outcomes_pb2
 from civicscore_client._import_cells import HANOI, Cells
 from civicscore_client._import_records import (
     ROW,
