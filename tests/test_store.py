@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
+import random
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Engine, select, text, update
+from sqlalchemy.exc import DBAPIError
+
 from civicscore.domain.model import (
     Area,
     Assignment,
@@ -34,6 +41,7 @@ from civicscore.domain.model import (
     UnitKind,
     UpsertCounts,
 )
+from civicscore.store import rows
 from civicscore.store.base import (
     IdempotencyConflict,
     IdempotencyRecord,
@@ -42,16 +50,28 @@ from civicscore.store.base import (
     NewEvaluation,
     RecommendationRecord,
 )
+from civicscore.store.connection import (
+    WAL_AUTOCHECKPOINT_PAGES,
+    begin_schema_change,
+    create_store_engine,
+    migrations_config,
+)
 from civicscore.store.cursors import encode_cursor
 from civicscore.store.sql import SqlStore, open_store
-from civicscore.store.tables import metadata, recommendations, units
-from sqlalchemy import select, text, update
-
+from civicscore.store.tables import (
+    assignment_states,
+    assignments,
+    metadata,
+    outcomes,
+    recommendations,
+    units,
+)
 from tests.postgres_support import database_url_fixture
 
 database_url = database_url_fixture()
 
 NOW = dt.datetime(2026, 7, 2, 3, 0, tzinfo=dt.UTC)
+HANOI = dt.timezone(dt.timedelta(hours=7))
 Q1, Q2 = (dt.date(2026, 1, 1), dt.date(2026, 3, 31)), (dt.date(2026, 4, 1), dt.date(2026, 6, 30))
 
 
@@ -127,7 +147,7 @@ def new_evaluation(unit_code: str, period: str, digest: str, *, grade: str = "go
 def test_migrations_match_the_table_classes_and_reopen_cleanly(store: SqlStore, database_url: str) -> None:
     with store.engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), metadata)
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
     assert diffs == []
     open_store(database_url).close()  # at head already: a no-op
 
@@ -137,12 +157,133 @@ def test_sqlite_is_durable_and_concurrent(tmp_path: Path) -> None:
     try:
         with opened.engine.connect() as connection:
             pragmas = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                       for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
+                       for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout",
+                                    "wal_autocheckpoint")}
     finally:
         opened.close()
-    assert pragmas == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 30000}
+    assert pragmas == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 30000,
+                       "wal_autocheckpoint": WAL_AUTOCHECKPOINT_PAGES}
     with pytest.raises(ValueError, match="in-memory"):
         open_store("sqlite://")
+
+
+def test_sqlite_wal_is_checkpointed_off_the_request_path(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    opened = open_store(f"sqlite:///{path}")
+    try:
+        assert opened.checkpointer is not None
+        opened.upsert_units([unit(f"U{i}", name_en="x" * 500) for i in range(2000)])
+        runs = opened.checkpointer.runs
+        deadline = time.monotonic() + 30
+        while opened.checkpointer.runs < runs + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        busy, frames, copied = opened.checkpointer.last or (1, 0, 0)
+        assert (busy, frames > 0, copied) == (0, True, frames)  # every WAL frame is in the database file
+    finally:
+        opened.close()
+    assert not Path(f"{path}-wal").exists()  # closing folded the WAL back and removed it
+    dropped = open_store(f"sqlite:///{path}")
+    dropped.upsert_units([unit("SNV")])
+    del dropped  # a store dropped without close() is still collected: the checkpointer does not pin it
+    gc.collect()
+    assert not Path(f"{path}-wal").exists()
+
+
+def migrate(url: str, revision: str, *, down: bool = False) -> None:
+    """Run the migrations up or down to `revision` on `url`, as open_store does."""
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection, begin_schema_change(connection):
+            config = migrations_config(connection=connection)
+            (command.downgrade if down else command.upgrade)(config, revision)
+    finally:
+        engine.dispose()
+
+
+# The definition of an assignment's current state (DEFAULT-RULES.md "Inputs"), as 0001 computed it.
+CURRENT_STATES = """
+SELECT a.assignment_id, a.unit_code, a.due_on, o.status, o.completed_on, o.quality, o.reminders,
+       o.reported_at, o.seq
+FROM assignments a LEFT JOIN (
+    SELECT o.*, ROW_NUMBER() OVER (PARTITION BY o.assignment_id ORDER BY o.reported_at DESC, o.seq DESC) AS position
+    FROM outcomes o
+) o ON o.assignment_id = a.assignment_id AND o.position = 1
+ORDER BY a.assignment_id
+"""
+STORED_STATES = """
+SELECT assignment_id, unit_code, due_on, status, completed_on, quality, reminders, reported_at, outcome_seq
+FROM assignment_states ORDER BY assignment_id
+"""
+
+
+def assert_states_follow_the_definition(engine: Engine) -> list[Any]:
+    with engine.connect() as connection:
+        expected = [tuple(row) for row in connection.execute(text(CURRENT_STATES))]
+        stored = [tuple(row) for row in connection.execute(text(STORED_STATES))]
+    assert stored == expected
+    return stored
+
+
+def test_migration_0002_backfills_states_and_0003_moves_reasons(database_url: str) -> None:
+    migrate(database_url, "0001")
+    day = dt.date(2026, 5, 1)
+    engine = create_store_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(units.insert(), [rows.unit_values(unit("SNV"))])
+            connection.execute(assignments.insert(), [
+                rows.assignment_values(task(f"T{i}", "SNV", day)) for i in range(1, 5)])
+            connection.execute(outcomes.insert(), [rows.outcome_values(o) for o in [
+                done("o1", "T1", day, at(5, 3)),
+                report("o2", "T1", OutcomeStatus.IN_PROGRESS, at(5, 2), reminders=3),  # older, arrived later
+                report("o3", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2)),
+                report("o4", "T2", OutcomeStatus.CANCELLED, at(5, 2)),  # same instant: the later arrival wins
+                report("o5", "T3", OutcomeStatus.IN_PROGRESS, at(5, 9), reminders=1),
+            ]])  # T4 has no outcome
+            connection.execute(text(
+                "INSERT INTO evaluations (period, unit_code, revision, result_json, result_digest, ruleset_version, "
+                "ruleset_digest, inputs_digest, created_at, block, unit_name_vi, assessable, score, grade, "
+                "timeliness, flags_json) VALUES ('2026-Q2', 'SNV', 1, '{}', 'd', 'v', 'r', 'i', :now, "
+                "'departments', 'Sở', :yes, 80.0, 'good', 1.0, '[]')"), {"now": NOW.replace(tzinfo=None), "yes": True})
+            connection.execute(text(
+                "INSERT INTO recommendations (period, unit_code, flag, kind, level, label_vi, label_en, "
+                "reasons_json, evaluation_revision, status, created_at) VALUES ('2026-Q2', 'SNV', 'praise', "
+                "'praise', 1, 'Khen', 'Praise', '[{\"rule_id\":\"r1\"}]', 1, 'proposed', :now)"),
+                {"now": NOW.replace(tzinfo=None)})
+    finally:
+        engine.dispose()
+
+    upgraded = open_store(database_url)
+    try:
+        # Rows written by SQLAlchemy's types compare equal to the driver's representation.
+        resent = upgraded.record_outcomes([done("o1", "T1", day, at(5, 3).astimezone(HANOI)),
+                                           report("o4", "T2", OutcomeStatus.CANCELLED, at(5, 2))])
+        assert (resent.accepted, resent.duplicates, resent.conflicts) == (0, 2, ())
+        states = assert_states_follow_the_definition(upgraded.engine)
+        assert [(s[0], s[3], s[6]) for s in states] == [
+            ("T1", "completed", 0), ("T2", "cancelled", 0), ("T3", "in_progress", 1), ("T4", None, None)]
+        recommendation = upgraded.list_recommendations(period="2026-Q2").items[0]
+        assert recommendation.reasons_json == '[{"rule_id":"r1"}]'
+        assert upgraded.task_counts(start=Q2[0], end=Q2[1]) == {
+            "SNV": TaskCounts(due=3, completed=1, on_time=1, late=0, reworked=0)}
+    finally:
+        upgraded.close()
+
+    migrate(database_url, "0001", down=True)
+    engine = create_store_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT reasons_json FROM recommendations")) == '[{"rule_id":"r1"}]'
+            assert connection.scalar(text("SELECT count(*) FROM outcomes")) == 5
+            with pytest.raises(DBAPIError):
+                connection.execute(text("SELECT count(*) FROM assignment_states"))
+    finally:
+        engine.dispose()
+    reopened = open_store(database_url)  # and up again, backfilling once more
+    try:
+        assert len(assert_states_follow_the_definition(reopened.engine)) == 4
+    finally:
+        reopened.close()
 
 
 # ---- upserts -----------------------------------------------------------------------
@@ -251,6 +392,99 @@ def test_ten_thousand_outcomes_in_one_call(tasks: SqlStore) -> None:
     assert tasks.record_outcomes(batch).accepted == 10_000
     assert tasks.record_outcomes(batch).duplicates == 10_000
     assert tasks.count_outcomes() == 10_000
+
+
+def test_state_is_the_latest_report_by_time_then_arrival(tasks: SqlStore) -> None:
+    def state(assignment_id: str) -> tuple[Any, ...]:
+        with tasks.engine.connect() as connection:
+            row = connection.execute(select(
+                assignment_states.c.status, assignment_states.c.completed_on, assignment_states.c.reminders,
+            ).where(assignment_states.c.assignment_id == assignment_id)).one()
+        return tuple(row)
+
+    assert state("T1") == (None, None, None)
+    tasks.record_outcomes([report("a", "T1", OutcomeStatus.IN_PROGRESS, at(5, 3), reminders=1)])
+    tasks.record_outcomes([done("b", "T1", dt.date(2026, 5, 1), at(5, 2))])  # older: does not win
+    assert state("T1") == ("in_progress", None, 1)
+    tasks.record_outcomes([report("c", "T1", OutcomeStatus.IN_PROGRESS, at(5, 3), reminders=2)])  # tie
+    assert state("T1") == ("in_progress", None, 2)
+    tasks.record_outcomes([  # within a batch: the latest report, and of a tie the later item
+        done("d", "T1", dt.date(2026, 5, 4), at(5, 4)),
+        report("e", "T1", OutcomeStatus.IN_PROGRESS, at(5, 4), reminders=3),
+        report("f", "T1", OutcomeStatus.CANCELLED, at(5, 1)),
+        report("g", "T2", OutcomeStatus.CANCELLED, at(5, 1)),
+    ])
+    assert (state("T1"), state("T2")) == (("in_progress", None, 3), ("cancelled", None, 0))
+    # A correction is a new outcome reported later; a duplicate changes nothing.
+    tasks.record_outcomes([done("h", "T1", dt.date(2026, 5, 5), at(5, 6)), report("e", "T1",
+                           OutcomeStatus.IN_PROGRESS, at(5, 4), reminders=3)])
+    assert state("T1") == ("completed", dt.date(2026, 5, 5), 0)
+    # Nothing of a refused batch reaches the state either.
+    refused = tasks.record_outcomes([report("i", "T2", OutcomeStatus.IN_PROGRESS, at(6, 1)),
+                                     report("h", "T1", OutcomeStatus.IN_PROGRESS, at(6, 1))])
+    assert refused.conflicts == ((1, "h"),) and state("T2") == ("cancelled", None, 0)
+    with pytest.raises(MissingReferences):
+        tasks.record_outcomes([report("j", "T2", OutcomeStatus.IN_PROGRESS, at(6, 1)),
+                               report("k", "T404", OutcomeStatus.IN_PROGRESS, at(6, 1))])
+    assert state("T2") == ("cancelled", None, 0)
+    assert_states_follow_the_definition(tasks.engine)
+
+
+def test_states_match_the_definition_under_random_batches(tasks: SqlStore) -> None:
+    """Out-of-order reports, ties, in-batch repeats and moved assignments, checked after every batch."""
+    rng = random.Random(20260701)
+    instants = [at(5, day, hour) for day in (1, 2, 3) for hour in (8, 9)]  # few instants: many ties
+    count = 0
+    for round_ in range(25):
+        batch: list[Outcome] = []
+        for _ in range(rng.randint(1, 12)):
+            count += 1
+            status = rng.choice(list(OutcomeStatus))
+            completed = dt.date(2026, 4, rng.randint(1, 30)) if status == OutcomeStatus.COMPLETED else None
+            batch.append(report(f"r{count}", f"T{rng.randint(1, 5)}", status, rng.choice(instants),
+                                completed_on=completed, reminders=rng.randint(0, 3),
+                                quality=Quality.ACCEPTED if completed else None))
+        if rng.random() < 0.3:
+            batch.append(batch[0])  # a repeat inside the batch: a duplicate
+        if round_ % 7 == 3:
+            moved = f"T{rng.randint(1, 5)}"
+            tasks.upsert_assignments([task(moved, "SNV", dt.date(2026, 6, rng.randint(1, 28)))])
+        tasks.record_outcomes(batch)
+        assert_states_follow_the_definition(tasks.engine)
+
+
+def test_assignment_dates_and_moved_assignments(store: SqlStore) -> None:
+    store.upsert_units([unit("SNV"), unit("SXD")])
+    store.upsert_assignments([task("T1", "SNV", dt.date(2026, 5, 1)),
+                              task("T2", "SNV", dt.date(2026, 5, 2), assigned_on=dt.date(2026, 2, 1))])
+    assert store.assignment_dates(["T2", "T1", "T404", "T1"]) == {
+        "T1": dt.date(2026, 1, 5), "T2": dt.date(2026, 2, 1)}
+    assert store.assignment_dates([]) == {} and store.get_assignments([]) == {}
+    store.record_outcomes([done("o1", "T1", dt.date(2026, 4, 30), at(5, 1))])
+    # T1 moves to SXD and into Q3; its state moves with it.
+    store.upsert_assignments([task("T1", "SXD", dt.date(2026, 7, 1))])
+    assert store.task_counts(start=Q2[0], end=Q2[1]) == {"SNV": TaskCounts(due=1)}
+    assert store.task_counts(start=dt.date(2026, 7, 1), end=dt.date(2026, 9, 30)) == {
+        "SXD": TaskCounts(due=1, completed=1, on_time=1)}
+    assert store.period_figures(start=Q2[0], end=Q2[1], period="2026-Q2") == (1, 0)
+    assert_states_follow_the_definition(store.engine)
+
+
+def test_outcome_batch_naming_unknown_assignments_stores_nothing_and_claims_no_key(tasks: SqlStore) -> None:
+    claim = IdempotencyRecord("key-x", "SubmitOutcomes", "d")
+    tasks.record_outcomes([report("o1", "T1", OutcomeStatus.IN_PROGRESS, at(5, 1))])
+    bad = [report("o2", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2)),
+           report("o3", "GONE", OutcomeStatus.IN_PROGRESS, at(5, 2)),
+           report("o1", "T1", OutcomeStatus.CANCELLED, at(5, 1)),  # also a conflict: the reference wins
+           report("o4", "GONE", OutcomeStatus.IN_PROGRESS, at(5, 3))]
+    with pytest.raises(MissingReferences) as missing:
+        tasks.record_outcomes(bad, idempotency=claim)
+    assert missing.value.missing == ((1, "GONE"), (3, "GONE"))
+    with pytest.raises(MissingReferences) as missing:
+        tasks.record_outcomes([bad[0], bad[1]], idempotency=claim)  # found by the foreign key this time
+    assert missing.value.missing == ((1, "GONE"),)
+    assert tasks.count_outcomes() == 1 and tasks.idempotent_result("key-x", "SubmitOutcomes", "d") is None
+    assert tasks.record_outcomes([bad[0]], idempotency=claim).accepted == 1
 
 
 # ---- idempotency -----------------------------------------------------------------------
@@ -542,6 +776,7 @@ def test_concurrent_writers_wait_instead_of_failing(store: SqlStore) -> None:
         thread.join()
     assert errors == []
     assert store.count_outcomes() == 15 + 8 * 15 * 50
+    assert_states_follow_the_definition(store.engine)
     assert store.list_measurements(indicator="dx.shared").items[0].reported_at == at(6, 8)
 
 

@@ -153,7 +153,7 @@ def validate_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.da
                       ) -> tuple[list[Outcome], list[Violation]]:
     """Check every outcome; returns the domain outcomes (when all are valid) or every violation."""
     ids = sorted({i.assignment[len(_PREFIX):] for i in items if i.assignment.startswith(_PREFIX)})
-    assigned = {key: a.assigned_on for key, a in store.get_assignments(ids).items()}
+    assigned = store.assignment_dates(ids)
     outcomes = _fast_outcomes(items, assigned, now)
     if outcomes is not None:
         return outcomes, []

@@ -1,9 +1,12 @@
 """Evaluation inputs computed in SQL, as defined in DEFAULT-RULES.md "Inputs".
 
 The current state of an assignment is its latest outcome by `reported_at`,
-ties broken by arrival order (`seq`): a ROW_NUMBER() window that SQLite
-(3.25+) and PostgreSQL both run. An assignment with no outcome has no state:
-it is due, not completed, and (once past due) overdue with no reminders.
+ties broken by arrival order (`seq`). It is not ranked here: the writers keep
+it in `assignment_states` (see `states`), one row per assignment beside a copy
+of its unit and due date, so each aggregate below is one range scan of that
+table by `due_on` with no join and no window. An assignment with no outcome
+has NULL state columns: it is due, not completed, and (once past due)
+overdue with no reminders.
 """
 
 from __future__ import annotations
@@ -23,37 +26,18 @@ from civicscore.domain.model import (
     TaskCounts,
 )
 from civicscore.domain.periods import InvalidPeriod, Quarter
+from civicscore.store.driver import Driver
 from civicscore.store.rows import tuple_of
-from civicscore.store.tables import assignments, evaluations, measurements, outcomes, targets, units
+from civicscore.store.tables import assignment_states, assignments, evaluations, measurements, targets, units
 
 COMPLETED = OutcomeStatus.COMPLETED.value
 CANCELLED = OutcomeStatus.CANCELLED.value
 
-
-def current_states(assignment_filter: ColumnElement[bool]) -> Subquery:
-    """The latest outcome of each assignment matching `assignment_filter`."""
-    position = func.row_number().over(
-        partition_by=outcomes.c.assignment_id,
-        order_by=(outcomes.c.reported_at.desc(), outcomes.c.seq.desc()),
-    )
-    ranked = (
-        select(
-            outcomes.c.assignment_id,
-            outcomes.c.status,
-            outcomes.c.completed_on,
-            outcomes.c.quality,
-            outcomes.c.reminders,
-            position.label("position"),
-        )
-        .join(assignments, assignments.c.assignment_id == outcomes.c.assignment_id)
-        .where(assignment_filter)
-        .subquery("ranked")
-    )
-    return select(ranked).where(ranked.c.position == 1).subquery("current")
+state = assignment_states.c
 
 
-def _not_cancelled(state: Subquery) -> ColumnElement[bool]:
-    return or_(state.c.status.is_(None), state.c.status != CANCELLED)
+def _not_cancelled() -> ColumnElement[bool]:
+    return or_(state.status.is_(None), state.status != CANCELLED)
 
 
 def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -61,63 +45,56 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
 
 
 def task_counts(connection: Connection, *, start: dt.date, end: dt.date) -> dict[str, TaskCounts]:
-    """Units with at least one non-cancelled assignment due in [start, end]; others are absent."""
-    in_quarter = assignments.c.due_on.between(start, end)
-    state = current_states(in_quarter)
-    completed = and_(state.c.status == COMPLETED, state.c.completed_on <= end)
+    """Units with at least one non-cancelled assignment due in [start, end]; others are absent.
+
+    `late` is completed minus on_time: a completed assignment has a
+    completed_on (else `completed_on <= end` fails), so it is exactly one of the two.
+    """
+    completed = and_(state.status == COMPLETED, state.completed_on <= end)
     query = (
         select(
-            assignments.c.unit_code,
+            state.unit_code,
             func.count().label("due"),
             _count(completed).label("completed"),
-            _count(and_(completed, state.c.completed_on <= assignments.c.due_on)).label("on_time"),
-            _count(and_(completed, state.c.completed_on > assignments.c.due_on)).label("late"),
-            _count(and_(completed, state.c.quality == Quality.RETURNED_FOR_REWORK.value)).label("reworked"),
+            _count(and_(completed, state.completed_on <= state.due_on)).label("on_time"),
+            _count(and_(completed, state.quality == Quality.RETURNED_FOR_REWORK.value)).label("reworked"),
         )
-        .select_from(assignments.outerjoin(state, state.c.assignment_id == assignments.c.assignment_id))
-        .where(in_quarter, _not_cancelled(state))
-        .group_by(assignments.c.unit_code)
+        .where(state.due_on.between(start, end), _not_cancelled())
+        .group_by(state.unit_code)
     )
     return {
         row.unit_code: TaskCounts(
             due=int(row.due), completed=int(row.completed), on_time=int(row.on_time),
-            late=int(row.late), reworked=int(row.reworked),
+            late=int(row.completed) - int(row.on_time), reworked=int(row.reworked),
         )
         for row in connection.execute(query)
     }
 
 
+_OPEN_OVERDUE = (
+    "SELECT unit_code, assignment_id, due_on, reminders FROM assignment_states "
+    "WHERE due_on < ? AND (status IS NULL OR (status <> ? AND (status <> ? OR completed_on IS NULL "
+    "OR completed_on > ?))) ORDER BY unit_code, due_on, assignment_id"
+)
+
+
 def open_overdue(connection: Connection, *, end: dt.date) -> dict[str, list[OverdueTask]]:
-    """Assignments of any quarter due before `end`, not cancelled, not completed by `end`."""
-    before_end = assignments.c.due_on < end
-    state = current_states(before_end)
-    not_completed_by_end = or_(
-        state.c.status.is_(None),
-        state.c.status != COMPLETED,
-        state.c.completed_on.is_(None),
-        state.c.completed_on > end,
-    )
-    query = (
-        select(
-            assignments.c.unit_code,
-            assignments.c.assignment_id,
-            assignments.c.due_on,
-            func.coalesce(state.c.reminders, 0).label("reminders"),
-        )
-        .select_from(assignments.outerjoin(state, state.c.assignment_id == assignments.c.assignment_id))
-        .where(before_end, _not_cancelled(state), not_completed_by_end)
-        .order_by(assignments.c.unit_code, assignments.c.due_on, assignments.c.assignment_id)
-    )
+    """Assignments of any quarter due before `end`, not cancelled, not completed by `end`.
+
+    Read at the driver level: this is the one aggregate returning a row per
+    assignment (tens of thousands), and SQLAlchemy's per-row date processing
+    cost more than the query; each distinct due date is parsed once.
+    """
+    driver = Driver(connection)
+    stored_end = driver.date(end)
+    found = driver.run(_OPEN_OVERDUE, (stored_end, CANCELLED, COMPLETED, stored_end)).all()
+    due_dates: dict[object, dt.date] = {}
     overdue: dict[str, list[OverdueTask]] = defaultdict(list)
-    for row in connection.execute(query):
-        overdue[row.unit_code].append(
-            OverdueTask(
-                assignment_id=row.assignment_id,
-                due_on=row.due_on,
-                days_overdue=(end - row.due_on).days,
-                reminders=int(row.reminders),
-            )
-        )
+    for unit_code, assignment_id, stored_due_on, reminders in found:
+        due_on = due_dates.get(stored_due_on)
+        if due_on is None:
+            due_on = due_dates[stored_due_on] = driver.date_from(stored_due_on)
+        overdue[unit_code].append(OverdueTask(assignment_id, due_on, (end - due_on).days, reminders or 0))
     return dict(overdue)
 
 
@@ -189,12 +166,10 @@ def prior_quarters(connection: Connection, *, period: str) -> dict[str, PriorQua
 
 def period_figures(connection: Connection, *, start: dt.date, end: dt.date, period: str) -> tuple[int, int]:
     """Due counts exclude cancelled assignments, as in task_counts."""
-    in_quarter = assignments.c.due_on.between(start, end)
-    state = current_states(in_quarter)
     due = (
         select(func.count())
-        .select_from(assignments.outerjoin(state, state.c.assignment_id == assignments.c.assignment_id))
-        .where(in_quarter, _not_cancelled(state))
+        .select_from(assignment_states)
+        .where(state.due_on.between(start, end), _not_cancelled())
         .scalar_subquery()
     )
     evaluated = (

@@ -190,6 +190,10 @@ class Store(Protocol):
 
     def get_assignments(self, assignment_ids: Sequence[str]) -> dict[str, Assignment]: ...
 
+    def assignment_dates(self, assignment_ids: Sequence[str]) -> dict[str, dt.date]:
+        """`assigned_on` per existing assignment id; unknown ids are absent (a slimmer get_assignments)."""
+        ...
+
     def list_assignments(
         self,
         *,

@@ -4,7 +4,9 @@ SQLite is tuned for a server with several handler threads: WAL (readers never
 block the writer), `synchronous=FULL` (an acknowledged commit survives a
 crash or SIGKILL), foreign keys on, a busy timeout, and write transactions
 that take the write lock up front with `BEGIN IMMEDIATE`, so concurrent
-writers queue instead of failing with "database is locked".
+writers queue instead of failing with "database is locked". `SqlStore`
+checkpoints the WAL on a background thread (see `checkpoints`); request
+connections only checkpoint as a backstop, past `WAL_AUTOCHECKPOINT_PAGES`.
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ from sqlalchemy.engine import Connection, RootTransaction, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from civicscore.store.checkpoints import passive_checkpoint
+
 # Execution option that marks a connection's transactions as writes (BEGIN IMMEDIATE on SQLite).
 WRITE_OPTION = "civicscore_write"
 BUSY_TIMEOUT_MS = 30_000
+# SQLite checkpoints in the committing connection once the WAL holds this many pages. The
+# background checkpointer (see `checkpoints`) normally keeps the WAL copied long before: this
+# is the backstop that bounds the WAL under sustained writes, when it never stops growing
+# long enough for a background checkpoint to catch up with the last commit and let the next
+# writer restart it. By then nearly every frame has been copied, so the committing request
+# only copies the remainder. 16,384 pages of 4 KiB: 64 MiB, above any single write.
+WAL_AUTOCHECKPOINT_PAGES = 16_384
 # Arbitrary constant: serialises migrations of replicas starting at once on one PostgreSQL.
 _MIGRATION_LOCK_ID = 0x63697669  # "civi"
 
@@ -65,6 +76,7 @@ def _tune_sqlite(engine: Engine) -> None:
             if mode is None or str(mode[0]).lower() != "wal":
                 raise RuntimeError(f"SQLite refused WAL journal mode (got {mode!r})")
             cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         finally:
@@ -100,6 +112,13 @@ def migrations_config(**attributes: Any) -> Config:
 
 
 def upgrade_schema(engine: Engine) -> None:
-    """Run every migration up to head in one transaction (a no-op on an up-to-date database)."""
+    """Run every migration up to head in one transaction (a no-op on an up-to-date database).
+
+    On SQLite a passive checkpoint follows, so a migration that rewrote much
+    (0002's backfill) is copied into the database file now, not by whichever
+    request commits first.
+    """
     with engine.connect() as connection, begin_schema_change(connection):
         command.upgrade(migrations_config(connection=connection), "head")
+    if engine.dialect.name == "sqlite":
+        passive_checkpoint(engine)

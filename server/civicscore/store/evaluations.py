@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from civicscore.domain.model import RecommendationStatus
@@ -21,8 +21,8 @@ from civicscore.store.base import (
     SaveEvaluationsResult,
 )
 from civicscore.store.cursors import Key, page_of, paginate
-from civicscore.store.tables import evaluations, recommendations, units
-from civicscore.store.writes import LOOKUP_CHUNK, chunked
+from civicscore.store.driver import BulkColumn, Driver, arrays, one_of, unnest
+from civicscore.store.tables import evaluations, recommendation_reasons, recommendations, units
 
 PROPOSED = RecommendationStatus.PROPOSED.value
 SUPERSEDED = RecommendationStatus.SUPERSEDED.value
@@ -45,120 +45,168 @@ def _check_batch(batch: Sequence[NewEvaluation], period: str) -> None:
                 )
 
 
+# Columns of the driver-level inserts below, with their PostgreSQL types.
+_EVALUATION_COLUMNS: tuple[BulkColumn, ...] = (
+    ("period", "text"), ("unit_code", "text"), ("revision", "int4"), ("result_json", "text"),
+    ("result_digest", "text"), ("ruleset_version", "text"), ("ruleset_digest", "text"), ("inputs_digest", "text"),
+    ("created_at", "timestamp"), ("block", "text"), ("unit_name_vi", "text"), ("assessable", "bool"),
+    ("score", "float8"), ("grade", "text"), ("timeliness", "float8"), ("flags_json", "text"),
+)
+_RECOMMENDATION_COLUMNS: tuple[BulkColumn, ...] = (
+    ("id", "int8"), ("period", "text"), ("unit_code", "text"), ("flag", "text"), ("kind", "text"),
+    ("level", "int4"), ("label_vi", "text"), ("label_en", "text"), ("evaluation_revision", "int4"),
+    ("status", "text"), ("created_at", "timestamp"), ("superseded_by", "int8"),
+)
+_REASON_COLUMNS: tuple[BulkColumn, ...] = (("recommendation_id", "int8"), ("reasons_json", "text"))
+_SUPERSEDE = "UPDATE recommendations SET status = ?, superseded_by = ? WHERE id = ?"
+_SUPERSEDE_POSTGRES = (
+    f"UPDATE recommendations AS r SET status = ?, superseded_by = v.successor FROM {unnest(['int8', 'int8'])} "
+    "AS v(id, successor) WHERE r.id = v.id"
+)
+
+
 def save_evaluations(
     connection: Connection, batch: Sequence[NewEvaluation], *, period: str, now: dt.datetime
 ) -> SaveEvaluationsResult:
-    """See `Store.save_evaluations`; new recommendations are stored PROPOSED with the new revision."""
+    """See `Store.save_evaluations`; new recommendations are stored PROPOSED with the new revision.
+
+    A fixed number of statements whatever the batch size: one lookup of the
+    units, one of the latest digests, then one bulk write per table, with
+    values already in stored form (see `driver`).
+    """
     _check_batch(batch, period)
     codes = sorted(evaluation.unit_code for evaluation in batch)
+    if not codes:
+        return SaveEvaluationsResult(units_evaluated=0, new_revisions=0, unchanged=0, not_assessable=0,
+                                     recommendations_in_force=_in_force(connection, period))
     # Locking the unit rows serialises PostgreSQL replicas saving the same units.
-    unit_rows: dict[str, Any] = {}
-    for chunk in chunked(codes, LOOKUP_CHUNK):
-        query = select(units.c.code, units.c.block, units.c.name_vi).where(units.c.code.in_(chunk))
-        for row in connection.execute(query.order_by(units.c.code).with_for_update()):
-            unit_rows[row.code] = row
+    query = (
+        select(units.c.code, units.c.block, units.c.name_vi)
+        .where(one_of(connection, units.c.code, codes))
+        .order_by(units.c.code)
+        .with_for_update()
+    )
+    unit_rows: dict[str, Any] = {row.code: row for row in connection.execute(query).all()}
     missing = [(i, e.unit_code) for i, e in enumerate(batch) if e.unit_code not in unit_rows]
     if missing:
         raise MissingReferences("unit_code", missing)
 
-    latest = latest_revisions(period)
-    previous: dict[str, tuple[int, str]] = {}
-    for chunk in chunked(codes, LOOKUP_CHUNK):
-        query = (
-            select(evaluations.c.unit_code, evaluations.c.revision, evaluations.c.result_digest)
-            .join(latest, and_(evaluations.c.unit_code == latest.c.unit_code,
-                               evaluations.c.revision == latest.c.revision))
-            .where(evaluations.c.period == period, evaluations.c.unit_code.in_(chunk))
-        )
-        for row in connection.execute(query):
-            previous[row.unit_code] = (row.revision, row.result_digest)
+    # Each unit's latest revision and its digest, in one statement (max per unit from the primary key).
+    later = evaluations.alias("later")
+    query = select(evaluations.c.unit_code, evaluations.c.revision, evaluations.c.result_digest).where(
+        evaluations.c.period == period,
+        one_of(connection, evaluations.c.unit_code, codes),
+        evaluations.c.revision == (
+            select(func.max(later.c.revision))
+            .where(later.c.period == evaluations.c.period, later.c.unit_code == evaluations.c.unit_code)
+            .scalar_subquery()
+        ),
+    )
+    previous: dict[str, tuple[int, str]] = {
+        row.unit_code: (row.revision, row.result_digest) for row in connection.execute(query).all()
+    }
 
-    new_evaluations: list[dict[str, Any]] = []
-    new_recommendations: list[dict[str, Any]] = []
+    driver = Driver(connection)
+    created_at = driver.timestamp(now)
+    new_evaluations: list[tuple[Any, ...]] = []
+    new_recommendations: list[tuple[NewEvaluation, int, RecommendationRecord]] = []
     for evaluation in batch:
         revision, digest = previous.get(evaluation.unit_code, (0, ""))
         if digest == evaluation.result_digest:
             continue
         unit = unit_rows[evaluation.unit_code]
-        new_evaluations.append({
-            "period": period, "unit_code": evaluation.unit_code, "revision": revision + 1,
-            "result_json": evaluation.result_json, "result_digest": evaluation.result_digest,
-            "ruleset_version": evaluation.ruleset_version, "ruleset_digest": evaluation.ruleset_digest,
-            "inputs_digest": evaluation.inputs_digest, "created_at": now,
-            "block": unit.block, "unit_name_vi": unit.name_vi,
-            "assessable": evaluation.assessable, "score": evaluation.score, "grade": evaluation.grade,
-            "timeliness": evaluation.timeliness, "flags_json": rows.json_list(evaluation.flags),
-        })
-        new_recommendations.extend(
-            {
-                "period": period, "unit_code": evaluation.unit_code, "flag": r.flag, "kind": r.kind,
-                "level": r.level, "label_vi": r.label_vi, "label_en": r.label_en,
-                "reasons_json": r.reasons_json, "evaluation_revision": revision + 1,
-                "status": PROPOSED, "created_at": r.created_at, "superseded_by": None,
-            }
-            for r in evaluation.recommendations
-        )
+        new_evaluations.append((
+            period, evaluation.unit_code, revision + 1, evaluation.result_json, evaluation.result_digest,
+            evaluation.ruleset_version, evaluation.ruleset_digest, evaluation.inputs_digest, created_at,
+            unit.block, unit.name_vi, bool(evaluation.assessable), evaluation.score, evaluation.grade,
+            evaluation.timeliness, rows.json_list(evaluation.flags),
+        ))
+        new_recommendations.extend((evaluation, revision + 1, r) for r in evaluation.recommendations)
 
-    revised = sorted({values["unit_code"] for values in new_evaluations})
-    if new_evaluations:
-        connection.execute(insert(evaluations), new_evaluations)
-    _supersede_and_insert(connection, period, revised, new_recommendations)
-
-    in_force = connection.scalar(
-        select(func.count()).select_from(recommendations)
-        .where(recommendations.c.period == period, recommendations.c.status != SUPERSEDED)
-    )
+    driver.insert_many("evaluations", _EVALUATION_COLUMNS, new_evaluations, large_text=True)
+    revised = sorted({evaluation[1] for evaluation in new_evaluations})
+    _supersede_and_insert(driver, period, revised, new_recommendations)
     return SaveEvaluationsResult(
         units_evaluated=len(batch),
         new_revisions=len(new_evaluations),
         unchanged=len(batch) - len(new_evaluations),
         not_assessable=sum(1 for evaluation in batch if not evaluation.assessable),
-        recommendations_in_force=int(in_force or 0),
+        recommendations_in_force=_in_force(connection, period),
     )
 
 
+def _in_force(connection: Connection, period: str) -> int:
+    """Recommendations of the period that are not superseded."""
+    in_force = connection.scalar(
+        select(func.count()).select_from(recommendations)
+        .where(recommendations.c.period == period, recommendations.c.status != SUPERSEDED)
+    )
+    return int(in_force or 0)
+
+
 def _supersede_and_insert(
-    connection: Connection, period: str, revised: list[str], new_recommendations: list[dict[str, Any]]
+    driver: Driver, period: str, revised: list[str],
+    new_recommendations: list[tuple[NewEvaluation, int, RecommendationRecord]],
 ) -> None:
-    """Proposed recommendations of revised units become superseded, linked to a successor of the same flag."""
+    """Proposed recommendations of revised units become superseded, linked to a successor of the same flag.
+
+    New ids are drawn up front (`Driver.next_serials`) so the insert is one plain
+    bulk insert: with RETURNING in parameter order SQLAlchemy falls back to one
+    INSERT per row on SQLite.
+    """
+    connection = driver.connection
     old_proposed: list[tuple[int, str, str]] = []
-    for chunk in chunked(revised, LOOKUP_CHUNK):
+    if revised:
         query = select(recommendations.c.id, recommendations.c.unit_code, recommendations.c.flag).where(
             recommendations.c.period == period,
             recommendations.c.status == PROPOSED,
-            recommendations.c.unit_code.in_(chunk),
+            one_of(connection, recommendations.c.unit_code, revised),
         )
-        old_proposed.extend((row.id, row.unit_code, row.flag) for row in connection.execute(query))
+        old_proposed = [(row.id, row.unit_code, row.flag) for row in connection.execute(query).all()]
 
     successor: dict[tuple[str, str], int] = {}
-    if new_recommendations:
-        inserted = connection.execute(
-            insert(recommendations).returning(recommendations.c.id, sort_by_parameter_order=True),
-            new_recommendations,
-        )
-        for values, new_id in zip(new_recommendations, inserted.scalars(), strict=True):
-            successor.setdefault((values["unit_code"], values["flag"]), new_id)
+    inserted: list[tuple[Any, ...]] = []
+    reasons: list[tuple[int, str]] = []
+    ids = driver.next_serials("recommendations", "id", len(new_recommendations))
+    for (evaluation, revision, r), new_id in zip(new_recommendations, ids, strict=True):
+        inserted.append((
+            new_id, period, evaluation.unit_code, r.flag, r.kind, r.level, r.label_vi, r.label_en, revision,
+            PROPOSED, driver.timestamp(r.created_at), None,
+        ))
+        reasons.append((new_id, r.reasons_json))
+        successor.setdefault((evaluation.unit_code, r.flag), new_id)
+    driver.insert_many("recommendations", _RECOMMENDATION_COLUMNS, inserted)
+    driver.insert_many("recommendation_reasons", _REASON_COLUMNS, reasons, large_text=True)
+    superseded = [
+        (old_id, successor.get((unit_code, flag))) for old_id, unit_code, flag in sorted(old_proposed)
+    ]
+    if not superseded:
+        return
+    if driver.postgres:  # the rows are not contended: the unit locks serialise savers of a unit
+        driver.run(_SUPERSEDE_POSTGRES, (SUPERSEDED, *arrays(superseded)))
+    else:
+        driver.run_many(_SUPERSEDE, [(SUPERSEDED, successor_id, old_id) for old_id, successor_id in superseded])
 
-    if old_proposed:
-        statement = (
-            update(recommendations)
-            .where(recommendations.c.id == bindparam("old_id"))
-            .values(status=SUPERSEDED, superseded_by=bindparam("successor_id"))
-        )
-        connection.execute(
-            statement,
-            [{"old_id": old_id, "successor_id": successor.get((unit_code, flag))}
-             for old_id, unit_code, flag in old_proposed],
-        )
+
+# GetEvaluation's two statements, built once (no per-call construction or cache-key walk).
+# Both are one search of the primary key (period, unit_code, revision): SQLite's plan is
+# "SEARCH evaluations USING INDEX sqlite_autoindex_evaluations_1 (period=? AND unit_code=?)",
+# with no sort for the latest revision.
+_ONE_UNIT = and_(evaluations.c.period == bindparam("period"), evaluations.c.unit_code == bindparam("unit_code"))
+_LATEST_EVALUATION = select(evaluations).where(_ONE_UNIT).order_by(evaluations.c.revision.desc()).limit(1)
+_EVALUATION_REVISION = select(evaluations).where(_ONE_UNIT, evaluations.c.revision == bindparam("revision"))
 
 
 def get_evaluation(
     connection: Connection, *, unit_code: str, period: str, revision: int
 ) -> EvaluationRecord | None:
-    query = select(evaluations).where(evaluations.c.unit_code == unit_code, evaluations.c.period == period)
+    """The given revision, or the latest when `revision` is 0."""
     if revision > 0:
-        query = query.where(evaluations.c.revision == revision)
-    row = connection.execute(query.order_by(evaluations.c.revision.desc()).limit(1)).one_or_none()
+        found = connection.execute(
+            _EVALUATION_REVISION, {"period": period, "unit_code": unit_code, "revision": revision})
+    else:
+        found = connection.execute(_LATEST_EVALUATION, {"period": period, "unit_code": unit_code})
+    row = found.one_or_none()
     return None if row is None else rows.evaluation_from(row)
 
 
@@ -188,9 +236,15 @@ def list_recommendations(
     status: RecommendationStatus | None, unit_code: str | None, after: str | None, limit: int,
 ) -> Page[RecommendationRecord]:
     """Recommendations of a period in (unit code, creation) order, with the unit's Vietnamese name."""
+    # An outer join, so that the listing always agrees with the counts of `recommendations`.
+    reasons = func.coalesce(recommendation_reasons.c.reasons_json, "[]").label("reasons_json")
     query = (
-        select(recommendations, units.c.name_vi.label("unit_name_vi"))
-        .select_from(recommendations.outerjoin(units, units.c.code == recommendations.c.unit_code))
+        select(recommendations, reasons, units.c.name_vi.label("unit_name_vi"))
+        .select_from(
+            recommendations
+            .outerjoin(recommendation_reasons, recommendation_reasons.c.recommendation_id == recommendations.c.id)
+            .outerjoin(units, units.c.code == recommendations.c.unit_code)
+        )
         .where(recommendations.c.period == period)
     )
     if kind is not None:

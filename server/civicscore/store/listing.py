@@ -12,16 +12,16 @@ from civicscore.domain.model import Assignment, Measurement, Outcome, Target, Un
 from civicscore.store import rows
 from civicscore.store.base import Page
 from civicscore.store.cursors import Key, page_of, paginate
+from civicscore.store.driver import Driver, one_of
 from civicscore.store.tables import assignments, measurements, outcomes, targets, units
-from civicscore.store.writes import LOOKUP_CHUNK, chunked
 
 
 def get_units(connection: Connection, codes: Sequence[str]) -> dict[str, Unit]:
-    found: dict[str, Unit] = {}
-    for chunk in chunked(sorted(set(codes)), LOOKUP_CHUNK):
-        for row in connection.execute(select(units).where(units.c.code.in_(chunk))):
-            found[row.code] = rows.unit_from(row)
-    return found
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    query = select(units).where(one_of(connection, units.c.code, wanted))
+    return {row.code: rows.unit_from(row) for row in connection.execute(query)}
 
 
 def list_units(
@@ -44,11 +44,24 @@ def list_units(
 
 
 def get_assignments(connection: Connection, assignment_ids: Sequence[str]) -> dict[str, Assignment]:
-    found: dict[str, Assignment] = {}
-    for chunk in chunked(sorted(set(assignment_ids)), LOOKUP_CHUNK):
-        for row in connection.execute(select(assignments).where(assignments.c.assignment_id.in_(chunk))):
-            found[row.assignment_id] = rows.assignment_from(row)
-    return found
+    wanted = sorted(set(assignment_ids))
+    if not wanted:
+        return {}
+    query = select(assignments).where(one_of(connection, assignments.c.assignment_id, wanted))
+    return {row.assignment_id: rows.assignment_from(row) for row in connection.execute(query)}
+
+
+def assignment_dates(connection: Connection, assignment_ids: Sequence[str]) -> dict[str, dt.date]:
+    """Only (assignment_id, assigned_on), read at the driver level: outcome validation's one lookup."""
+    wanted = sorted(set(assignment_ids))
+    if not wanted:
+        return {}
+    driver = Driver(connection)
+    found = driver.run(
+        "SELECT assignment_id, assigned_on FROM assignments WHERE " + driver.any_of("assignment_id"),
+        (driver.keys(wanted),),
+    )
+    return {assignment_id: driver.date_from(assigned_on) for assignment_id, assigned_on in found}
 
 
 def list_assignments(

@@ -36,14 +36,21 @@ from civicscore.store import evaluations as revisions
 from civicscore.store.base import (
     EvaluationRecord,
     IdempotencyRecord,
+    MissingReferences,
     NewEvaluation,
     Page,
     RecommendationRecord,
     SaveEvaluationsResult,
     Store,
+    StoreError,
 )
+from civicscore.store.checkpoints import Checkpointer
 from civicscore.store.connection import create_store_engine, upgrade_schema
+from civicscore.store.tables import assignments
 from civicscore.store.transactions import Clock, Database, stored_result
+
+# Tries of an outcome batch refused by a foreign key while every assignment exists (a race).
+_REFERENCE_ATTEMPTS = 3
 
 
 def _utc_now() -> dt.datetime:
@@ -88,8 +95,12 @@ class SqlStore:
     def __init__(self, engine: Engine, *, clock: Clock = _utc_now) -> None:
         self.engine = engine
         self._db = Database(engine, clock)
+        # On SQLite this thread checkpoints the WAL, off the request path (see `checkpoints`).
+        self.checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
     # -- idempotency -------------------------------------------------------
@@ -136,6 +147,10 @@ class SqlStore:
     def get_assignments(self, assignment_ids: Sequence[str]) -> dict[str, Assignment]:
         return self._db.read(lambda c: listing.get_assignments(c, assignment_ids))
 
+    def assignment_dates(self, assignment_ids: Sequence[str]) -> dict[str, dt.date]:
+        """`assigned_on` of each existing assignment among `assignment_ids` (what outcome checks need)."""
+        return self._db.read(lambda c: listing.assignment_dates(c, assignment_ids))
+
     def list_assignments(
         self, *, unit_code: str | None = None, area: str | None = None, due_from: dt.date | None = None,
         due_to: dt.date | None = None, after: str | None = None, limit: int = 100,
@@ -149,14 +164,30 @@ class SqlStore:
     def record_outcomes(
         self, outcomes: Sequence[Outcome], *, idempotency: IdempotencyRecord | None = None
     ) -> OutcomeWriteResult:
-        """Store new outcomes atomically; a batch with conflicts writes nothing and claims no key."""
-        return self._db.write(
-            lambda c: writes.record_outcomes(c, outcomes),
-            idempotency=idempotency,
-            encode=_result_json,
-            decode=_outcome_result_from,
-            keep=lambda result: not result.conflicts,
-        )
+        """Store new outcomes atomically; a batch with conflicts writes nothing and claims no key.
+
+        References are guarded by the foreign key, not looked up first: when it
+        refuses the batch (nothing is stored, the key stays unclaimed) a read
+        lists the unknown assignments for MissingReferences. Assignments are
+        never deleted, so if that read finds none missing they were created
+        meanwhile and the batch is tried again.
+        """
+        for _ in range(_REFERENCE_ATTEMPTS):
+            try:
+                return self._db.write(
+                    lambda c: writes.record_outcomes(c, outcomes),
+                    idempotency=idempotency,
+                    encode=_result_json,
+                    decode=_outcome_result_from,
+                    keep=lambda result: not result.conflicts,
+                )
+            except writes.ReferenceViolation as violation:
+                missing = self._db.read(partial(
+                    writes.missing_references, column=assignments.c.assignment_id, refs=violation.refs,
+                ))
+                if missing:
+                    raise MissingReferences(violation.field, missing) from None
+        raise StoreError("outcome batch refused by a foreign key although every assignment exists")
 
     def list_outcomes(
         self, *, assignment_id: str | None = None, unit_code: str | None = None,

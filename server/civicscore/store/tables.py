@@ -137,6 +137,43 @@ class OutcomeRow(SQLModel, table=True):
     note: str = Field(sa_type=Text)
 
 
+class AssignmentStateRow(SQLModel, table=True):
+    """Each assignment's current state, kept in step with `assignments` and `outcomes` by the store.
+
+    One row per assignment, written in the same transaction as the assignment
+    (`unit_code`, `due_on` copied from it) and as every outcome batch (the
+    state columns). The state is the outcome with the greatest
+    (`reported_at`, `seq`), the definition of DEFAULT-RULES.md "Inputs"; all
+    state columns are NULL while an assignment has no outcome. It exists so
+    that the evaluation aggregates read one table range instead of ranking
+    every outcome of the quarter (see `aggregates`).
+
+    The primary key starts with `due_on` so that on SQLite (WITHOUT ROWID, rows
+    stored in key order) a quarter is one contiguous range holding every
+    column the aggregates need; `assignment_id` is unique on its own and is how
+    outcome batches find the row. Indexed columns never change when an outcome
+    arrives, so a state update rewrites one row and no index entry.
+    """
+
+    __tablename__ = "assignment_states"
+    __table_args__ = (
+        UniqueConstraint("assignment_id", name="uq_assignment_states_assignment_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    due_on: dt.date = Field(sa_type=Date, primary_key=True)
+    unit_code: str = Field(sa_type=String, primary_key=True)
+    assignment_id: str = Field(sa_type=String, primary_key=True, foreign_key="assignments.assignment_id")
+    status: str | None = Field(default=None, sa_type=String, nullable=True)
+    completed_on: dt.date | None = Field(default=None, sa_type=Date, nullable=True)
+    quality: str | None = Field(default=None, sa_type=String, nullable=True)
+    reminders: int | None = Field(default=None, sa_type=Integer, nullable=True)
+    reported_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    # The state's outcome (no foreign key: outcomes are append-only and written in the same
+    # transaction; a parent lookup per state update would cost more than it could ever catch).
+    outcome_seq: int | None = Field(default=None, sa_type=SerialKey, nullable=True)
+
+
 class MeasurementRow(SQLModel, table=True):
     """The current value of an indicator for a unit and period (latest `reported_at` wins)."""
 
@@ -191,7 +228,12 @@ class EvaluationRow(SQLModel, table=True):
 
 
 class RecommendationRow(SQLModel, table=True):
-    """A flag raised by an evaluation revision; `superseded_by` points at its successor, if any."""
+    """A flag raised by an evaluation revision; `superseded_by` points at its successor, if any.
+
+    Its reasons live in `recommendation_reasons`: they are large (kilobytes of
+    JSON) and never change, while `status` and `superseded_by` do, and SQLite
+    rewrites a whole row, overflow pages included, on every update.
+    """
 
     __tablename__ = "recommendations"
     __table_args__ = (
@@ -212,7 +254,6 @@ class RecommendationRow(SQLModel, table=True):
     level: int = Field(sa_type=Integer)
     label_vi: str = Field(sa_type=Text)
     label_en: str = Field(sa_type=Text)
-    reasons_json: str = Field(sa_type=Text)
     evaluation_revision: int = Field(sa_type=Integer)
     status: str = Field(sa_type=String)
     created_at: dt.datetime = Field(sa_type=UtcDateTime)
@@ -222,6 +263,18 @@ class RecommendationRow(SQLModel, table=True):
         foreign_key="recommendations.id",
         nullable=True,
     )
+
+
+class RecommendationReasonRow(SQLModel, table=True):
+    """The fired rules behind one recommendation (canonical JSON list of FiredRule), written once."""
+
+    __tablename__ = "recommendation_reasons"
+
+    recommendation_id: int = Field(
+        sa_type=SerialKey, primary_key=True, foreign_key="recommendations.id",
+        sa_column_kwargs={"autoincrement": False},
+    )
+    reasons_json: str = Field(sa_type=Text)
 
 
 class IdempotencyKeyRow(SQLModel, table=True):
@@ -245,8 +298,10 @@ def _table(model: type[SQLModel]) -> Table:
 units = _table(UnitRow)
 assignments = _table(AssignmentRow)
 outcomes = _table(OutcomeRow)
+assignment_states = _table(AssignmentStateRow)
 measurements = _table(MeasurementRow)
 targets = _table(TargetRow)
 evaluations = _table(EvaluationRow)
 recommendations = _table(RecommendationRow)
+recommendation_reasons = _table(RecommendationReasonRow)
 idempotency_keys = _table(IdempotencyKeyRow)

@@ -4,36 +4,67 @@ Every function runs inside the caller's write transaction and writes through
 Core executemany in chunks. Existing rows are read `FOR UPDATE` (a no-op on
 SQLite, where BEGIN IMMEDIATE already holds the lock) so that PostgreSQL
 replicas cannot interleave a read-compare-write on the same row.
+
+Outcome batches are the hot path (SubmitOutcomes) and go through `driver`:
+one lookup of the batch's ids, one bulk insert, one bulk update of the
+assignments' states (`states.apply_outcomes`), no per-row work in SQLAlchemy.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Column, Table, and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from civicscore.domain.model import (
     Assignment,
     Measurement,
     Outcome,
+    OutcomeStatus,
     OutcomeWriteResult,
+    Quality,
     Target,
     Unit,
     UpsertCounts,
 )
-from civicscore.store import rows
+from civicscore.store import rows, states
 from civicscore.store.base import MissingReferences
-from civicscore.store.tables import assignments, measurements, outcomes, targets, units
+from civicscore.store.driver import BulkColumn, Driver, is_foreign_key_violation, one_of
+from civicscore.store.tables import assignments, measurements, targets, units
 
 T = TypeVar("T")
 Key = tuple[Any, ...]
 
-# Rows per IN (...) lookup and per executemany call: far below SQLite's 32,766
-# bound-parameter limit, large enough that round trips do not dominate.
+# Rows per IN (...) lookup of composite keys and per executemany call: far below
+# SQLite's 32,766 bound-parameter limit, large enough that round trips do not dominate.
 LOOKUP_CHUNK = 1000
 WRITE_CHUNK = 5000
+
+# Columns of the outcome rows `record_outcomes` compares and inserts (after `seq`).
+OUTCOME_COLUMNS: tuple[BulkColumn, ...] = (
+    ("outcome_id", "text"), ("assignment_id", "text"), ("status", "text"), ("completed_on", "date"),
+    ("quality", "text"), ("reminders", "int4"), ("reported_at", "timestamp"), ("reporting_system", "text"),
+    ("note", "text"),
+)
+_SELECT_OUTCOMES = f"SELECT {', '.join(name for name, _ in OUTCOME_COLUMNS)} FROM outcomes WHERE "
+
+
+class ReferenceViolation(Exception):
+    """A foreign key refused a write: the transaction must end before the culprits can be listed.
+
+    Raised out of the write transaction (which rolls back, so nothing is
+    stored); `SqlStore` then looks the references up and raises MissingReferences.
+    """
+
+    def __init__(self, field: str, refs: Sequence[tuple[int, str]]) -> None:
+        super().__init__(f"a foreign key on {field} refused the write")
+        self.field = field
+        self.refs = tuple(refs)
 
 
 def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -42,12 +73,20 @@ def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 def existing_keys(connection: Connection, column: Column[Any], values: Iterable[str]) -> set[str]:
-    """Which of `values` are present in `column`."""
+    """Which of `values` are present in `column` (one statement, whatever the count)."""
     wanted = sorted(set(values))
-    found: set[str] = set()
-    for chunk in chunked(wanted, LOOKUP_CHUNK):
-        found.update(connection.scalars(select(column).where(column.in_(chunk))))
-    return found
+    if not wanted:
+        return set()
+    return set(connection.scalars(select(column).where(one_of(connection, column, wanted))))
+
+
+def missing_references(
+    connection: Connection, column: Column[Any], refs: Sequence[tuple[int, str]],
+    *, also_known: set[str] | frozenset[str] = frozenset(),
+) -> list[tuple[int, str]]:
+    """Every (index, value) of `refs` whose value is neither in `column` nor in `also_known`."""
+    present = existing_keys(connection, column, {value for _, value in refs} - also_known)
+    return [(index, value) for index, value in refs if value not in present and value not in also_known]
 
 
 def require_references(
@@ -55,8 +94,7 @@ def require_references(
     *, also_known: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     """Raise MissingReferences listing every (index, value) whose value is not in `column`."""
-    present = existing_keys(connection, column, {value for _, value in refs} - also_known)
-    missing = [(index, value) for index, value in refs if value not in present and value not in also_known]
+    missing = missing_references(connection, column, refs, also_known=also_known)
     if missing:
         raise MissingReferences(field, missing)
 
@@ -66,15 +104,30 @@ def _load_for_update(
 ) -> dict[Key, dict[str, Any]]:
     """Current rows for `keys`, locked for the rest of the transaction on PostgreSQL."""
     columns = [table.c[name] for name in key_columns]
-    key_expr = columns[0] if len(columns) == 1 else tuple_(*columns)
     found: dict[Key, dict[str, Any]] = {}
-    for chunk in chunked(sorted(set(keys)), LOOKUP_CHUNK):
-        wanted = [k[0] for k in chunk] if len(columns) == 1 else list(chunk)
-        query = select(table).where(key_expr.in_(wanted)).order_by(*columns).with_for_update()
-        for row in connection.execute(query):
+
+    def load(condition: Any) -> None:
+        for row in connection.execute(select(table).where(condition).order_by(*columns).with_for_update()):
             values = dict(row._mapping)
             found[tuple(values[name] for name in key_columns)] = values
+
+    wanted = sorted(set(keys))
+    if len(columns) == 1:
+        if wanted:
+            load(one_of(connection, columns[0], [k[0] for k in wanted]))
+        return found
+    for chunk in chunked(wanted, LOOKUP_CHUNK):
+        load(tuple_(*columns).in_(list(chunk)))
     return found
+
+
+@dataclass
+class Upserted:
+    """What `upsert` did: the counts, and the rows it inserted and updated (final values)."""
+
+    counts: UpsertCounts
+    inserted: list[dict[str, Any]] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)
 
 
 def upsert(
@@ -84,7 +137,7 @@ def upsert(
     items: Sequence[dict[str, Any]],
     *,
     supersedes: Callable[[dict[str, Any], dict[str, Any]], bool] = lambda old, new: True,
-) -> UpsertCounts:
+) -> Upserted:
     """Insert new keys, update changed rows; items are applied in order, as if one by one.
 
     `supersedes(old, new)` decides whether a differing item replaces the stored
@@ -126,7 +179,10 @@ def upsert(
         ]
         for chunk in chunked(update_rows, WRITE_CHUNK):
             connection.execute(statement, list(chunk))
-    return UpsertCounts(created=created, updated=updated, unchanged=unchanged)
+    return Upserted(
+        UpsertCounts(created=created, updated=updated, unchanged=unchanged),
+        inserted=insert_rows, updated=[values for _, values in sorted(updates.items())],
+    )
 
 
 def upsert_units(connection: Connection, batch: Sequence[Unit]) -> UpsertCounts:
@@ -135,14 +191,17 @@ def upsert_units(connection: Connection, batch: Sequence[Unit]) -> UpsertCounts:
     parents = [(i, v["parent_code"]) for i, v in enumerate(items) if v["parent_code"] is not None]
     require_references(connection, "parent_code", units.c.code, parents,
                        also_known={v["code"] for v in items})
-    return upsert(connection, units, ["code"], items)
+    return upsert(connection, units, ["code"], items).counts
 
 
 def upsert_assignments(connection: Connection, batch: Sequence[Assignment]) -> UpsertCounts:
+    """Also keeps each assignment's state row (`states.track_assignments`) in the same transaction."""
     items = [rows.assignment_values(assignment) for assignment in batch]
     require_references(connection, "unit_code", units.c.code,
                        [(i, v["unit_code"]) for i, v in enumerate(items)])
-    return upsert(connection, assignments, ["assignment_id"], items)
+    done = upsert(connection, assignments, ["assignment_id"], items)
+    states.track_assignments(connection, done.inserted, done.updated)
+    return done.counts
 
 
 def record_measurements(connection: Connection, batch: Sequence[Measurement]) -> UpsertCounts:
@@ -153,47 +212,94 @@ def record_measurements(connection: Connection, batch: Sequence[Measurement]) ->
     return upsert(
         connection, measurements, ["period", "unit_code", "indicator"], items,
         supersedes=lambda old, new: bool(new["reported_at"] >= old["reported_at"]),
-    )
+    ).counts
 
 
 def upsert_targets(connection: Connection, batch: Sequence[Target]) -> UpsertCounts:
     items = [rows.target_values(target) for target in batch]
     unit_scoped = [(i, v["scope_code"]) for i, v in enumerate(items) if v["scope_type"] == "unit"]
     require_references(connection, "unit_code", units.c.code, unit_scoped)
-    return upsert(connection, targets, ["period", "indicator", "scope_type", "scope_code"], items)
+    return upsert(connection, targets, ["period", "indicator", "scope_type", "scope_code"], items).counts
+
+
+_STATUSES = {status.value: status.value for status in OutcomeStatus}
+_QUALITIES: dict[str | None, str | None] = {None: None, **{quality.value: quality.value for quality in Quality}}
+
+
+def stored_outcomes(driver: Driver, batch: Sequence[Outcome]) -> list[tuple[Any, ...]]:
+    """Outcomes as the rows `outcomes` holds (OUTCOME_COLUMNS order), in the driver's representation.
+
+    The hot loop of SubmitOutcomes: enum values come from dicts (a StrEnum
+    member hashes as its value) and each distinct reported_at is converted once.
+    """
+    stamps: dict[dt.datetime, Any] = {}
+    stored: list[tuple[Any, ...]] = []
+    for outcome in batch:
+        reported_at = outcome.reported_at
+        stamp = stamps.get(reported_at)
+        if stamp is None:
+            stamp = stamps[reported_at] = driver.timestamp(reported_at)
+        try:
+            status = _STATUSES[outcome.status]
+            quality = _QUALITIES[outcome.quality]
+        except KeyError:  # not a known value: let the enum raise its ValueError
+            status = OutcomeStatus(outcome.status).value
+            quality = None if outcome.quality is None else Quality(outcome.quality).value
+        stored.append((
+            outcome.outcome_id, outcome.assignment_id, status, driver.date(outcome.completed_on), quality,
+            outcome.reminders, stamp, outcome.reporting_system, outcome.note,
+        ))
+    return stored
 
 
 def record_outcomes(connection: Connection, batch: Sequence[Outcome]) -> OutcomeWriteResult:
-    """Append new outcomes in batch order; see `Store.record_outcomes` for duplicates and conflicts."""
-    items = [rows.outcome_values(outcome) for outcome in batch]
-    require_references(connection, "assignment_id", assignments.c.assignment_id,
-                       [(i, v["assignment_id"]) for i, v in enumerate(items)])
+    """Append new outcomes in batch order and update their assignments' states.
+
+    See `Store.record_outcomes` for duplicates and conflicts. An unknown
+    assignment is caught by the foreign key (ingest has already checked the
+    references, so they are not looked up again here) and surfaces as
+    ReferenceViolation, after which the caller's transaction rolls back.
+    """
+    driver = Driver(connection)
+    items = stored_outcomes(driver, batch)
 
     first_index: dict[str, int] = {}
     conflicts: list[tuple[int, str]] = []
     duplicates = 0
-    for index, outcome in enumerate(batch):
-        seen = first_index.setdefault(outcome.outcome_id, index)
+    for index, item in enumerate(items):
+        seen = first_index.setdefault(item[0], index)
         if seen == index:
             continue
-        if items[seen] == items[index]:
+        if items[seen] == item:
             duplicates += 1
         else:
-            conflicts.append((index, outcome.outcome_id))
+            conflicts.append((index, item[0]))
 
     stored: set[str] = set()
-    for chunk in chunked(sorted(first_index), LOOKUP_CHUNK):
-        for row in connection.execute(select(outcomes).where(outcomes.c.outcome_id.in_(chunk))):
-            stored.add(row.outcome_id)
-            index = first_index[row.outcome_id]
-            if rows.outcome_values(rows.outcome_from(row)) == items[index]:
-                duplicates += 1
-            else:
-                conflicts.append((index, row.outcome_id))
+    found = driver.run(_SELECT_OUTCOMES + driver.any_of("outcome_id"), (driver.keys(first_index),)).all()
+    for row in found:
+        stored.add(row[0])
+        index = first_index[row[0]]
+        if tuple(row) == items[index]:
+            duplicates += 1
+        else:
+            conflicts.append((index, row[0]))
 
     if conflicts:
+        # Unknown assignments take precedence over conflicts, as they always have.
+        require_references(connection, "assignment_id", assignments.c.assignment_id,
+                           [(i, item[1]) for i, item in enumerate(items)])
         return OutcomeWriteResult(accepted=0, duplicates=0, conflicts=tuple(sorted(conflicts)))
-    new_rows = [items[i] for i in sorted(first_index.values()) if batch[i].outcome_id not in stored]
-    for rows_chunk in chunked(new_rows, WRITE_CHUNK):
-        connection.execute(insert(outcomes), list(rows_chunk))
+    fresh = [items[i] for i in sorted(first_index.values()) if items[i][0] not in stored]
+    new_rows = [
+        (seq, *item) for seq, item in zip(driver.next_serials("outcomes", "seq", len(fresh)), fresh, strict=True)
+    ]
+    try:
+        for rows_chunk in chunked(new_rows, WRITE_CHUNK):
+            driver.insert_many("outcomes", (("seq", "int8"), *OUTCOME_COLUMNS), rows_chunk)
+    except IntegrityError as error:
+        if is_foreign_key_violation(error):
+            raise ReferenceViolation("assignment_id", [(i, item[1]) for i, item in enumerate(items)]) from error
+        raise
+    states.apply_outcomes(driver, new_rows)
     return OutcomeWriteResult(accepted=len(new_rows), duplicates=duplicates)

@@ -1,0 +1,100 @@
+"""Keeping `assignment_states` equal to its definition, inside the writers' transactions.
+
+Invariant (checked by the tests against a ROW_NUMBER query over `outcomes`):
+every assignment has exactly one state row, holding its current `unit_code`
+and `due_on`, and the fields of its outcome with the greatest
+(`reported_at`, `seq`), or NULLs when it has none. Two writers maintain it:
+
+- `track_assignments`, called by `upsert_assignments` for the rows it inserted
+  or changed;
+- `apply_outcomes`, called by `record_outcomes` with the new outcomes.
+
+The outcome rule is an "only if newer" update, so it is order-independent:
+applying outcomes in any grouping gives the maximum. On PostgreSQL two
+replicas updating one state row serialise on its row lock, and the UPDATE
+(a new READ COMMITTED snapshot, taken once the rows are locked) compares
+against the winner's row, so the result is still the maximum. Rows are locked
+in assignment order so that two batches never wait for each other in a cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.engine import Connection
+
+from civicscore.store.driver import Driver, arrays, unnest
+from civicscore.store.tables import assignment_states
+
+# Positions in the outcome rows `record_outcomes` inserts (see writes.OUTCOME_COLUMNS).
+SEQ, OUTCOME_ID, ASSIGNMENT_ID, STATUS, COMPLETED_ON, QUALITY, REMINDERS, REPORTED_AT = range(8)
+
+# SQLite: an executemany of this, one row at a time.
+_APPLY = (
+    "UPDATE assignment_states SET status = ?, completed_on = ?, quality = ?, reminders = ?, "
+    "reported_at = ?, outcome_seq = ? "
+    "WHERE assignment_id = ? AND (outcome_seq IS NULL OR (reported_at, outcome_seq) < (?, ?))"
+)
+# PostgreSQL: the rows locked in key order first, then one UPDATE joined to the batch as arrays.
+_LOCK_POSTGRES = "SELECT 1 FROM assignment_states WHERE assignment_id = ANY(?) ORDER BY assignment_id FOR UPDATE"
+_APPLY_POSTGRES = (
+    "UPDATE assignment_states AS s SET status = v.status, completed_on = v.completed_on, quality = v.quality, "
+    "reminders = v.reminders, reported_at = v.reported_at, outcome_seq = v.outcome_seq "
+    f"FROM {unnest(['text', 'text', 'date', 'text', 'int4', 'timestamp', 'int8'])} "
+    "AS v(assignment_id, status, completed_on, quality, reminders, reported_at, outcome_seq) "
+    "WHERE s.assignment_id = v.assignment_id "
+    "AND (s.outcome_seq IS NULL OR (s.reported_at, s.outcome_seq) < (v.reported_at, v.outcome_seq))"
+)
+
+
+def track_assignments(
+    connection: Connection, inserted: Sequence[dict[str, Any]], updated: Sequence[dict[str, Any]]
+) -> None:
+    """New assignments get an empty state; changed ones carry their (possibly new) unit and due date."""
+    if inserted:
+        connection.execute(insert(assignment_states), [
+            {"due_on": v["due_on"], "unit_code": v["unit_code"], "assignment_id": v["assignment_id"]}
+            for v in inserted
+        ])
+    if updated:
+        statement = (
+            update(assignment_states)
+            .where(assignment_states.c.assignment_id == bindparam("key_assignment_id"))
+            .values(due_on=bindparam("due_on"), unit_code=bindparam("unit_code"))
+        )
+        connection.execute(statement, [
+            {"key_assignment_id": v["assignment_id"], "due_on": v["due_on"], "unit_code": v["unit_code"]}
+            for v in sorted(updated, key=lambda v: str(v["assignment_id"]))
+        ])
+
+
+def apply_outcomes(driver: Driver, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Make each newly stored outcome the state of its assignment if it is the latest.
+
+    `rows` are the inserted outcome rows in stored representation, in `seq`
+    order. Within the batch only the latest per assignment is applied (a tie
+    on reported_at goes to the later one, which has the greater seq); against
+    the stored state the UPDATE's condition decides.
+    """
+    latest: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        current = latest.get(row[ASSIGNMENT_ID])
+        if current is None or row[REPORTED_AT] >= current[REPORTED_AT]:
+            latest[row[ASSIGNMENT_ID]] = row
+    ordered = sorted(latest.items())
+    if not ordered:
+        return
+    if driver.postgres:
+        driver.run(_LOCK_POSTGRES, ([assignment_id for assignment_id, _ in ordered],))
+        driver.run(_APPLY_POSTGRES, arrays([
+            (assignment_id, row[STATUS], row[COMPLETED_ON], row[QUALITY], row[REMINDERS], row[REPORTED_AT], row[SEQ])
+            for assignment_id, row in ordered
+        ]))
+        return
+    driver.run_many(_APPLY, [
+        (row[STATUS], row[COMPLETED_ON], row[QUALITY], row[REMINDERS], row[REPORTED_AT], row[SEQ],
+         assignment_id, row[REPORTED_AT], row[SEQ])
+        for assignment_id, row in ordered
+    ])
