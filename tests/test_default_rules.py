@@ -6,15 +6,25 @@ the score arithmetic and text formatting are also checked as pure functions.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
-from collections.abc import Iterator
+import hashlib
+import math
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import Enum, IntEnum, StrEnum
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from civicscore.domain.canonical import canonical_json, digest_of
+
+from civicscore.domain.canonical import _reference_json, canonical_json, canonical_jsons, digest_of
 from civicscore.domain.model import (
+    FiredRule,
+    FlagResult,
+    IndicatorScore,
     MeasurementFact,
     OverdueTask,
     PriorQuarter,
@@ -25,7 +35,15 @@ from civicscore.domain.model import (
 )
 from civicscore.domain.periods import Quarter
 from civicscore.domain.scoring import ScoringParameters, combine, display_score, dx_result, task_rates
-from civicscore.domain.text import fill_template, format_number, format_percent, round_half_away
+from civicscore.domain.text import (
+    LANGUAGES,
+    Language,
+    fill_template,
+    format_number,
+    format_percent,
+    format_value,
+    round_half_away,
+)
 from civicscore.engine.pool import EnginePool
 from civicscore.ruleset import Ruleset, load_ruleset
 
@@ -204,3 +222,222 @@ def test_vietnamese_and_english_number_formats() -> None:
     assert fill_template(text, {"timeliness": 0.725, "threshold": 0.8}, "vi") == (
         "Tỷ lệ đúng hạn 72,5% thấp hơn ngưỡng 80%, điểm — {x}"
     )
+
+
+# ---- canonical JSON: the bytes stored, compared and digested ---------------------------------
+
+
+def representative_evaluation() -> UnitEvaluation:
+    """An evaluation with every kind of value: shared fired rules, escapes, emoji, awkward floats."""
+    penalty = FiredRule(
+        rule_id="overdue-penalty",
+        source="scoring.yaml:89",
+        fact="assignment SNV-2026-017",
+        values={"days_overdue": 45.0},
+        reason_vi="Nhiệm vụ SNV-2026-017 quá hạn 45 ngày chưa hoàn thành: trừ 2 điểm",
+        reason_en="Assignment SNV-2026-017 is 45 days overdue and still open: 2 points off",
+    )
+    grade = FiredRule(
+        "grade.completed", "grades.yaml:30", "unit", {"score": 66.15625, "due": 20.0},
+        "Điểm 66,16 từ 50 đến dưới 70", "Score 66.16 is from 50 to below 70",
+    )
+    timeliness = FiredRule(
+        "criticism-low-timeliness", "flags.yaml:51", "unit", {"timeliness": 0.725, "assessable": 1.0},
+        "Tỷ lệ đúng hạn 72,5% thấp hơn ngưỡng 80%", "On-time rate 72.5% is below the 80% threshold", "criticism",
+    )
+    reminders = FiredRule(
+        "criticism-many-reminders", "flags.yaml:60", "assignment SNV-2026-017", {"reminders": 5.0},
+        'Nhiệm vụ "SNV-2026-017" bị đôn đốc 5 lần\n(quá 3) \\ \U0001f4cc', "Reminded 5 times\t\x01 > 3", "criticism",
+    )
+    return UnitEvaluation(
+        unit_code="SNV",
+        period="2026-Q3",
+        assessable=True,
+        score=66.16,
+        grade="completed",
+        grade_vi="Hoàn thành nhiệm vụ",
+        grade_en="Completed",
+        counts=TaskCounts(due=20, completed=16, on_time=10, late=6, reworked=2),
+        open_overdue=1,
+        indicators=(
+            IndicatorScore(
+                "dx.online_applications", "Tỷ lệ hồ sơ nộp trực tuyến", "Applications submitted online",
+                0.1 + 0.2, 0.8, 0.37500000000000006, 6, 1e-07, True,
+            ),
+            IndicatorScore(
+                "dx.fully_online", "Tỷ lệ hồ sơ xử lý trực tuyến toàn trình", "Applications processed fully online",
+                -0.0, None, 0.0, 4, 1e16, False,
+            ),
+        ),
+        penalty=2.0,
+        fired_rules=(penalty, grade, timeliness, reminders),
+        flags=(FlagResult("criticism", "criticism", 2, "Phê bình", "Criticism", (timeliness, reminders)),),
+        ruleset_version="2026.1",
+        ruleset_digest="ab" * 32,
+        inputs_digest="cd" * 32,
+    )
+
+
+# The exact text: a change here changes every stored result digest (and so every revision check).
+REPRESENTATIVE_JSON = (
+    '{"assessable":true,"counts":{"completed":16,"due":20,"late":6,"on_time":10,"reworked":2},"fired_ru'
+    'les":[{"fact":"assignment SNV-2026-017","flag":"","reason_en":"Assignment SNV-2026-017 is 45 days '
+    'overdue and still open: 2 points off","reason_vi":"Nhiệm vụ SNV-2026-017 quá hạn 45 ngày chưa hoàn'
+    ' thành: trừ 2 điểm","rule_id":"overdue-penalty","source":"scoring.yaml:89","values":{"days_overdue'
+    '":45.0}},{"fact":"unit","flag":"","reason_en":"Score 66.16 is from 50 to below 70","reason_vi":"Đi'
+    'ểm 66,16 từ 50 đến dưới 70","rule_id":"grade.completed","source":"grades.yaml:30","values":{"due":'
+    '20.0,"score":66.15625}},{"fact":"unit","flag":"criticism","reason_en":"On-time rate 72.5% is below'
+    ' the 80% threshold","reason_vi":"Tỷ lệ đúng hạn 72,5% thấp hơn ngưỡng 80%","rule_id":"criticism-lo'
+    'w-timeliness","source":"flags.yaml:51","values":{"assessable":1.0,"timeliness":0.725}},{"fact":"as'
+    'signment SNV-2026-017","flag":"criticism","reason_en":"Reminded 5 times\\t\\u0001 > 3","reason_vi"'
+    ':"Nhiệm vụ \\"SNV-2026-017\\" bị đôn đốc 5 lần\\n(quá 3) \\\\ 📌","rule_id":"criticism-many-reminde'
+    'rs","source":"flags.yaml:60","values":{"reminders":5.0}}],"flags":[{"flag":"criticism","kind":"cri'
+    'ticism","label_en":"Criticism","label_vi":"Phê bình","level":2,"reasons":[{"fact":"unit","flag":"c'
+    'riticism","reason_en":"On-time rate 72.5% is below the 80% threshold","reason_vi":"Tỷ lệ đúng hạn '
+    '72,5% thấp hơn ngưỡng 80%","rule_id":"criticism-low-timeliness","source":"flags.yaml:51","values":'
+    '{"assessable":1.0,"timeliness":0.725}},{"fact":"assignment SNV-2026-017","flag":"criticism","reaso'
+    'n_en":"Reminded 5 times\\t\\u0001 > 3","reason_vi":"Nhiệm vụ \\"SNV-2026-017\\" bị đôn đốc 5 lần\\'
+    'n(quá 3) \\\\ 📌","rule_id":"criticism-many-reminders","source":"flags.yaml:60","values":{"reminder'
+    's":5.0}}]}],"grade":"completed","grade_en":"Completed","grade_vi":"Hoàn thành nhiệm vụ","indicator'
+    's":[{"attainment":0.37500000000000006,"counted":true,"indicator":"dx.online_applications","name_en'
+    '":"Applications submitted online","name_vi":"Tỷ lệ hồ sơ nộp trực tuyến","points":1e-07,"target":0'
+    '.8,"value":0.30000000000000004,"weight":6},{"attainment":0.0,"counted":false,"indicator":"dx.fully'
+    '_online","name_en":"Applications processed fully online","name_vi":"Tỷ lệ hồ sơ xử lý trực tuyến t'
+    'oàn trình","points":1e+16,"target":null,"value":-0.0,"weight":4}],"inputs_digest":"cdcdcdcdcdcdcdc'
+    'dcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","open_overdue":1,"penalty":2.0,"period":"2026-Q'
+    '3","ruleset_digest":"abababababababababababababababababababababababababababababababab","ruleset_ve'
+    'rsion":"2026.1","score":66.16,"unit_code":"SNV"}'
+)
+
+
+def test_canonical_json_of_an_evaluation_is_pinned() -> None:
+    evaluation = representative_evaluation()
+    assert canonical_json(evaluation) == REPRESENTATIVE_JSON
+    assert _reference_json(evaluation) == REPRESENTATIVE_JSON  # to_plain + json.dumps: the definition
+    assert canonical_jsons([evaluation, list(evaluation.flags[0].reasons)]) == [
+        REPRESENTATIVE_JSON,
+        canonical_json(list(evaluation.flags[0].reasons)),
+    ]
+    assert digest_of(evaluation) == hashlib.sha256(REPRESENTATIVE_JSON.encode()).hexdigest()
+
+
+class Colour(StrEnum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Size(IntEnum):
+    SMALL = 1
+    LARGE = 3
+
+
+class Shape(Enum):
+    PAIR = (1, 2)  # an enum whose value is a container
+    NAME = "name"
+
+
+class Label(str):
+    """A str subclass (written as its text)."""
+
+
+Point = collections.namedtuple("Point", "x y")
+
+
+@dataclass(frozen=True)
+class Leaf:
+    name: str
+    weight: float
+    tags: tuple[Any, ...]
+    extra: dict[Any, Any]
+
+
+@dataclass
+class Node:
+    children: list[Any]
+    leaf: Leaf | None
+    when: dt.date
+    at: dt.datetime
+    mapping: dict[Any, Any]
+
+
+def random_value(rng: random.Random, depth: int, pool: list[Any]) -> Any:
+    """A value of any kind canonical_json accepts (or refuses), sometimes one already used."""
+    if pool and rng.random() < 0.1:
+        return rng.choice(pool)
+    leaves: list[Callable[[], Any]] = [
+        lambda: "".join(rng.choice('aZ9 "\\/\n\t\x00\x1fđặệ€\u2028\U0001f600') for _ in range(rng.randrange(6))),
+        lambda: rng.choice([0, 1, -1, 2**53 + 1, -(10**30), 7]),
+        lambda: rng.choice([0.0, -0.0, 0.1, 1 / 3, 1e16, 1e-07, 5e-324, 1.7976931348623157e308, 2.5, 100.0]),
+        lambda: rng.choice([True, False, None]),
+        lambda: rng.choice(list(Colour) + list(Size) + list(Shape)),
+        lambda: dt.date(2026, rng.randrange(1, 13), rng.randrange(1, 29)),
+        lambda: dt.datetime(2026, 3, 4, 5, 6, 7, rng.randrange(10**6), tzinfo=dt.timezone(dt.timedelta(hours=7))),
+        lambda: Label(rng.choice(["x", "đ", ""])),
+        lambda: rng.choice([frozenset({1}), float("nan"), -math.inf]) if rng.random() < 0.05 else 0,  # refused
+    ]
+    if depth <= 0 or rng.random() < 0.4:
+        value = rng.choice(leaves)()
+    else:
+        keys = ["a", "b", "ß", "1", 1, 2, True, None, 1.5, Colour.RED]
+        builders: list[Callable[[], Any]] = [
+            lambda: [random_value(rng, depth - 1, pool) for _ in range(rng.randrange(4))],
+            lambda: tuple(random_value(rng, depth - 1, pool) for _ in range(rng.randrange(4))),
+            lambda: {rng.choice(keys): random_value(rng, depth - 1, pool) for _ in range(rng.randrange(4))},
+            lambda: Point(random_value(rng, depth - 1, pool), 2),
+            lambda: Leaf(
+                Label("leaf"), rng.choice([0.5, 2.0]), tuple(random_value(rng, depth - 1, pool) for _ in range(2)),
+                {rng.choice(keys): random_value(rng, depth - 1, pool)},
+            ),
+            lambda: Node(
+                [random_value(rng, depth - 1, pool)],
+                rng.choice([None, *[p for p in pool if isinstance(p, Leaf)]]),
+                dt.date(2025, 12, 31),
+                dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                {"k": random_value(rng, depth - 1, pool)},
+            ),
+        ]
+        value = rng.choice(builders)()
+    pool.append(value)
+    return value
+
+
+def outcome(write: Callable[[Any], str], value: Any) -> tuple[str, str]:
+    try:
+        return "text", write(value)
+    except Exception as error:  # compared with the reference's error
+        return type(error).__name__, str(error)
+
+
+def test_canonical_json_writes_what_to_plain_and_json_dumps_write() -> None:
+    rng = random.Random(20260930)
+    pool: list[Any] = []
+    values = [random_value(rng, 4, pool) for _ in range(1500)]
+    values += [float("nan"), [1, float("inf")], Leaf("x", float("-inf"), (), {}), {"a": {1: [-0.0]}}]
+    values += [{1: "a", "1": "b"}, Shape.PAIR, [Shape.PAIR]]
+    for value in values:
+        assert outcome(canonical_json, value) == outcome(_reference_json, value), value
+    writable = [value for value in values if outcome(_reference_json, value)[0] == "text"]
+    assert canonical_jsons(writable) == [canonical_json(value) for value in writable]
+    with pytest.raises(ValueError, match=r"non-finite number nan cannot be stored"):
+        canonical_json(FiredRule("r", "f.yaml:1", "unit", {"score": float("nan")}))
+
+
+def test_placeholder_values_format_the_same_from_the_number_cache() -> None:
+    def uncached(value: object, spec: str, lang: Language) -> str:  # format_value before the cache
+        if value is None:
+            return "—"
+        if isinstance(value, bool):
+            return {"vi": ("có", "không"), "en": ("yes", "no")}[lang][0 if value else 1]
+        if isinstance(value, int | float):
+            return format_percent(value, lang) if spec == "%" else format_number(value, lang)
+        if isinstance(value, list | tuple):
+            return ", ".join(uncached(v, spec, lang) for v in value) or "—"
+        return str(value)
+
+    values = [1, 1.0, True, False, -0.0, 0.0, 0.725, 2.675, -2.675, 1234567.891, 10**17 + 1, Size.LARGE]
+    values += [None, "x", Label("y"), ["a", 0.5, 1], (), Colour.RED]
+    for _ in range(2):  # the second round is served from the cache
+        for value in values:
+            for spec in ("", "%"):
+                for lang in LANGUAGES:
+                    assert format_value(value, spec, lang) == uncached(value, spec, lang), (value, spec, lang)

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from civicscore.domain.canonical import canonical_json
+
+from civicscore.domain.canonical import canonical_json, sha256_hex
 from civicscore.domain.model import MeasurementFact, OverdueTask, PriorQuarter, TaskCounts, UnitFacts, UnitKind
 from civicscore.domain.scoring import ScoreBreakdown, task_rates
 from civicscore.engine.facts import InvalidFacts, measurement_fact, overdue_fact, unit_fact, view_measurement
-from civicscore.engine.pool import EnginePool
+from civicscore.engine.pool import MAX_CHUNK, EnginePool, chunk_sizes
 from civicscore.engine.port import EngineError
 from civicscore.ruleset import RulesetInvalid, load_ruleset
 from civicscore.ruleset.fields import FACT_FIELDS, MEASUREMENT, OVERDUE, UNIT
@@ -306,3 +307,188 @@ def test_facts_carry_exactly_the_fields_rules_may_name() -> None:
     assert set(overdue_fact(facts, facts.overdue[0])) == set(FACT_FIELDS[OVERDUE])
     view = view_measurement(facts, facts.measurements[0], ruleset)
     assert set(measurement_fact(facts, view)) == set(FACT_FIELDS[MEASUREMENT])
+
+
+# ---- batched asserts, encoded results, chunking: the fast paths keep every byte ---------------
+
+
+def rich_unit() -> UnitFacts:
+    """A unit with overdue tasks, counted and uncounted indicators and a previous quarter."""
+    return UnitFacts(
+        unit_code="SNV",
+        unit_kind=UnitKind.DEPARTMENT,
+        block="departments",
+        period="2026-Q1",
+        counts=TaskCounts(due=20, completed=16, on_time=10, late=6, reworked=2),
+        overdue=(
+            OverdueTask("SNV-001", dt.date(2026, 3, 31), 0, 0),
+            OverdueTask("SNV-002", dt.date(2026, 2, 14), 45, 5),
+            OverdueTask("SNV-003", dt.date(2026, 3, 19), 12, 1),
+        ),
+        measurements=(
+            MeasurementFact("dx.fully_online", 30, 100, 0.25),
+            MeasurementFact("dx.online_applications", 70, 100),
+            MeasurementFact("dx.satisfaction", 0, 0),
+        ),
+        previous=PriorQuarter("2025-Q4", "good", ("criticism",)),
+    )
+
+
+# rich_unit() as the engine evaluated it before asserts were batched (and since): any change
+# to these bytes changes stored digests, so it must be deliberate.
+RICH_UNIT_JSON = (
+    '{"assessable":true,"counts":{"completed":16,"due":20,"late":6,"on_time":10,"reworked":2},"fired_ru'
+    'les":[{"fact":"indicator dx.fully_online","flag":"","reason_en":"Applications processed fully onli'
+    'ne: 30% against a target of 25% (100% of its points)","reason_vi":"Tỷ lệ hồ sơ xử lý trực tuyến to'
+    'àn trình: đạt 30% so với mục tiêu 25% (được 100% số điểm)","rule_id":"dx-indicator-counted","sourc'
+    'e":"scoring.yaml:79","values":{"denominator":100.0,"target":0.25}},{"fact":"indicator dx.online_ap'
+    'plications","flag":"","reason_en":"Applications submitted online: 70% against a target of 80% (87.'
+    '5% of its points)","reason_vi":"Tỷ lệ hồ sơ nộp trực tuyến: đạt 70% so với mục tiêu 80% (được 87,5'
+    '% số điểm)","rule_id":"dx-indicator-counted","source":"scoring.yaml:79","values":{"denominator":10'
+    '0.0,"target":0.8}},{"fact":"assignment SNV-002","flag":"","reason_en":"Assignment SNV-002 is 45 da'
+    'ys overdue and still open: 2 points off","reason_vi":"Nhiệm vụ SNV-002 quá hạn 45 ngày chưa hoàn t'
+    'hành: trừ 2 điểm","rule_id":"overdue-penalty","source":"scoring.yaml:89","values":{"days_overdue":'
+    '45.0}},{"fact":"assignment SNV-003","flag":"","reason_en":"Assignment SNV-003 is 12 days overdue a'
+    'nd still open: 2 points off","reason_vi":"Nhiệm vụ SNV-003 quá hạn 12 ngày chưa hoàn thành: trừ 2 '
+    'điểm","rule_id":"overdue-penalty","source":"scoring.yaml:89","values":{"days_overdue":12.0}},{"fac'
+    't":"unit","flag":"","reason_en":"Score 81.19 is from 70 to below 90","reason_vi":"Điểm 81,19 từ 70'
+    ' đến dưới 90","rule_id":"grade.good","source":"grades.yaml:27","values":{"due":20.0,"score":81.193'
+    '75}},{"fact":"unit","flag":"reminder","reason_en":"On-time rate 72.5% is below the 90% threshold",'
+    '"reason_vi":"Tỷ lệ đúng hạn 72,5% thấp hơn ngưỡng 90%","rule_id":"reminder-low-timeliness","source'
+    '":"flags.yaml:51","values":{"assessable":1.0,"timeliness":0.725}},{"fact":"assignment SNV-002","fl'
+    'ag":"reminder","reason_en":"Assignment SNV-002 is 45 days overdue, more than 30","reason_vi":"Nhiệ'
+    'm vụ SNV-002 quá hạn 45 ngày, quá 30 ngày","rule_id":"reminder-long-overdue","source":"flags.yaml:'
+    '60","values":{"days_overdue":45.0}},{"fact":"unit","flag":"criticism","reason_en":"On-time rate 72'
+    '.5% is below the 80% threshold","reason_vi":"Tỷ lệ đúng hạn 72,5% thấp hơn ngưỡng 80%","rule_id":"'
+    'criticism-low-timeliness","source":"flags.yaml:71","values":{"assessable":1.0,"timeliness":0.725}}'
+    ',{"fact":"assignment SNV-002","flag":"criticism","reason_en":"Overdue assignment SNV-002 has had 5'
+    ' reminders, more than 3","reason_vi":"Nhiệm vụ SNV-002 quá hạn đã bị đôn đốc 5 lần, quá 3 lần","ru'
+    'le_id":"criticism-many-reminders","source":"flags.yaml:82","values":{"reminders":5.0}},{"fact":"un'
+    'it","flag":"explanation_required","reason_en":"Criticised two quarters running","reason_vi":"Bị ph'
+    'ê bình hai quý liên tiếp","rule_id":"explanation-criticised-twice","source":"flags.yaml:102","valu'
+    'es":{}}],"flags":[{"flag":"reminder","kind":"criticism","label_en":"Reminder","label_vi":"Nhắc nhở'
+    '","level":1,"reasons":[{"fact":"unit","flag":"reminder","reason_en":"On-time rate 72.5% is below t'
+    'he 90% threshold","reason_vi":"Tỷ lệ đúng hạn 72,5% thấp hơn ngưỡng 90%","rule_id":"reminder-low-t'
+    'imeliness","source":"flags.yaml:51","values":{"assessable":1.0,"timeliness":0.725}},{"fact":"assig'
+    'nment SNV-002","flag":"reminder","reason_en":"Assignment SNV-002 is 45 days overdue, more than 30"'
+    ',"reason_vi":"Nhiệm vụ SNV-002 quá hạn 45 ngày, quá 30 ngày","rule_id":"reminder-long-overdue","so'
+    'urce":"flags.yaml:60","values":{"days_overdue":45.0}}]},{"flag":"criticism","kind":"criticism","la'
+    'bel_en":"Criticism","label_vi":"Phê bình","level":2,"reasons":[{"fact":"unit","flag":"criticism","'
+    'reason_en":"On-time rate 72.5% is below the 80% threshold","reason_vi":"Tỷ lệ đúng hạn 72,5% thấp '
+    'hơn ngưỡng 80%","rule_id":"criticism-low-timeliness","source":"flags.yaml:71","values":{"assessabl'
+    'e":1.0,"timeliness":0.725}},{"fact":"assignment SNV-002","flag":"criticism","reason_en":"Overdue a'
+    'ssignment SNV-002 has had 5 reminders, more than 3","reason_vi":"Nhiệm vụ SNV-002 quá hạn đã bị đô'
+    'n đốc 5 lần, quá 3 lần","rule_id":"criticism-many-reminders","source":"flags.yaml:82","values":{"r'
+    'eminders":5.0}}]},{"flag":"explanation_required","kind":"criticism","label_en":"Explanation requir'
+    'ed","label_vi":"Yêu cầu giải trình","level":3,"reasons":[{"fact":"unit","flag":"explanation_requir'
+    'ed","reason_en":"Criticised two quarters running","reason_vi":"Bị phê bình hai quý liên tiếp","rul'
+    'e_id":"explanation-criticised-twice","source":"flags.yaml:102","values":{}}]}],"grade":"good","gra'
+    'de_en":"Good","grade_vi":"Hoàn thành tốt nhiệm vụ","indicators":[{"attainment":0.8749999999999999,'
+    '"counted":true,"indicator":"dx.online_applications","name_en":"Applications submitted online","nam'
+    'e_vi":"Tỷ lệ hồ sơ nộp trực tuyến","points":14.568749999999998,"target":0.8,"value":0.7,"weight":6'
+    '.0},{"attainment":1.0,"counted":true,"indicator":"dx.fully_online","name_en":"Applications process'
+    'ed fully online","name_vi":"Tỷ lệ hồ sơ xử lý trực tuyến toàn trình","points":11.1,"target":0.25,"'
+    'value":0.3,"weight":4.0},{"attainment":0.0,"counted":false,"indicator":"dx.satisfaction","name_en"'
+    ':"Users satisfied","name_vi":"Tỷ lệ người dân, doanh nghiệp hài lòng","points":0.0,"target":0.9,"v'
+    'alue":0.0,"weight":3.0}],"inputs_digest":"5a50bfc1c1a570b6a709cb06d8cd7204bc448d09e924285ce8570601'
+    '326c02e1","open_overdue":3,"penalty":4.0,"period":"2026-Q1","ruleset_digest":"c67c84cad2634f1c01b0'
+    '2f36f38c3057b1d90c1aedd05aeb43cb89a308720a91","ruleset_version":"2026.1","score":81.19,"unit_code"'
+    ':"SNV"}'
+)
+
+
+def test_engine_output_is_pinned(pool: EnginePool) -> None:
+    assert canonical_json(pool.evaluate([rich_unit()])[0]) == RICH_UNIT_JSON
+    assert pool.evaluate_encoded([rich_unit()])[0].result_json == RICH_UNIT_JSON
+
+
+def test_encoded_results_carry_the_canonical_json_of_the_evaluation(pool: EnginePool) -> None:
+    units = [rich_unit(), *varied_units("E", 30)]
+    evaluations = pool.evaluate(units)
+    encoded = pool.evaluate_encoded(units)
+    assert [e.unit_code for e in encoded] == [u.unit_code for u in units]
+    for evaluation, result in zip(evaluations, encoded, strict=True):
+        assert result.result_json == canonical_json(evaluation)
+        assert result.result_digest == sha256_hex(result.result_json)
+        assert result.evaluation() == evaluation
+        assert [(f.flag, f.kind, f.level, f.label_vi, f.label_en, f.reasons_json) for f in result.flags] == [
+            (f.flag, f.kind, f.level, f.label_vi, f.label_en, canonical_json(list(f.reasons))) for f in evaluation.flags
+        ]
+        e = evaluation
+        assert (result.unit_code, result.period, result.assessable, result.score, result.grade, result.counts) == (
+            e.unit_code, e.period, e.assessable, e.score, e.grade, e.counts
+        )
+        assert (result.indicators, result.ruleset_version, result.ruleset_digest, result.inputs_digest) == (
+            evaluation.indicators, evaluation.ruleset_version, evaluation.ruleset_digest, evaluation.inputs_digest
+        )
+    assert pool.evaluate_encoded([]) == []
+
+
+def test_chunks_shrink_towards_the_end_of_a_call() -> None:
+    assert chunk_sizes(0, 2) == []
+    for units in (1, 8, 24, 1100, 5000):
+        sizes = chunk_sizes(units, 2)
+        assert sum(sizes) == units and max(sizes) <= MAX_CHUNK
+        assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1
+    assert len(chunk_sizes(8, 2)) >= 4  # small calls still reach every worker
+
+
+OVERDUE_FACT = {"tag": "overdue.score", "unit_code": "A", "unit_kind": "department", "block": "departments",
+                "under_review": False, "assignment_id": "T", "days_overdue": 45, "reminders": 5}
+
+
+def test_adapter_batches_fire_what_single_asserts_fire() -> None:
+    from civicscore.engine.durable_adapter import MAX_BATCH, DurableRunner
+
+    runner = DurableRunner(load_ruleset(rule_files()).compile())
+    assert runner.batching  # this durable_rules build hashes fact ids as the adapter expects
+    facts = [
+        {**OVERDUE_FACT, "days_overdue": 0, "reminders": 0},  # matches nothing
+        OVERDUE_FACT,
+        {**OVERDUE_FACT, "tag": "overdue.flags"},
+        {"tag": "nothing.here"},
+        GRADE_FACT,
+        {**OVERDUE_FACT, "tag": "overdue.flags", "days_overdue": 3, "reminders": 0},  # nothing, last
+    ]
+    runner.begin()
+    batched = runner.assert_facts(facts)
+    assert runner.assert_facts([]) == []
+    runner.end()
+    runner.begin()
+    one_by_one = [runner.assert_fact(fact) for fact in facts]
+    runner.end()
+    runner.batching = False  # the fallback: each fact in its own call
+    runner.begin()
+    alone = runner.assert_facts(facts)
+    runner.end()
+    flagged = ["reminder-long-overdue", "criticism-many-reminders"]
+    expected = [[], ["overdue-penalty"], flagged, [], ["grade.excellent"], []]
+    assert batched == one_by_one == alone == expected
+    runner.batching = True
+    runner.begin()
+    many = [{**OVERDUE_FACT, "assignment_id": f"T{i}"} for i in range(MAX_BATCH + 3)]
+    assert runner.assert_facts(many) == [["overdue-penalty"]] * len(many)
+    runner.end()
+    assert (runner.sessions_used, runner.live_sessions) == (4, 0)
+
+
+def test_adapter_never_gives_a_fact_an_id_whose_hash_is_taken() -> None:
+    from civicscore.engine.durable_adapter import DurableRunner, fnv1a_32
+
+    assert fnv1a_32("40189") == fnv1a_32("797186")  # durable_rules takes these for the same id
+    runner = DurableRunner(load_ruleset(rule_files()).compile())
+    runner.begin()
+    runner._next_fact = 40188  # the next fact gets id "40189"
+    assert runner.assert_fact(GRADE_FACT) == ["grade.excellent"]
+    runner._next_fact = 797185  # "797186" is skipped
+    assert runner.assert_facts([GRADE_FACT, GRADE_FACT]) == [["grade.excellent"]] * 2
+    assert runner._next_fact == 797188
+    runner.end()
+    runner.batching = False
+    runner.begin()
+    runner._next_fact = 40188
+    runner.assert_fact(GRADE_FACT)
+    runner._next_fact, runner._taken = 797185, set()  # forgotten: durable_rules rejects "797186" ...
+    assert runner.assert_fact(GRADE_FACT) == ["grade.excellent"]  # ... and it is asserted again as "797187"
+    assert runner._next_fact == 797187
+    runner.end()

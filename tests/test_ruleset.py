@@ -10,6 +10,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+
 from civicscore.domain.model import UnitKind
 from civicscore.ruleset import RulesetInvalid, RulesetIssue, load_ruleset
 from civicscore.ruleset.compiler import check_definition

@@ -7,10 +7,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from civicscore.domain.canonical import canonical_json, digest_of, sha256_hex
+from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import RecommendationStatus, TaskCounts, Unit, UnitEvaluation, UnitFacts
 from civicscore.domain.periods import InvalidPeriod, Quarter
-from civicscore.engine.port import EngineError, RulesEngine
+from civicscore.engine.port import EncodedEvaluation, EngineError, RulesEngine
 from civicscore.errors import EvaluationFailed, FailedPrecondition, InvalidInput, Violation
 from civicscore.store import IdempotencyRecord, RecommendationRecord, SaveEvaluationsResult, Store
 from civicscore.store.base import NewEvaluation
@@ -71,7 +71,7 @@ def gather_facts(store: Store, quarter: Quarter, units: list[Unit]) -> list[Unit
     return facts
 
 
-def timeliness_of(result: UnitEvaluation) -> float:
+def timeliness_of(result: EncodedEvaluation | UnitEvaluation) -> float:
     for indicator in result.indicators:
         if indicator.indicator == "task.timeliness":
             return indicator.value
@@ -79,8 +79,8 @@ def timeliness_of(result: UnitEvaluation) -> float:
     return result.counts.on_time / due if due else 0.0
 
 
-def to_new_evaluation(result: UnitEvaluation, unit: Unit, now: dt.datetime) -> NewEvaluation:
-    result_json = canonical_json(result)
+def to_new_evaluation(result: EncodedEvaluation, unit: Unit, now: dt.datetime) -> NewEvaluation:
+    """What the store saves for one result; the engine has already serialised it canonically."""
     recommendations = tuple(
         RecommendationRecord(
             unit_code=result.unit_code,
@@ -90,7 +90,7 @@ def to_new_evaluation(result: UnitEvaluation, unit: Unit, now: dt.datetime) -> N
             level=flag.level,
             label_vi=flag.label_vi,
             label_en=flag.label_en,
-            reasons_json=canonical_json(list(flag.reasons)),
+            reasons_json=flag.reasons_json,
             evaluation_revision=0,  # set by the store to the revision it writes
             status=RecommendationStatus.PROPOSED,
             created_at=now,
@@ -101,8 +101,8 @@ def to_new_evaluation(result: UnitEvaluation, unit: Unit, now: dt.datetime) -> N
     return NewEvaluation(
         unit_code=result.unit_code,
         period=result.period,
-        result_json=result_json,
-        result_digest=sha256_hex(result_json),
+        result_json=result.result_json,
+        result_digest=result.result_digest,
         ruleset_version=result.ruleset_version,
         ruleset_digest=result.ruleset_digest,
         inputs_digest=result.inputs_digest,
@@ -138,7 +138,7 @@ def evaluate_period(store: Store, engine: RulesEngine, period: str, *, in_force_
     facts = gather_facts(store, quarter, unit_list)
     units = {u.code: u for u in unit_list}
     try:
-        results = engine.evaluate(facts)
+        results = engine.evaluate_encoded(facts)
     except EngineError as exc:
         raise EvaluationFailed(f"the rules engine could not evaluate {quarter}: {exc}") from exc
     new = [to_new_evaluation(r, units[r.unit_code], now) for r in results]

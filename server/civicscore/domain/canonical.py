@@ -2,6 +2,15 @@
 
 Used for the inputs digest of an evaluation, for comparing a new result with
 the stored one (no new revision when equal) and for idempotency digests.
+
+`to_plain` + `json.dumps` (in `_reference_json`) define the text. `canonical_json`
+writes the same text without building the plain copy first: strings, numbers,
+lists and dicts are written with the encoder's own primitives, each dataclass type
+gets a generated writer (fields in sorted order), and a dataclass instance met
+twice in one value (e.g. a fired rule that is also a flag's reason) is written
+once. Anything unusual (enums, dates, subclasses of the JSON types) goes through
+`to_plain`; whatever the fast writer cannot do exactly (non-finite numbers, enum
+values that are containers, cycles) re-runs the reference, so errors are its too.
 """
 
 from __future__ import annotations
@@ -12,6 +21,8 @@ import enum
 import hashlib
 import json
 import math
+from collections.abc import Callable, Iterable
+from json.encoder import encode_basestring as _string  # the C encoder's own str writer
 from typing import Any
 
 
@@ -37,9 +48,123 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def canonical_json(value: Any) -> str:
-    """Serialise to compact, key-sorted JSON with non-ASCII kept as UTF-8."""
+def _reference_json(value: Any) -> str:
+    """The definition of the canonical text (slow: builds the plain copy first)."""
     return json.dumps(to_plain(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+class _NotPlain(Exception):
+    """The fast writer cannot reproduce the reference here; use the reference."""
+
+
+_Memo = dict[int, tuple[Any, str]]
+_Writer = Callable[[Any, _Memo], str]
+_LEAVES = (str, int, float, bool, type(None))
+_JSON_TYPES = (str, int, float, list, tuple, dict)
+_WRITERS: dict[type, _Writer] = {}
+
+
+def _dataclass_writer(cls: type) -> _Writer | None:
+    """The generated writer of a dataclass type (None for other types), made once per type."""
+    known = _WRITERS.get(cls)
+    if known is not None:
+        return known
+    if not dataclasses.is_dataclass(cls) or issubclass(cls, (type, *_JSON_TYPES)):
+        return None
+    names = sorted(f.name for f in dataclasses.fields(cls))  # identifiers: safe in generated code
+    reads = "".join(f"    v{i} = o.{name}\n" for i, name in enumerate(names))
+    members = ",".join(  # strings and ints written in place, anything else by _write
+        _string(name) + f":{{S(v{i}) if type(v{i}) is str else I(v{i}) if type(v{i}) is int else W(v{i}, memo)}}"
+        for i, name in enumerate(names)
+    )
+    source = f"def write(o, memo):\n{reads}    return f'{{{{{members}}}}}'\n"
+    namespace: dict[str, Any] = {"S": _string, "I": int.__repr__, "W": _write}
+    exec(source, namespace)  # generated from dataclass field names only
+    writer: _Writer = namespace["write"]
+    _WRITERS[cls] = writer
+    return writer
+
+
+def _write(value: Any, memo: _Memo) -> str:
+    """The canonical JSON text of `value` (the text `_reference_json` gives, or _NotPlain)."""
+    kind = type(value)
+    if kind is str:
+        return _string(value)
+    writer = _WRITERS.get(kind)
+    if writer is not None:  # a dataclass
+        seen = memo.get(id(value))
+        if seen is None:  # the instance is kept in the memo, so its id cannot be reused meanwhile
+            seen = memo[id(value)] = (value, writer(value, memo))
+        return seen[1]
+    if kind is dict:
+        for key in value:
+            if type(key) is not str:
+                value = {str(k): v for k, v in value.items()}  # to_plain's keys
+                break
+        # Finite floats (x - x == 0) and strings inline; anything else through _write.
+        texts = [
+            _string(k)
+            + ":"
+            + (
+                float.__repr__(v)
+                if type(v) is float and v - v == 0
+                else _string(v)
+                if type(v) is str
+                else _write(v, memo)
+            )
+            for k, v in sorted(value.items())
+        ]
+        return "{" + ",".join(texts) + "}"
+    if kind is float:
+        if value - value != 0:  # inf or nan
+            raise _NotPlain  # the reference raises its own error
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is list or kind is tuple:
+        items = []
+        for item in value:
+            writer = _WRITERS.get(type(item))
+            if writer is None:
+                items.append(_write(item, memo))
+                continue
+            seen = memo.get(id(item))  # as above, without the extra call for each dataclass
+            if seen is None:
+                seen = memo[id(item)] = (item, writer(item, memo))
+            items.append(seen[1])
+        return "[" + ",".join(items) + "]"
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if kind is dt.date:
+        return _string(value.isoformat())
+    if _dataclass_writer(kind) is not None:
+        return _write(value, memo)
+    plain = to_plain(value)  # enums, datetimes, subclasses of the JSON types, unknown objects
+    if type(plain) not in _LEAVES:
+        raise _NotPlain
+    return _write(plain, memo)
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise to compact, key-sorted JSON with non-ASCII kept as UTF-8 (the JSON of `to_plain(value)`)."""
+    try:
+        return _write(value, {})
+    except Exception:  # the reference gives the same text, or the reference's error
+        return _reference_json(value)
+
+
+def canonical_jsons(values: Iterable[Any]) -> list[str]:
+    """`canonical_json` of each value; an object met in several of them is written once."""
+    memo: _Memo = {}
+    texts = []
+    for value in values:
+        try:
+            texts.append(_write(value, memo))
+        except Exception:  # as in canonical_json
+            texts.append(_reference_json(value))
+    return texts
 
 
 def sha256_hex(text: str) -> str:

@@ -110,6 +110,11 @@ def _segments(template: str) -> tuple[str | Placeholder, ...]:
     return tuple(segments)
 
 
+def template_segments(template: str) -> tuple[str | Placeholder, ...]:
+    """Literal text and placeholders of `template`, in order; raise TemplateError on bad syntax."""
+    return _segments(template)
+
+
 def parse_template(template: str) -> list[Placeholder]:
     """List the placeholders of `template`; raise TemplateError on bad syntax."""
     return [s for s in _segments(template) if isinstance(s, Placeholder)]
@@ -117,19 +122,29 @@ def parse_template(template: str) -> list[Placeholder]:
 
 def format_value(value: object, spec: str, lang: Language) -> str:
     """Render one value for a placeholder: numbers localised, lists comma-joined."""
+    if type(value) is str:  # the common cases first
+        return value
+    if type(value) is int or type(value) is float:
+        return _number_text(value, spec == "%", lang)
     if value is None:
         return MISSING_VALUE
     if isinstance(value, bool):
         return {"vi": ("có", "không"), "en": ("yes", "no")}[lang][0 if value else 1]
-    if isinstance(value, int | float):
-        return format_percent(value, lang) if spec == "%" else format_number(value, lang)
+    if isinstance(value, (int, float)):
+        return _number_text(value, spec == "%", lang)
     if isinstance(value, Sequence) and not isinstance(value, str):
         return ", ".join(format_value(v, spec, lang) for v in value) or MISSING_VALUE
     return str(value)
 
 
+@functools.lru_cache(maxsize=8192, typed=True)
+def _number_text(value: float, percent: bool, lang: Language) -> str:
+    """A number as a placeholder shows it; cached: reasons repeat the same few numbers."""
+    return format_percent(value, lang) if percent else format_number(value, lang)
+
+
 def fill_template(template: str, values: Mapping[str, object], lang: Language) -> str:
     """Replace each placeholder with its formatted value; unknown names show as missing."""
     return "".join(
-        s if isinstance(s, str) else format_value(values.get(s.name), s.spec, lang) for s in _segments(template)
+        [s if isinstance(s, str) else format_value(values.get(s.name), s.spec, lang) for s in _segments(template)]
     )

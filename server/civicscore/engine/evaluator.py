@@ -8,18 +8,21 @@
 
 The result is a plain function of the facts and the ruleset: fired rules are
 sorted, no clock is read, so the same facts give byte-identical JSON.
+
+Each stage asserts all of its facts in one call (`RuleRunner.assert_facts`); a
+fact's fired rules do not depend on the other facts of the call (every rule
+matches one fact), so batching changes nothing but the number of engine calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import FiredRule, FlagResult, IndicatorScore, UnitEvaluation, UnitFacts
 from civicscore.domain.scoring import combine, display_score, dx_result, overdue_penalty, task_rates
-from civicscore.domain.text import Language, fill_template
+from civicscore.domain.text import Language, format_value, template_segments
 from civicscore.engine.facts import (
     Fact,
     MeasurementView,
@@ -28,7 +31,7 @@ from civicscore.engine.facts import (
     unit_fact,
     view_measurement,
 )
-from civicscore.ruleset import Effect, Rule, Ruleset, Stage
+from civicscore.ruleset import Effect, GradeDefinition, Indicator, Rule, Ruleset, Stage
 from civicscore.ruleset.fields import MEASUREMENT, OVERDUE, UNIT
 from civicscore.ruleset.model import fact_tag
 
@@ -43,6 +46,10 @@ class RuleRunner(Protocol):
         """Assert one fact; return the ids of the rules it fired, each once."""
         ...
 
+    def assert_facts(self, facts: Sequence[Fact]) -> list[list[str]]:
+        """Assert facts in one call; for each, the ids of the rules it fired, each once."""
+        ...
+
     def end(self) -> None:
         """Delete the session."""
 
@@ -51,8 +58,7 @@ class EvaluationFailed(RuntimeError):
     """The rules gave an impossible answer for a unit (e.g. no grade); a ruleset bug."""
 
 
-@dataclass(frozen=True)
-class _Firing:
+class _Firing(NamedTuple):
     rule: Rule
     fact: Fact
     description: str
@@ -67,6 +73,18 @@ class UnitEvaluator:
         self._rules = {rule.rule_id: rule for rule in ruleset.rules}
         self._order = {rule.rule_id: index for index, rule in enumerate(ruleset.rules)}
         self._tags = {rule.tag for rule in ruleset.rules}
+        self._indicator_codes = ruleset.indicator_codes
+        # First match wins, as in Ruleset.indicator() and Ruleset.grade().
+        self._indicators: dict[str, Indicator] = {}
+        for indicator in ruleset.indicators:
+            self._indicators.setdefault(indicator.code, indicator)
+        self._grades: dict[str, GradeDefinition] = {}
+        for grade in ruleset.grades:
+            self._grades.setdefault(grade.grade, grade)
+        self._reasons = {
+            rule.rule_id: (self._reason(rule, rule.reason_vi, "vi"), self._reason(rule, rule.reason_en, "en"))
+            for rule in ruleset.rules
+        }
 
     def evaluate(self, unit: UnitFacts) -> UnitEvaluation:
         """Run every stage for one unit in its own session, deleted afterwards."""
@@ -77,29 +95,41 @@ class UnitEvaluator:
             self._runner.end()
 
     def _run(self, fact: Fact, fact_type: str, stage: Stage, description: str, firings: list[_Firing]) -> list[Rule]:
-        tag = fact_tag(fact_type, stage)
-        if tag not in self._tags:
-            return []
-        rules = [self._rules[rule_id] for rule_id in self._runner.assert_fact({**fact, "tag": tag})]
-        firings.extend(_Firing(rule, fact, description) for rule in rules)
-        return rules
+        return self._run_all([(fact, fact_type, description)], stage, firings)[0]
+
+    def _run_all(
+        self, items: Sequence[tuple[Fact, str, str]], stage: Stage, firings: list[_Firing]
+    ) -> list[list[Rule]]:
+        """Assert (fact, fact type, description) items in one call; the rules each fired, in item order."""
+        matched: list[list[Rule]] = [[] for _ in items]
+        sent: list[Fact] = []
+        positions: list[int] = []
+        for position, (fact, fact_type, _) in enumerate(items):
+            tag = fact_tag(fact_type, stage)
+            if tag in self._tags:
+                sent.append({**fact, "tag": tag})
+                positions.append(position)
+        if sent:
+            for position, rule_ids in zip(positions, self._runner.assert_facts(sent), strict=True):
+                matched[position] = [self._rules[rule_id] for rule_id in rule_ids]
+        for (fact, _, description), rules in zip(items, matched, strict=True):
+            firings.extend(_Firing(rule, fact, description) for rule in rules)
+        return matched
 
     def _evaluate(self, unit: UnitFacts) -> UnitEvaluation:
         rs = self._ruleset
         firings: list[_Firing] = []
-        views = [view_measurement(unit, m, rs) for m in unit.measurements if m.indicator in rs.indicator_codes]
+        views = [view_measurement(unit, m, rs) for m in unit.measurements if m.indicator in self._indicator_codes]
+        measured = [(measurement_fact(unit, v), MEASUREMENT, f"indicator {v.source.indicator}") for v in views]
+        overdue = [(overdue_fact(unit, t), OVERDUE, f"assignment {t.assignment_id}") for t in unit.overdue]
+        matched = self._run_all(measured + overdue, Stage.SCORE, firings)
         counted: set[str] = set()
-        for view in views:
-            code = view.source.indicator
-            matched = self._run(measurement_fact(unit, view), MEASUREMENT, Stage.SCORE, f"indicator {code}", firings)
-            if view.attainment is not None and any(r.effect is Effect.COUNT_INDICATOR for r in matched):
-                counted.add(code)
+        for view, rules in zip(views, matched, strict=False):
+            if view.attainment is not None and any(r.effect is Effect.COUNT_INDICATOR for r in rules):
+                counted.add(view.source.indicator)
         points: list[float] = []
-        for task in unit.overdue:
-            matched = self._run(
-                overdue_fact(unit, task), OVERDUE, Stage.SCORE, f"assignment {task.assignment_id}", firings
-            )
-            points.extend(r.penalty for r in matched if r.effect is Effect.PENALTY and r.penalty is not None)
+        for rules in matched[len(views) :]:
+            points.extend(r.penalty for r in rules if r.effect is Effect.PENALTY and r.penalty is not None)
 
         rates = task_rates(unit.counts, rs.scoring)
         weights = {i.code: i.weight for i in rs.indicators}
@@ -119,26 +149,19 @@ class UnitEvaluator:
         grade = rs.grade(graded[0].grade or "")
         assert grade is not None
         with_grade = {**base, "grade": grade.grade}
-        self._run(with_grade, UNIT, Stage.FLAGS, "unit", firings)
-        for task in unit.overdue:
-            self._run(overdue_fact(unit, task), OVERDUE, Stage.FLAGS, f"assignment {task.assignment_id}", firings)
-        for view in views:
-            self._run(
-                measurement_fact(unit, view),
-                MEASUREMENT,
-                Stage.FLAGS,
-                f"indicator {view.source.indicator}",
-                firings,
-            )
+        self._run_all([(with_grade, UNIT, "unit"), *overdue, *measured], Stage.FLAGS, firings)
         raised = sorted({f.rule.flag for f in firings if f.rule.flag})
         self._run({**with_grade, "flags": raised}, UNIT, Stage.ESCALATION, "unit", firings)
 
         firings.sort(key=lambda f: (self._order[f.rule.rule_id], f.description))
         fired = tuple(self._fired_rule(f) for f in firings)
+        by_flag: dict[str, list[FiredRule]] = {}
+        for rule in fired:
+            by_flag.setdefault(rule.flag, []).append(rule)
         flags = tuple(
-            FlagResult(d.flag, d.kind, d.level, d.label_vi, d.label_en, reasons)
+            FlagResult(d.flag, d.kind, d.level, d.label_vi, d.label_en, tuple(by_flag[d.flag]))
             for d in rs.flags
-            if (reasons := tuple(r for r in fired if r.flag == d.flag))
+            if d.flag in by_flag
         )
         dx_total = sum(weights[v.source.indicator] for v in counted_views)
         indicators = tuple(
@@ -186,28 +209,75 @@ class UnitEvaluator:
 
     def _fired_rule(self, firing: _Firing) -> FiredRule:
         rule, fact = firing.rule, firing.fact
-        values = {name: float(fact[name]) for name in rule.fields if isinstance(fact.get(name), int | float)}
+        values = {name: float(fact[name]) for name in rule.fields if isinstance(fact.get(name), (int, float))}
+        reason_vi, reason_en = self._reasons[rule.rule_id]
         return FiredRule(
             rule_id=rule.rule_id,
             source=rule.source,
             fact=firing.description,
             values=values,
-            reason_vi=fill_template(rule.reason_vi, self._placeholders(rule, fact, "vi"), "vi"),
-            reason_en=fill_template(rule.reason_en, self._placeholders(rule, fact, "en"), "en"),
+            reason_vi=reason_vi(fact),
+            reason_en=reason_en(fact),
             flag=rule.flag or "",
         )
 
-    def _placeholders(self, rule: Rule, fact: Fact, lang: Language) -> Mapping[str, object]:
-        values: dict[str, object] = {**fact, **rule.params}
-        if rule.penalty is not None:
-            values["penalty"] = rule.penalty
-        indicator = self._ruleset.indicator(str(fact.get("indicator", "")))
-        if indicator is not None:
-            values["indicator_name"] = indicator.name_vi if lang == "vi" else indicator.name_en
-        for field, label in (("grade", "grade_label"), ("previous_grade", "previous_grade_label")):
-            grade = self._ruleset.grade(str(fact.get(field, "")))
+    def _reason(self, rule: Rule, template: str, lang: Language) -> Callable[[Fact], str]:
+        """A rule's reason template as a function of the fact, with what is fixed per rule
+        (parameters, penalty) already filled in. Generated code: the template's texts and names
+        are passed in as variables, never written into the source."""
+        parts: list[str | tuple[str, str, bool]] = []
+        for segment in template_segments(template):
+            if isinstance(segment, str):
+                text = segment
+            elif segment.name in _FROM_FACT or not self._fixed(rule, segment.name):
+                parts.append((segment.name, segment.spec, segment.name in _FROM_FACT))
+                continue
+            else:
+                text = format_value(self._placeholder(rule, {}, segment.name, lang), segment.spec, lang)
+            if parts and isinstance(parts[-1], str):
+                parts[-1] += text
+            else:
+                parts.append(text)
+        namespace: dict[str, object] = {"F": format_value, "P": self._placeholder, "R": rule, "LANG": lang}
+        reads, terms = [], []
+        for i, part in enumerate(parts):
+            if isinstance(part, str):
+                namespace[f"T{i}"] = part
+                terms.append(f"T{i}")
+                continue
+            namespace[f"N{i}"], namespace[f"S{i}"], special = part
+            reads.append(f"    v{i} = P(R, fact, N{i}, LANG)\n" if special else f"    v{i} = fact.get(N{i})\n")
+            terms.append(f"(v{i} if type(v{i}) is str else F(v{i}, S{i}, LANG))")
+        source = "def fill(fact):\n" + "".join(reads) + "    return " + (" + ".join(terms) or "''") + "\n"
+        exec(source, namespace)  # the source holds only generated names
+        fill: Callable[[Fact], str] = namespace["fill"]  # type: ignore[assignment]
+        return fill
+
+    @staticmethod
+    def _fixed(rule: Rule, name: str) -> bool:
+        """Whether a placeholder (other than those in _FROM_FACT) has the same value for every fact."""
+        return (name == "penalty" and rule.penalty is not None) or name in rule.params
+
+    def _placeholder(self, rule: Rule, fact: Fact, name: str, lang: Language) -> object:
+        """A reason placeholder's value. Later sources win: the fact, the rule's parameters, its
+        penalty, the indicator's name, then grade labels (or the raw grade when it has no label)."""
+        if name in ("grade_label", "previous_grade_label"):
+            field = "grade" if name == "grade_label" else "previous_grade"
+            grade = self._grades.get(str(fact.get(field, "")))
             if grade is not None:
-                values[label] = grade.label_vi if lang == "vi" else grade.label_en
-            elif field in fact:
-                values[label] = fact[field]
-        return values
+                return grade.label_vi if lang == "vi" else grade.label_en
+            if field in fact:
+                return fact[field]
+        elif name == "indicator_name":
+            indicator = self._indicators.get(str(fact.get("indicator", "")))
+            if indicator is not None:
+                return indicator.name_vi if lang == "vi" else indicator.name_en
+        elif name == "penalty" and rule.penalty is not None:
+            return rule.penalty
+        if name in rule.params:
+            return rule.params[name]
+        return fact.get(name)
+
+
+# Placeholders looked up from the fact first (labels and names), even when a parameter has the name.
+_FROM_FACT = frozenset({"grade_label", "previous_grade_label", "indicator_name"})

@@ -6,6 +6,11 @@ Each worker has a feeding thread that sends it chunks of units, waits with a
 timeout, and on a crash, a hang or an error kills it, starts a new one and puts
 the chunk back for another try (`max_attempts` in all). Several threads may
 call `evaluate` at once.
+
+A worker is never left waiting on the parent: as soon as a reply has been read
+off the pipe (the worker is then idle, reading), the feeding thread sends the
+next chunk and only then unpickles the reply. Chunks shrink towards the end of a
+call so that both workers finish at about the same time.
 """
 
 from __future__ import annotations
@@ -20,16 +25,30 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext, SpawnProcess
+from multiprocessing.reduction import ForkingPickler
+from typing import Any, cast
 
 from civicscore.domain.model import UnitEvaluation, UnitFacts
 from civicscore.engine.facts import check_facts
-from civicscore.engine.port import EngineError
+from civicscore.engine.port import EncodedEvaluation, EngineError
 from civicscore.engine.worker import run_worker
 from civicscore.ruleset import Ruleset, load_ruleset
 
 MAX_CHUNK = 64
 MIN_START_TIMEOUT_S = 60.0
 _STOP_WAIT_S = 2.0
+
+
+def chunk_sizes(units: int, workers: int) -> list[int]:
+    """How a call's units are split: at most MAX_CHUNK, shrinking with what remains (guided
+    self-scheduling), so that the last chunks are small and no worker is left with a long tail."""
+    sizes = []
+    remaining = units
+    while remaining > 0:
+        size = max(1, min(MAX_CHUNK, math.ceil(remaining / (2 * workers))))
+        sizes.append(size)
+        remaining -= size
+    return sizes
 
 
 class _WorkerLost(Exception):
@@ -39,7 +58,8 @@ class _WorkerLost(Exception):
 @dataclass(eq=False)
 class _Job:
     facts: list[UnitFacts]
-    future: Future[list[UnitEvaluation]] = field(default_factory=Future)
+    encoded: bool  # results as EncodedEvaluation (else UnitEvaluation)
+    future: Future[list[Any]] = field(default_factory=Future)
     failures: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -48,6 +68,14 @@ class _Job:
         periods = ", ".join(sorted({unit.period for unit in self.facts}))
         shown = ", ".join(codes[:10]) + (f" and {len(codes) - 10} more" if len(codes) > 10 else "")
         return f"units {shown} ({periods})"
+
+
+@dataclass(frozen=True)
+class _Next:
+    """The chunk a feeding thread took while its worker was idle, and whether it was sent."""
+
+    job: _Job
+    sent: bool
 
 
 class _Worker:
@@ -73,23 +101,29 @@ class _Worker:
             self.kill()
             raise EngineError(f"an engine worker could not load the ruleset: {reply[1]}")
 
-    def run(self, facts: list[UnitFacts], timeout_s: float) -> tuple[str, object]:
-        """Send a chunk and wait for the reply, killing the worker after `timeout_s`."""
+    def send(self, job: _Job) -> None:
+        """Send a chunk; only while the worker waits for one (it is idle), so this cannot block for long."""
         if not self.process.is_alive():
             raise _WorkerLost(self._death())
         try:
-            self.conn.send(("evaluate", facts))
+            self.conn.send(("evaluate", job.facts, job.encoded))
         except (BrokenPipeError, OSError) as error:
             raise _WorkerLost(self._death()) from error
-        return self._receive(timeout_s, "answer")
+
+    def answer(self, timeout_s: float) -> bytes:
+        """The pickled reply to the chunk sent last, killing the worker after `timeout_s`."""
+        return self._receive_bytes(timeout_s, "answer")
 
     def _receive(self, timeout_s: float, what: str) -> tuple[str, object]:
+        reply: tuple[str, object] = ForkingPickler.loads(self._receive_bytes(timeout_s, what))
+        return reply
+
+    def _receive_bytes(self, timeout_s: float, what: str) -> bytes:
         try:
             if not self.conn.poll(timeout_s):
                 self.kill()
                 raise _WorkerLost(f"worker {self.pid} did not {what} within {timeout_s:g} s and was killed")
-            reply: tuple[str, object] = self.conn.recv()
-            return reply
+            return self.conn.recv_bytes()
         except (EOFError, OSError) as error:
             raise _WorkerLost(self._death()) from error
 
@@ -182,18 +216,28 @@ class EnginePool:
         Raises InvalidFacts (a ValueError) for self-contradicting facts, and
         EngineError when a chunk fails `max_attempts` times or the pool is closed.
         """
+        return cast(list[UnitEvaluation], self._evaluate(facts, encoded=False))
+
+    def evaluate_encoded(self, facts: Sequence[UnitFacts]) -> list[EncodedEvaluation]:
+        """As `evaluate`, each result with its canonical JSON made in the worker (see EncodedEvaluation)."""
+        return cast(list[EncodedEvaluation], self._evaluate(facts, encoded=True))
+
+    def _evaluate(self, facts: Sequence[UnitFacts], *, encoded: bool) -> list[Any]:
         units = list(facts)
         if not units:
             return []
         check_facts(units)
-        size = max(1, min(MAX_CHUNK, math.ceil(len(units) / (2 * len(self._workers)))))
-        jobs = [_Job(units[start : start + size]) for start in range(0, len(units), size)]
+        jobs = []
+        start = 0
+        for size in chunk_sizes(len(units), len(self._workers)):
+            jobs.append(_Job(units[start : start + size], encoded))
+            start += size
         with self._lock:
             if self._closed:
                 raise EngineError("the engine pool is closed")
             for job in jobs:
                 self._jobs.put(job)
-        results: list[UnitEvaluation] = []
+        results: list[Any] = []
         for job in jobs:
             results.extend(job.future.result())
         return results
@@ -230,24 +274,54 @@ class EnginePool:
 
     def _serve(self, slot: int) -> None:
         """Feed one worker; when it dies, hangs or fails, retry the chunk and start a new worker."""
-        while (job := self._jobs.get()) is not None:
+        job = self._jobs.get()
+        sent_to: _Worker | None = None  # the worker `job` was already sent to, if any
+        while job is not None:
             try:
                 worker = self._ready_worker(slot)
-                kind, payload = worker.run(job.facts, self._job_timeout_s)
+                if sent_to is not worker:  # not sent yet, or sent to a worker that has since died
+                    worker.send(job)
+                raw = worker.answer(self._job_timeout_s)
             except _WorkerLost as lost:
                 self._retry_or_fail(job, str(lost))
                 self._replace(slot)
+                job, sent_to = self._jobs.get(), None
                 continue
             except Exception as error:  # a bug on this side (e.g. unpicklable facts): no retry
                 job.future.set_exception(EngineError(f"evaluating {job.describe()} failed: {error}"))
                 self._replace(slot)
+                job, sent_to = self._jobs.get(), None
                 continue
+            following = self._send_next(worker)
+            sent_to = worker if following is not None and following.sent else None
+            try:
+                kind, payload = ForkingPickler.loads(raw)
+            except Exception as error:  # a bug (e.g. a result that cannot be unpickled): no retry
+                kind, payload = "bug", error
             if kind == "ok":
                 assert isinstance(payload, list)
                 job.future.set_result(payload)
+            elif kind == "bug":
+                job.future.set_exception(EngineError(f"evaluating {job.describe()} failed: {payload}"))
             else:  # an error inside the worker: start afresh, in case durable_rules' state is damaged
                 self._retry_or_fail(job, f"worker {worker.pid}: {payload}")
-                self._replace(slot)
+                self._replace(slot)  # the next chunk, if sent, is sent again to the new worker
+            job = following.job if following is not None else self._jobs.get()
+
+    def _send_next(self, worker: _Worker) -> _Next | None:
+        """Take the next queued chunk, if any, and send it to the (idle) worker."""
+        try:
+            job = self._jobs.get_nowait()
+        except queue.Empty:
+            return None
+        if job is None:  # the pool is closing: leave the signal for the loop
+            self._jobs.put(None)
+            return None
+        try:
+            worker.send(job)
+        except Exception:  # sent again (and any error reported) by the next round
+            return _Next(job, sent=False)
+        return _Next(job, sent=True)
 
     def _replace(self, slot: int) -> None:
         """Kill the slot's worker and start its successor now (or on the next job if that fails)."""

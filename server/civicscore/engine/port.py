@@ -2,14 +2,104 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from civicscore.domain.model import UnitEvaluation, UnitFacts
+from civicscore.domain.canonical import canonical_jsons, sha256_hex
+from civicscore.domain.model import (
+    FiredRule,
+    FlagResult,
+    IndicatorScore,
+    TaskCounts,
+    UnitEvaluation,
+    UnitFacts,
+)
 
 
 class EngineError(Exception):
     """An evaluation could not be completed (e.g. it kept crashing engine workers)."""
+
+
+@dataclass(frozen=True)
+class EncodedFlag:
+    """A raised flag as stored with a recommendation; `reasons_json` is `canonical_json(list(flag.reasons))`."""
+
+    flag: str
+    kind: str
+    level: int
+    label_vi: str
+    label_en: str
+    reasons_json: str
+
+
+@dataclass(frozen=True)
+class EncodedEvaluation:
+    """A UnitEvaluation already serialised (by the engine worker that made it).
+
+    `result_json` is exactly `canonical_json(evaluation)` and `result_digest` its
+    `sha256_hex`; the other fields are those of the evaluation that callers store
+    beside it. `evaluation()` decodes the full UnitEvaluation when it is needed.
+    """
+
+    unit_code: str
+    period: str
+    assessable: bool
+    score: float | None
+    grade: str
+    counts: TaskCounts
+    indicators: tuple[IndicatorScore, ...]
+    flags: tuple[EncodedFlag, ...]
+    ruleset_version: str
+    ruleset_digest: str
+    inputs_digest: str
+    result_json: str
+    result_digest: str
+
+    def evaluation(self) -> UnitEvaluation:
+        """The UnitEvaluation whose canonical JSON is `result_json`."""
+        return evaluation_from_json(self.result_json)
+
+
+def encode_evaluation(result: UnitEvaluation) -> EncodedEvaluation:
+    """Serialise an evaluation and its flags' reasons (each fired rule is written once)."""
+    result_json, *reasons = canonical_jsons([result, *(list(flag.reasons) for flag in result.flags)])
+    return EncodedEvaluation(
+        unit_code=result.unit_code,
+        period=result.period,
+        assessable=result.assessable,
+        score=result.score,
+        grade=result.grade,
+        counts=result.counts,
+        indicators=result.indicators,
+        flags=tuple(
+            EncodedFlag(flag.flag, flag.kind, flag.level, flag.label_vi, flag.label_en, reasons_json)
+            for flag, reasons_json in zip(result.flags, reasons, strict=True)
+        ),
+        ruleset_version=result.ruleset_version,
+        ruleset_digest=result.ruleset_digest,
+        inputs_digest=result.inputs_digest,
+        result_json=result_json,
+        result_digest=sha256_hex(result_json),
+    )
+
+
+def evaluation_from_json(text: str) -> UnitEvaluation:
+    """Decode `canonical_json(evaluation)` back into an equal UnitEvaluation."""
+    data: dict[str, Any] = json.loads(text)
+    return UnitEvaluation(
+        **{
+            **data,
+            "counts": TaskCounts(**data["counts"]),
+            "indicators": tuple(IndicatorScore(**item) for item in data["indicators"]),
+            "fired_rules": tuple(FiredRule(**item) for item in data["fired_rules"]),
+            "flags": tuple(
+                FlagResult(**{**item, "reasons": tuple(FiredRule(**reason) for reason in item["reasons"])})
+                for item in data["flags"]
+            ),
+        }
+    )
 
 
 class RulesEngine(Protocol):
@@ -23,6 +113,10 @@ class RulesEngine(Protocol):
 
     def evaluate(self, facts: Sequence[UnitFacts]) -> list[UnitEvaluation]:
         """Evaluate each unit's facts; results are in the order of `facts`."""
+        ...
+
+    def evaluate_encoded(self, facts: Sequence[UnitFacts]) -> list[EncodedEvaluation]:
+        """As `evaluate`, with each result serialised by the engine (no `canonical_json` needed after)."""
         ...
 
     def close(self) -> None:

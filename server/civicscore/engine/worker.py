@@ -2,8 +2,10 @@
 
 Protocol (pickled tuples over a multiprocessing Connection):
     worker -> parent  ("ready", pid) | ("failed", message)          once, at start
-    parent -> worker  ("evaluate", [UnitFacts, ...]) | ("stop",)
-    worker -> parent  ("ok", [UnitEvaluation, ...]) | ("error", message)
+    parent -> worker  ("evaluate", [UnitFacts, ...], encoded) | ("stop",)
+    worker -> parent  ("ok", [UnitEvaluation | EncodedEvaluation, ...]) | ("error", message)
+With `encoded` true the worker also serialises each result (port.encode_evaluation),
+so the parent neither unpickles the nested dataclasses nor writes their JSON.
 The worker never touches a database and ignores SIGINT (the parent handles shutdown).
 """
 
@@ -15,6 +17,7 @@ import time
 from multiprocessing.connection import Connection
 
 from civicscore.engine.evaluator import UnitEvaluator
+from civicscore.engine.port import encode_evaluation
 from civicscore.ruleset import Ruleset
 
 
@@ -40,11 +43,12 @@ def run_worker(conn: Connection, ruleset: Ruleset, fault_delay_s: float = 0.0) -
         if message[0] != "evaluate":
             return
         try:
-            results = []
+            results: list[object] = []
             for unit in message[1]:
                 if fault_delay_s > 0:
                     time.sleep(fault_delay_s)
-                results.append(evaluator.evaluate(unit))
+                result = evaluator.evaluate(unit)
+                results.append(encode_evaluation(result) if message[2] else result)
             reply: tuple[str, object] = ("ok", results)
         except Exception as error:
             reply = ("error", f"{type(error).__name__}: {error}")
