@@ -54,6 +54,9 @@ def test_evaluate_period_scores_grades_and_flags(quarter: ServerProcess) -> None
     # 70 x task_result (1.0) + 30 x dx (0.9 / 0.8 target capped at 1.0) = 100
     assert snv.score_display == "100.00"
     assert len(snv.inputs_digest) == 64 and snv.revision == 1
+    points = {i.indicator: round(i.points, 4) for i in snv.indicators}
+    assert points == {"task.completion": 21.0, "task.timeliness": 28.0, "task.quality": 21.0,
+                      "dx.online_applications": 30.0}
 
     stp = _evaluation(quarter, "STP")
     assert (stp.counts.due, stp.counts.completed, stp.counts.on_time, stp.counts.late) == (10, 8, 6, 2)
@@ -79,6 +82,7 @@ def test_evaluate_period_scores_grades_and_flags(quarter: ServerProcess) -> None
         parent=f"periods/{PERIOD}", block="departments"), timeout=10).entries
     assert [e.unit for e in ranking[:2]] == ["units/SNV", "units/STP"]
     assert [e.rank for e in ranking[:2]] == [1, 2]
+    assert ranking[1].timeliness == 0.75  # the rules' timeliness: (6 on time + 0.75 x 2 late) / 10
     assert all(e.rank == 0 for e in ranking[2:])  # not assessable: listed, unranked
 
 

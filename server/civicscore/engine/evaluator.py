@@ -21,7 +21,7 @@ from typing import NamedTuple, Protocol
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import FiredRule, FlagResult, IndicatorScore, UnitEvaluation, UnitFacts
-from civicscore.domain.scoring import combine, display_score, dx_result, overdue_penalty, task_rates
+from civicscore.domain.scoring import TaskRates, combine, display_score, dx_result, overdue_penalty, task_rates
 from civicscore.domain.text import Language, format_value, template_segments
 from civicscore.engine.facts import (
     Fact,
@@ -56,6 +56,32 @@ class RuleRunner(Protocol):
 
 class EvaluationFailed(RuntimeError):
     """The rules gave an impossible answer for a unit (e.g. no grade); a ruleset bug."""
+
+
+# The task part of the score has three fixed components; their weights are data in the rule files.
+TASK_COMPONENTS = (
+    ("task.completion", "Tỷ lệ hoàn thành nhiệm vụ", "Completion rate"),
+    ("task.timeliness", "Tỷ lệ đúng hạn (trễ hạn tính một phần)", "Timeliness (late completions count in part)"),
+    ("task.quality", "Chất lượng (trừ khi bị trả lại làm lại)", "Quality (less for work returned for rework)"),
+)
+
+
+def task_scores(rates: TaskRates | None, with_dx: bool, rs: Ruleset) -> tuple[IndicatorScore, ...]:
+    """Completion, timeliness and quality with the points each adds; they sum to the task points."""
+    if rates is None:
+        return ()
+    params = rs.scoring
+    task_max = params.task_points if with_dx else params.max_score
+    parts = (
+        (rates.completion, params.completion_weight),
+        (rates.timeliness, params.timeliness_weight),
+        (rates.quality, params.quality_weight),
+    )
+    return tuple(
+        IndicatorScore(indicator=code, name_vi=name_vi, name_en=name_en, value=value, target=None,
+                       attainment=value, weight=weight, points=task_max * weight * value, counted=True)
+        for (code, name_vi, name_en), (value, weight) in zip(TASK_COMPONENTS, parts, strict=True)
+    )
 
 
 class _Firing(NamedTuple):
@@ -164,8 +190,9 @@ class UnitEvaluator:
             if d.flag in by_flag
         )
         dx_total = sum(weights[v.source.indicator] for v in counted_views)
-        indicators = tuple(
-            self._indicator_score(view, counted, dx_total, breakdown.dx_points if breakdown else 0.0)
+        dx_max = rs.scoring.dx_points if breakdown is not None and breakdown.dx_result is not None else 0.0
+        indicators = task_scores(rates, dx is not None, rs) + tuple(
+            self._indicator_score(view, counted, dx_total, dx_max)
             for view in sorted(views, key=lambda v: list(weights).index(v.source.indicator))
         )
         return UnitEvaluation(
@@ -188,13 +215,14 @@ class UnitEvaluator:
         )
 
     def _indicator_score(
-        self, view: MeasurementView, counted: set[str], dx_total: float, dx_points: float
+        self, view: MeasurementView, counted: set[str], dx_total: float, dx_max: float
     ) -> IndicatorScore:
+        """One DX indicator; its points are its weight's share of the DX points times its attainment."""
         indicator = self._ruleset.indicator(view.source.indicator)
         assert indicator is not None
         is_counted = indicator.code in counted
         reached = view.attainment or 0.0
-        points = dx_points * indicator.weight * reached / dx_total if is_counted and dx_total > 0 else 0.0
+        points = dx_max * indicator.weight * reached / dx_total if is_counted and dx_total > 0 else 0.0
         return IndicatorScore(
             indicator=indicator.code,
             name_vi=indicator.name_vi,
