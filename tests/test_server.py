@@ -66,3 +66,30 @@ def test_unknown_method_is_unimplemented_and_server_keeps_serving(server: Server
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     health = health_pb2_grpc.HealthStub(server.channel())
     assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_demo_data_loads_hanoi_units_and_a_synthetic_history(tmp_path: Path) -> None:
+    from civicscore_api.v1 import evaluations_pb2, outcomes_pb2, periods_pb2, units_pb2
+
+    server = ServerProcess(tmp_path, extra_args=("--demo-data",)).start(timeout=120)
+    try:
+        stubs = server.stubs()
+        units = stubs.units.ListUnits(units_pb2.ListUnitsRequest(page_size=1000), timeout=10).units
+        assert len(units) == 141
+        assert {"Sở Nội vụ", "Phường Hoàn Kiếm"} <= {u.display_name_vi for u in units}
+        periods = stubs.periods.ListPeriods(periods_pb2.ListPeriodsRequest(), timeout=10).periods
+        assert len(periods) == 2 and all(p.units_evaluated == 141 for p in periods)
+        latest = periods[0].period_id
+        ranking = stubs.evaluations.ListRankings(evaluations_pb2.ListRankingsRequest(
+            parent=f"periods/{latest}", block="departments"), timeout=10).entries
+        assert len(ranking) == 15 and ranking[0].rank == 1
+        outcome = stubs.outcomes.ListOutcomes(outcomes_pb2.ListOutcomesRequest(page_size=1), timeout=10).outcomes[0]
+        assert outcome.reporting_system == "demo-synthetic" and outcome.outcome_id.startswith("DEMO-")
+    finally:
+        server.stop()
+    # a second start on the same database does not load the demo again
+    again = ServerProcess(tmp_path, extra_args=("--demo-data",)).start(timeout=120)
+    try:
+        assert "demo data not loaded" in again.log()
+    finally:
+        again.stop()
