@@ -93,3 +93,17 @@ def test_demo_data_loads_hanoi_units_and_a_synthetic_history(tmp_path: Path) -> 
         assert "demo data not loaded" in again.log()
     finally:
         again.stop()
+
+
+def test_a_second_server_on_a_busy_port_refuses_to_start(server: ServerProcess, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "civicscore", "--listen", server.address, "--database",
+         f"sqlite:///{other / 'x.db'}", "--rules", str(ROOT / "rules"), "--workers", "1"],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"cannot listen on {server.address}" in result.stderr
+    assert "Traceback" not in result.stderr
+    health = health_pb2_grpc.HealthStub(server.channel())
+    assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING

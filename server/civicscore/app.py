@@ -96,6 +96,9 @@ class CivicscoreServer:
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
+            # gRPC sets SO_REUSEPORT by default: a second server on a busy port would start and
+            # share its traffic with the first, each with its own database. Refuse instead.
+            ("grpc.so_reuseport", 0),
         ]
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.handler_threads, thread_name_prefix="rpc"),
@@ -116,9 +119,15 @@ class CivicscoreServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME),
                                             self.server)
-        self.port = self.server.add_insecure_port(config.listen)
+        try:
+            self.port = self.server.add_insecure_port(config.listen)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {config.listen}: address in use or not available")
+            engine.close()
+            self.store.close()
+            raise OSError(f"cannot listen on {config.listen}: the address is in use or not available "
+                          "(is another civicscore running? stop it or pass --listen host:port)")
         host = config.listen.rsplit(":", 1)[0]
         self.address = f"{host}:{self.port}"
         self._stopped = threading.Event()
