@@ -28,6 +28,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import grpc
 
@@ -114,11 +115,11 @@ def outcome_for(a: assignments_pb2.Assignment, k: int) -> outcomes_pb2.Outcome:
         reported_at=timestamp(REPORTED), reporting_system="bench", note="Đã hoàn thành")
 
 
-def load(stubs: object, unit_list: list[units_pb2.Unit], assignment_list: list[assignments_pb2.Assignment]) -> None:
-    s = stubs  # type: ignore[assignment]
-    s.units.UpsertUnits(units_pb2.UpsertUnitsRequest(units=unit_list), timeout=120)  # type: ignore[attr-defined]
+def load(stubs: SimpleNamespace, unit_list: list[units_pb2.Unit],
+         assignment_list: list[assignments_pb2.Assignment]) -> None:
+    stubs.units.UpsertUnits(units_pb2.UpsertUnitsRequest(units=unit_list), timeout=120)
     for i in range(0, len(assignment_list), 5000):
-        s.assignments.UpsertAssignments(  # type: ignore[attr-defined]
+        stubs.assignments.UpsertAssignments(
             assignments_pb2.UpsertAssignmentsRequest(assignments=assignment_list[i:i + 5000]), timeout=120)
 
 

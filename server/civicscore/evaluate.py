@@ -12,7 +12,8 @@ from civicscore.domain.model import RecommendationStatus, TaskCounts, Unit, Unit
 from civicscore.domain.periods import InvalidPeriod, Quarter
 from civicscore.engine.port import EncodedEvaluation, EngineError, RulesEngine
 from civicscore.errors import EvaluationFailed, FailedPrecondition, InvalidInput, Violation
-from civicscore.store import IdempotencyRecord, RecommendationRecord, SaveEvaluationsResult, Store
+from civicscore.idempotency import claim_key
+from civicscore.store import RecommendationRecord, SaveEvaluationsResult, Store
 from civicscore.store.base import NewEvaluation
 from civicscore.validation import check_idempotency_key, hanoi_today
 
@@ -72,11 +73,8 @@ def gather_facts(store: Store, quarter: Quarter, units: list[Unit]) -> list[Unit
 
 
 def timeliness_of(result: EncodedEvaluation | UnitEvaluation) -> float:
-    for indicator in result.indicators:
-        if indicator.indicator == "task.timeliness":
-            return indicator.value
-    due = result.counts.due
-    return result.counts.on_time / due if due else 0.0
+    """The rules' timeliness (late completions count in part); 0 when nothing was due."""
+    return next((i.value for i in result.indicators if i.indicator == "task.timeliness"), 0.0)
 
 
 def to_new_evaluation(result: EncodedEvaluation, unit: Unit, now: dt.datetime) -> NewEvaluation:
@@ -128,12 +126,10 @@ def evaluate_period(store: Store, engine: RulesEngine, period: str, *, in_force_
             f"no ruleset is in force for {quarter}: the active ruleset {engine.ruleset_version} "
             f"is in force from {in_force_from}"
         )
-    claim: IdempotencyRecord | None = None
-    if idempotency_key:
-        claim = IdempotencyRecord(idempotency_key, "EvaluatePeriod", digest_of([str(quarter), engine.ruleset_digest]))
-        replayed = store.idempotent_result(claim.key, claim.method, claim.request_digest)
-        if replayed is not None:
-            return _period_evaluation(SaveEvaluationsResult(**json.loads(replayed)), engine)
+    claim, replayed = claim_key(store, idempotency_key, "EvaluatePeriod",
+                                digest_of([str(quarter), engine.ruleset_digest]))
+    if replayed is not None:
+        return _period_evaluation(SaveEvaluationsResult(**json.loads(replayed)), engine)
     unit_list = list(active_units(store))
     facts = gather_facts(store, quarter, unit_list)
     units = {u.code: u for u in unit_list}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from civicscore.domain.canonical import digest_of
@@ -25,9 +25,11 @@ from civicscore.domain.model import (
 )
 from civicscore.domain.periods import InvalidPeriod, Quarter
 from civicscore.errors import InvalidInput, Violation
+from civicscore.idempotency import claim_key
 from civicscore.ingest_outcomes import OutcomeInput, OutcomeSubmission, submit_outcomes, validate_outcomes
 from civicscore.store import IdempotencyRecord, Store
 from civicscore.validation import (
+    FUTURE_TOLERANCE,
     INDICATOR_PATTERN,
     UNIT_CODE_PATTERN,
     Checker,
@@ -42,8 +44,6 @@ __all__ = [
     "submit_measurements", "submit_outcomes", "upsert_assignments", "upsert_targets", "upsert_units",
     "validate_outcomes",
 ]
-Clock = Callable[[], dt.datetime]
-FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,8 @@ def _reject_or_continue(violations: list[Violation]) -> None:
 
 
 def _replay(store: Store, key: str, method: str, request: object) -> tuple[IdempotencyRecord | None, str | None]:
-    """Look up an idempotency key; returns the claim to write and any stored result."""
-    if not key:
-        return None, None
-    digest = digest_of(request)
-    return IdempotencyRecord(key=key, method=method, request_digest=digest), store.idempotent_result(
-        key, method, digest
-    )
+    """Claim the key for the decoded request (digest computed only when a key is given)."""
+    return claim_key(store, key, method, digest_of(request)) if key else (None, None)
 
 
 def _counts(result_json: str) -> UpsertCounts:

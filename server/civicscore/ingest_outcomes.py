@@ -18,8 +18,10 @@ from typing import NamedTuple
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import Outcome, OutcomeStatus, Quality
 from civicscore.errors import AlreadyExists, InvalidInput, Violation
-from civicscore.store import IdempotencyRecord, Store
+from civicscore.idempotency import claim_key
+from civicscore.store import Store
 from civicscore.validation import (
+    FUTURE_TOLERANCE,
     ID_PATTERN,
     MAX_BATCH,
     Checker,
@@ -32,7 +34,6 @@ from civicscore.validation import (
     text_ok,
 )
 
-FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 MAX_REMINDERS = 1000
 STATUSES = frozenset(s.value for s in OutcomeStatus)
 QUALITIES = frozenset(q.value for q in Quality)
@@ -178,14 +179,12 @@ def submit_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.date
     problems = check_batch_size(len(items), "outcomes", limit=limit) + check_idempotency_key(idempotency_key)
     if problems:
         raise InvalidInput(problems)
-    claim = None
+    claim, replayed = None, None
     if idempotency_key and not validate_only:
-        claim = IdempotencyRecord(key=idempotency_key, method="SubmitOutcomes",
-                                  request_digest=request_digest or digest_of(list(items)))
-        replayed = store.idempotent_result(claim.key, claim.method, claim.request_digest)
-        if replayed is not None:
-            data = json.loads(replayed)
-            return OutcomeSubmission(accepted=data["accepted"], duplicates=data["duplicates"])
+        claim, replayed = claim_key(store, idempotency_key, "SubmitOutcomes", request_digest or digest_of(list(items)))
+    if replayed is not None:
+        data = json.loads(replayed)
+        return OutcomeSubmission(accepted=data["accepted"], duplicates=data["duplicates"])
     outcomes, violations = validate_outcomes(store, items, now=now)
     if validate_only:
         return OutcomeSubmission(accepted=0, duplicates=0, violations=tuple(violations))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from civicscore.domain.model import RecommendationStatus
-from civicscore.domain.periods import Quarter
 from civicscore.domain.ranking import Rankable, rank
 from civicscore.errors import InvalidInput, NotFound, Violation
 from civicscore.evaluate import parse_period
@@ -67,7 +66,3 @@ def recommendation_status(value: str) -> RecommendationStatus:
         allowed = ", ".join(s.value for s in RecommendationStatus)
         raise InvalidInput([Violation("filter", f"status {value!r} is not known (one of: {allowed})",
                                       "INVALID_FILTER")]) from None
-
-
-def quarter_of(period: str, field: str) -> Quarter:
-    return parse_period(period, field)

@@ -17,6 +17,8 @@ from civicscore.errors import Violation
 HANOI = dt.timezone(dt.timedelta(hours=7), "ICT")
 MAX_BATCH = 10_000
 MAX_STREAM = 1_000_000
+# How far ahead of the server's clock a reported time may be (clock skew between systems).
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 UNIT_CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,39}\Z")
 INDICATOR_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")

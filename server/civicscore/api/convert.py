@@ -22,6 +22,7 @@ from civicscore.domain.model import (
     Unit,
     UnitKind,
 )
+from civicscore.domain.scoring import display_score
 from civicscore.errors import Violation
 from civicscore.ingest import AssignmentInput, MeasurementInput, OutcomeInput, TargetInput, UnitInput
 from civicscore.store import EvaluationRecord, RecommendationRecord
@@ -69,6 +70,9 @@ RECOMMENDATION_KINDS = {
 }
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _enum_text(value: int, mapping: dict[Any, Any]) -> str:
     """'' for unspecified (0), the domain value when known, '?N' for a number this server does not know."""
     if value == 0:
@@ -82,9 +86,13 @@ def _back(value: Any, mapping: dict[Any, Any]) -> Any:
 
 
 def timestamp_in(ts: timestamp_pb2.Timestamp, present: bool) -> dt.datetime | None:
+    """An aware UTC datetime (microseconds, as Timestamp.ToDatetime), None when the field is unset.
+
+    Plain arithmetic instead of ToDatetime: this runs once per outcome on the ingest hot path.
+    """
     if not present:
         return None
-    return ts.ToDatetime(tzinfo=dt.UTC)
+    return _EPOCH + dt.timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
 
 
 def timestamp_out(value: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -110,16 +118,12 @@ def assignment_input(m: assignments_pb2.Assignment) -> AssignmentInput:
 
 _STATUS_TEXT = {number: status.value for number, status in STATUSES.items()}
 _QUALITY_TEXT = {number: quality.value for number, quality in QUALITIES.items()}
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def outcome_input(m: outcomes_pb2.Outcome) -> OutcomeInput:
     """The hot path of ingest: plain field reads and dict lookups, no generic helpers."""
     status, quality = m.status, m.quality
-    reported_at = None
-    if m.HasField("reported_at"):
-        ts = m.reported_at
-        reported_at = _EPOCH + dt.timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+    reported_at = timestamp_in(m.reported_at, m.HasField("reported_at"))
     return OutcomeInput(
         m.outcome_id, m.assignment,
         _STATUS_TEXT.get(status) or (f"?{status}" if status else ""),
@@ -191,11 +195,7 @@ def target_out(t: Target) -> measurements_pb2.Target:
 
 def score_display(score: float | None) -> str:
     """Round half away from zero to 2 decimals, for display only."""
-    if score is None:
-        return ""
-    from decimal import ROUND_HALF_UP, Decimal
-
-    return str(Decimal(repr(score)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    return "" if score is None else f"{display_score(score):.2f}"
 
 
 def evaluation_out(record: EvaluationRecord) -> evaluations_pb2.Evaluation:

@@ -9,7 +9,7 @@ from civicscore.api import convert
 from civicscore.api.errors import handle_errors
 from civicscore.api.filters import parse_filter
 from civicscore.api.paging import decode_token, encode_token, page_size
-from civicscore.errors import InvalidInput, NotFound, Violation
+from civicscore.errors import InvalidInput, Violation
 from civicscore.runtime import Runtime
 from civicscore_api.v1 import (
     evaluations_pb2,
@@ -55,7 +55,7 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
     @handle_errors
     def ListEvaluations(self, request: evaluations_pb2.ListEvaluationsRequest, context: grpc.ServicerContext
                         ) -> evaluations_pb2.ListEvaluationsResponse:
-        quarter = queries.quarter_of(request.parent, "parent")
+        quarter = evaluate.parse_period(request.parent, "parent")
         terms = parse_filter(request.filter, {"block", "grade", "unit"})
         scope = f"{quarter}|{request.filter}"
         page = self.rt.store.list_evaluations(
@@ -83,7 +83,7 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
     @handle_errors
     def ListRecommendations(self, request: evaluations_pb2.ListRecommendationsRequest,
                             context: grpc.ServicerContext) -> evaluations_pb2.ListRecommendationsResponse:
-        quarter = queries.quarter_of(request.parent, "parent")
+        quarter = evaluate.parse_period(request.parent, "parent")
         terms = parse_filter(request.filter, {"kind", "flag", "status", "unit"})
         kind = terms.get("kind")
         if kind is not None and kind not in ("commendation", "criticism"):
@@ -140,8 +140,6 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
     def GetActiveRuleset(self, request: rulesets_pb2.GetActiveRulesetRequest, context: grpc.ServicerContext
                          ) -> rulesets_pb2.GetActiveRulesetResponse:
         rs = self.rt.ruleset
-        if rs is None:
-            raise NotFound("rulesets/active", "no ruleset is loaded")
         ruleset = rulesets_pb2.Ruleset(
             name=f"rulesets/{rs.digest}", ruleset_id=rs.ruleset_id, version=rs.version, digest=rs.digest,
             in_force_from=rs.in_force_from, load_time=convert.timestamp_out(self.rt.loaded_at),
