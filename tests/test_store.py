@@ -47,8 +47,11 @@ from civicscore.store.base import (
     IdempotencyRecord,
     InvalidCursor,
     MissingReferences,
+    NewActivation,
     NewEvaluation,
+    NothingToRollBack,
     RecommendationRecord,
+    StoredRuleset,
 )
 from civicscore.store.connection import (
     WAL_AUTOCHECKPOINT_PAGES,
@@ -147,7 +150,7 @@ def new_evaluation(unit_code: str, period: str, digest: str, *, grade: str = "go
 def test_migrations_match_the_table_classes_and_reopen_cleanly(store: SqlStore, database_url: str) -> None:
     with store.engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), metadata)
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0004"
     assert diffs == []
     open_store(database_url).close()  # at head already: a no-op
 
@@ -805,3 +808,52 @@ def test_an_acknowledged_batch_survives_sigkill(tmp_path: Path) -> None:
         assert reopened.count_outcomes() == 2000
     finally:
         reopened.close()
+
+
+def stored_ruleset(digest: str, version: str = "2026.1", in_force_from: str = "2025-Q3") -> StoredRuleset:
+    return StoredRuleset(digest=digest, ruleset_id="hanoi-default", version=version, in_force_from=in_force_from,
+                         files={"flags.yaml": "# Cờ đề xuất — flags\nflags: []\n", "ruleset.yaml": "x: 1\n"},
+                         stored_at=NOW)
+
+
+def activation(actor: str = "policy@snv", source: str = "rpc") -> NewActivation:
+    return NewActivation(actor=actor, source=source, reason="Quyết định 12/QĐ-BCĐ", at=NOW)
+
+
+def test_ruleset_versions_are_kept_and_rollbacks_only_mark_them(store: SqlStore) -> None:
+    a, b = "a" * 64, "b" * 64
+    first = store.record_activation(stored_ruleset(a), activation(source="startup"))
+    with pytest.raises(NothingToRollBack, match="only one"):
+        store.roll_back_activation(expected_digest="", actor="x", reason="", at=NOW)
+    second = store.record_activation(stored_ruleset(b, "2026.2", "2026-Q4"), activation())
+    again = store.record_activation(stored_ruleset(a), activation())  # the same content activated again
+    assert [r.seq for r in (first, second, again)] == [first.seq, first.seq + 1, first.seq + 2]
+    stored = store.get_ruleset(a)
+    assert stored is not None and stored.files == stored_ruleset(a).files and stored.stored_at == NOW
+    assert store.get_ruleset("c" * 64) is None
+
+    with pytest.raises(NothingToRollBack, match="not of"):
+        store.roll_back_activation(expected_digest=b, actor="x", reason="", at=NOW)
+    undone = store.roll_back_activation(expected_digest=a, actor="chair@bcd", reason="Nhầm", at=NOW)
+    assert (undone.seq, undone.rolled_back_by, undone.rollback_reason, undone.rolled_back_at) == (
+        again.seq, "chair@bcd", "Nhầm", NOW)
+    assert [r.seq for r in store.activations(include_rolled_back=False)] == [first.seq, second.seq]
+    assert [r.seq for r in store.activations()] == [first.seq, second.seq, again.seq]
+
+    page = store.list_activations(limit=2)
+    assert [r.seq for r in page.items] == [again.seq, second.seq] and page.next_cursor is not None
+    rest = store.list_activations(limit=2, after=page.next_cursor)
+    assert [r.seq for r in rest.items] == [first.seq] and rest.next_cursor is None
+    assert [r.seq for r in store.list_activations(rolled_back=True).items] == [again.seq]
+    assert [r.seq for r in store.list_activations(version="2026.2").items] == [second.seq]
+    assert [r.seq for r in store.list_activations(source="startup").items] == [first.seq]
+    with pytest.raises(InvalidCursor):
+        store.list_activations(after=encode_cursor("ruleset-activations", ("x",)))
+
+
+def test_an_activation_replays_under_its_idempotency_key(store: SqlStore) -> None:
+    key = IdempotencyRecord(key="act-1", method="ActivateRuleset", request_digest="d1")
+    first = store.record_activation(stored_ruleset("a" * 64), activation(), idempotency=key)
+    replay = store.record_activation(stored_ruleset("a" * 64), activation(), idempotency=key)
+    assert replay == first
+    assert len(store.activations()) == 1

@@ -14,6 +14,7 @@ from types import FrameType
 import grpc
 
 from civicscore.app import CivicscoreServer, ServerConfig
+from civicscore.rulebook import RulesetRefused
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -24,6 +25,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://... (default %(default)s)")
     parser.add_argument("--rules", type=Path, default=Path(os.environ.get("CIVICSCORE_RULES", "rules")),
                         help="folder of rule files (default %(default)s)")
+    parser.add_argument("--no-watch-rules", dest="watch_rules", action="store_false",
+                        help="do not activate the rules folder's files when they change on disk")
     parser.add_argument("--workers", type=int, default=None, help="engine worker processes (default: one per core)")
     parser.add_argument("--demo-data", action="store_true",
                         help="on an empty database, load Hanoi's units and a synthetic quarter of data")
@@ -40,12 +43,17 @@ def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.Generic
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("civicscore")
     config = ServerConfig(listen=args.listen, database_url=args.database, rules_dir=args.rules,
-                          engine_workers=args.workers, engine_fault_delay_s=args.engine_fault_delay)
+                          engine_workers=args.workers, engine_fault_delay_s=args.engine_fault_delay,
+                          watch_rules=args.watch_rules)
     if config.database_url.startswith("sqlite:///"):
         Path(config.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
         server = CivicscoreServer(config, extra_handlers)
-    except Exception as exc:  # a bad rules folder or database URL: say what, without a traceback
+    except RulesetRefused as refused:  # a broken rules folder and no ruleset in force to fall back on
+        log.error("cannot start: the rules folder %s has %d problem(s):\n%s", config.rules_dir, len(refused.issues),
+                  "\n".join(f"  {issue}" for issue in refused.issues))
+        return 2
+    except Exception as exc:  # a bad database URL or a busy port: say what, without a traceback
         log.error("cannot start: %s", exc)
         return 2
     if args.demo_data:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,11 @@ from civicscore.api.ingest_servicers import (
     OutcomeServicer,
     UnitServicer,
 )
-from civicscore.api.read_servicers import EvaluationServicer, PeriodServicer, RulesetServicer
+from civicscore.api.read_servicers import EvaluationServicer, PeriodServicer
+from civicscore.api.ruleset_servicers import RulesetServicer
 from civicscore.engine.pool import EnginePool
+from civicscore.engine.port import RulesEngine
+from civicscore.rulebook import FolderWatcher, RulesetRefused, RulesetRegistry, read_rule_files
 from civicscore.runtime import Runtime
 from civicscore.store.sql import open_store
 from civicscore_api.v1 import (
@@ -66,17 +70,7 @@ class ServerConfig:
     handler_threads: int = 16
     max_concurrent_rpcs: int = 64
     max_message_bytes: int = 32 * 1024 * 1024
-
-
-def read_rule_files(rules_dir: Path) -> dict[str, str]:
-    """Every `*.yaml` under the rules folder except its `tests/` cases, keyed by relative path."""
-    if not rules_dir.is_dir():
-        raise FileNotFoundError(f"rules folder {rules_dir} does not exist")
-    return {
-        path.relative_to(rules_dir).as_posix(): path.read_text(encoding="utf-8")
-        for path in sorted(rules_dir.rglob("*.yaml"))
-        if "tests" not in path.relative_to(rules_dir).parts
-    }
+    watch_rules: bool = True  # activate the rules folder's files when they change on disk
 
 
 class CivicscoreServer:
@@ -84,15 +78,23 @@ class CivicscoreServer:
 
     def __init__(self, config: ServerConfig, extra_handlers: Sequence[grpc.GenericRpcHandler] = ()) -> None:
         files = read_rule_files(config.rules_dir)
-        # The pool validates and compiles the ruleset before starting any worker.
-        engine = EnginePool(files, workers=config.engine_workers, fault_delay_s=config.engine_fault_delay_s)
-        ruleset = engine.ruleset
+
+        def engine_factory(rule_files: Mapping[str, str]) -> RulesEngine:
+            # The pool validates and compiles the ruleset before starting any worker.
+            return EnginePool(rule_files, workers=config.engine_workers, fault_delay_s=config.engine_fault_delay_s)
+
+        self.store = open_store(config.database_url)
+        self.rulesets = RulesetRegistry(self.store, engine_factory=engine_factory)
         try:
-            self.store = open_store(config.database_url)
-        except Exception:
-            engine.close()
+            self.rulesets.start(files, folder=str(config.rules_dir))
+        except BaseException:
+            self.rulesets.close()
+            self.store.close()
             raise
-        self.runtime = Runtime(store=self.store, engine=engine, ruleset=ruleset)
+        self.watcher = (FolderWatcher(config.rules_dir, self._folder_changed) if config.watch_rules else None)
+        self.runtime = Runtime(store=self.store, rulesets=self.rulesets,
+                               rules_folder=str(config.rules_dir.resolve()) if config.watch_rules else "")
+        self._rules_dir = config.rules_dir
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -124,18 +126,26 @@ class CivicscoreServer:
         except RuntimeError:
             self.port = 0
         if self.port == 0:
-            engine.close()
+            self.rulesets.close()
             self.store.close()
             raise OSError(f"cannot listen on {config.listen}: the address is in use or not available "
                           "(is another civicscore running? stop it or pass --listen host:port)")
         host = config.listen.rsplit(":", 1)[0]
         self.address = f"{host}:{self.port}"
         self._stopped = threading.Event()
-        log.info("ruleset %s %s (%s) loaded from %s", ruleset.ruleset_id, ruleset.version, ruleset.digest[:12],
-                 config.rules_dir)
+        active = self.rulesets.active()
+        log.info("ruleset %s %s (%s) in force for the current quarter; rules folder %s%s", active.ruleset_id,
+                 active.version, active.digest[:12], config.rules_dir, " (watched)" if config.watch_rules else "")
+
+    def _folder_changed(self, files: dict[str, str]) -> None:
+        # A refusal is logged and reported by GetRulesetStatus; the ruleset in force keeps serving.
+        with contextlib.suppress(RulesetRefused):
+            self.rulesets.activate_folder(files, folder=str(self._rules_dir))
 
     def start(self) -> None:
         self.server.start()
+        if self.watcher is not None:
+            self.watcher.start()
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("civicscore serving on %s", self.address)
@@ -146,8 +156,10 @@ class CivicscoreServer:
             return
         self._stopped.set()
         self.health.enter_graceful_shutdown()
+        if self.watcher is not None:
+            self.watcher.stop()
         self.server.stop(grace).wait()
-        self.runtime.engine.close()
+        self.rulesets.close()
         self.store.close()
         log.info("civicscore stopped")
 

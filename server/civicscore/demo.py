@@ -152,7 +152,7 @@ def load_demo_data(runtime: Runtime) -> bool:
     last = Quarter.containing(today).previous()
     quarters = [last.previous(), last]
     units = _unit_inputs()
-    assignments, outcomes, measurements = generate(units, quarters, today, runtime.ruleset.indicator_codes)
+    assignments, outcomes, measurements = generate(units, quarters, today, runtime.indicators_for(str(last)))
     ingest.upsert_units(store, units, idempotency_key="")
     for chunk in _batches(assignments):
         ingest.upsert_assignments(store, chunk, idempotency_key="")
@@ -160,11 +160,10 @@ def load_demo_data(runtime: Runtime) -> bool:
         ingest.submit_outcomes(store, outcome_chunk, now=now, idempotency_key="")
     for measurement_chunk in _batches(measurements):
         ingest.submit_measurements(store, measurement_chunk, now=now,
-                                   indicators=runtime.ruleset.indicator_codes, idempotency_key="")
+                                   indicators=runtime.indicators_for, idempotency_key="")
     for quarter in quarters:
-        if quarter >= Quarter.parse(runtime.ruleset.in_force_from):
-            evaluate.evaluate_period(store, runtime.engine, str(quarter), in_force_from=runtime.ruleset.in_force_from,
-                                     now=now, idempotency_key="")
+        if runtime.rulesets.ruleset_for(quarter) is not None:
+            evaluate.evaluate_period(store, runtime.rulesets, str(quarter), now=now, idempotency_key="")
     log.info("demo data loaded (SYNTHETIC): %d units, %d assignments, %d outcomes, %d measurements for %s",
              len(units), len(assignments), len(outcomes), len(measurements), ", ".join(map(str, quarters)))
     return True

@@ -13,6 +13,7 @@ from civicscore.domain.periods import InvalidPeriod, Quarter
 from civicscore.engine.port import EncodedEvaluation, EngineError, RulesEngine
 from civicscore.errors import EvaluationFailed, FailedPrecondition, InvalidInput, Violation
 from civicscore.idempotency import claim_key
+from civicscore.rulebook import NoRulesetInForce, RulesetRefused, RulesetRegistry
 from civicscore.store import RecommendationRecord, SaveEvaluationsResult, Store
 from civicscore.store.base import NewEvaluation
 from civicscore.validation import check_idempotency_key, hanoi_today
@@ -113,19 +114,27 @@ def to_new_evaluation(result: EncodedEvaluation, unit: Unit, now: dt.datetime) -
     )
 
 
-def evaluate_period(store: Store, engine: RulesEngine, period: str, *, in_force_from: str, now: dt.datetime,
+def evaluate_period(store: Store, rulesets: RulesetRegistry, period: str, *, now: dt.datetime,
                     idempotency_key: str) -> PeriodEvaluation:
-    """Evaluate every active unit for a quarter and store new revisions where results changed."""
+    """Evaluate every active unit for a quarter with the ruleset in force for that quarter, and store
+    new revisions where results changed. The engine is leased for the whole call: an activation
+    meanwhile does not change the ruleset this call evaluates with."""
     quarter = parse_period(period)
     if violations := check_idempotency_key(idempotency_key):
         raise InvalidInput(violations)
     if quarter.start > hanoi_today(now):
         raise FailedPrecondition(f"quarter {quarter} has not started yet; nothing to evaluate")
-    if quarter < Quarter.parse(in_force_from):
-        raise FailedPrecondition(
-            f"no ruleset is in force for {quarter}: the active ruleset {engine.ruleset_version} "
-            f"is in force from {in_force_from}"
-        )
+    try:
+        with rulesets.lease(quarter) as (_, engine):
+            return _evaluate_with(store, engine, quarter, now=now, idempotency_key=idempotency_key)
+    except NoRulesetInForce as missing:
+        raise FailedPrecondition(str(missing)) from None
+    except (RulesetRefused, EngineError) as failed:
+        raise EvaluationFailed(f"the rules engine for {quarter} could not start: {failed}") from failed
+
+
+def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: dt.datetime,
+                   idempotency_key: str) -> PeriodEvaluation:
     claim, replayed = claim_key(store, idempotency_key, "EvaluatePeriod",
                                 digest_of([str(quarter), engine.ruleset_digest]))
     if replayed is not None:

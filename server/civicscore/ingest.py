@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from civicscore.domain.canonical import digest_of
@@ -214,19 +214,25 @@ def _quarter(c: Checker, name: str, value: str) -> str | None:
         return None
 
 
-def _indicator(c: Checker, value: str, indicators: frozenset[str]) -> str | None:
+IndicatorsFor = Callable[[str | None], frozenset[str]]
+
+
+def _indicator(c: Checker, value: str, indicators: IndicatorsFor, period: str | None) -> str | None:
+    """A known indicator code: one the ruleset in force for `period` scores (the active one without a period)."""
     if not value:
         c.add("indicator", "REQUIRED", "indicator is required, e.g. dx.online_applications")
         return None
-    if not INDICATOR_PATTERN.match(value) or value not in indicators:
-        known = ", ".join(sorted(indicators))
-        c.add("indicator", "UNKNOWN_INDICATOR", f"indicator {value!r} is not in the active ruleset (known: {known})")
+    known = indicators(period)
+    if not INDICATOR_PATTERN.match(value) or value not in known:
+        which = f"the ruleset in force for {period}" if period else "the active ruleset"
+        c.add("indicator", "UNKNOWN_INDICATOR",
+              f"indicator {value!r} is not in {which} (known: {', '.join(sorted(known))})")
         return None
     return value
 
 
 def submit_measurements(store: Store, items: Sequence[MeasurementInput], *, now: dt.datetime,
-                        indicators: frozenset[str], idempotency_key: str) -> UpsertCounts:
+                        indicators: IndicatorsFor, idempotency_key: str) -> UpsertCounts:
     """Validate and store indicator measurements (atomic); the latest reported_at wins."""
     _reject_or_continue(check_batch_size(len(items), "measurements") + check_idempotency_key(idempotency_key))
     claim, replayed = _replay(store, idempotency_key, "SubmitMeasurements", items)
@@ -245,7 +251,7 @@ def submit_measurements(store: Store, items: Sequence[MeasurementInput], *, now:
         period = _quarter(c, "period", item.period)
         if period is not None and Quarter.parse(period) > current:
             c.add("period", "IN_FUTURE", f"period {period} has not started yet (current quarter is {current})")
-        indicator = _indicator(c, item.indicator, indicators)
+        indicator = _indicator(c, item.indicator, indicators, period)
         if not math.isfinite(item.numerator) or item.numerator < 0:
             c.add("numerator", "OUT_OF_RANGE", f"numerator {item.numerator} must be a finite number >= 0")
         if not math.isfinite(item.denominator) or item.denominator < 0:
@@ -272,7 +278,7 @@ def submit_measurements(store: Store, items: Sequence[MeasurementInput], *, now:
     return store.record_measurements(result, idempotency=claim)
 
 
-def upsert_targets(store: Store, items: Sequence[TargetInput], *, indicators: frozenset[str],
+def upsert_targets(store: Store, items: Sequence[TargetInput], *, indicators: IndicatorsFor,
                    idempotency_key: str) -> UpsertCounts:
     """Create or replace targets by (indicator, period, unit or kind) (atomic)."""
     _reject_or_continue(check_batch_size(len(items), "targets") + check_idempotency_key(idempotency_key))
@@ -285,8 +291,8 @@ def upsert_targets(store: Store, items: Sequence[TargetInput], *, indicators: fr
     seen: set[tuple[str, str, str, str]] = set()
     for index, item in enumerate(items):
         c = Checker(f"targets[{index}]", index)
-        indicator = _indicator(c, item.indicator, indicators)
         period = _quarter(c, "period", item.period)
+        indicator = _indicator(c, item.indicator, indicators, period)
         unit_code: str | None = None
         kind: str | None = None
         if bool(item.unit) == bool(item.unit_kind):

@@ -1,4 +1,4 @@
-"""What the servicers share: the store, the engine with its ruleset, and the clock."""
+"""What the servicers share: the store, the rulesets in force with their engines, and the clock."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from civicscore.engine.port import RulesEngine
-from civicscore.ruleset import Ruleset
+from civicscore.domain.periods import InvalidPeriod, Quarter
+from civicscore.rulebook import RulesetRegistry
 from civicscore.store import Store
 
 
@@ -18,7 +18,17 @@ def utc_now() -> dt.datetime:
 @dataclass
 class Runtime:
     store: Store
-    engine: RulesEngine
-    ruleset: Ruleset
+    rulesets: RulesetRegistry
     clock: Callable[[], dt.datetime] = utc_now
-    loaded_at: dt.datetime = field(default_factory=utc_now)
+    started_at: dt.datetime = field(default_factory=utc_now)
+    rules_folder: str = ""  # the folder watched for changes, if any
+
+    def indicators_for(self, period: str | None) -> frozenset[str]:
+        """Indicator codes of the ruleset in force for `period` (the active ruleset without one)."""
+        ruleset = None
+        if period:
+            try:
+                ruleset = self.rulesets.ruleset_for(Quarter.parse(period))
+            except InvalidPeriod:
+                ruleset = None
+        return (ruleset or self.rulesets.active()).indicator_codes

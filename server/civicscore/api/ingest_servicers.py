@@ -184,7 +184,7 @@ class MeasurementServicer(measurements_pb2_grpc.MeasurementServiceServicer):
                            ) -> measurements_pb2.SubmitMeasurementsResponse:
         counts = ingest.submit_measurements(
             self.rt.store, [convert.measurement_input(m) for m in request.measurements], now=self.rt.clock(),
-            indicators=self.rt.ruleset.indicator_codes, idempotency_key=request.idempotency_key)
+            indicators=self.rt.indicators_for, idempotency_key=request.idempotency_key)
         return measurements_pb2.SubmitMeasurementsResponse(created=counts.created, updated=counts.updated,
                                                            unchanged=counts.unchanged)
 
@@ -204,7 +204,7 @@ class MeasurementServicer(measurements_pb2_grpc.MeasurementServiceServicer):
     def UpsertTargets(self, request: measurements_pb2.UpsertTargetsRequest, context: grpc.ServicerContext
                       ) -> measurements_pb2.UpsertTargetsResponse:
         counts = ingest.upsert_targets(self.rt.store, [convert.target_input(t) for t in request.targets],
-                                       indicators=self.rt.ruleset.indicator_codes,
+                                       indicators=self.rt.indicators_for,
                                        idempotency_key=request.idempotency_key)
         return measurements_pb2.UpsertTargetsResponse(created=counts.created, updated=counts.updated,
                                                       unchanged=counts.unchanged)

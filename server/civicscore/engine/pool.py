@@ -150,8 +150,9 @@ class EnginePool:
     """A RulesEngine over durable_rules worker processes (one per core by default).
 
     Raises RulesetInvalid from the constructor when the files are invalid, and
-    EngineError when workers cannot load the ruleset. `fault_delay_s` makes
-    workers sleep that long per unit (fault injection for tests).
+    EngineError when workers cannot load the ruleset within `start_timeout_s`
+    (60 s by default). `fault_delay_s` makes workers sleep that long per unit
+    (fault injection for tests).
     """
 
     def __init__(
@@ -162,11 +163,13 @@ class EnginePool:
         job_timeout_s: float = 30.0,
         max_attempts: int = 3,
         fault_delay_s: float = 0.0,
+        start_timeout_s: float | None = None,
     ) -> None:
         self._ruleset = load_ruleset(files)
         self._ctx = multiprocessing.get_context("spawn")
         self._job_timeout_s = job_timeout_s
-        self._start_timeout_s = max(MIN_START_TIMEOUT_S, job_timeout_s)
+        # How long a worker may take to start and load the ruleset (durable_rules can hang there).
+        self._start_timeout_s = start_timeout_s or max(MIN_START_TIMEOUT_S, job_timeout_s)
         self._max_attempts = max(1, max_attempts)
         self._fault_delay_s = fault_delay_s
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()

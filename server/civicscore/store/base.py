@@ -153,6 +153,47 @@ class NewEvaluation:
     recommendations: tuple[RecommendationRecord, ...]
 
 
+@dataclass(frozen=True)
+class StoredRuleset:
+    """A ruleset's content as activated: `files` maps rule file paths to their text."""
+
+    digest: str
+    ruleset_id: str
+    version: str
+    in_force_from: str
+    files: dict[str, str]
+    stored_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class NewActivation:
+    """What an activation records besides the content: who, how, why and when."""
+
+    actor: str
+    source: str  # rpc | rules-folder | startup
+    reason: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ActivationRecord:
+    seq: int
+    digest: str
+    version: str
+    in_force_from: str
+    actor: str
+    source: str
+    reason: str
+    activated_at: dt.datetime
+    rolled_back_at: dt.datetime | None = None
+    rolled_back_by: str | None = None
+    rollback_reason: str | None = None
+
+
+class NothingToRollBack(Exception):
+    """A rollback was refused: nothing to undo, the only activation, or not the expected digest."""
+
+
 class Store(Protocol):
     # -- lifecycle ---------------------------------------------------------
     def close(self) -> None: ...
@@ -320,3 +361,36 @@ class Store(Protocol):
         after: str | None = None,
         limit: int = 100,
     ) -> Page[RecommendationRecord]: ...
+
+    # -- ruleset versions ------------------------------------------------------
+    def record_activation(
+        self, ruleset: StoredRuleset, activation: NewActivation, *, idempotency: IdempotencyRecord | None = None
+    ) -> ActivationRecord:
+        """Store the content (once per digest) and append an activation of it."""
+        ...
+
+    def roll_back_activation(
+        self, *, expected_digest: str, actor: str, reason: str, at: dt.datetime,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> ActivationRecord:
+        """Mark the latest activation not yet rolled back as rolled back, and return it.
+
+        Raises NothingToRollBack when no other activation would remain in force, or
+        when `expected_digest` is given and the latest activation is of another digest.
+        """
+        ...
+
+    def activations(self, *, include_rolled_back: bool = True) -> list[ActivationRecord]:
+        """Every activation in sequence order (oldest first)."""
+        ...
+
+    def list_activations(
+        self, *, version: str | None = None, source: str | None = None, rolled_back: bool | None = None,
+        after: str | None = None, limit: int = 100,
+    ) -> Page[ActivationRecord]:
+        """Activations newest first."""
+        ...
+
+    def get_ruleset(self, digest: str) -> StoredRuleset | None:
+        """The stored content of a ruleset, by digest."""
+        ...

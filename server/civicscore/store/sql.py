@@ -33,15 +33,19 @@ from civicscore.domain.model import (
 )
 from civicscore.store import aggregates, listing, writes
 from civicscore.store import evaluations as revisions
+from civicscore.store import rulesets as versions
 from civicscore.store.base import (
+    ActivationRecord,
     EvaluationRecord,
     IdempotencyRecord,
     MissingReferences,
+    NewActivation,
     NewEvaluation,
     Page,
     RecommendationRecord,
     SaveEvaluationsResult,
     Store,
+    StoredRuleset,
     StoreError,
 )
 from civicscore.store.checkpoints import Checkpointer
@@ -293,6 +297,51 @@ class SqlStore:
             revisions.list_recommendations, period=period, kind=kind, flag=flag, status=status,
             unit_code=unit_code, after=after, limit=limit,
         ))
+
+    # -- ruleset versions ------------------------------------------------------
+    def record_activation(
+        self, ruleset: StoredRuleset, activation: NewActivation, *, idempotency: IdempotencyRecord | None = None
+    ) -> ActivationRecord:
+        """Store the content (once per digest) and append an activation of it."""
+        return self._db.write(
+            lambda c: versions.record_activation(c, ruleset, activation),
+            idempotency=idempotency, encode=_result_json, decode=activation_from_json,
+        )
+
+    def roll_back_activation(
+        self, *, expected_digest: str, actor: str, reason: str, at: dt.datetime,
+        idempotency: IdempotencyRecord | None = None,
+    ) -> ActivationRecord:
+        """Mark the latest live activation rolled back (NothingToRollBack when it must not be)."""
+        return self._db.write(
+            partial(versions.roll_back_activation, expected_digest=expected_digest, actor=actor, reason=reason,
+                    at=at),
+            idempotency=idempotency, encode=_result_json, decode=activation_from_json,
+        )
+
+    def activations(self, *, include_rolled_back: bool = True) -> list[ActivationRecord]:
+        return self._db.read(partial(versions.activations, include_rolled_back=include_rolled_back))
+
+    def list_activations(
+        self, *, version: str | None = None, source: str | None = None, rolled_back: bool | None = None,
+        after: str | None = None, limit: int = 100,
+    ) -> Page[ActivationRecord]:
+        return self._db.read(partial(
+            versions.list_activations, version=version, source=source, rolled_back=rolled_back,
+            after=after, limit=limit,
+        ))
+
+    def get_ruleset(self, digest: str) -> StoredRuleset | None:
+        return self._db.read(lambda c: versions.get_ruleset(c, digest))
+
+
+def activation_from_json(text: str) -> ActivationRecord:
+    """An ActivationRecord from the canonical JSON kept under an idempotency key."""
+    data = json.loads(text)
+    for key in ("activated_at", "rolled_back_at"):
+        if data[key] is not None:
+            data[key] = dt.datetime.fromisoformat(data[key])
+    return ActivationRecord(**data)
 
 
 if TYPE_CHECKING:

@@ -289,6 +289,37 @@ class IdempotencyKeyRow(SQLModel, table=True):
     created_at: dt.datetime = Field(sa_type=UtcDateTime)
 
 
+class RulesetRow(SQLModel, table=True):
+    """The content of a ruleset ever activated, by digest; written once, never changed."""
+
+    __tablename__ = "rulesets"
+
+    digest: str = Field(sa_type=String, primary_key=True)
+    ruleset_id: str = Field(sa_type=String)
+    version: str = Field(sa_type=String)
+    in_force_from: str = Field(sa_type=String)
+    files_json: str = Field(sa_type=Text)  # canonical JSON object {path: content}
+    stored_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+class RulesetActivationRow(SQLModel, table=True):
+    """One activation of a stored ruleset; a rollback marks it, nothing is ever deleted."""
+
+    __tablename__ = "ruleset_activations"
+
+    seq: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
+    digest: str = Field(sa_type=String, foreign_key="rulesets.digest")
+    version: str = Field(sa_type=String)
+    in_force_from: str = Field(sa_type=String)
+    actor: str = Field(sa_type=Text)
+    source: str = Field(sa_type=String)
+    reason: str = Field(sa_type=Text)
+    activated_at: dt.datetime = Field(sa_type=UtcDateTime)
+    rolled_back_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    rolled_back_by: str | None = Field(default=None, sa_type=Text, nullable=True)
+    rollback_reason: str | None = Field(default=None, sa_type=Text, nullable=True)
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -305,3 +336,5 @@ evaluations = _table(EvaluationRow)
 recommendations = _table(RecommendationRow)
 recommendation_reasons = _table(RecommendationReasonRow)
 idempotency_keys = _table(IdempotencyKeyRow)
+rulesets = _table(RulesetRow)
+ruleset_activations = _table(RulesetActivationRow)

@@ -631,6 +631,178 @@ class ListEvaluationsRequest(_message.Message):
 Global___ListEvaluationsRequest: _TypeAlias = ListEvaluationsRequest  # noqa: Y015
 
 @_typing.final
+class ExplainEvaluationRequest(_message.Message):
+    """Request for EvaluationService.ExplainEvaluation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Resource name, `periods/2026-Q3/evaluations/SNV`."""
+    revision: _builtins.int
+    """Revision to explain; 0 means the latest."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        revision: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainEvaluationRequest: _TypeAlias = ExplainEvaluationRequest  # noqa: Y015
+
+@_typing.final
+class Contribution(_message.Message):
+    """How much one indicator adds to the score."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDICATOR_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_VI_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_EN_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    MAX_POINTS_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    indicator: _builtins.str
+    """Indicator code, e.g. `task.timeliness`."""
+    display_name_vi: _builtins.str
+    """Vietnamese name."""
+    display_name_en: _builtins.str
+    """English name."""
+    points: _builtins.float
+    """Points added to the 0-100 score."""
+    max_points: _builtins.float
+    """Points it could add at full attainment."""
+    share: _builtins.float
+    """Share of the score before penalties, 0-1."""
+    def __init__(
+        self,
+        *,
+        indicator: _builtins.str = ...,
+        display_name_vi: _builtins.str = ...,
+        display_name_en: _builtins.str = ...,
+        points: _builtins.float = ...,
+        max_points: _builtins.float = ...,
+        share: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name_en", b"display_name_en", "display_name_vi", b"display_name_vi", "indicator", b"indicator", "max_points", b"max_points", "points", b"points", "share", b"share"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Contribution: _TypeAlias = Contribution  # noqa: Y015
+
+@_typing.final
+class Margin(_message.Message):
+    """The smallest change of the unit's facts that would flip the grade or a flag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    CURRENT_FIELD_NUMBER: _builtins.int
+    WOULD_BECOME_FIELD_NUMBER: _builtins.int
+    LEVER_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    SUMMARY_VI_FIELD_NUMBER: _builtins.int
+    SUMMARY_EN_FIELD_NUMBER: _builtins.int
+    subject: _builtins.str
+    """`grade` or a flag id, e.g. `criticism`."""
+    direction: _builtins.str
+    """`improve_grade`, `lower_grade`, `lose_flag` or `gain_flag`."""
+    current: _builtins.str
+    """What it is now: a grade id, or `raised` / `not_raised` for a flag."""
+    would_become: _builtins.str
+    """What it would become: a grade id, or `raised` / `not_raised`."""
+    lever: _builtins.str
+    """The change, e.g. `tasks_on_time`, `overdue_closed`, `indicator:dx.satisfaction`."""
+    amount: _builtins.float
+    """How much of it: a number of tasks, or a value for an indicator (a fraction)."""
+    summary_vi: _builtins.str
+    """The sentence in Vietnamese, e.g. `Thêm 2 nhiệm vụ đúng hạn sẽ nâng xếp loại lên “Hoàn thành tốt nhiệm vụ”`."""
+    summary_en: _builtins.str
+    """The sentence in English."""
+    def __init__(
+        self,
+        *,
+        subject: _builtins.str = ...,
+        direction: _builtins.str = ...,
+        current: _builtins.str = ...,
+        would_become: _builtins.str = ...,
+        lever: _builtins.str = ...,
+        amount: _builtins.float = ...,
+        summary_vi: _builtins.str = ...,
+        summary_en: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "current", b"current", "direction", b"direction", "lever", b"lever", "subject", b"subject", "summary_en", b"summary_en", "summary_vi", b"summary_vi", "would_become", b"would_become"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Margin: _TypeAlias = Margin  # noqa: Y015
+
+@_typing.final
+class ExplainEvaluationResponse(_message.Message):
+    """Response for EvaluationService.ExplainEvaluation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVALUATION_FIELD_NUMBER: _builtins.int
+    CONTRIBUTIONS_FIELD_NUMBER: _builtins.int
+    PENALTY_FIELD_NUMBER: _builtins.int
+    MARGINS_FIELD_NUMBER: _builtins.int
+    INPUTS_CHANGED_FIELD_NUMBER: _builtins.int
+    NEXT_GRADE_MIN_SCORE_FIELD_NUMBER: _builtins.int
+    NEXT_GRADE_FIELD_NUMBER: _builtins.int
+    penalty: _builtins.float
+    """Points deducted (penalties)."""
+    inputs_changed: _builtins.bool
+    """True when the unit's stored inputs have changed since this evaluation (margins are
+    computed from the facts it was evaluated with only when they are unchanged).
+    """
+    next_grade_min_score: _builtins.float
+    """Grade boundaries of the ruleset used: the score needed for the next grade up, or 0."""
+    next_grade: _builtins.str
+    """The next grade up, or empty."""
+    @_builtins.property
+    def evaluation(self) -> Global___Evaluation:
+        """The evaluation explained, with its fired rules and per-indicator breakdown."""
+
+    @_builtins.property
+    def contributions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Contribution]:
+        """Each indicator's contribution, largest first."""
+
+    @_builtins.property
+    def margins(self) -> _containers.RepeatedCompositeFieldContainer[Global___Margin]:
+        """Smallest changes that flip the grade or a flag; none when nothing within reach flips it."""
+
+    def __init__(
+        self,
+        *,
+        evaluation: Global___Evaluation | None = ...,
+        contributions: _abc.Iterable[Global___Contribution] | None = ...,
+        penalty: _builtins.float = ...,
+        margins: _abc.Iterable[Global___Margin] | None = ...,
+        inputs_changed: _builtins.bool = ...,
+        next_grade_min_score: _builtins.float = ...,
+        next_grade: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evaluation", b"evaluation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contributions", b"contributions", "evaluation", b"evaluation", "inputs_changed", b"inputs_changed", "margins", b"margins", "next_grade", b"next_grade", "next_grade_min_score", b"next_grade_min_score", "penalty", b"penalty"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainEvaluationResponse: _TypeAlias = ExplainEvaluationResponse  # noqa: Y015
+
+@_typing.final
 class ListEvaluationsResponse(_message.Message):
     """Response for EvaluationService.ListEvaluations."""
 

@@ -60,6 +60,11 @@ class EvaluationServiceStub:
                 request_serializer=civicscore_dot_v1_dot_evaluations__pb2.ListRecommendationsRequest.SerializeToString,
                 response_deserializer=civicscore_dot_v1_dot_evaluations__pb2.ListRecommendationsResponse.FromString,
                 _registered_method=True)
+        self.ExplainEvaluation = channel.unary_unary(
+                '/civicscore.v1.EvaluationService/ExplainEvaluation',
+                request_serializer=civicscore_dot_v1_dot_evaluations__pb2.ExplainEvaluationRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_evaluations__pb2.ExplainEvaluationResponse.FromString,
+                _registered_method=True)
 
 
 class EvaluationServiceServicer:
@@ -102,6 +107,14 @@ class EvaluationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainEvaluation(self, request, context):
+        """Explains one evaluation: the rules that fired, each indicator's contribution, and the
+        smallest changes that would move the grade or a flag.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EvaluationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +142,11 @@ def add_EvaluationServiceServicer_to_server(servicer, server):
                     servicer.ListRecommendations,
                     request_deserializer=civicscore_dot_v1_dot_evaluations__pb2.ListRecommendationsRequest.FromString,
                     response_serializer=civicscore_dot_v1_dot_evaluations__pb2.ListRecommendationsResponse.SerializeToString,
+            ),
+            'ExplainEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainEvaluation,
+                    request_deserializer=civicscore_dot_v1_dot_evaluations__pb2.ExplainEvaluationRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_evaluations__pb2.ExplainEvaluationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +285,33 @@ class EvaluationService:
             '/civicscore.v1.EvaluationService/ListRecommendations',
             civicscore_dot_v1_dot_evaluations__pb2.ListRecommendationsRequest.SerializeToString,
             civicscore_dot_v1_dot_evaluations__pb2.ListRecommendationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.EvaluationService/ExplainEvaluation',
+            civicscore_dot_v1_dot_evaluations__pb2.ExplainEvaluationRequest.SerializeToString,
+            civicscore_dot_v1_dot_evaluations__pb2.ExplainEvaluationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,10 @@ class EvaluationServiceStub:
     """Ranks a block's units for a quarter."""
     ListRecommendations: _grpc.UnaryUnaryMultiCallable[_evaluations_pb2.ListRecommendationsRequest, _evaluations_pb2.ListRecommendationsResponse]
     """Lists recommendations of a quarter."""
+    ExplainEvaluation: _grpc.UnaryUnaryMultiCallable[_evaluations_pb2.ExplainEvaluationRequest, _evaluations_pb2.ExplainEvaluationResponse]
+    """Explains one evaluation: the rules that fired, each indicator's contribution, and the
+    smallest changes that would move the grade or a flag.
+    """
 
 @_typing.type_check_only
 class EvaluationServiceAsyncStub(EvaluationServiceStub):
@@ -63,6 +67,10 @@ class EvaluationServiceAsyncStub(EvaluationServiceStub):
     """Ranks a block's units for a quarter."""
     ListRecommendations: _aio.UnaryUnaryMultiCallable[_evaluations_pb2.ListRecommendationsRequest, _evaluations_pb2.ListRecommendationsResponse]  # type: ignore[assignment]
     """Lists recommendations of a quarter."""
+    ExplainEvaluation: _aio.UnaryUnaryMultiCallable[_evaluations_pb2.ExplainEvaluationRequest, _evaluations_pb2.ExplainEvaluationResponse]  # type: ignore[assignment]
+    """Explains one evaluation: the rules that fired, each indicator's contribution, and the
+    smallest changes that would move the grade or a flag.
+    """
 
 class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Evaluations, rankings and recommendations of a quarter."""
@@ -108,5 +116,15 @@ class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_evaluations_pb2.ListRecommendationsResponse, _abc.Awaitable[_evaluations_pb2.ListRecommendationsResponse]]:
         """Lists recommendations of a quarter."""
+
+    @_abc_1.abstractmethod
+    def ExplainEvaluation(
+        self,
+        request: _evaluations_pb2.ExplainEvaluationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_evaluations_pb2.ExplainEvaluationResponse, _abc.Awaitable[_evaluations_pb2.ExplainEvaluationResponse]]:
+        """Explains one evaluation: the rules that fired, each indicator's contribution, and the
+        smallest changes that would move the grade or a flag.
+        """
 
 def add_EvaluationServiceServicer_to_server(servicer: EvaluationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

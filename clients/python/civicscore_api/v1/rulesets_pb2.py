@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ivicscore/v1/rulesets.proto\x12\rcivicscore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x08RuleFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"b\n\x10RulesetIndicator\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x17\n\x0f\x64isplay_name_vi\x18\x02 \x01(\t\x12\x17\n\x0f\x64isplay_name_en\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\"\\\n\x0bRulesetFlag\x12\x0c\n\x04\x66lag\x18\x01 \x01(\t\x12\x10\n\x08label_vi\x18\x02 \x01(\t\x12\x10\n\x08label_en\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\r\n\x05level\x18\x05 \x01(\x05\"\xae\x02\n\x07Ruleset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nruleset_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12\x15\n\rin_force_from\x18\x05 \x01(\t\x12-\n\tload_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05\x66iles\x18\x07 \x03(\x0b\x32\x17.civicscore.v1.RuleFile\x12\x33\n\nindicators\x18\x08 \x03(\x0b\x32\x1f.civicscore.v1.RulesetIndicator\x12)\n\x05\x66lags\x18\t \x03(\x0b\x32\x1a.civicscore.v1.RulesetFlag\x12\x12\n\nrule_count\x18\n \x01(\x05\"0\n\x17GetActiveRulesetRequest\x12\x15\n\rinclude_files\x18\x01 \x01(\x08\"C\n\x18GetActiveRulesetResponse\x12\'\n\x07ruleset\x18\x01 \x01(\x0b\x32\x16.civicscore.v1.Ruleset2u\n\x0eRulesetService\x12\x63\n\x10GetActiveRuleset\x12&.civicscore.v1.GetActiveRulesetRequest\x1a\'.civicscore.v1.GetActiveRulesetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ivicscore/v1/rulesets.proto\x12\rcivicscore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x08RuleFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"b\n\x10RulesetIndicator\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x17\n\x0f\x64isplay_name_vi\x18\x02 \x01(\t\x12\x17\n\x0f\x64isplay_name_en\x18\x03 \x01(\t\x12\x0e\n\x06weight\x18\x04 \x01(\x01\"\\\n\x0bRulesetFlag\x12\x0c\n\x04\x66lag\x18\x01 \x01(\t\x12\x10\n\x08label_vi\x18\x02 \x01(\t\x12\x10\n\x08label_en\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\r\n\x05level\x18\x05 \x01(\x05\"\x94\x03\n\x07Ruleset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nruleset_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12\x15\n\rin_force_from\x18\x05 \x01(\t\x12-\n\tload_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05\x66iles\x18\x07 \x03(\x0b\x32\x17.civicscore.v1.RuleFile\x12\x33\n\nindicators\x18\x08 \x03(\x0b\x32\x1f.civicscore.v1.RulesetIndicator\x12)\n\x05\x66lags\x18\t \x03(\x0b\x32\x1a.civicscore.v1.RulesetFlag\x12\x12\n\nrule_count\x18\n \x01(\x05\x12\x16\n\x0e\x64\x65scription_vi\x18\x0b \x01(\t\x12\x16\n\x0e\x64\x65scription_en\x18\x0c \x01(\t\x12\x34\n\nactivation\x18\r \x01(\x0b\x32 .civicscore.v1.RulesetActivation\"K\n\x0cRulesetIssue\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xc9\x02\n\x11RulesetActivation\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x0f\n\x07ruleset\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12\x15\n\rin_force_from\x18\x05 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x31\n\ractivate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x13\n\x0brolled_back\x18\n \x01(\x08\x12\x16\n\x0erolled_back_by\x18\x0b \x01(\t\x12\x31\n\rrollback_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0frollback_reason\x18\r \x01(\t\"U\n\x0cInForceEntry\x12\x13\n\x0b\x66rom_period\x18\x01 \x01(\t\x12\x0f\n\x07ruleset\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\"\xa0\x01\n\x11RefusedActivation\x12/\n\x0brefuse_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x64igest\x18\x04 \x01(\t\x12+\n\x06issues\x18\x05 \x03(\x0b\x32\x1b.civicscore.v1.RulesetIssue\"0\n\x17GetActiveRulesetRequest\x12\x15\n\rinclude_files\x18\x01 \x01(\x08\"C\n\x18GetActiveRulesetResponse\x12\'\n\x07ruleset\x18\x01 \x01(\x0b\x32\x16.civicscore.v1.Ruleset\"8\n\x11GetRulesetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rinclude_files\x18\x02 \x01(\x08\"=\n\x12GetRulesetResponse\x12\'\n\x07ruleset\x18\x01 \x01(\x0b\x32\x16.civicscore.v1.Ruleset\"V\n\x1dListRulesetActivationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"p\n\x1eListRulesetActivationsResponse\x12\x35\n\x0b\x61\x63tivations\x18\x01 \x03(\x0b\x32 .civicscore.v1.RulesetActivation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"=\n\x13\x43heckRulesetRequest\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.civicscore.v1.RuleFile\"{\n\x14\x43heckRulesetResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12+\n\x06issues\x18\x02 \x03(\x0b\x32\x1b.civicscore.v1.RulesetIssue\x12\'\n\x07ruleset\x18\x03 \x01(\x0b\x32\x16.civicscore.v1.Ruleset\"\xa0\x01\n\x16\x41\x63tivateRulesetRequest\x12)\n\x05\x66iles\x18\x01 \x01(\x0b\x32\x18.civicscore.v1.RuleFilesH\x00\x12\x11\n\x07ruleset\x18\x02 \x01(\tH\x00\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\rvalidate_only\x18\x04 \x01(\x08\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\tB\x08\n\x06source\"3\n\tRuleFiles\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.civicscore.v1.RuleFile\"\xaf\x01\n\x17\x41\x63tivateRulesetResponse\x12\'\n\x07ruleset\x18\x01 \x01(\x0b\x32\x16.civicscore.v1.Ruleset\x12\x34\n\nactivation\x18\x02 \x01(\x0b\x32 .civicscore.v1.RulesetActivation\x12\x11\n\tunchanged\x18\x03 \x01(\x08\x12\"\n\x1a\x65valuated_periods_affected\x18\x04 \x03(\t\"Z\n\x16RollbackRulesetRequest\x12\x17\n\x0f\x65xpected_digest\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"y\n\x17RollbackRulesetResponse\x12\x35\n\x0brolled_back\x18\x01 \x01(\x0b\x32 .civicscore.v1.RulesetActivation\x12\'\n\x07ruleset\x18\x02 \x01(\x0b\x32\x16.civicscore.v1.Ruleset\"\x19\n\x17GetRulesetStatusRequest\"\x86\x02\n\x18GetRulesetStatusResponse\x12&\n\x06\x61\x63tive\x18\x01 \x01(\x0b\x32\x16.civicscore.v1.Ruleset\x12-\n\tload_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x08in_force\x18\x03 \x03(\x0b\x32\x1b.civicscore.v1.InForceEntry\x12\x36\n\x0clast_refused\x18\x04 \x01(\x0b\x32 .civicscore.v1.RefusedActivation\x12\x14\n\x0crules_folder\x18\x05 \x01(\t\x12\x16\n\x0eloaded_digests\x18\x06 \x03(\t\"f\n\x16SimulateRulesetRequest\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.civicscore.v1.RuleFile\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x14\n\x0c\x63hanged_only\x18\x03 \x01(\x08\"\x8a\x02\n\rSimulatedUnit\x12\x0c\n\x04unit\x18\x01 \x01(\t\x12\x1c\n\x14unit_display_name_vi\x18\x02 \x01(\t\x12\r\n\x05\x62lock\x18\x03 \x01(\t\x12\x14\n\x0cscore_before\x18\x04 \x01(\t\x12\x13\n\x0bscore_after\x18\x05 \x01(\t\x12\x14\n\x0cgrade_before\x18\x06 \x01(\t\x12\x13\n\x0bgrade_after\x18\x07 \x01(\t\x12\x14\n\x0c\x66lags_before\x18\x08 \x03(\t\x12\x13\n\x0b\x66lags_after\x18\t \x03(\t\x12\x14\n\x0c\x66lags_gained\x18\n \x03(\t\x12\x12\n\nflags_lost\x18\x0b \x03(\t\x12\x13\n\x0bscore_delta\x18\x0c \x01(\x01\":\n\nFlagChange\x12\x0c\n\x04\x66lag\x18\x01 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x02 \x01(\x05\x12\x0f\n\x07removed\x18\x03 \x01(\x05\"G\n\x0bGradeChange\x12\x14\n\x0cgrade_before\x18\x01 \x01(\t\x12\x13\n\x0bgrade_after\x18\x02 \x01(\t\x12\r\n\x05units\x18\x03 \x01(\x05\"\x90\x03\n\x17SimulateRulesetResponse\x12\x0e\n\x06period\x18\x01 \x01(\t\x12(\n\x08\x62\x61seline\x18\x02 \x01(\x0b\x32\x16.civicscore.v1.Ruleset\x12)\n\tcandidate\x18\x03 \x01(\x0b\x32\x16.civicscore.v1.Ruleset\x12\x17\n\x0funits_evaluated\x18\x04 \x01(\x05\x12\x1c\n\x14units_changing_grade\x18\x05 \x01(\x05\x12\x1c\n\x14units_changing_score\x18\x06 \x01(\x05\x12\x13\n\x0b\x66lags_added\x18\x07 \x01(\x05\x12\x15\n\rflags_removed\x18\x08 \x01(\x05\x12/\n\x0c\x66lag_changes\x18\t \x03(\x0b\x32\x19.civicscore.v1.FlagChange\x12\x31\n\rgrade_changes\x18\n \x03(\x0b\x32\x1a.civicscore.v1.GradeChange\x12+\n\x05units\x18\x0b \x03(\x0b\x32\x1c.civicscore.v1.SimulatedUnit2\xa3\x06\n\x0eRulesetService\x12\x63\n\x10GetActiveRuleset\x12&.civicscore.v1.GetActiveRulesetRequest\x1a\'.civicscore.v1.GetActiveRulesetResponse\x12Q\n\nGetRuleset\x12 .civicscore.v1.GetRulesetRequest\x1a!.civicscore.v1.GetRulesetResponse\x12u\n\x16ListRulesetActivations\x12,.civicscore.v1.ListRulesetActivationsRequest\x1a-.civicscore.v1.ListRulesetActivationsResponse\x12W\n\x0c\x43heckRuleset\x12\".civicscore.v1.CheckRulesetRequest\x1a#.civicscore.v1.CheckRulesetResponse\x12`\n\x0f\x41\x63tivateRuleset\x12%.civicscore.v1.ActivateRulesetRequest\x1a&.civicscore.v1.ActivateRulesetResponse\x12`\n\x0fRollbackRuleset\x12%.civicscore.v1.RollbackRulesetRequest\x1a&.civicscore.v1.RollbackRulesetResponse\x12\x63\n\x10GetRulesetStatus\x12&.civicscore.v1.GetRulesetStatusRequest\x1a\'.civicscore.v1.GetRulesetStatusResponse\x12`\n\x0fSimulateRuleset\x12%.civicscore.v1.SimulateRulesetRequest\x1a&.civicscore.v1.SimulateRulesetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,11 +39,55 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RULESETFLAG']._serialized_start=223
   _globals['_RULESETFLAG']._serialized_end=315
   _globals['_RULESET']._serialized_start=318
-  _globals['_RULESET']._serialized_end=620
-  _globals['_GETACTIVERULESETREQUEST']._serialized_start=622
-  _globals['_GETACTIVERULESETREQUEST']._serialized_end=670
-  _globals['_GETACTIVERULESETRESPONSE']._serialized_start=672
-  _globals['_GETACTIVERULESETRESPONSE']._serialized_end=739
-  _globals['_RULESETSERVICE']._serialized_start=741
-  _globals['_RULESETSERVICE']._serialized_end=858
+  _globals['_RULESET']._serialized_end=722
+  _globals['_RULESETISSUE']._serialized_start=724
+  _globals['_RULESETISSUE']._serialized_end=799
+  _globals['_RULESETACTIVATION']._serialized_start=802
+  _globals['_RULESETACTIVATION']._serialized_end=1131
+  _globals['_INFORCEENTRY']._serialized_start=1133
+  _globals['_INFORCEENTRY']._serialized_end=1218
+  _globals['_REFUSEDACTIVATION']._serialized_start=1221
+  _globals['_REFUSEDACTIVATION']._serialized_end=1381
+  _globals['_GETACTIVERULESETREQUEST']._serialized_start=1383
+  _globals['_GETACTIVERULESETREQUEST']._serialized_end=1431
+  _globals['_GETACTIVERULESETRESPONSE']._serialized_start=1433
+  _globals['_GETACTIVERULESETRESPONSE']._serialized_end=1500
+  _globals['_GETRULESETREQUEST']._serialized_start=1502
+  _globals['_GETRULESETREQUEST']._serialized_end=1558
+  _globals['_GETRULESETRESPONSE']._serialized_start=1560
+  _globals['_GETRULESETRESPONSE']._serialized_end=1621
+  _globals['_LISTRULESETACTIVATIONSREQUEST']._serialized_start=1623
+  _globals['_LISTRULESETACTIVATIONSREQUEST']._serialized_end=1709
+  _globals['_LISTRULESETACTIVATIONSRESPONSE']._serialized_start=1711
+  _globals['_LISTRULESETACTIVATIONSRESPONSE']._serialized_end=1823
+  _globals['_CHECKRULESETREQUEST']._serialized_start=1825
+  _globals['_CHECKRULESETREQUEST']._serialized_end=1886
+  _globals['_CHECKRULESETRESPONSE']._serialized_start=1888
+  _globals['_CHECKRULESETRESPONSE']._serialized_end=2011
+  _globals['_ACTIVATERULESETREQUEST']._serialized_start=2014
+  _globals['_ACTIVATERULESETREQUEST']._serialized_end=2174
+  _globals['_RULEFILES']._serialized_start=2176
+  _globals['_RULEFILES']._serialized_end=2227
+  _globals['_ACTIVATERULESETRESPONSE']._serialized_start=2230
+  _globals['_ACTIVATERULESETRESPONSE']._serialized_end=2405
+  _globals['_ROLLBACKRULESETREQUEST']._serialized_start=2407
+  _globals['_ROLLBACKRULESETREQUEST']._serialized_end=2497
+  _globals['_ROLLBACKRULESETRESPONSE']._serialized_start=2499
+  _globals['_ROLLBACKRULESETRESPONSE']._serialized_end=2620
+  _globals['_GETRULESETSTATUSREQUEST']._serialized_start=2622
+  _globals['_GETRULESETSTATUSREQUEST']._serialized_end=2647
+  _globals['_GETRULESETSTATUSRESPONSE']._serialized_start=2650
+  _globals['_GETRULESETSTATUSRESPONSE']._serialized_end=2912
+  _globals['_SIMULATERULESETREQUEST']._serialized_start=2914
+  _globals['_SIMULATERULESETREQUEST']._serialized_end=3016
+  _globals['_SIMULATEDUNIT']._serialized_start=3019
+  _globals['_SIMULATEDUNIT']._serialized_end=3285
+  _globals['_FLAGCHANGE']._serialized_start=3287
+  _globals['_FLAGCHANGE']._serialized_end=3345
+  _globals['_GRADECHANGE']._serialized_start=3347
+  _globals['_GRADECHANGE']._serialized_end=3418
+  _globals['_SIMULATERULESETRESPONSE']._serialized_start=3421
+  _globals['_SIMULATERULESETRESPONSE']._serialized_end=3821
+  _globals['_RULESETSERVICE']._serialized_start=3824
+  _globals['_RULESETSERVICE']._serialized_end=4627
 # @@protoc_insertion_point(module_scope)

@@ -133,6 +133,9 @@ class Ruleset(_message.Message):
     INDICATORS_FIELD_NUMBER: _builtins.int
     FLAGS_FIELD_NUMBER: _builtins.int
     RULE_COUNT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_VI_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_EN_FIELD_NUMBER: _builtins.int
+    ACTIVATION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `rulesets/{digest}`."""
     ruleset_id: _builtins.str
@@ -145,6 +148,10 @@ class Ruleset(_message.Message):
     """First quarter the ruleset is in force for, e.g. `2025-Q3`."""
     rule_count: _builtins.int
     """Number of rules."""
+    description_vi: _builtins.str
+    """Ruleset-level description in Vietnamese."""
+    description_en: _builtins.str
+    """Ruleset-level description in English."""
     @_builtins.property
     def load_time(self) -> _timestamp_pb2.Timestamp:
         """When the engine loaded it."""
@@ -161,6 +168,12 @@ class Ruleset(_message.Message):
     def flags(self) -> _containers.RepeatedCompositeFieldContainer[Global___RulesetFlag]:
         """Flags that can be raised."""
 
+    @_builtins.property
+    def activation(self) -> Global___RulesetActivation:
+        """The activation that put this content in force (the latest one not rolled back),
+        absent for a candidate that was never activated.
+        """
+
     def __init__(
         self,
         *,
@@ -174,14 +187,201 @@ class Ruleset(_message.Message):
         indicators: _abc.Iterable[Global___RulesetIndicator] | None = ...,
         flags: _abc.Iterable[Global___RulesetFlag] | None = ...,
         rule_count: _builtins.int = ...,
+        description_vi: _builtins.str = ...,
+        description_en: _builtins.str = ...,
+        activation: Global___RulesetActivation | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["load_time", b"load_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation", "load_time", b"load_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "files", b"files", "flags", b"flags", "in_force_from", b"in_force_from", "indicators", b"indicators", "load_time", b"load_time", "name", b"name", "rule_count", b"rule_count", "ruleset_id", b"ruleset_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation", "description_en", b"description_en", "description_vi", b"description_vi", "digest", b"digest", "files", b"files", "flags", b"flags", "in_force_from", b"in_force_from", "indicators", b"indicators", "load_time", b"load_time", "name", b"name", "rule_count", b"rule_count", "ruleset_id", b"ruleset_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Ruleset: _TypeAlias = Ruleset  # noqa: Y015
+
+@_typing.final
+class RulesetIssue(_message.Message):
+    """One problem in a rule file, as `civicscore rules check` prints it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_FIELD_NUMBER: _builtins.int
+    LINE_FIELD_NUMBER: _builtins.int
+    COLUMN_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    file: _builtins.str
+    """File relative to the rules folder, e.g. `flags.yaml`."""
+    line: _builtins.int
+    """Line, from 1 (0 when the problem is not tied to a line)."""
+    column: _builtins.int
+    """Column, from 1 (0 when the problem is not tied to a column)."""
+    message: _builtins.str
+    """What is wrong and how to fix it."""
+    def __init__(
+        self,
+        *,
+        file: _builtins.str = ...,
+        line: _builtins.int = ...,
+        column: _builtins.int = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "file", b"file", "line", b"line", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RulesetIssue: _TypeAlias = RulesetIssue  # noqa: Y015
+
+@_typing.final
+class RulesetActivation(_message.Message):
+    """One activation (or re-activation) of a ruleset; kept forever."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    RULESET_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    IN_FORCE_FROM_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ACTIVATE_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ROLLED_BACK_FIELD_NUMBER: _builtins.int
+    ROLLED_BACK_BY_FIELD_NUMBER: _builtins.int
+    ROLLBACK_TIME_FIELD_NUMBER: _builtins.int
+    ROLLBACK_REASON_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """Sequence number, increasing with every activation."""
+    ruleset: _builtins.str
+    """The ruleset activated, `rulesets/{digest}`."""
+    version: _builtins.str
+    """Declared version, e.g. `2026.1`."""
+    digest: _builtins.str
+    """SHA-256 of the content."""
+    in_force_from: _builtins.str
+    """First quarter it is in force for."""
+    actor: _builtins.str
+    """Who activated it: the caller's identity, or `rules-folder:{path}` for a change on disk."""
+    source: _builtins.str
+    """How: `rpc`, `rules-folder` (a change of the files on disk) or `startup`."""
+    reason: _builtins.str
+    """The reason given by whoever activated it."""
+    rolled_back: _builtins.bool
+    """Whether a later rollback undid this activation."""
+    rolled_back_by: _builtins.str
+    """Who rolled it back."""
+    rollback_reason: _builtins.str
+    """The reason given for the rollback."""
+    @_builtins.property
+    def activate_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was activated."""
+
+    @_builtins.property
+    def rollback_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was rolled back."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        ruleset: _builtins.str = ...,
+        version: _builtins.str = ...,
+        digest: _builtins.str = ...,
+        in_force_from: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        source: _builtins.str = ...,
+        activate_time: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+        rolled_back: _builtins.bool = ...,
+        rolled_back_by: _builtins.str = ...,
+        rollback_time: _timestamp_pb2.Timestamp | None = ...,
+        rollback_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activate_time", b"activate_time", "rollback_time", b"rollback_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activate_time", b"activate_time", "actor", b"actor", "digest", b"digest", "in_force_from", b"in_force_from", "reason", b"reason", "rollback_reason", b"rollback_reason", "rollback_time", b"rollback_time", "rolled_back", b"rolled_back", "rolled_back_by", b"rolled_back_by", "ruleset", b"ruleset", "sequence", b"sequence", "source", b"source", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RulesetActivation: _TypeAlias = RulesetActivation  # noqa: Y015
+
+@_typing.final
+class InForceEntry(_message.Message):
+    """Which ruleset applies from which quarter on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_PERIOD_FIELD_NUMBER: _builtins.int
+    RULESET_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    from_period: _builtins.str
+    """First quarter, e.g. `2025-Q3`; it applies until the next entry's quarter."""
+    ruleset: _builtins.str
+    """The ruleset, `rulesets/{digest}`."""
+    version: _builtins.str
+    """Declared version."""
+    digest: _builtins.str
+    """SHA-256 of the content."""
+    def __init__(
+        self,
+        *,
+        from_period: _builtins.str = ...,
+        ruleset: _builtins.str = ...,
+        version: _builtins.str = ...,
+        digest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["digest", b"digest", "from_period", b"from_period", "ruleset", b"ruleset", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InForceEntry: _TypeAlias = InForceEntry  # noqa: Y015
+
+@_typing.final
+class RefusedActivation(_message.Message):
+    """An activation that was refused (broken files, or a ruleset that failed to load in an engine process)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REFUSE_TIME_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    DIGEST_FIELD_NUMBER: _builtins.int
+    ISSUES_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    """`rpc` or `rules-folder`."""
+    actor: _builtins.str
+    """Who tried."""
+    digest: _builtins.str
+    """SHA-256 of the refused content."""
+    @_builtins.property
+    def refuse_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was refused."""
+
+    @_builtins.property
+    def issues(self) -> _containers.RepeatedCompositeFieldContainer[Global___RulesetIssue]:
+        """Every problem found."""
+
+    def __init__(
+        self,
+        *,
+        refuse_time: _timestamp_pb2.Timestamp | None = ...,
+        source: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        digest: _builtins.str = ...,
+        issues: _abc.Iterable[Global___RulesetIssue] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["refuse_time", b"refuse_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "digest", b"digest", "issues", b"issues", "refuse_time", b"refuse_time", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefusedActivation: _TypeAlias = RefusedActivation  # noqa: Y015
 
 @_typing.final
 class GetActiveRulesetRequest(_message.Message):
@@ -228,3 +428,644 @@ class GetActiveRulesetResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetActiveRulesetResponse: _TypeAlias = GetActiveRulesetResponse  # noqa: Y015
+
+@_typing.final
+class GetRulesetRequest(_message.Message):
+    """Request for RulesetService.GetRuleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    INCLUDE_FILES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Resource name, `rulesets/{digest}`."""
+    include_files: _builtins.bool
+    """Include the content of every rule file."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        include_files: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_files", b"include_files", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRulesetRequest: _TypeAlias = GetRulesetRequest  # noqa: Y015
+
+@_typing.final
+class GetRulesetResponse(_message.Message):
+    """Response for RulesetService.GetRuleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULESET_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ruleset(self) -> Global___Ruleset:
+        """The stored ruleset."""
+
+    def __init__(
+        self,
+        *,
+        ruleset: Global___Ruleset | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ruleset", b"ruleset"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ruleset", b"ruleset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRulesetResponse: _TypeAlias = GetRulesetResponse  # noqa: Y015
+
+@_typing.final
+class ListRulesetActivationsRequest(_message.Message):
+    """Request for RulesetService.ListRulesetActivations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """Maximum number to return (1-1000; 0 means 100)."""
+    page_token: _builtins.str
+    """Token from a previous response."""
+    filter: _builtins.str
+    """Terms joined by ` AND `: `version=2026.1`, `source=rpc`, `rolled_back=false`."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRulesetActivationsRequest: _TypeAlias = ListRulesetActivationsRequest  # noqa: Y015
+
+@_typing.final
+class ListRulesetActivationsResponse(_message.Message):
+    """Response for RulesetService.ListRulesetActivations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty on the last page."""
+    @_builtins.property
+    def activations(self) -> _containers.RepeatedCompositeFieldContainer[Global___RulesetActivation]:
+        """Activations, newest first."""
+
+    def __init__(
+        self,
+        *,
+        activations: _abc.Iterable[Global___RulesetActivation] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activations", b"activations", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRulesetActivationsResponse: _TypeAlias = ListRulesetActivationsResponse  # noqa: Y015
+
+@_typing.final
+class CheckRulesetRequest(_message.Message):
+    """Request for RulesetService.CheckRuleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleFile]:
+        """The candidate's rule files (top-level `*.yaml` of a rules folder)."""
+
+    def __init__(
+        self,
+        *,
+        files: _abc.Iterable[Global___RuleFile] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckRulesetRequest: _TypeAlias = CheckRulesetRequest  # noqa: Y015
+
+@_typing.final
+class CheckRulesetResponse(_message.Message):
+    """Response for RulesetService.CheckRuleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALID_FIELD_NUMBER: _builtins.int
+    ISSUES_FIELD_NUMBER: _builtins.int
+    RULESET_FIELD_NUMBER: _builtins.int
+    valid: _builtins.bool
+    """True when the candidate has no problem and loaded in a throwaway engine process."""
+    @_builtins.property
+    def issues(self) -> _containers.RepeatedCompositeFieldContainer[Global___RulesetIssue]:
+        """Every problem found, by file, line and column."""
+
+    @_builtins.property
+    def ruleset(self) -> Global___Ruleset:
+        """The candidate as it would be activated (no files), when valid."""
+
+    def __init__(
+        self,
+        *,
+        valid: _builtins.bool = ...,
+        issues: _abc.Iterable[Global___RulesetIssue] | None = ...,
+        ruleset: Global___Ruleset | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ruleset", b"ruleset"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["issues", b"issues", "ruleset", b"ruleset", "valid", b"valid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckRulesetResponse: _TypeAlias = CheckRulesetResponse  # noqa: Y015
+
+@_typing.final
+class ActivateRulesetRequest(_message.Message):
+    """Request for RulesetService.ActivateRuleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILES_FIELD_NUMBER: _builtins.int
+    RULESET_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ruleset: _builtins.str
+    """A ruleset stored earlier, `rulesets/{digest}`, activated again."""
+    reason: _builtins.str
+    """Why (kept with the activation), e.g. `Quyết định 12/QĐ-BCĐ`."""
+    validate_only: _builtins.bool
+    """Check and test-load only; activate nothing."""
+    idempotency_key: _builtins.str
+    """Client-chosen key (1-128 characters) for safe retries."""
+    @_builtins.property
+    def files(self) -> Global___RuleFiles:
+        """New content: the rule files."""
+
+    def __init__(
+        self,
+        *,
+        files: Global___RuleFiles | None = ...,
+        ruleset: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "ruleset", b"ruleset", "source", b"source"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files", "idempotency_key", b"idempotency_key", "reason", b"reason", "ruleset", b"ruleset", "source", b"source", "validate_only", b"validate_only"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_source: _TypeAlias = _typing.Literal["files", "ruleset"]  # noqa: Y015
+    _WhichOneofArgType_source: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_source) -> _WhichOneofReturnType_source | None: ...
+
+Global___ActivateRulesetRequest: _TypeAlias = ActivateRulesetRequest  # noqa: Y015
+
+@_typing.final
+class RuleFiles(_message.Message):
+    """A set of rule files."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleFile]:
+        """The files, each once."""
+
+    def __init__(
+        self,
+        *,
+        files: _abc.Iterable[Global___RuleFile] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["files", b"files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuleFiles: _TypeAlias = RuleFiles  # noqa: Y015
+
+@_typing.final
+class ActivateRulesetResponse(_message.Message):
+    """Response for RulesetService.ActivateRuleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULESET_FIELD_NUMBER: _builtins.int
+    ACTIVATION_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
+    EVALUATED_PERIODS_AFFECTED_FIELD_NUMBER: _builtins.int
+    unchanged: _builtins.bool
+    """True when this content was already the one in force from its quarter: nothing changed."""
+    @_builtins.property
+    def ruleset(self) -> Global___Ruleset:
+        """The ruleset now in force from its `in_force_from` quarter (without files)."""
+
+    @_builtins.property
+    def activation(self) -> Global___RulesetActivation:
+        """The activation recorded (empty when `validate_only` or `unchanged`)."""
+
+    @_builtins.property
+    def evaluated_periods_affected(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Quarters already evaluated that this activation now governs; their stored evaluations
+        stay as they are until the quarter is evaluated again.
+        """
+
+    def __init__(
+        self,
+        *,
+        ruleset: Global___Ruleset | None = ...,
+        activation: Global___RulesetActivation | None = ...,
+        unchanged: _builtins.bool = ...,
+        evaluated_periods_affected: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation", "ruleset", b"ruleset"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activation", b"activation", "evaluated_periods_affected", b"evaluated_periods_affected", "ruleset", b"ruleset", "unchanged", b"unchanged"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateRulesetResponse: _TypeAlias = ActivateRulesetResponse  # noqa: Y015
+
+@_typing.final
+class RollbackRulesetRequest(_message.Message):
+    """Request for RulesetService.RollbackRuleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPECTED_DIGEST_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    expected_digest: _builtins.str
+    """Optional guard: roll back only if the latest activation is of this digest."""
+    reason: _builtins.str
+    """Why (kept with the activation)."""
+    idempotency_key: _builtins.str
+    """Client-chosen key (1-128 characters) for safe retries."""
+    def __init__(
+        self,
+        *,
+        expected_digest: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_digest", b"expected_digest", "idempotency_key", b"idempotency_key", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackRulesetRequest: _TypeAlias = RollbackRulesetRequest  # noqa: Y015
+
+@_typing.final
+class RollbackRulesetResponse(_message.Message):
+    """Response for RulesetService.RollbackRuleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROLLED_BACK_FIELD_NUMBER: _builtins.int
+    RULESET_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def rolled_back(self) -> Global___RulesetActivation:
+        """The activation that was undone."""
+
+    @_builtins.property
+    def ruleset(self) -> Global___Ruleset:
+        """The ruleset in force for the current quarter afterwards (without files)."""
+
+    def __init__(
+        self,
+        *,
+        rolled_back: Global___RulesetActivation | None = ...,
+        ruleset: Global___Ruleset | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rolled_back", b"rolled_back", "ruleset", b"ruleset"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rolled_back", b"rolled_back", "ruleset", b"ruleset"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RollbackRulesetResponse: _TypeAlias = RollbackRulesetResponse  # noqa: Y015
+
+@_typing.final
+class GetRulesetStatusRequest(_message.Message):
+    """Request for RulesetService.GetRulesetStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRulesetStatusRequest: _TypeAlias = GetRulesetStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetRulesetStatusResponse(_message.Message):
+    """Response for RulesetService.GetRulesetStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    LOAD_TIME_FIELD_NUMBER: _builtins.int
+    IN_FORCE_FIELD_NUMBER: _builtins.int
+    LAST_REFUSED_FIELD_NUMBER: _builtins.int
+    RULES_FOLDER_FIELD_NUMBER: _builtins.int
+    LOADED_DIGESTS_FIELD_NUMBER: _builtins.int
+    rules_folder: _builtins.str
+    """The rules folder the server watches for changes (empty when not watching)."""
+    @_builtins.property
+    def active(self) -> Global___Ruleset:
+        """The ruleset in force for the current quarter (without files)."""
+
+    @_builtins.property
+    def load_time(self) -> _timestamp_pb2.Timestamp:
+        """When the engine workers of the active ruleset were started."""
+
+    @_builtins.property
+    def in_force(self) -> _containers.RepeatedCompositeFieldContainer[Global___InForceEntry]:
+        """Which ruleset applies from which quarter, oldest first."""
+
+    @_builtins.property
+    def last_refused(self) -> Global___RefusedActivation:
+        """The last refused activation since the server started, if any."""
+
+    @_builtins.property
+    def loaded_digests(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Digests of the rulesets with running engine workers."""
+
+    def __init__(
+        self,
+        *,
+        active: Global___Ruleset | None = ...,
+        load_time: _timestamp_pb2.Timestamp | None = ...,
+        in_force: _abc.Iterable[Global___InForceEntry] | None = ...,
+        last_refused: Global___RefusedActivation | None = ...,
+        rules_folder: _builtins.str = ...,
+        loaded_digests: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "last_refused", b"last_refused", "load_time", b"load_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "in_force", b"in_force", "last_refused", b"last_refused", "load_time", b"load_time", "loaded_digests", b"loaded_digests", "rules_folder", b"rules_folder"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRulesetStatusResponse: _TypeAlias = GetRulesetStatusResponse  # noqa: Y015
+
+@_typing.final
+class SimulateRulesetRequest(_message.Message):
+    """Request for RulesetService.SimulateRuleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILES_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    CHANGED_ONLY_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """The stored quarter to evaluate, `periods/2026-Q3`."""
+    changed_only: _builtins.bool
+    """Return only units whose score, grade or flags change."""
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleFile]:
+        """The candidate's rule files."""
+
+    def __init__(
+        self,
+        *,
+        files: _abc.Iterable[Global___RuleFile] | None = ...,
+        period: _builtins.str = ...,
+        changed_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_only", b"changed_only", "files", b"files", "period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulateRulesetRequest: _TypeAlias = SimulateRulesetRequest  # noqa: Y015
+
+@_typing.final
+class SimulatedUnit(_message.Message):
+    """One unit before and after a candidate ruleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIT_FIELD_NUMBER: _builtins.int
+    UNIT_DISPLAY_NAME_VI_FIELD_NUMBER: _builtins.int
+    BLOCK_FIELD_NUMBER: _builtins.int
+    SCORE_BEFORE_FIELD_NUMBER: _builtins.int
+    SCORE_AFTER_FIELD_NUMBER: _builtins.int
+    GRADE_BEFORE_FIELD_NUMBER: _builtins.int
+    GRADE_AFTER_FIELD_NUMBER: _builtins.int
+    FLAGS_BEFORE_FIELD_NUMBER: _builtins.int
+    FLAGS_AFTER_FIELD_NUMBER: _builtins.int
+    FLAGS_GAINED_FIELD_NUMBER: _builtins.int
+    FLAGS_LOST_FIELD_NUMBER: _builtins.int
+    SCORE_DELTA_FIELD_NUMBER: _builtins.int
+    unit: _builtins.str
+    """The unit, `units/{code}`."""
+    unit_display_name_vi: _builtins.str
+    """Vietnamese name of the unit."""
+    block: _builtins.str
+    """Ranking block."""
+    score_before: _builtins.str
+    """Score with the ruleset in force, rounded for display (empty when no score)."""
+    score_after: _builtins.str
+    """Score with the candidate, rounded for display (empty when no score)."""
+    grade_before: _builtins.str
+    """Grade with the ruleset in force."""
+    grade_after: _builtins.str
+    """Grade with the candidate."""
+    score_delta: _builtins.float
+    """Score change, after minus before (0 when either has no score)."""
+    @_builtins.property
+    def flags_before(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Flags with the ruleset in force."""
+
+    @_builtins.property
+    def flags_after(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Flags with the candidate."""
+
+    @_builtins.property
+    def flags_gained(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Flags the candidate adds."""
+
+    @_builtins.property
+    def flags_lost(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Flags the candidate removes."""
+
+    def __init__(
+        self,
+        *,
+        unit: _builtins.str = ...,
+        unit_display_name_vi: _builtins.str = ...,
+        block: _builtins.str = ...,
+        score_before: _builtins.str = ...,
+        score_after: _builtins.str = ...,
+        grade_before: _builtins.str = ...,
+        grade_after: _builtins.str = ...,
+        flags_before: _abc.Iterable[_builtins.str] | None = ...,
+        flags_after: _abc.Iterable[_builtins.str] | None = ...,
+        flags_gained: _abc.Iterable[_builtins.str] | None = ...,
+        flags_lost: _abc.Iterable[_builtins.str] | None = ...,
+        score_delta: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block", b"block", "flags_after", b"flags_after", "flags_before", b"flags_before", "flags_gained", b"flags_gained", "flags_lost", b"flags_lost", "grade_after", b"grade_after", "grade_before", b"grade_before", "score_after", b"score_after", "score_before", b"score_before", "score_delta", b"score_delta", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulatedUnit: _TypeAlias = SimulatedUnit  # noqa: Y015
+
+@_typing.final
+class FlagChange(_message.Message):
+    """How many units gain or lose one flag."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAG_FIELD_NUMBER: _builtins.int
+    ADDED_FIELD_NUMBER: _builtins.int
+    REMOVED_FIELD_NUMBER: _builtins.int
+    flag: _builtins.str
+    """Flag id."""
+    added: _builtins.int
+    """Units that gain it."""
+    removed: _builtins.int
+    """Units that lose it."""
+    def __init__(
+        self,
+        *,
+        flag: _builtins.str = ...,
+        added: _builtins.int = ...,
+        removed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added", b"added", "flag", b"flag", "removed", b"removed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlagChange: _TypeAlias = FlagChange  # noqa: Y015
+
+@_typing.final
+class GradeChange(_message.Message):
+    """How many units move from one grade to another."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GRADE_BEFORE_FIELD_NUMBER: _builtins.int
+    GRADE_AFTER_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    grade_before: _builtins.str
+    """Grade with the ruleset in force."""
+    grade_after: _builtins.str
+    """Grade with the candidate."""
+    units: _builtins.int
+    """Units."""
+    def __init__(
+        self,
+        *,
+        grade_before: _builtins.str = ...,
+        grade_after: _builtins.str = ...,
+        units: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grade_after", b"grade_after", "grade_before", b"grade_before", "units", b"units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GradeChange: _TypeAlias = GradeChange  # noqa: Y015
+
+@_typing.final
+class SimulateRulesetResponse(_message.Message):
+    """Response for RulesetService.SimulateRuleset."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    BASELINE_FIELD_NUMBER: _builtins.int
+    CANDIDATE_FIELD_NUMBER: _builtins.int
+    UNITS_EVALUATED_FIELD_NUMBER: _builtins.int
+    UNITS_CHANGING_GRADE_FIELD_NUMBER: _builtins.int
+    UNITS_CHANGING_SCORE_FIELD_NUMBER: _builtins.int
+    FLAGS_ADDED_FIELD_NUMBER: _builtins.int
+    FLAGS_REMOVED_FIELD_NUMBER: _builtins.int
+    FLAG_CHANGES_FIELD_NUMBER: _builtins.int
+    GRADE_CHANGES_FIELD_NUMBER: _builtins.int
+    UNITS_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """The quarter evaluated."""
+    units_evaluated: _builtins.int
+    """Units evaluated."""
+    units_changing_grade: _builtins.int
+    """Units whose grade changes."""
+    units_changing_score: _builtins.int
+    """Units whose score changes."""
+    flags_added: _builtins.int
+    """Flags added in all."""
+    flags_removed: _builtins.int
+    """Flags removed in all."""
+    @_builtins.property
+    def baseline(self) -> Global___Ruleset:
+        """The ruleset in force for the quarter (without files)."""
+
+    @_builtins.property
+    def candidate(self) -> Global___Ruleset:
+        """The candidate (without files)."""
+
+    @_builtins.property
+    def flag_changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlagChange]:
+        """Per flag."""
+
+    @_builtins.property
+    def grade_changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___GradeChange]:
+        """Per grade transition (only transitions that happen)."""
+
+    @_builtins.property
+    def units(self) -> _containers.RepeatedCompositeFieldContainer[Global___SimulatedUnit]:
+        """Per unit (all, or only changed ones), ordered by unit code."""
+
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        baseline: Global___Ruleset | None = ...,
+        candidate: Global___Ruleset | None = ...,
+        units_evaluated: _builtins.int = ...,
+        units_changing_grade: _builtins.int = ...,
+        units_changing_score: _builtins.int = ...,
+        flags_added: _builtins.int = ...,
+        flags_removed: _builtins.int = ...,
+        flag_changes: _abc.Iterable[Global___FlagChange] | None = ...,
+        grade_changes: _abc.Iterable[Global___GradeChange] | None = ...,
+        units: _abc.Iterable[Global___SimulatedUnit] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["baseline", b"baseline", "candidate", b"candidate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline", b"baseline", "candidate", b"candidate", "flag_changes", b"flag_changes", "flags_added", b"flags_added", "flags_removed", b"flags_removed", "grade_changes", b"grade_changes", "period", b"period", "units", b"units", "units_changing_grade", b"units_changing_grade", "units_changing_score", b"units_changing_score", "units_evaluated", b"units_evaluated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimulateRulesetResponse: _TypeAlias = SimulateRulesetResponse  # noqa: Y015

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class RulesetServiceStub:
-    """The rules the engine evaluates with.
+    """The rules the engine evaluates with: versions, checks, activation and what-if.
     """
 
     def __init__(self, channel):
@@ -40,14 +40,98 @@ class RulesetServiceStub:
                 request_serializer=civicscore_dot_v1_dot_rulesets__pb2.GetActiveRulesetRequest.SerializeToString,
                 response_deserializer=civicscore_dot_v1_dot_rulesets__pb2.GetActiveRulesetResponse.FromString,
                 _registered_method=True)
+        self.GetRuleset = channel.unary_unary(
+                '/civicscore.v1.RulesetService/GetRuleset',
+                request_serializer=civicscore_dot_v1_dot_rulesets__pb2.GetRulesetRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_rulesets__pb2.GetRulesetResponse.FromString,
+                _registered_method=True)
+        self.ListRulesetActivations = channel.unary_unary(
+                '/civicscore.v1.RulesetService/ListRulesetActivations',
+                request_serializer=civicscore_dot_v1_dot_rulesets__pb2.ListRulesetActivationsRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_rulesets__pb2.ListRulesetActivationsResponse.FromString,
+                _registered_method=True)
+        self.CheckRuleset = channel.unary_unary(
+                '/civicscore.v1.RulesetService/CheckRuleset',
+                request_serializer=civicscore_dot_v1_dot_rulesets__pb2.CheckRulesetRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_rulesets__pb2.CheckRulesetResponse.FromString,
+                _registered_method=True)
+        self.ActivateRuleset = channel.unary_unary(
+                '/civicscore.v1.RulesetService/ActivateRuleset',
+                request_serializer=civicscore_dot_v1_dot_rulesets__pb2.ActivateRulesetRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_rulesets__pb2.ActivateRulesetResponse.FromString,
+                _registered_method=True)
+        self.RollbackRuleset = channel.unary_unary(
+                '/civicscore.v1.RulesetService/RollbackRuleset',
+                request_serializer=civicscore_dot_v1_dot_rulesets__pb2.RollbackRulesetRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_rulesets__pb2.RollbackRulesetResponse.FromString,
+                _registered_method=True)
+        self.GetRulesetStatus = channel.unary_unary(
+                '/civicscore.v1.RulesetService/GetRulesetStatus',
+                request_serializer=civicscore_dot_v1_dot_rulesets__pb2.GetRulesetStatusRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_rulesets__pb2.GetRulesetStatusResponse.FromString,
+                _registered_method=True)
+        self.SimulateRuleset = channel.unary_unary(
+                '/civicscore.v1.RulesetService/SimulateRuleset',
+                request_serializer=civicscore_dot_v1_dot_rulesets__pb2.SimulateRulesetRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_rulesets__pb2.SimulateRulesetResponse.FromString,
+                _registered_method=True)
 
 
 class RulesetServiceServicer:
-    """The rules the engine evaluates with.
+    """The rules the engine evaluates with: versions, checks, activation and what-if.
     """
 
     def GetActiveRuleset(self, request, context):
-        """Reads the active ruleset.
+        """Reads the ruleset in force for the current quarter.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRuleset(self, request, context):
+        """Reads a stored ruleset by digest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRulesetActivations(self, request, context):
+        """Lists every activation ever made, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckRuleset(self, request, context):
+        """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateRuleset(self, request, context):
+        """Activates new rule files or a stored ruleset; engine workers are swapped blue/green.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackRuleset(self, request, context):
+        """Undoes the latest activation; what it replaced is in force again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRulesetStatus(self, request, context):
+        """Reports the active ruleset, what is in force when, and the last refused activation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SimulateRuleset(self, request, context):
+        """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +145,41 @@ def add_RulesetServiceServicer_to_server(servicer, server):
                     request_deserializer=civicscore_dot_v1_dot_rulesets__pb2.GetActiveRulesetRequest.FromString,
                     response_serializer=civicscore_dot_v1_dot_rulesets__pb2.GetActiveRulesetResponse.SerializeToString,
             ),
+            'GetRuleset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRuleset,
+                    request_deserializer=civicscore_dot_v1_dot_rulesets__pb2.GetRulesetRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_rulesets__pb2.GetRulesetResponse.SerializeToString,
+            ),
+            'ListRulesetActivations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRulesetActivations,
+                    request_deserializer=civicscore_dot_v1_dot_rulesets__pb2.ListRulesetActivationsRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_rulesets__pb2.ListRulesetActivationsResponse.SerializeToString,
+            ),
+            'CheckRuleset': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckRuleset,
+                    request_deserializer=civicscore_dot_v1_dot_rulesets__pb2.CheckRulesetRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_rulesets__pb2.CheckRulesetResponse.SerializeToString,
+            ),
+            'ActivateRuleset': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateRuleset,
+                    request_deserializer=civicscore_dot_v1_dot_rulesets__pb2.ActivateRulesetRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_rulesets__pb2.ActivateRulesetResponse.SerializeToString,
+            ),
+            'RollbackRuleset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackRuleset,
+                    request_deserializer=civicscore_dot_v1_dot_rulesets__pb2.RollbackRulesetRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_rulesets__pb2.RollbackRulesetResponse.SerializeToString,
+            ),
+            'GetRulesetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRulesetStatus,
+                    request_deserializer=civicscore_dot_v1_dot_rulesets__pb2.GetRulesetStatusRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_rulesets__pb2.GetRulesetStatusResponse.SerializeToString,
+            ),
+            'SimulateRuleset': grpc.unary_unary_rpc_method_handler(
+                    servicer.SimulateRuleset,
+                    request_deserializer=civicscore_dot_v1_dot_rulesets__pb2.SimulateRulesetRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_rulesets__pb2.SimulateRulesetResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'civicscore.v1.RulesetService', rpc_method_handlers)
@@ -70,7 +189,7 @@ def add_RulesetServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RulesetService:
-    """The rules the engine evaluates with.
+    """The rules the engine evaluates with: versions, checks, activation and what-if.
     """
 
     @staticmethod
@@ -90,6 +209,195 @@ class RulesetService:
             '/civicscore.v1.RulesetService/GetActiveRuleset',
             civicscore_dot_v1_dot_rulesets__pb2.GetActiveRulesetRequest.SerializeToString,
             civicscore_dot_v1_dot_rulesets__pb2.GetActiveRulesetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRuleset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.RulesetService/GetRuleset',
+            civicscore_dot_v1_dot_rulesets__pb2.GetRulesetRequest.SerializeToString,
+            civicscore_dot_v1_dot_rulesets__pb2.GetRulesetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRulesetActivations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.RulesetService/ListRulesetActivations',
+            civicscore_dot_v1_dot_rulesets__pb2.ListRulesetActivationsRequest.SerializeToString,
+            civicscore_dot_v1_dot_rulesets__pb2.ListRulesetActivationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckRuleset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.RulesetService/CheckRuleset',
+            civicscore_dot_v1_dot_rulesets__pb2.CheckRulesetRequest.SerializeToString,
+            civicscore_dot_v1_dot_rulesets__pb2.CheckRulesetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateRuleset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.RulesetService/ActivateRuleset',
+            civicscore_dot_v1_dot_rulesets__pb2.ActivateRulesetRequest.SerializeToString,
+            civicscore_dot_v1_dot_rulesets__pb2.ActivateRulesetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackRuleset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.RulesetService/RollbackRuleset',
+            civicscore_dot_v1_dot_rulesets__pb2.RollbackRulesetRequest.SerializeToString,
+            civicscore_dot_v1_dot_rulesets__pb2.RollbackRulesetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRulesetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.RulesetService/GetRulesetStatus',
+            civicscore_dot_v1_dot_rulesets__pb2.GetRulesetStatusRequest.SerializeToString,
+            civicscore_dot_v1_dot_rulesets__pb2.GetRulesetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SimulateRuleset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.RulesetService/SimulateRuleset',
+            civicscore_dot_v1_dot_rulesets__pb2.SimulateRulesetRequest.SerializeToString,
+            civicscore_dot_v1_dot_rulesets__pb2.SimulateRulesetResponse.FromString,
             options,
             channel_credentials,
             insecure,

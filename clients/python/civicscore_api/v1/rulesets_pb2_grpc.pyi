@@ -27,25 +27,53 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class RulesetServiceStub:
-    """The rules the engine evaluates with."""
+    """The rules the engine evaluates with: versions, checks, activation and what-if."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RulesetServiceAsyncStub: ...
     GetActiveRuleset: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.GetActiveRulesetRequest, _rulesets_pb2.GetActiveRulesetResponse]
-    """Reads the active ruleset."""
+    """Reads the ruleset in force for the current quarter."""
+    GetRuleset: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.GetRulesetRequest, _rulesets_pb2.GetRulesetResponse]
+    """Reads a stored ruleset by digest."""
+    ListRulesetActivations: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.ListRulesetActivationsRequest, _rulesets_pb2.ListRulesetActivationsResponse]
+    """Lists every activation ever made, newest first."""
+    CheckRuleset: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.CheckRulesetRequest, _rulesets_pb2.CheckRulesetResponse]
+    """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them."""
+    ActivateRuleset: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.ActivateRulesetRequest, _rulesets_pb2.ActivateRulesetResponse]
+    """Activates new rule files or a stored ruleset; engine workers are swapped blue/green."""
+    RollbackRuleset: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.RollbackRulesetRequest, _rulesets_pb2.RollbackRulesetResponse]
+    """Undoes the latest activation; what it replaced is in force again."""
+    GetRulesetStatus: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.GetRulesetStatusRequest, _rulesets_pb2.GetRulesetStatusResponse]
+    """Reports the active ruleset, what is in force when, and the last refused activation."""
+    SimulateRuleset: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.SimulateRulesetRequest, _rulesets_pb2.SimulateRulesetResponse]
+    """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing."""
 
 @_typing.type_check_only
 class RulesetServiceAsyncStub(RulesetServiceStub):
-    """The rules the engine evaluates with."""
+    """The rules the engine evaluates with: versions, checks, activation and what-if."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetActiveRuleset: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.GetActiveRulesetRequest, _rulesets_pb2.GetActiveRulesetResponse]  # type: ignore[assignment]
-    """Reads the active ruleset."""
+    """Reads the ruleset in force for the current quarter."""
+    GetRuleset: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.GetRulesetRequest, _rulesets_pb2.GetRulesetResponse]  # type: ignore[assignment]
+    """Reads a stored ruleset by digest."""
+    ListRulesetActivations: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.ListRulesetActivationsRequest, _rulesets_pb2.ListRulesetActivationsResponse]  # type: ignore[assignment]
+    """Lists every activation ever made, newest first."""
+    CheckRuleset: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.CheckRulesetRequest, _rulesets_pb2.CheckRulesetResponse]  # type: ignore[assignment]
+    """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them."""
+    ActivateRuleset: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.ActivateRulesetRequest, _rulesets_pb2.ActivateRulesetResponse]  # type: ignore[assignment]
+    """Activates new rule files or a stored ruleset; engine workers are swapped blue/green."""
+    RollbackRuleset: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.RollbackRulesetRequest, _rulesets_pb2.RollbackRulesetResponse]  # type: ignore[assignment]
+    """Undoes the latest activation; what it replaced is in force again."""
+    GetRulesetStatus: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.GetRulesetStatusRequest, _rulesets_pb2.GetRulesetStatusResponse]  # type: ignore[assignment]
+    """Reports the active ruleset, what is in force when, and the last refused activation."""
+    SimulateRuleset: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.SimulateRulesetRequest, _rulesets_pb2.SimulateRulesetResponse]  # type: ignore[assignment]
+    """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing."""
 
 class RulesetServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The rules the engine evaluates with."""
+    """The rules the engine evaluates with: versions, checks, activation and what-if."""
 
     @_abc_1.abstractmethod
     def GetActiveRuleset(
@@ -53,6 +81,62 @@ class RulesetServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rulesets_pb2.GetActiveRulesetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rulesets_pb2.GetActiveRulesetResponse, _abc.Awaitable[_rulesets_pb2.GetActiveRulesetResponse]]:
-        """Reads the active ruleset."""
+        """Reads the ruleset in force for the current quarter."""
+
+    @_abc_1.abstractmethod
+    def GetRuleset(
+        self,
+        request: _rulesets_pb2.GetRulesetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rulesets_pb2.GetRulesetResponse, _abc.Awaitable[_rulesets_pb2.GetRulesetResponse]]:
+        """Reads a stored ruleset by digest."""
+
+    @_abc_1.abstractmethod
+    def ListRulesetActivations(
+        self,
+        request: _rulesets_pb2.ListRulesetActivationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rulesets_pb2.ListRulesetActivationsResponse, _abc.Awaitable[_rulesets_pb2.ListRulesetActivationsResponse]]:
+        """Lists every activation ever made, newest first."""
+
+    @_abc_1.abstractmethod
+    def CheckRuleset(
+        self,
+        request: _rulesets_pb2.CheckRulesetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rulesets_pb2.CheckRulesetResponse, _abc.Awaitable[_rulesets_pb2.CheckRulesetResponse]]:
+        """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them."""
+
+    @_abc_1.abstractmethod
+    def ActivateRuleset(
+        self,
+        request: _rulesets_pb2.ActivateRulesetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rulesets_pb2.ActivateRulesetResponse, _abc.Awaitable[_rulesets_pb2.ActivateRulesetResponse]]:
+        """Activates new rule files or a stored ruleset; engine workers are swapped blue/green."""
+
+    @_abc_1.abstractmethod
+    def RollbackRuleset(
+        self,
+        request: _rulesets_pb2.RollbackRulesetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rulesets_pb2.RollbackRulesetResponse, _abc.Awaitable[_rulesets_pb2.RollbackRulesetResponse]]:
+        """Undoes the latest activation; what it replaced is in force again."""
+
+    @_abc_1.abstractmethod
+    def GetRulesetStatus(
+        self,
+        request: _rulesets_pb2.GetRulesetStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rulesets_pb2.GetRulesetStatusResponse, _abc.Awaitable[_rulesets_pb2.GetRulesetStatusResponse]]:
+        """Reports the active ruleset, what is in force when, and the last refused activation."""
+
+    @_abc_1.abstractmethod
+    def SimulateRuleset(
+        self,
+        request: _rulesets_pb2.SimulateRulesetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_rulesets_pb2.SimulateRulesetResponse, _abc.Awaitable[_rulesets_pb2.SimulateRulesetResponse]]:
+        """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing."""
 
 def add_RulesetServiceServicer_to_server(servicer: RulesetServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,78 @@
+"""The rules folder on disk: reading its rule files, and watching it for changes.
+
+Policy staff edit `rules/*.yaml`; the server activates what they saved without a
+restart. Editors save in bursts (temporary files, renames), so changes are
+debounced and the folder is read as a whole once it is quiet; identical content
+is ignored, broken content is refused (the ruleset in force keeps serving).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from watchfiles import watch
+
+log = logging.getLogger("civicscore.rules")
+
+DEBOUNCE_MS = 800
+
+
+def read_rule_files(rules_dir: Path) -> dict[str, str]:
+    """The folder's rule files, `{name: text}`: its top-level `*.yaml` / `*.yml` (not `tests/`)."""
+    if not rules_dir.is_dir():
+        raise FileNotFoundError(f"rules folder {rules_dir} does not exist")
+    return {
+        path.name: path.read_text(encoding="utf-8")
+        for path in sorted(rules_dir.iterdir())
+        if path.is_file() and path.suffix in (".yaml", ".yml")
+    }
+
+
+def _is_rule_file_change(rules_dir: Path, changed: str) -> bool:
+    path = Path(changed)
+    return path.parent == rules_dir and path.suffix in (".yaml", ".yml")
+
+
+class FolderWatcher:
+    """A daemon thread that calls `on_change(files)` when the folder's rule files change."""
+
+    def __init__(self, rules_dir: Path, on_change: Callable[[dict[str, str]], None], *,
+                 debounce_ms: int = DEBOUNCE_MS) -> None:
+        self.rules_dir = rules_dir.resolve()
+        self._on_change = on_change
+        self._debounce_ms = debounce_ms
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rules-folder-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(5.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        watcher = watch(
+            self.rules_dir, stop_event=self._stop, debounce=self._debounce_ms, step=50, recursive=False,
+            watch_filter=lambda _change, path: _is_rule_file_change(self.rules_dir, path),
+            raise_interrupt=False, yield_on_timeout=True, rust_timeout=500,
+        )
+        for changes in watcher:
+            self._ready.set()
+            if not changes or self._stop.is_set():
+                continue
+            try:
+                files = read_rule_files(self.rules_dir)
+            except (OSError, UnicodeDecodeError) as error:
+                log.error("rules folder %s could not be read: %s", self.rules_dir, error)
+                continue
+            try:
+                self._on_change(files)
+            except Exception:  # the watcher must outlive any one failed activation
+                log.exception("activating the changed rules folder %s failed", self.rules_dir)
+        self._ready.set()
