@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from civicscore_client import cli_views
+from civicscore_client import cli_explain, cli_views
 from civicscore_client.cli_import import import_app
+from civicscore_client.cli_rules import rules_app
 from civicscore_client.cli_session import DEFAULT_SERVER, Session
 
 app = typer.Typer(
@@ -39,7 +40,9 @@ def options(
 
 
 app.add_typer(import_app, name="import")
+app.add_typer(rules_app, name="rules")
 cli_views.register(app)
+cli_explain.register(app)
 
 
 def main() -> None:
