@@ -18,22 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from civicscore.domain.canonical import _reference_json, canonical_json, canonical_jsons, digest_of
 from civicscore.domain.model import (
     FiredRule,
     FlagResult,
     IndicatorScore,
-    MeasurementFact,
-    OverdueTask,
-    PriorQuarter,
     TaskCounts,
     UnitEvaluation,
-    UnitFacts,
-    UnitKind,
 )
-from civicscore.domain.periods import Quarter
 from civicscore.domain.scoring import ScoringParameters, combine, display_score, dx_result, task_rates
 from civicscore.domain.text import (
     LANGUAGES,
@@ -46,88 +39,61 @@ from civicscore.domain.text import (
 )
 from civicscore.engine.pool import EnginePool
 from civicscore.ruleset import Ruleset, load_ruleset
+from civicscore.ruleset.cases import CaseRun, GoldenCase, read_case_files, run_cases
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
-CASES_FILE = RULES / "tests" / "default_cases.yaml"
+CASE_FILES = sorted((RULES / "tests").glob("*.yaml"))
 
 
 def rule_files() -> dict[str, str]:
     return {path.name: path.read_text(encoding="utf-8") for path in sorted(RULES.glob("*.yaml"))}
 
 
-def load_cases() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    data = yaml.safe_load(CASES_FILE.read_text(encoding="utf-8"))
-    return data["defaults"], data["cases"]
+def case_texts() -> dict[str, str]:
+    """The case files as `civicscore rules test` reads them: `tests/<name>.yaml` -> text."""
+    return {path.relative_to(RULES).as_posix(): path.read_text(encoding="utf-8") for path in CASE_FILES}
 
 
-DEFAULTS, CASES = load_cases()
-
-
-def facts_of(case: dict[str, Any]) -> UnitFacts:
-    """Build UnitFacts from a case (see the header of default_cases.yaml)."""
-    unit = {**DEFAULTS["unit"], **case.get("unit", {})}
-    period = str(case.get("period", DEFAULTS["period"]))
-    counts = dict(case["counts"])
-    counts.setdefault("late", counts["completed"] - counts["on_time"])
-    end = Quarter.parse(period).end
-    overdue = tuple(
-        OverdueTask(o["id"], end - dt.timedelta(days=o["days_overdue"]), o["days_overdue"], o["reminders"])
-        for o in case.get("overdue", [])
-    )
-    measurements = tuple(
-        MeasurementFact(m["indicator"], float(m["numerator"]), float(m["denominator"]), m.get("target"))
-        for m in case.get("measurements", [])
-    )
-    previous = case.get("previous")
-    prior = None
-    if previous is not None:
-        prior = PriorQuarter(str(Quarter.parse(period).previous()), previous["grade"], tuple(previous.get("flags", [])))
-    return UnitFacts(
-        unit_code=unit["code"],
-        unit_kind=UnitKind(unit["kind"]),
-        block=unit["block"],
-        period=period,
-        counts=TaskCounts(**counts),
-        overdue=overdue,
-        measurements=measurements,
-        under_review=bool(case.get("under_review", False)),
-        previous=prior,
-    )
+RULESET = load_ruleset(rule_files())
+CASES = read_case_files(case_texts(), RULESET)
 
 
 @pytest.fixture(scope="module")
 def ruleset() -> Ruleset:
-    return load_ruleset(rule_files())
+    return RULESET
 
 
 @pytest.fixture(scope="module")
-def results() -> Iterator[dict[str, UnitEvaluation]]:
-    """Every case evaluated once, in one call, by real worker processes."""
+def run() -> Iterator[CaseRun]:
+    """Every case evaluated once, in one call, by real worker processes (as `civicscore rules test` does)."""
     with EnginePool(rule_files(), workers=2) as pool:
-        evaluations = pool.evaluate([facts_of(case) for case in CASES])
-        yield {case["name"]: evaluation for case, evaluation in zip(CASES, evaluations, strict=True)}
+        yield run_cases(pool, RULESET, CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_golden_case(case: dict[str, Any], results: dict[str, UnitEvaluation]) -> None:
-    result = results[case["name"]]
-    expect = case["expect"]
-    fired = [rule.rule_id for rule in result.fired_rules]
-    assert result.score == expect["score"], fired
-    assert result.grade == expect["grade"], fired
-    assert [flag.flag for flag in result.flags] == expect["flags"], fired
-    if "penalty" in expect:
-        assert result.penalty == expect["penalty"]
-    assert set(expect.get("fired", [])) <= set(fired)
-    assert not set(expect.get("not_fired", [])) & set(fired)
-    for code, wanted in expect.get("indicators", {}).items():
-        score = next(i for i in result.indicators if i.indicator == code)
-        assert score.counted is wanted["counted"], code
-        if "attainment" in wanted:
-            assert score.attainment == pytest.approx(wanted["attainment"]), code
-    for rule_id, texts in expect.get("reasons", {}).items():
-        reasons = [(r.reason_vi, r.reason_en) for r in result.fired_rules if r.rule_id == rule_id]
-        assert (texts["vi"], texts["en"]) in reasons, reasons
+@pytest.fixture(scope="module")
+def results(run: CaseRun) -> dict[str, UnitEvaluation]:
+    return {result.case.name: result.evaluation for result in run.results}
+
+
+def test_the_default_cases_are_many() -> None:
+    assert len(CASES) >= 40
+    assert len(CASE_FILES) >= 1 and all(case.file.startswith("tests/") for case in CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_golden_case(case: GoldenCase, run: CaseRun) -> None:
+    result = next(r for r in run.results if r.case is case)
+    assert result.passed, "\n".join([result.headline(), *result.details()])
+
+
+def test_coverage_of_the_default_rules_is_complete(run: CaseRun, ruleset: Ruleset) -> None:
+    """Every rule fires in some case and not in another; every numeric threshold is crossed both
+    ways and met exactly."""
+    coverage = run.coverage
+    assert {rule.rule_id for rule in coverage.rules} == ruleset.rule_ids
+    assert coverage.complete, "\n".join(coverage.summary())
+    assert not coverage.never_at_threshold, "\n".join(coverage.summary())
+    assert len(coverage.thresholds) >= 14
 
 
 def test_every_rule_fires_in_some_case(results: dict[str, UnitEvaluation], ruleset: Ruleset) -> None:
@@ -164,7 +130,7 @@ def test_fired_rules_carry_source_fact_and_values(results: dict[str, UnitEvaluat
 def test_evaluation_records_ruleset_and_inputs(results: dict[str, UnitEvaluation], ruleset: Ruleset) -> None:
     result = results["perfect-department-no-dx"]
     assert (result.ruleset_version, result.ruleset_digest) == (ruleset.version, ruleset.digest)
-    assert result.inputs_digest == digest_of(facts_of(CASES[0]))
+    assert result.inputs_digest == digest_of(next(c.facts for c in CASES if c.name == "perfect-department-no-dx"))
     assert result.grade_vi == "Hoàn thành xuất sắc nhiệm vụ" and result.grade_en == "Excellent"
     assert "timestamp" not in canonical_json(result)
 

@@ -397,8 +397,8 @@ RICH_UNIT_JSON = (
     'value":0.3,"weight":4.0},{"attainment":0.0,"counted":false,"indicator":"dx.satisfaction","name_en":'
     '"Users satisfied","name_vi":"Tỷ lệ người dân, doanh nghiệp hài lòng","points":0.0,"target":0.9,"val'
     'ue":0.0,"weight":3.0}],"inputs_digest":"5a50bfc1c1a570b6a709cb06d8cd7204bc448d09e924285ce8570601326'
-    'c02e1","open_overdue":3,"penalty":4.0,"period":"2026-Q1","ruleset_digest":"c67c84cad2634f1c01b02f36'
-    'f38c3057b1d90c1aedd05aeb43cb89a308720a91","ruleset_version":"2026.1","score":81.19,"unit_code":"SNV'
+    'c02e1","open_overdue":3,"penalty":4.0,"period":"2026-Q1","ruleset_digest":"b8def3179ec7839726e9db2c'
+    'd470c14782f24aec0b0f68dd3014db65fb8ef8e1","ruleset_version":"2026.1","score":81.19,"unit_code":"SNV'
     '"}'
 )
 

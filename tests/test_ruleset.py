@@ -7,14 +7,20 @@ import copy
 import hashlib
 import json
 import unicodedata
+from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from civicscore.domain.model import UnitKind
 from civicscore.ruleset import RulesetInvalid, RulesetIssue, load_ruleset
+from civicscore.ruleset.cases import read_case_files
 from civicscore.ruleset.compiler import check_definition
 from civicscore.ruleset.conditions import AllOf, AnyOf, Compare, ConditionSyntaxError, Truth, parse_condition, to_dnf
+from civicscore.ruleset.reader import Reader
+from civicscore.ruleset.yamltree import Pos, YList, YMap, YNode, parse_yaml
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 
@@ -380,6 +386,97 @@ def test_definition_guard_catches_joins_state_fact_matches_and_missing_actions()
     assert "joins 17 facts" in found[0][1] and "state fact" in found[1][1] and "no action" in found[3][1]
 
 
+# ---- thresholds that can never be crossed, and inverted escalation ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("condition", "marker", "message"),
+    [
+        ("timeliness < 0.5 and timeliness > 0.8", "timeliness > 0.8",
+         "`timeliness < 0.5` and `timeliness > 0.8` can never both be true, so the condition can never be true"),
+        ("due > 4 and due < 5", "due < 5", "`due > 4` and `due < 5` can never both be true"),
+        ('grade == "good" and grade == "excellent"', 'grade == "excellent"', "remove one of the two tests"),
+        ("assessable and not assessable", "assessable", "`assessable` and `not assessable` can never both be true"),
+        ("score is missing and score < 50", "score < 50", "a missing field fails every test"),
+        ("due == 3 and due != 3", "due != 3", "`due == 3` and `due != 3` can never both be true"),
+        ("(due > 10 or due < 3) and due > 5", "due > 5", "so one alternative of the `or` can never be true"),
+        ("timeliness > 1.5", "timeliness", "`timeliness > 1.5` is never true: `timeliness` is a ratio between 0 and 1"),
+        ("timeliness < 80", "timeliness", "is always true: `timeliness` is a ratio between 0 and 1 (80% is written "
+         "0.8); write a percentage as a ratio, e.g. 0.8 for 80%"),
+        ("timeliness > 1", "timeliness", "`timeliness > 1` is never true"),
+        ("due == 4.5", "due", "never true: `due` is a whole number, 0 or more; compare `due` with a whole number"),
+        ("score > 100", "score", "`score > 100` is never true: `score` is between 0 and 100"),
+        ("penalty > 10", "penalty", "`penalty` is between 0 and 10"),
+        ("dx_indicators > 7", "dx_indicators", "`dx_indicators` is a whole number between 0 and 7"),
+        ("due < 0", "due", "`due < 0` is never true"),
+    ],
+)
+def test_conditions_that_can_never_be_true(condition: str, marker: str, message: str) -> None:
+    files = with_rules(rule("impossible", condition))
+    issue = only_problem(files)
+    start = where(files, "flags.yaml", f"when: {condition}", nth=-1)
+    assert position(issue) == (start[0], start[1], start[2] + len("when: ") + condition.rindex(marker))
+    assert message in issue.message, issue.message
+
+
+def test_a_threshold_from_a_parameter_is_named_with_its_value() -> None:
+    issue = only_problem(edited("flags.yaml", "params: {threshold: 0.9}", "params: {threshold: 90}"))
+    assert "`timeliness < threshold` (`threshold` is 90) is always true" in issue.message
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "due > 1 or due > 2",
+        "timeliness <= 1 and timeliness >= 0",
+        "due >= 5 and due <= 5",
+        'grade == "good" or grade == "excellent"',
+        "previous_grade is missing and due > 3",
+        "score >= 0 and score < 50",
+        'not under_review and unit_kind != "ward" and unit_kind != "commune"',
+        "penalty == 10",
+    ],
+)
+def test_conditions_that_can_be_true_are_accepted(condition: str) -> None:
+    assert load_ruleset(with_rules(rule("possible", condition))).rule_count == 16
+
+
+def test_escalation_levels_must_not_be_inverted() -> None:
+    files = edited("flags.yaml", "params: {threshold: 0.8}", "params: {threshold: 0.95}")
+    issue = only_problem(files)
+    assert position(issue) == where(files, "flags.yaml", "id: criticism-low-timeliness")
+    assert issue.message == (
+        "the thresholds of `reminder` (level 1) and `criticism` (level 2) are inverted: rule "
+        "`criticism-low-timeliness` raises the higher level when `timeliness < threshold` (`threshold` is 0.95), "
+        "but rule `reminder-low-timeliness` raises the lower level only when `timeliness < threshold` "
+        "(`threshold` is 0.9); a higher level needs the stricter threshold: swap the two numbers"
+    )
+    same = edited("flags.yaml", "params: {threshold: 0.8}", "params: {threshold: 0.9}")
+    assert load_ruleset(same).rule_count == 15  # equal thresholds: both flags at once, not inverted
+    other_tests = edited("flags.yaml", "params: {threshold: 0.8}\n    when: assessable and timeliness < threshold\n",
+                         "params: {threshold: 0.95}\n    when: assessable and timeliness < threshold and due > 10\n")
+    assert load_ruleset(other_tests).rule_count == 15  # rules that differ in more than the threshold
+
+
+def test_commendation_rules_must_exclude_units_under_review() -> None:
+    files = edited("flags.yaml", 'when: not under_review and grade == "excellent"', 'when: grade == "excellent"')
+    issue = only_problem(files)
+    assert position(issue) == where(files, "flags.yaml", "id: commendation-excellent-twice")
+    assert "raises `commendation_candidate`, a commendation, without `not under_review`" in issue.message
+    either = with_rules(rule("half-guarded", 'not under_review and due > 50 or grade == "excellent"', flag="praise"))
+    assert "without `not under_review`" in only_problem(either).message
+    guarded = with_rules(rule("guarded", "under_review != true and due > 50", flag="praise"))
+    assert load_ruleset(guarded).rule_count == 16
+
+
+def test_a_grade_band_above_the_highest_score_is_refused() -> None:
+    files = edited("grades.yaml", "min_score: 90", "min_score: 110")
+    issue = only_problem(files)
+    assert position(issue) == where(files, "grades.yaml", "110")
+    assert "grade `excellent` can never be given: it needs a score of 110 or more, but the highest score is 100" \
+        in issue.message
+
+
 # ---- the condition language ------------------------------------------------------------------
 
 
@@ -402,3 +499,134 @@ def test_issues_print_as_file_line_column() -> None:
         load_ruleset(edited("scoring.yaml", "    weight: 6\n", "    weight: six\n"))
     assert "1 problem" in str(raised.value)
     assert str(raised.value.issues[0]).startswith("scoring.yaml:37:13: ")
+
+
+# ---- the JSON schema editors use (rules/schema/) ---------------------------------------------
+
+SCHEMAS = RULES / "schema"
+CASES = RULES / "tests" / "default_cases.yaml"
+
+
+def schema_validator(name: str) -> Any:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def schema_errors(name: str, text: str) -> list[str]:
+    document = yaml.safe_load(text)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in schema_validator(name).iter_errors(document)]
+
+
+def test_every_rule_file_names_the_schema_on_its_first_line() -> None:
+    for path in sorted(RULES.glob("*.yaml")):
+        assert path.read_text(encoding="utf-8").splitlines()[0] == (
+            "# yaml-language-server: $schema=schema/ruleset.schema.json"
+        ), path.name
+    assert CASES.read_text(encoding="utf-8").splitlines()[0] == (
+        "# yaml-language-server: $schema=../schema/cases.schema.json"
+    )
+
+
+def test_the_default_files_validate_against_the_schemas() -> None:
+    for path, text in rule_files().items():
+        assert schema_errors("ruleset.schema.json", text) == [], path
+    assert schema_errors("cases.schema.json", CASES.read_text(encoding="utf-8")) == []
+
+
+def test_the_schema_rejects_an_unknown_key_and_a_wrong_type() -> None:
+    unknown = schema_errors("ruleset.schema.json", edited("scoring.yaml", "    weight: 6\n", "    wieght: 6\n")[
+        "scoring.yaml"])
+    assert any("'wieght' was unexpected" in error for error in unknown), unknown
+    wrong = schema_errors("ruleset.schema.json", edited("scoring.yaml", "    weight: 6\n", "    weight: six\n")[
+        "scoring.yaml"])
+    assert any(error.startswith("indicators/0/weight: 'six' is not of type 'number'") for error in wrong), wrong
+    unquoted = schema_errors("ruleset.schema.json", edited("ruleset.yaml", 'version: "2026.1"', "version: 2026.1")[
+        "ruleset.yaml"])
+    assert unquoted == ["ruleset/version: 2026.1 is not of type 'string'"]
+    case = CASES.read_text(encoding="utf-8").replace("counts: {due: 10, completed: 10, on_time: 10}", "cunts: {}", 1)
+    assert any("'cunts' was unexpected" in error for error in schema_errors("cases.schema.json", case))
+
+
+def loader_mappings(monkeypatch: pytest.MonkeyPatch, run: Callable[[], object]) -> list[tuple[Pos, set[str], set[str]]]:
+    """Every block of keys the loader reads while `run` runs: (where, required keys, all keys allowed)."""
+    seen: list[tuple[Pos, set[str], set[str]]] = []
+    original = Reader.mapping
+
+    def recording(self: Reader, node: YNode, what: str, *, required: Collection[str] = (),
+                  optional: Collection[str] = ()) -> YMap | None:
+        if isinstance(node, YMap):
+            seen.append((node.pos, set(required), set(required) | set(optional)))
+        return original(self, node, what, required=required, optional=optional)
+
+    monkeypatch.setattr(Reader, "mapping", recording)
+    run()
+    monkeypatch.undo()
+    return seen
+
+
+def yaml_paths(file: str, text: str) -> dict[Pos, list[str | int]]:
+    """Where each block of keys of a file stands: its path of keys and list indexes."""
+    paths: dict[Pos, list[str | int]] = {}
+
+    def walk(node: YNode, path: list[str | int]) -> None:
+        if isinstance(node, YMap):
+            paths[node.pos] = path
+            for key, value in node.items.items():
+                walk(value, [*path, key])
+        elif isinstance(node, YList):
+            for index, item in enumerate(node.items):
+                walk(item, [*path, index])
+
+    tree, _ = parse_yaml(file, text)
+    assert tree is not None
+    walk(tree, [])
+    return paths
+
+
+def schema_at(schema: dict[str, Any], path: list[str | int]) -> dict[str, Any]:
+    """The subschema that describes the value at `path` ($ref followed, the object variant of a oneOf)."""
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        if "oneOf" in node and "properties" not in node:
+            node = next(option for option in node["oneOf"] if option.get("type") == "object")
+        return node
+
+    node = resolve(schema)
+    for step in path:
+        if isinstance(step, int):
+            node = resolve(node["items"])
+        else:
+            node = resolve(node.get("properties", {}).get(step) or node["additionalProperties"])
+    return node
+
+
+def assert_schema_knows_loader_keys(schema_file: str, texts: dict[str, str],
+                                    mappings: list[tuple[Pos, set[str], set[str]]]) -> int:
+    schema = json.loads((SCHEMAS / schema_file).read_text(encoding="utf-8"))
+    paths = {pos: path for file, text in texts.items() for pos, path in yaml_paths(file, text).items()}
+    compared = 0
+    for pos, required, allowed in mappings:
+        node = schema_at(schema, paths[pos])
+        if "properties" not in node:  # an open map (keys are indicator codes or rule ids)
+            assert isinstance(node.get("additionalProperties"), dict), (pos, paths[pos])
+            continue
+        assert set(node["properties"]) == allowed, (str(pos), paths[pos])
+        assert set(node.get("required", [])) == required, (str(pos), paths[pos])
+        compared += 1
+    return compared
+
+
+def test_the_schema_knows_every_key_the_loader_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys come from the loader's own calls while it reads the default files, so a key added to
+    the loader and not to the schema (or the other way round) fails here."""
+    files = rule_files()
+    mappings = loader_mappings(monkeypatch, lambda: load_ruleset(files))
+    assert assert_schema_knows_loader_keys("ruleset.schema.json", files, mappings) >= 20
+    ruleset = load_ruleset(files)
+    cases = {"tests/default_cases.yaml": CASES.read_text(encoding="utf-8")}
+    mappings = loader_mappings(monkeypatch, lambda: read_case_files(cases, ruleset))
+    assert assert_schema_knows_loader_keys("cases.schema.json", cases, mappings) >= 50

@@ -5,6 +5,10 @@
     ruleset.compile()  -> CompiledRuleset (plain data for engine workers)
 
 `RulesetInvalid.issues` lists every problem with file, line and column.
+
+Two modules here start engine processes and are imported only by the tools that need them:
+`check` (`check_ruleset_files`: the static checks, then a test-load in a throwaway engine process)
+and `cases` (golden case files run through an engine, with a coverage report).
 """
 
 from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue

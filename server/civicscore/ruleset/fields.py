@@ -32,12 +32,19 @@ class Vocabulary(StrEnum):
 
 @dataclass(frozen=True)
 class FactField:
-    """One field a condition may test; `about` explains it for error messages and docs."""
+    """One field a condition may test; `about` explains it for error messages and docs.
+
+    `minimum` / `maximum` bound the values the engine can give a numeric field (None: no
+    bound, or one that depends on the ruleset, like the highest score); the checks use them
+    to find thresholds that can never be crossed.
+    """
 
     name: str
     type: FieldType
     about: str
     vocabulary: Vocabulary | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
     @property
     def numeric(self) -> bool:
@@ -57,6 +64,22 @@ _N, _I, _B, _T, _L = (
     FieldType.TEXT_LIST,
 )
 
+
+def _count(name: str, about: str) -> FactField:
+    """A whole number from 0 up."""
+    return FactField(name, _I, about, minimum=0)
+
+
+def _rate(name: str, about: str) -> FactField:
+    """A ratio between 0 and 1 (80% is 0.8)."""
+    return FactField(name, _N, about, minimum=0, maximum=1)
+
+
+def _amount(name: str, about: str) -> FactField:
+    """A number from 0 up."""
+    return FactField(name, _N, about, minimum=0)
+
+
 _UNIT_ATTRIBUTES = (
     FactField("unit_code", _T, "the unit's code, e.g. SNV"),
     FactField("unit_kind", _T, "department, ward, commune or district", Vocabulary.UNIT_KIND),
@@ -71,22 +94,22 @@ MEASUREMENT = "measurement"
 FACT_FIELDS: dict[str, dict[str, FactField]] = {
     UNIT: _fields(
         *_UNIT_ATTRIBUTES,
-        FactField("due", _I, "assignments due in the quarter"),
-        FactField("completed", _I, "due assignments completed by the quarter's end"),
-        FactField("on_time", _I, "completed on or before their due date"),
-        FactField("late", _I, "completed after their due date"),
-        FactField("not_on_time", _I, "due assignments not completed on time (due - on_time)"),
-        FactField("reworked", _I, "completed but returned for rework"),
-        FactField("open_overdue", _I, "assignments of any quarter overdue and still open at the end"),
-        FactField("completion", _N, "completed / due (absent when nothing was due)"),
-        FactField("timeliness", _N, "(on_time + late credit x late) / due (absent when nothing was due)"),
-        FactField("on_time_rate", _N, "on_time / due (absent when nothing was due)"),
-        FactField("quality", _N, "1 - rework penalty x reworked / completed (absent when nothing was due)"),
-        FactField("task_result", _N, "weighted task result between 0 and 1 (absent when nothing was due)"),
-        FactField("dx_result", _N, "weighted DX attainment between 0 and 1 (absent without counted indicators)"),
-        FactField("dx_indicators", _I, "number of DX indicators counted"),
-        FactField("penalty", _N, "points taken off for open overdue assignments"),
-        FactField("score", _N, "the unrounded score 0-100 (absent when nothing was due)"),
+        _count("due", "assignments due in the quarter"),
+        _count("completed", "due assignments completed by the quarter's end"),
+        _count("on_time", "completed on or before their due date"),
+        _count("late", "completed after their due date"),
+        _count("not_on_time", "due assignments not completed on time (due - on_time)"),
+        _count("reworked", "completed but returned for rework"),
+        _count("open_overdue", "assignments of any quarter overdue and still open at the end"),
+        _rate("completion", "completed / due (absent when nothing was due)"),
+        _rate("timeliness", "(on_time + late credit x late) / due (absent when nothing was due)"),
+        _rate("on_time_rate", "on_time / due (absent when nothing was due)"),
+        _rate("quality", "1 - rework penalty x reworked / completed (absent when nothing was due)"),
+        _rate("task_result", "weighted task result between 0 and 1 (absent when nothing was due)"),
+        _rate("dx_result", "weighted DX attainment between 0 and 1 (absent without counted indicators)"),
+        _count("dx_indicators", "number of DX indicators counted"),
+        _amount("penalty", "points taken off for open overdue assignments"),
+        _amount("score", "the unrounded score 0-100 (absent when nothing was due)"),
         FactField("assessable", _B, "enough assignments were due to grade the unit"),
         FactField("grade", _T, "this quarter's grade (known to flag rules)", Vocabulary.GRADE),
         FactField("previous_grade", _T, "last quarter's grade (absent when unknown)", Vocabulary.GRADE),
@@ -96,17 +119,17 @@ FACT_FIELDS: dict[str, dict[str, FactField]] = {
     OVERDUE: _fields(
         *_UNIT_ATTRIBUTES,
         FactField("assignment_id", _T, "the overdue assignment's id"),
-        FactField("days_overdue", _I, "days from its due date to the quarter's end"),
-        FactField("reminders", _I, "reminders received so far (số lần đôn đốc)"),
+        _count("days_overdue", "days from its due date to the quarter's end"),
+        _count("reminders", "reminders received so far (số lần đôn đốc)"),
     ),
     MEASUREMENT: _fields(
         *_UNIT_ATTRIBUTES,
         FactField("indicator", _T, "the indicator code, e.g. dx.online_applications", Vocabulary.INDICATOR),
-        FactField("numerator", _N, "reported numerator"),
-        FactField("denominator", _N, "reported denominator (0 means no activity)"),
-        FactField("value", _N, "numerator / denominator (absent when the denominator is 0)"),
-        FactField("target", _N, "the target in force (absent when there is none)"),
-        FactField("attainment", _N, "min(1, value / target) (absent without value or target)"),
+        _amount("numerator", "reported numerator"),
+        _amount("denominator", "reported denominator (0 means no activity)"),
+        _amount("value", "numerator / denominator (absent when the denominator is 0)"),
+        _amount("target", "the target in force (absent when there is none)"),
+        _rate("attainment", "min(1, value / target) (absent without value or target)"),
     ),
 }
 

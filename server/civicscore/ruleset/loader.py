@@ -10,7 +10,8 @@ from civicscore.domain.model import UnitKind
 from civicscore.ruleset.compiler import compile_rules
 from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue
 from civicscore.ruleset.fields import FACT_FIELDS, LOCALISED_PLACEHOLDERS, UNIT, Vocabulary
-from civicscore.ruleset.model import Effect, GradeDefinition, Rule, Ruleset, RuleTest, Stage
+from civicscore.ruleset.model import Effect, FlagDefinition, GradeDefinition, Rule, Ruleset, RuleTest, Stage
+from civicscore.ruleset.reachability import inverted_levels, ruleset_limits
 from civicscore.ruleset.reader import Reader
 from civicscore.ruleset.rules import Vocabularies, check_reason, read_rule
 from civicscore.ruleset.sections import (
@@ -61,13 +62,17 @@ def load_ruleset(files: Mapping[str, str]) -> Ruleset:
     grades = [band.grade for band in bands] + ([assessment.not_assessable.grade] if assessment else [])
     if assessment and any(g.grade == assessment.not_assessable.grade.grade for g in grades[:-1]):
         reader.error(assessment.not_assessable.node.pos, "the not-assessable grade must differ from the bands")
+    limits = ruleset_limits(scoring, len(indicators))
+    if scoring is not None:
+        _check_bands_reachable(reader, bands, scoring.max_score)
     vocab = Vocabularies(
         {
             Vocabulary.UNIT_KIND: tuple(kind.value for kind in UnitKind),
             Vocabulary.GRADE: tuple(g.grade for g in grades),
             Vocabulary.FLAG: tuple(f.flag for f in flags),
             Vocabulary.INDICATOR: tuple(i.code for i in indicators),
-        }
+        },
+        limits,
     )
     positions: dict[str, Pos] = {}
     rules = _grade_rules(reader, bands, assessment, positions)
@@ -83,6 +88,8 @@ def load_ruleset(files: Mapping[str, str]) -> Ruleset:
             positions[rule.rule_id] = item.pos
             rules.append(rule)
     _check_escalations(reader, rules, positions)
+    _check_levels(reader, rules, flags, positions)
+    _check_commendations(reader, rules, flags, positions)
     if reader.issues or header is None or scoring is None or assessment is None:
         raise RulesetInvalid(reader.issues or [RulesetIssue("ruleset.yaml", 1, 1, "the rule files are incomplete")])
     compiled, issues = compile_rules(DURABLE_NAME, rules, positions)
@@ -212,3 +219,44 @@ def _check_escalations(reader: Reader, rules: list[Rule], positions: Mapping[str
                         " but only rules that themselves read `flags` raise it, so it can never be true: "
                         "rules reading `flags` see the flags raised by the other rules",
                     )
+
+
+def _check_bands_reachable(reader: Reader, bands: list[GradeBand], max_score: float) -> None:
+    """A band whose `min_score` is above the highest score could never be given."""
+    for band in bands:
+        minimum = band.grade.min_score
+        if minimum is not None and minimum > max_score:
+            reader.error(
+                band.node.items["min_score"].pos,
+                f"grade `{band.grade.grade}` can never be given: it needs a score of {minimum:g} or more, "
+                f"but the highest score is {max_score:g} (`task_points` + `dx_points`); lower its `min_score`",
+            )
+
+
+def _check_levels(
+    reader: Reader, rules: list[Rule], flags: list[FlagDefinition], positions: Mapping[str, Pos]
+) -> None:
+    """A higher level of a kind of flag (criticism before reminder) must not fire on milder figures."""
+    for rule, message in inverted_levels(rules, flags):
+        reader.error(positions[rule.rule_id], message)
+
+
+def _check_commendations(
+    reader: Reader, rules: list[Rule], flags: list[FlagDefinition], positions: Mapping[str, Pos]
+) -> None:
+    """Commendation is never proposed for a unit under review (Decree 98/2023/NĐ-CP, Art. 4)."""
+    kinds = {definition.flag: definition.kind for definition in flags}
+    for rule in rules:
+        if rule.effect is not Effect.FLAG or kinds.get(rule.flag or "") != "commendation":
+            continue
+        guarded = all(
+            any(t.field == "under_review" and (t.op, t.value) in (("==", False), ("!=", True)) for t in branch)
+            for branch in rule.branches
+        )
+        if not guarded:
+            reader.error(
+                positions[rule.rule_id],
+                f"rule `{rule.rule_id}` raises `{rule.flag}`, a commendation, without `not under_review`: "
+                "commendation is never proposed for a unit under inspection or disciplinary review "
+                "(Decree 98/2023/NĐ-CP, Art. 4); start its condition with `not under_review and`",
+            )

@@ -68,11 +68,35 @@ class GradeDefinition:
 
 @dataclass(frozen=True)
 class RuleTest:
-    """One resolved test: op is a comparison, "has", "present" or "missing"."""
+    """One resolved test: op is a comparison, "has", "present" or "missing".
+
+    `value` is what the engine compares with; `param` names the rule parameter it came
+    from (`timeliness < threshold`), None for a number or text written in the condition.
+    """
 
     field: str
     op: str
     value: ParamValue | None = None
+    param: str | None = None
+
+    def __str__(self) -> str:
+        """The test as a condition would write it, e.g. `timeliness < threshold` or `not under_review`."""
+        if self.op in ("present", "missing"):
+            return f"{self.field} is {self.op}"
+        if isinstance(self.value, bool) and self.param is None and self.op in ("==", "!="):
+            return self.field if self.value == (self.op == "==") else f"not {self.field}"
+        return f"{self.field} {self.op} {self.param or literal_text(self.value)}"
+
+
+def literal_text(value: ParamValue | None) -> str:
+    """A value as a condition writes it: 0.8, "excellent", true."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from civicscore.domain.text import LANGUAGES, TemplateError, parse_template
 from civicscore.ruleset.conditions import (
@@ -33,6 +33,7 @@ from civicscore.ruleset.fields import (
     Vocabulary,
 )
 from civicscore.ruleset.model import Effect, ParamValue, Rule, RuleTest, Stage
+from civicscore.ruleset.reachability import condition_problems
 from civicscore.ruleset.reader import Bilingual, Reader, did_you_mean
 from civicscore.ruleset.yamltree import YMap, YNode, YScalar
 
@@ -45,9 +46,11 @@ _EFFECT_FACTS = {"flag": FACT_TYPES, "penalty": (OVERDUE,), "count_indicator": (
 
 @dataclass(frozen=True)
 class Vocabularies:
-    """Names defined elsewhere in the rule files that conditions may compare with."""
+    """Names defined elsewhere in the rule files that conditions may compare with, and the
+    highest values of fields whose maximum the ruleset sets (score, penalty, dx_indicators)."""
 
     values: Mapping[Vocabulary, tuple[str, ...]]
+    limits: Mapping[str, float] = field(default_factory=dict)
 
 
 def read_rule(reader: Reader, node: YNode, order: int, vocab: Vocabularies) -> Rule | None:
@@ -226,6 +229,12 @@ def resolve_condition(
                 "add a test on a field that is there, e.g. `due == 0 and score is missing`",
             )
             return None
+    located = [[(test.offset, resolved[id(test)]) for test in branch] for branch in branches]
+    problems = condition_problems(located, fields, vocab.limits)
+    for offset, message in problems:
+        reader.error(node.text_pos(offset), f"in {what}: {message}")
+    if problems:
+        return None
     names = tuple(dict.fromkeys(test.field for test in tests_of(condition)))
     compiled = tuple(tuple(resolved[id(test)] for test in branch) for branch in branches)
     return compiled, names, used
@@ -267,7 +276,9 @@ def _resolve_test(
                 test.offset,
                 f"`has` applies to lists (flags, previous_flags); `{spec.name}` is a {spec.type}",
             )
-        return _vocab_check(spec, value, test.value.offset, vocab) or RuleTest(spec.name, "has", value)
+        return _vocab_check(spec, value, test.value.offset, vocab) or RuleTest(
+            spec.name, "has", value, test.value.param
+        )
     assert isinstance(test, Compare)
     if spec.type is FieldType.TEXT_LIST:
         return test.offset, f'`{spec.name}` is a list: test it with `has`, e.g. `{spec.name} has "criticism"`'
@@ -277,14 +288,16 @@ def _resolve_test(
                 test.value.offset,
                 f"`{spec.name}` is a {spec.type}: compare it with a number, not {value!r}",
             )
-        return RuleTest(spec.name, test.op, value)
+        return RuleTest(spec.name, test.op, value, test.value.param)
     if test.op in ORDERING_OPS:
         return test.offset, f"`{spec.name}` is {spec.type}: only `==` and `!=` apply"
     expected = bool if spec.type is FieldType.BOOLEAN else str
     if not isinstance(value, expected):
         example = "true or false" if expected is bool else "quoted text"
         return test.value.offset, f"`{spec.name}` is {spec.type}: compare it with {example}, not {value!r}"
-    return _vocab_check(spec, value, test.value.offset, vocab) or RuleTest(spec.name, test.op, value)
+    return _vocab_check(spec, value, test.value.offset, vocab) or RuleTest(
+        spec.name, test.op, value, test.value.param
+    )
 
 
 def _resolve_value(
@@ -323,9 +336,11 @@ def check_reason(
     allowed: set[str],
     params: Mapping[str, ParamValue],
 ) -> set[str]:
-    """Check the placeholders of both reason texts; returns the parameters they use."""
+    """Check the placeholders of both reason texts (known, and the same in both languages);
+    returns the parameters they use."""
     used: set[str] = set()
     texts = node.items if isinstance(node, YMap) else {}
+    shown: dict[str, set[str]] = {}
     for lang in LANGUAGES:
         text_node = texts.get(lang, node)
         template = getattr(reason, lang)
@@ -335,6 +350,7 @@ def check_reason(
         except TemplateError as error:
             reader.error(pos_of(error.offset), f"the {lang} reason of {what}: {error}")
             continue
+        shown[lang] = {ph.name for ph in placeholders}
         for ph in placeholders:
             if ph.name in params:
                 used.add(ph.name)
@@ -343,5 +359,13 @@ def check_reason(
                 reader.error(
                     pos_of(ph.offset),
                     f"unknown placeholder {{{ph.name}}} in the {lang} reason of {what};{hint}",
+                )
+    if len(shown) == len(LANGUAGES) and all(shown[lang] <= allowed | set(params) for lang in LANGUAGES):
+        for lang, other in (("vi", "en"), ("en", "vi")):
+            for name in sorted(shown[other] - shown[lang]):
+                reader.error(
+                    texts.get(lang, node).pos,
+                    f"the {lang} reason of {what} does not show {{{name}}}, which the {other} reason shows; "
+                    "a translation must give the same values: add it, or remove it from both",
                 )
     return used

@@ -1,0 +1,405 @@
+"""Reading golden case files (`rules/tests/*.yaml`): facts in, expectations out, every mistake
+reported with file, line, column and the case's name. The format is described in the header
+of rules/tests/default_cases.yaml and in rules/schema/cases.schema.json.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from civicscore.domain.model import MeasurementFact, OverdueTask, PriorQuarter, TaskCounts, UnitFacts, UnitKind
+from civicscore.domain.periods import InvalidPeriod, Quarter
+from civicscore.engine.facts import InvalidFacts, check_facts
+from civicscore.ruleset.errors import RulesetIssue
+from civicscore.ruleset.model import Ruleset
+from civicscore.ruleset.reader import Reader, describe, did_you_mean
+from civicscore.ruleset.yamltree import Pos, YMap, YNode, YScalar, parse_yaml
+
+UNIT_KINDS = tuple(kind.value for kind in UnitKind)
+# When neither the case nor `defaults` says which unit or quarter: a department, the first quarter in force.
+FALLBACK_UNIT = {"code": "CASE", "kind": "department", "block": "departments"}
+
+
+class CaseFileInvalid(ValueError):
+    """A case file that cannot be run; `issues` lists every problem (file, line, column, case name)."""
+
+    def __init__(self, issues: list[RulesetIssue]) -> None:
+        self.issues = sorted(issues)
+        count = len(self.issues)
+        header = f"the case files have {count} problem{'s' if count != 1 else ''}:"
+        super().__init__("\n".join([header, *(f"  {issue}" for issue in self.issues)]))
+
+
+@dataclass(frozen=True)
+class IndicatorExpectation:
+    """What a case expects of one DX indicator (None: not checked)."""
+
+    counted: bool | None = None
+    attainment: float | None = None
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a case expects; a None field (or `score_given` false) is not checked."""
+
+    score: float | None = None
+    score_given: bool = False  # `score: null` expects no score at all
+    grade: str | None = None
+    flags: tuple[str, ...] | None = None
+    penalty: float | None = None
+    fired: tuple[str, ...] = ()
+    not_fired: tuple[str, ...] = ()
+    indicators: Mapping[str, IndicatorExpectation] = field(default_factory=dict)
+    reasons: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # rule id -> {lang: text}
+
+
+@dataclass(frozen=True)
+class GoldenCase:
+    """One case: a unit's facts for a quarter and what the rules must give."""
+
+    name: str
+    file: str
+    line: int
+    facts: UnitFacts
+    expect: Expectation
+    description: str = ""
+
+    @property
+    def where(self) -> str:
+        """`tests/default_cases.yaml:42`."""
+        return f"{self.file}:{self.line}"
+
+
+def read_case_file(file: str, text: str, ruleset: Ruleset) -> list[GoldenCase]:
+    """The cases of one file (`file` is its name as shown in messages); raise CaseFileInvalid."""
+    tree, issues = parse_yaml(file, text)
+    reader = Reader()
+    reader.issues.extend(issues)
+    if tree is None:
+        if not issues:
+            reader.error(Pos(file, 1, 1), f"{file} is empty; add `cases:` with at least one case")
+        raise CaseFileInvalid(reader.issues)
+    cases = _CaseReader(reader, ruleset).read(file, tree)
+    if reader.issues:
+        raise CaseFileInvalid(reader.issues)
+    return cases
+
+
+def read_case_files(texts: Mapping[str, str], ruleset: Ruleset) -> list[GoldenCase]:
+    """The cases of several files, in file order; every problem of every file in one CaseFileInvalid,
+    including a case name used twice."""
+    cases: list[GoldenCase] = []
+    issues: list[RulesetIssue] = []
+    for file in sorted(texts):
+        try:
+            cases.extend(read_case_file(file, texts[file], ruleset))
+        except CaseFileInvalid as invalid:
+            issues.extend(invalid.issues)
+    first: dict[str, GoldenCase] = {}
+    for case in cases:
+        if case.name in first:
+            issues.append(
+                RulesetIssue(
+                    case.file, case.line, 1,
+                    f"case name `{case.name}` is already used at {first[case.name].where}; names must be unique",
+                )
+            )
+        first.setdefault(case.name, case)
+    if issues:
+        raise CaseFileInvalid(issues)
+    return cases
+
+
+class _CaseReader:
+    """Reads one file's `defaults` and `cases`, checking names against the ruleset."""
+
+    def __init__(self, reader: Reader, ruleset: Ruleset) -> None:
+        self.r = reader
+        self.ruleset = ruleset
+        self.grades = tuple(grade.grade for grade in ruleset.grades)
+        self.flags = tuple(flag.flag for flag in ruleset.flags)
+        self.rule_ids = tuple(sorted(ruleset.rule_ids))
+        self.indicators = tuple(indicator.code for indicator in ruleset.indicators)
+
+    def read(self, file: str, tree: YNode) -> list[GoldenCase]:
+        top = self.r.mapping(tree, f"the top level of {file}", required=("cases",), optional=("defaults",))
+        if top is None:
+            return []
+        unit, period = dict(FALLBACK_UNIT), self.ruleset.in_force_from
+        if "defaults" in top.items:
+            defaults = self.r.mapping(top.items["defaults"], "`defaults`", optional=("unit", "period"))
+            if defaults is not None:
+                unit.update(self.unit(defaults.items.get("unit"), "`defaults`"))
+                period = self.period(defaults.items.get("period"), "`defaults`") or period
+        cases: list[GoldenCase] = []
+        seen: dict[str, Pos] = {}
+        for item in self.r.sequence(top.items["cases"], "`cases`"):
+            case = self.case(file, item, unit, period)
+            if case is None:
+                continue
+            if case.name in seen:
+                self.r.error(item.pos, f"case name `{case.name}` is already used at {seen[case.name]}; keep one")
+                continue
+            seen[case.name] = item.pos
+            cases.append(case)
+        if not cases and not self.r.issues:
+            self.r.error(top.items["cases"].pos, "`cases` is empty; add at least one case")
+        return cases
+
+    def case(self, file: str, node: YNode, unit_defaults: Mapping[str, str], period: str) -> GoldenCase | None:
+        name_node = node.items.get("name") if isinstance(node, YMap) else None
+        name = None
+        if name_node is not None:
+            name = self.r.text(name_node, "a case name", example="name: timeliness-72.5-criticism")
+        what = f"case `{name}`" if name else "this case"
+        block = self.r.mapping(
+            node,
+            what,
+            required=("name", "counts", "expect"),
+            optional=("description", "unit", "period", "overdue", "measurements", "previous", "under_review"),
+        )
+        if block is None or name is None:
+            return None
+        items = block.items
+        before = len(self.r.issues)
+        description = ""
+        if "description" in items:
+            description = self.r.text(items["description"], f"the description of {what}", example="...") or ""
+        unit = {**unit_defaults, **self.unit(items.get("unit"), what)}
+        period = self.period(items.get("period"), what) or period
+        counts = self.counts(items["counts"], what)
+        quarter = Quarter.parse(period)
+        overdue: list[OverdueTask | None] = []
+        if "overdue" in items:
+            listed = self.r.sequence(items["overdue"], f"`overdue` of {what}")
+            overdue = [self.task(item, what, quarter) for item in listed]
+        measurements: list[MeasurementFact | None] = []
+        if "measurements" in items:
+            listed = self.r.sequence(items["measurements"], f"`measurements` of {what}")
+            measurements = [self.measurement(item, what) for item in listed]
+        previous = self.previous(items["previous"], what, quarter) if "previous" in items else None
+        under_review: bool | None = False
+        if "under_review" in items:
+            under_review = self.boolean(items["under_review"], f"`under_review` of {what}")
+        expect = self.expectation(items["expect"], what)
+        if counts is None:
+            return None
+        facts = UnitFacts(
+            unit_code=unit["code"],
+            unit_kind=UnitKind(unit["kind"]),
+            block=unit["block"],
+            period=period,
+            counts=counts,
+            overdue=tuple(task for task in overdue if task is not None),
+            measurements=tuple(m for m in measurements if m is not None),
+            under_review=bool(under_review),
+            previous=previous,
+        )
+        try:
+            check_facts([facts])
+        except InvalidFacts as error:
+            detail = str(error).replace(f"unit {facts.unit_code} {facts.period}: ", "")
+            self.r.error(items["counts"].pos, f"the facts of {what} contradict each other: {detail}")
+            return None
+        if expect is None or len(self.r.issues) > before:
+            return None
+        return GoldenCase(name, file, block.pos.line, facts, expect, description)
+
+    # ---- facts ------------------------------------------------------------------------------
+
+    def unit(self, node: YNode | None, what: str) -> dict[str, str]:
+        if node is None:
+            return {}
+        block = self.r.mapping(node, f"`unit` of {what}", optional=("code", "kind", "block"))
+        if block is None:
+            return {}
+        found: dict[str, str] = {}
+        for key, example in (("code", "code: SNV"), ("kind", "kind: department"), ("block", "block: departments")):
+            if key in block.items:
+                text = self.r.text(block.items[key], f"the unit {key} of {what}", example=example)
+                if text is not None and key == "kind" and text not in UNIT_KINDS:
+                    hint = did_you_mean(text, UNIT_KINDS) or f" kinds: {', '.join(UNIT_KINDS)}."
+                    self.r.error(block.items[key].pos, f"unknown unit kind `{text}` in {what};{hint}")
+                    text = None
+                if text is not None:
+                    found[key] = text
+        return found
+
+    def period(self, node: YNode | None, what: str) -> str | None:
+        if node is None:
+            return None
+        text = self.r.text(node, f"the period of {what}", example="period: 2026-Q1")
+        if text is None:
+            return None
+        try:
+            return str(Quarter.parse(text))
+        except InvalidPeriod as error:
+            self.r.error(node.pos, f"the period of {what}: {error}")
+            return None
+
+    def counts(self, node: YNode, what: str) -> TaskCounts | None:
+        keys = ("completed", "on_time", "late", "reworked")
+        block = self.r.mapping(node, f"`counts` of {what}", required=("due",), optional=keys)
+        if block is None:
+            return None
+        values = {
+            key: self.r.integer(block.items[key], f"`{key}` of {what}", example=f"{key}: 10")
+            for key in ("due", *keys)
+            if key in block.items
+        }
+        if any(value is None for value in values.values()):
+            return None
+        numbers = {key: value for key, value in values.items() if value is not None}
+        numbers.setdefault("completed", 0)
+        numbers.setdefault("on_time", 0)
+        numbers.setdefault("late", numbers["completed"] - numbers["on_time"])
+        return TaskCounts(**numbers)
+
+    def task(self, node: YNode, what: str, quarter: Quarter) -> OverdueTask | None:
+        block = self.r.mapping(
+            node, f"an overdue assignment of {what}", required=("id", "days_overdue"), optional=("reminders",)
+        )
+        if block is None:
+            return None
+        items = block.items
+        task_id = self.r.text(items["id"], f"the id of an overdue assignment of {what}", example="id: T1")
+        days = self.r.integer(items["days_overdue"], f"`days_overdue` of {what}", example="days_overdue: 31")
+        reminders = (
+            self.r.integer(items["reminders"], f"`reminders` of {what}", example="reminders: 4")
+            if "reminders" in items
+            else 0
+        )
+        if task_id is None or days is None or reminders is None:
+            return None
+        return OverdueTask(task_id, quarter.end - dt.timedelta(days=days), days, reminders)
+
+    def measurement(self, node: YNode, what: str) -> MeasurementFact | None:
+        block = self.r.mapping(
+            node, f"a measurement of {what}", required=("indicator", "numerator", "denominator"), optional=("target",)
+        )
+        if block is None:
+            return None
+        items = block.items
+        code = self.word(items["indicator"], f"the indicator of a measurement of {what}", "indicator", self.indicators)
+        numbers = {
+            key: self.r.number(items[key], f"`{key}` of a measurement of {what}", example=f"{key}: 70", minimum=0)
+            for key in ("numerator", "denominator", "target")
+            if key in items
+        }
+        if code is None or any(value is None for value in numbers.values()):
+            return None
+        numerator, denominator = numbers["numerator"], numbers["denominator"]
+        assert numerator is not None and denominator is not None
+        return MeasurementFact(code, numerator, denominator, numbers.get("target"))
+
+    def previous(self, node: YNode, what: str, quarter: Quarter) -> PriorQuarter | None:
+        block = self.r.mapping(node, f"`previous` of {what}", required=("grade",), optional=("flags",))
+        if block is None:
+            return None
+        grade = self.word(block.items["grade"], f"the previous grade of {what}", "grade", self.grades)
+        flags = self.words(block.items.get("flags"), f"the previous flags of {what}", "flag", self.flags)
+        if grade is None or flags is None:
+            return None
+        return PriorQuarter(str(quarter.previous()), grade, flags)
+
+    # ---- expectations -----------------------------------------------------------------------
+
+    def expectation(self, node: YNode, what: str) -> Expectation | None:
+        keys = ("score", "grade", "flags", "penalty", "fired", "not_fired", "indicators", "reasons")
+        block = self.r.mapping(node, f"`expect` of {what}", optional=keys)
+        if block is None:
+            return None
+        items = block.items
+        if not items:
+            self.r.error(block.pos, f"`expect` of {what} is empty; say at least the `grade` and `flags` expected")
+            return None
+        score = None
+        if "score" in items and not (isinstance(items["score"], YScalar) and items["score"].value is None):
+            score = self.r.number(items["score"], f"the expected score of {what}", example="score: 82.06")
+        penalty = None
+        if "penalty" in items:
+            what_penalty = f"the expected penalty of {what}"
+            penalty = self.r.number(items["penalty"], what_penalty, example="penalty: 2", minimum=0)
+        grade = None
+        if "grade" in items:
+            grade = self.word(items["grade"], f"the expected grade of {what}", "grade", self.grades)
+        flags = self.words(items.get("flags"), f"the expected flags of {what}", "flag", self.flags)
+        fired = self.words(items.get("fired"), f"`fired` of {what}", "rule", self.rule_ids)
+        not_fired = self.words(items.get("not_fired"), f"`not_fired` of {what}", "rule", self.rule_ids)
+        indicators = self.indicator_expectations(items["indicators"], what) if "indicators" in items else {}
+        reasons = self.reason_expectations(items["reasons"], what) if "reasons" in items else {}
+        return Expectation(
+            score=score,
+            score_given="score" in items,
+            grade=grade,
+            flags=flags if "flags" in items else None,
+            penalty=penalty,
+            fired=fired or (),
+            not_fired=not_fired or (),
+            indicators=indicators,
+            reasons=reasons,
+        )
+
+    def indicator_expectations(self, node: YNode, what: str) -> dict[str, IndicatorExpectation]:
+        block = self.r.mapping(node, f"`indicators` of {what}", optional=self.indicators)
+        found: dict[str, IndicatorExpectation] = {}
+        for code, item in (block.items if block is not None else {}).items():
+            if code not in self.indicators:
+                continue  # reported by `mapping`, with a "did you mean"
+            expected = self.r.mapping(item, f"the expected {code} of {what}", optional=("counted", "attainment"))
+            if expected is None:
+                continue
+            counted = attainment = None
+            if "counted" in expected.items:
+                counted = self.boolean(expected.items["counted"], f"`counted` of {code} in {what}")
+            if "attainment" in expected.items:
+                attainment = self.r.number(
+                    expected.items["attainment"],
+                    f"`attainment` of {code} in {what}",
+                    example="attainment: 0.875",
+                    minimum=0,
+                    maximum=1,
+                )
+            found[code] = IndicatorExpectation(counted, attainment)
+        return found
+
+    def reason_expectations(self, node: YNode, what: str) -> dict[str, dict[str, str]]:
+        block = self.r.mapping(node, f"`reasons` of {what}", optional=self.rule_ids)
+        found: dict[str, dict[str, str]] = {}
+        for rule_id, item in (block.items if block is not None else {}).items():
+            if rule_id not in self.rule_ids:
+                continue
+            texts = self.r.mapping(item, f"the expected reason of `{rule_id}` in {what}", optional=("vi", "en"))
+            if texts is None:
+                continue
+            found[rule_id] = {
+                lang: text
+                for lang, text_node in texts.items.items()
+                if (text := self.r.text(text_node, f"the {lang} reason of `{rule_id}` in {what}", example="..."))
+            }
+        return found
+
+    # ---- values -----------------------------------------------------------------------------
+
+    def boolean(self, node: YNode, what: str) -> bool | None:
+        if isinstance(node, YScalar) and isinstance(node.value, bool):
+            return node.value
+        self.r.error(node.pos, f"{what} must be true or false, found {describe(node)}")
+        return None
+
+    def word(self, node: YNode, what: str, kind: str, known: Collection[str]) -> str | None:
+        text = self.r.text(node, what, example=f"{kind}: ...")
+        if text is not None and text not in known:
+            hint = did_you_mean(text, known) or f" known: {', '.join(known)}."
+            self.r.error(node.pos, f"unknown {kind} `{text}` in {what};{hint}")
+            return None
+        return text
+
+    def words(self, node: YNode | None, what: str, kind: str, known: Collection[str]) -> tuple[str, ...] | None:
+        if node is None:
+            return ()
+        items = self.r.sequence(node, what)
+        found = [self.word(item, what, kind, known) for item in items]
+        return tuple(word for word in found if word is not None) if len(found) == len(items) else None

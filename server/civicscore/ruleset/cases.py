@@ -1,0 +1,244 @@
+"""Golden cases: run case files through the rules engine and compare with what they expect.
+
+Shared by tests/test_default_rules.py and `civicscore rules test`, so both run the same cases
+the same way:
+
+    ruleset = load_ruleset(files)
+    cases = read_case_files({"tests/default_cases.yaml": text}, ruleset)   # CaseFileInvalid
+    with EnginePool(files, workers=1) as pool:
+        run = run_cases(pool, ruleset, cases)          # one engine call for every case
+    for result in run.failures:
+        print(result.headline(), *result.details(), sep="\\n")
+    run.coverage.complete, run.coverage.summary()
+
+or, in one call, `run_case_files(files, case_texts)`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from civicscore.domain.model import UnitEvaluation, UnitFacts
+from civicscore.ruleset.casecoverage import (
+    CoverageReport,
+    RuleCoverage,
+    ThresholdCoverage,
+    coverage_of,
+    facts_seen,
+)
+from civicscore.ruleset.casefile import (
+    CaseFileInvalid,
+    Expectation,
+    GoldenCase,
+    IndicatorExpectation,
+    read_case_file,
+    read_case_files,
+)
+from civicscore.ruleset.loader import load_ruleset
+from civicscore.ruleset.model import Ruleset
+
+__all__ = [
+    "CaseEngine",
+    "CaseFileInvalid",
+    "CaseResult",
+    "CaseRun",
+    "CoverageReport",
+    "Expectation",
+    "GoldenCase",
+    "IndicatorExpectation",
+    "RuleCoverage",
+    "ThresholdCoverage",
+    "case_differences",
+    "coverage_of",
+    "facts_seen",
+    "read_case_file",
+    "read_case_files",
+    "run_case_files",
+    "run_cases",
+]
+
+_SCORE_TOLERANCE = 1e-9
+_ATTAINMENT_TOLERANCE = 1e-6
+
+
+class CaseEngine(Protocol):
+    """What running cases needs of a rules engine (EnginePool has it)."""
+
+    def evaluate(self, facts: Sequence[UnitFacts]) -> list[UnitEvaluation]:
+        """Evaluate units; results in the order of `facts`."""
+        ...
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One case, what the engine gave for it, and every difference from what it expects."""
+
+    case: GoldenCase
+    evaluation: UnitEvaluation
+    differences: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        """Whether the engine gave everything the case expects."""
+        return not self.differences
+
+    @property
+    def fired(self) -> list[str]:
+        """Ids of the rules that fired, each once, in the order they are listed."""
+        return list(dict.fromkeys(rule.rule_id for rule in self.evaluation.fired_rules))
+
+    def headline(self) -> str:
+        """`PASS name` or `FAIL name (tests/default_cases.yaml:42)`."""
+        return f"PASS {self.case.name}" if self.passed else f"FAIL {self.case.name} ({self.case.where})"
+
+    def details(self) -> list[str]:
+        """The differences, then what the engine gave (score, grade, flags, the rules that fired)."""
+        if self.passed:
+            return []
+        result = self.evaluation
+        score = "no score" if result.score is None else _number(result.score)
+        flags = ", ".join(flag.flag for flag in result.flags) or "none"
+        fired: dict[str, list[str]] = {}
+        for rule in result.fired_rules:
+            fired.setdefault(rule.rule_id, [])
+            if rule.fact != "unit":
+                fired[rule.rule_id].append(rule.fact)
+        rules = ", ".join(f"{rule_id} [{', '.join(facts)}]" if facts else rule_id for rule_id, facts in fired.items())
+        return [
+            *(f"  {difference}" for difference in self.differences),
+            f"  got: score {score}, grade {result.grade}, flags {flags}",
+            f"  rules that fired: {rules or 'none'}",
+        ]
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """Every case's result and the coverage of the ruleset by these cases."""
+
+    results: tuple[CaseResult, ...]
+    coverage: CoverageReport
+
+    @property
+    def failures(self) -> list[CaseResult]:
+        """The cases that did not get what they expect."""
+        return [result for result in self.results if not result.passed]
+
+    @property
+    def passed(self) -> bool:
+        """Whether every case passed."""
+        return not self.failures
+
+
+def run_cases(engine: CaseEngine, ruleset: Ruleset, cases: Sequence[GoldenCase]) -> CaseRun:
+    """Evaluate every case in one engine call and compare each result with its expectations."""
+    evaluations = engine.evaluate([case.facts for case in cases]) if cases else []
+    results = tuple(
+        CaseResult(case, evaluation, tuple(case_differences(case.expect, evaluation)))
+        for case, evaluation in zip(cases, evaluations, strict=True)
+    )
+    coverage = coverage_of(
+        ruleset, [(case.name, case.facts, evaluation) for case, evaluation in zip(cases, evaluations, strict=True)]
+    )
+    return CaseRun(results, coverage)
+
+
+def run_case_files(
+    files: Mapping[str, str], case_texts: Mapping[str, str], *, select: str | None = None, workers: int = 1
+) -> CaseRun:
+    """Load the rule files, read the case files (`{name: text}`), keep the cases whose name contains
+    `select`, and run them in a fresh EnginePool. Raises RulesetInvalid or CaseFileInvalid."""
+    from civicscore.engine.pool import EnginePool  # starts processes: only when cases are run
+
+    ruleset = load_ruleset(files)
+    cases = [case for case in read_case_files(case_texts, ruleset) if select is None or select in case.name]
+    if not cases:
+        return CaseRun((), coverage_of(ruleset, []))
+    with EnginePool(files, workers=workers) as pool:
+        return run_cases(pool, ruleset, cases)
+
+
+def case_differences(expect: Expectation, result: UnitEvaluation) -> list[str]:
+    """Each way the result differs from the expectation, as one readable line."""
+    found: list[str] = []
+    if expect.score_given and not _same(expect.score, result.score, _SCORE_TOLERANCE):
+        wanted = "no score (nothing due)" if expect.score is None else _number(expect.score)
+        got = "no score" if result.score is None else _number(result.score)
+        found.append(f"score: expected {wanted}, got {got}")
+    if expect.grade is not None and expect.grade != result.grade:
+        found.append(f"grade: expected {expect.grade}, got {result.grade}")
+    if expect.flags is not None:
+        found += _flag_differences(expect.flags, [flag.flag for flag in result.flags])
+    if expect.penalty is not None and not _same(expect.penalty, result.penalty, _SCORE_TOLERANCE):
+        found.append(f"penalty: expected {_number(expect.penalty)}, got {_number(result.penalty)}")
+    fired = {rule.rule_id: rule for rule in result.fired_rules}
+    found += [f"fired: {rule_id} did not fire" for rule_id in expect.fired if rule_id not in fired]
+    found += [
+        f"not_fired: {rule_id} fired ({fired[rule_id].fact}: {fired[rule_id].reason_en})"
+        for rule_id in expect.not_fired
+        if rule_id in fired
+    ]
+    found += _indicator_differences(expect.indicators, result)
+    found += _reason_differences(expect.reasons, result)
+    return found
+
+
+def _flag_differences(expected: Sequence[str], got: Sequence[str]) -> list[str]:
+    missing = [flag for flag in expected if flag not in got]
+    unexpected = [flag for flag in got if flag not in expected]
+    parts = [f"missing {', '.join(missing)}"] if missing else []
+    parts += [f"unexpected {', '.join(unexpected)}"] if unexpected else []
+    if parts:
+        return ["flags: " + "; ".join(parts)]
+    if list(expected) != list(got):
+        order = f"expected [{', '.join(expected)}], got [{', '.join(got)}]"
+        return [f"flags: {order} (list them in the order of flags.yaml)"]
+    return []
+
+
+def _indicator_differences(expected: Mapping[str, IndicatorExpectation], result: UnitEvaluation) -> list[str]:
+    found = []
+    scores = {score.indicator: score for score in result.indicators}
+    for code, wanted in expected.items():
+        score = scores.get(code)
+        if score is None:
+            found.append(f"indicators: {code} has no measurement in this case")
+            continue
+        if wanted.counted is not None and wanted.counted != score.counted:
+            found.append(
+                f"indicators: {code} expected {'counted' if wanted.counted else 'not counted'}, "
+                f"was {'counted' if score.counted else 'not counted'}"
+            )
+        if wanted.attainment is not None and not _same(wanted.attainment, score.attainment, _ATTAINMENT_TOLERANCE):
+            found.append(
+                f"indicators: {code} attainment expected {_number(wanted.attainment)}, got {_number(score.attainment)}"
+            )
+    return found
+
+
+def _reason_differences(expected: Mapping[str, Mapping[str, str]], result: UnitEvaluation) -> list[str]:
+    found = []
+    for rule_id, texts in expected.items():
+        fired = [rule for rule in result.fired_rules if rule.rule_id == rule_id]
+        if not fired:
+            found.append(f"reasons: {rule_id} did not fire")
+            continue
+        for lang, text in texts.items():
+            given = [rule.reason_vi if lang == "vi" else rule.reason_en for rule in fired]
+            if text not in given:
+                shown = " | ".join(f'"{g}"' for g in given)
+                found.append(f'reasons: {rule_id} ({lang}): expected "{text}", got {shown}')
+    return found
+
+
+def _same(expected: float | None, got: float | None, tolerance: float) -> bool:
+    if expected is None or got is None:
+        return expected is None and got is None
+    return math.isclose(expected, got, rel_tol=tolerance, abs_tol=tolerance)
+
+
+def _number(value: float) -> str:
+    """72.5, 70.0, 0.875: the shortest form that shows the value (float noise rounded off)."""
+    return repr(float(round(value, 9)))

@@ -1,0 +1,138 @@
+"""`check_ruleset_files`: everything candidate rule files must pass before they may go live.
+
+1. The static checks of `load_ruleset`: YAML syntax, keys, types, names, translations,
+   thresholds that can never be crossed, and the durable_rules hazards (DESIGN §4).
+2. A test-load: the compiled ruleset in a throwaway engine process (an EnginePool of one
+   worker) and one smoke evaluation, within `timeout_s`. It catches what only durable_rules
+   itself can tell (a ruleset it refuses, or hangs on) without touching a live worker.
+
+The server's CheckRuleset RPC, its activation and `civicscore rules check` all call it.
+This module starts processes; the rest of the package stays pure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from civicscore.domain.model import (
+    MeasurementFact,
+    OverdueTask,
+    PriorQuarter,
+    TaskCounts,
+    UnitEvaluation,
+    UnitFacts,
+    UnitKind,
+)
+from civicscore.domain.periods import Quarter
+from civicscore.engine.pool import EnginePool
+from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue
+from civicscore.ruleset.loader import load_ruleset
+from civicscore.ruleset.model import Ruleset
+
+HEADER_FILE = "ruleset.yaml"
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The result of checking rule files: the ruleset when it may go live, else every issue."""
+
+    ruleset: Ruleset | None
+    issues: list[RulesetIssue]
+
+    @property
+    def valid(self) -> bool:
+        """True when the files passed every check and test-loaded."""
+        return self.ruleset is not None and not self.issues
+
+
+def check_ruleset_files(files: Mapping[str, str], *, timeout_s: float = 60.0) -> CheckOutcome:
+    """Check rule files (`{path: text}`, as `load_ruleset` takes them) statically, then test-load them
+    in a throwaway engine process bounded by `timeout_s`; a failed or late test-load is an issue
+    (line 0: not tied to a line)."""
+    try:
+        ruleset = load_ruleset(files)
+    except RulesetInvalid as invalid:
+        return CheckOutcome(None, list(invalid.issues))
+    problem = trial_load(files, ruleset, timeout_s=timeout_s)
+    if problem is not None:
+        return CheckOutcome(None, [problem])
+    return CheckOutcome(ruleset, [])
+
+
+def smoke_units(ruleset: Ruleset) -> list[UnitFacts]:
+    """Two synthetic units that reach every stage and every kind of fact: a busy department with
+    an overdue assignment, every indicator and a previous quarter, and a ward with nothing due."""
+    quarter = Quarter.parse(ruleset.in_force_from)
+    previous = PriorQuarter(str(quarter.previous()), ruleset.grades[0].grade, tuple(f.flag for f in ruleset.flags))
+    busy = UnitFacts(
+        unit_code="CHECK-DEPARTMENT",
+        unit_kind=UnitKind.DEPARTMENT,
+        block="departments",
+        period=str(quarter),
+        counts=TaskCounts(due=10, completed=8, on_time=6, late=2, reworked=1),
+        overdue=(OverdueTask("CHECK-1", quarter.end - dt.timedelta(days=45), 45, 4),),
+        measurements=tuple(MeasurementFact(indicator.code, 50.0, 100.0) for indicator in ruleset.indicators),
+        previous=previous,
+    )
+    idle = UnitFacts("CHECK-WARD", UnitKind.WARD, "communes", str(quarter), TaskCounts(), under_review=True)
+    return [busy, idle]
+
+
+def trial_load(files: Mapping[str, str], ruleset: Ruleset, *, timeout_s: float) -> RulesetIssue | None:
+    """Load the ruleset in a one-worker EnginePool and evaluate `smoke_units`; an issue when that
+    fails or does not finish within `timeout_s` (a worker still starting then is killed by the pool)."""
+    units = smoke_units(ruleset)
+    outcome: list[Sequence[UnitEvaluation] | BaseException] = []
+
+    def trial() -> None:
+        try:
+            with EnginePool(files, workers=1, job_timeout_s=max(timeout_s, 0.001), max_attempts=1,
+                            start_timeout_s=max(timeout_s, 0.001)) as pool:
+                outcome.append(pool.evaluate(units))
+        except Exception as error:  # any failure of the trial is reported, never raised
+            outcome.append(error)
+
+    thread = threading.Thread(target=trial, name="ruleset-test-load", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not outcome:
+        return RulesetIssue(
+            HEADER_FILE,
+            0,
+            0,
+            f"the rules passed every check, but loading them into the rules engine did not finish within "
+            f"{timeout_s:g} s: durable_rules may hang on a ruleset (e.g. very many `==` values or rules); "
+            "nothing was changed. Simplify the rules you changed last, or try again if the machine is busy",
+        )
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        message = f"{type(result).__name__}: {result}"
+        return RulesetIssue(
+            _file_named_in(message, ruleset),
+            0,
+            0,
+            f"the rules passed every check, but the rules engine failed to load or run them in a test "
+            f"({message}); nothing was changed. Undo the change you made last, and send these files "
+            "to the civicscore team if they look right to you",
+        )
+    if len(result) != len(units):
+        return RulesetIssue(
+            HEADER_FILE,
+            0,
+            0,
+            f"the rules engine gave {len(result)} results for {len(units)} test units; nothing was changed. "
+            "Send these files to the civicscore team",
+        )
+    return None
+
+
+def _file_named_in(message: str, ruleset: Ruleset) -> str:
+    """The file of the rule an error message names (the longest id found), else ruleset.yaml."""
+    named = [rule for rule in ruleset.rules if rule.rule_id in message]
+    if not named:
+        return HEADER_FILE
+    rule = max(named, key=lambda r: len(r.rule_id))
+    return rule.source.rsplit(":", 1)[0]
