@@ -1,4 +1,4 @@
-"""Read use cases: evaluations, rankings, recommendations, periods."""
+"""Read use cases: evaluations and their explanations, rankings, recommendations, periods."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ from dataclasses import dataclass
 
 from civicscore.domain.model import RecommendationStatus
 from civicscore.domain.ranking import Rankable, rank
-from civicscore.errors import InvalidInput, NotFound, Violation
-from civicscore.evaluate import parse_period
+from civicscore.engine.port import EngineError, evaluation_from_json
+from civicscore.errors import EvaluationFailed, FailedPrecondition, InvalidInput, NotFound, Violation
+from civicscore.evaluate import gather_facts, parse_period
+from civicscore.explain import Explanation
+from civicscore.explain import explain as explain_evaluation
+from civicscore.rulebook import NoRulesetInForce, RulesetRefused, RulesetRegistry
 from civicscore.store import EvaluationRecord, Store
 
 
@@ -66,3 +70,23 @@ def recommendation_status(value: str) -> RecommendationStatus:
         allowed = ", ".join(s.value for s in RecommendationStatus)
         raise InvalidInput([Violation("filter", f"status {value!r} is not known (one of: {allowed})",
                                       "INVALID_FILTER")]) from None
+
+
+def explain(store: Store, rulesets: RulesetRegistry, record: EvaluationRecord) -> Explanation:
+    """Explain a stored evaluation with the ruleset it was made with, on the unit's current facts."""
+    quarter = parse_period(record.period, "name")
+    evaluation = evaluation_from_json(record.result_json)
+    unit = store.get_units([record.unit_code]).get(record.unit_code)
+    if unit is None:
+        raise NotFound(f"units/{record.unit_code}")
+    facts = gather_facts(store, quarter, [unit])[0]
+    # Evaluations made before ruleset versions were kept: the ruleset in force for the quarter.
+    stored = store.get_ruleset(record.ruleset_digest) is not None
+    try:
+        lease = rulesets.lease_digest(record.ruleset_digest) if stored else rulesets.lease(quarter)
+        with lease as (ruleset, engine):
+            return explain_evaluation(ruleset, engine, facts, evaluation)
+    except NoRulesetInForce as missing:
+        raise FailedPrecondition(str(missing)) from None
+    except (RulesetRefused, EngineError) as error:
+        raise EvaluationFailed(f"the rules engine could not explain {record.unit_code}: {error}") from error

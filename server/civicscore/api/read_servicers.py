@@ -1,4 +1,4 @@
-"""Evaluation, period and ruleset servicers: decode, call the use case, encode."""
+"""Evaluation and period servicers: decode, call the use case, encode."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import grpc
 from civicscore import evaluate, queries
 from civicscore.api import convert
 from civicscore.api.errors import handle_errors
+from civicscore.api.explain_out import explanation_out
 from civicscore.api.filters import parse_filter
 from civicscore.api.paging import decode_token, encode_token, page_size
 from civicscore.errors import InvalidInput, Violation
@@ -16,8 +17,6 @@ from civicscore_api.v1 import (
     evaluations_pb2_grpc,
     periods_pb2,
     periods_pb2_grpc,
-    rulesets_pb2,
-    rulesets_pb2_grpc,
 )
 
 
@@ -37,8 +36,7 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
     @handle_errors
     def EvaluatePeriod(self, request: evaluations_pb2.EvaluatePeriodRequest, context: grpc.ServicerContext
                        ) -> evaluations_pb2.EvaluatePeriodResponse:
-        done = evaluate.evaluate_period(self.rt.store, self.rt.engine, request.period,
-                                        in_force_from=self.rt.ruleset.in_force_from, now=self.rt.clock(),
+        done = evaluate.evaluate_period(self.rt.store, self.rt.rulesets, request.period, now=self.rt.clock(),
                                         idempotency_key=request.idempotency_key)
         return evaluations_pb2.EvaluatePeriodResponse(
             units_evaluated=done.units_evaluated, new_revisions=done.new_revisions, unchanged=done.unchanged,
@@ -79,6 +77,14 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
                 grade_label_vi=evaluation.grade_label_vi, grade_label_en=evaluation.grade_label_en,
                 timeliness=r.timeliness, flags=list(r.flags))
         return response
+
+    @handle_errors
+    def ExplainEvaluation(self, request: evaluations_pb2.ExplainEvaluationRequest, context: grpc.ServicerContext
+                          ) -> evaluations_pb2.ExplainEvaluationResponse:
+        period, code = _evaluation_name(request.name)
+        record = queries.get_evaluation(self.rt.store, unit_code=code, period=period, revision=request.revision)
+        explanation = queries.explain(self.rt.store, self.rt.rulesets, record)
+        return explanation_out(explanation, convert.evaluation_out(record))
 
     @handle_errors
     def ListRecommendations(self, request: evaluations_pb2.ListRecommendationsRequest,
@@ -131,26 +137,3 @@ class PeriodServicer(periods_pb2_grpc.PeriodServiceServicer):
             periods=[self._out(p) for p in chunk],
             next_page_token=encode_token(str(start + size) if more else None, "periods"))
 
-
-class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
-
-    @handle_errors
-    def GetActiveRuleset(self, request: rulesets_pb2.GetActiveRulesetRequest, context: grpc.ServicerContext
-                         ) -> rulesets_pb2.GetActiveRulesetResponse:
-        rs = self.rt.ruleset
-        ruleset = rulesets_pb2.Ruleset(
-            name=f"rulesets/{rs.digest}", ruleset_id=rs.ruleset_id, version=rs.version, digest=rs.digest,
-            in_force_from=rs.in_force_from, load_time=convert.timestamp_out(self.rt.loaded_at),
-            rule_count=rs.rule_count)
-        for ind in rs.indicators:
-            ruleset.indicators.add(code=ind.code, display_name_vi=ind.name_vi, display_name_en=ind.name_en,
-                                   weight=ind.weight)
-        for flag in rs.flags:
-            ruleset.flags.add(flag=flag.flag, label_vi=flag.label_vi, label_en=flag.label_en, kind=flag.kind,
-                              level=flag.level)
-        if request.include_files:
-            for path, content in sorted(rs.files.items()):
-                ruleset.files.add(path=path, content=content)
-        return rulesets_pb2.GetActiveRulesetResponse(ruleset=ruleset)
