@@ -8,7 +8,9 @@
     SQL aggregate (per-unit task counts) over the same rows (ratio);
 (c) p50/p99 latency of GetEvaluation;
 (d) server RSS (server process and engine workers) before and after 200
-    EvaluatePeriod calls.
+    EvaluatePeriod calls;
+(e) server RSS before and after 100 ruleset activations (each one starts new
+    engine workers and retires the old ones), and the time one activation takes.
 
 Machines here are shared and noisy: ratios, not absolute numbers, are the
 figures to compare between runs.
@@ -36,9 +38,10 @@ from civicscore_api.v1 import (
     assignments_pb2,
     evaluations_pb2,
     outcomes_pb2,
+    rulesets_pb2,
     units_pb2,
 )
-from tests.serverproc import ServerProcess, timestamp
+from tests.serverproc import RULES, ServerProcess, timestamp
 
 OUT = Path(__file__).resolve().parent / "out"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -168,6 +171,7 @@ def main() -> int:
     parser.add_argument("--per-unit", type=int, default=200)
     parser.add_argument("--evaluations", type=int, default=200, help="EvaluatePeriod calls for the RSS figure")
     parser.add_argument("--reads", type=int, default=2000)
+    parser.add_argument("--activations", type=int, default=100, help="ruleset activations for the RSS figure (e)")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
     args = parser.parse_args()
 
@@ -276,6 +280,13 @@ def main() -> int:
         print(f"(d) RSS server {before[0] / 1024:.1f} -> {after[0] / 1024:.1f} MiB, workers "
               f"{before[1] / 1024:.1f} -> {after[1] / 1024:.1f} MiB after {args.evaluations} evaluations "
               f"({spent:.0f}s)", flush=True)
+
+        # (e) RSS before/after ruleset activations (blue/green: new workers each time)
+        results["e"] = activations_rss(server, args.activations)
+        e = results["e"]
+        print(f"(e) RSS server {e['server_rss_kib_before'] / 1024:.1f} -> {e['server_rss_kib_after'] / 1024:.1f} MiB "
+              f"over {args.activations} activations; median activation {e['activation_median_s']} s, "
+              f"growth {e['growth_pct']}%", flush=True)
     finally:
         server.stop()
 
@@ -291,6 +302,40 @@ def main() -> int:
     return 0
 
 
+def activations_rss(server: ServerProcess, count: int) -> dict[str, object]:
+    """Activate `count` rulesets (a threshold changes each time) and compare RSS before and after.
+
+    Five activations run first as a warm-up (imports, caches), so that "before" is the steady state;
+    the RSS before the warm-up is reported too.
+    """
+    stub = server.stubs().rulesets
+    files = {path.name: path.read_text(encoding="utf-8") for path in sorted(RULES.glob("*.yaml"))}
+    marker = "params: {threshold: 0.8}"
+    assert marker in files["flags.yaml"]
+
+    def activate(i: int) -> float:
+        changed = {**files, "flags.yaml": files["flags.yaml"].replace(marker, f"params: {{threshold: 0.{5000 + i}}}")}
+        request = rulesets_pb2.ActivateRulesetRequest(
+            files=rulesets_pb2.RuleFiles(files=[rulesets_pb2.RuleFile(path=k, content=v) for k, v in changed.items()]),
+            reason=f"bench {i}", idempotency_key=f"bench-activation-{i}")
+        start = time.perf_counter()
+        stub.ActivateRuleset(request, timeout=120)
+        return time.perf_counter() - start
+
+    cold = server_rss(server)
+    for i in range(5):
+        activate(i)
+    before = server_rss(server)
+    start = time.perf_counter()
+    times = [activate(5 + i) for i in range(count)]
+    spent = time.perf_counter() - start
+    after = server_rss(server)
+    return {"activations": count, "server_rss_kib_cold": cold[0], "server_rss_kib_before": before[0],
+            "server_rss_kib_after": after[0], "workers_rss_kib_before": before[1], "workers_rss_kib_after": after[1],
+            "growth_pct": round(100 * (after[0] - before[0]) / before[0], 2),
+            "activation_median_s": round(statistics.median(times), 3), "seconds": round(spent, 1)}
+
+
 def _cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -299,7 +344,7 @@ def _cpu_model() -> str:
 
 
 def _write_results(r: dict[str, object]) -> None:
-    a, b, c, d, m = (r[k] for k in ("a", "b", "c", "d", "machine"))
+    a, b, c, d, e, m = (r[k] for k in ("a", "b", "c", "d", "e", "machine"))
     floor_vs_echo = a["floor_per_s"] / a["echo_per_s"]
     floor_verdict = (", so no SQLite-backed ingest could meet the 0.3x target of (a) here." if floor_vs_echo < 0.3
                      else ".")
@@ -318,6 +363,7 @@ shared and noisy, so each figure stands beside a baseline measured in the same r
 | (b) EvaluatePeriod of a quarter with {b['loaded_units']:,} units x {b['per_unit']} assignments ({b['units']:,} active units evaluated) | {b['evaluate_s']} s ({b['new_revisions']:,} new revisions); repeat with unchanged inputs {b['evaluate_again_s']} s | plain SQL per-unit aggregate: {b['sql_aggregate_s']} s | {b['ratio']}x (repeat {b['ratio_repeat']}x) | <= 10x |
 | (c) GetEvaluation latency, {c['reads']:,} sequential reads | p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms | | | |
 | (d) RSS over {d['evaluations']} EvaluatePeriod calls ({d['units_per_evaluation']} units each, {d['seconds']} s) | server {d['server_rss_kib_before'] / 1024:.1f} -> {d['server_rss_kib_after'] / 1024:.1f} MiB; workers {d['workers_rss_kib_before'] / 1024:.1f} -> {d['workers_rss_kib_after'] / 1024:.1f} MiB | before | {d['growth_pct']}% growth | flat |
+| (e) server RSS over {e['activations']} ruleset activations ({e['seconds']} s; each starts new engine workers and retires the old) | server {e['server_rss_kib_before'] / 1024:.1f} -> {e['server_rss_kib_after'] / 1024:.1f} MiB (before warm-up {e['server_rss_kib_cold'] / 1024:.1f}); workers {e['workers_rss_kib_before'] / 1024:.1f} -> {e['workers_rss_kib_after'] / 1024:.1f} MiB; median activation {e['activation_median_s']} s | before (after 5 warm-up activations) | {e['growth_pct']}% growth | within 10% |
 
 (a) pins the server to one core and the client to the other, so they do not
 disturb each other; each baseline is the mean of a run before and a run after
