@@ -39,13 +39,17 @@ class ServerProcess:
     """One `python -m civicscore` process with its own database file and log."""
 
     def __init__(self, workdir: Path, *, database_url: str | None = None, rules: Path = RULES,
-                 extra_args: tuple[str, ...] = (), module: str = "civicscore", workers: int = 1) -> None:
+                 extra_args: tuple[str, ...] = (), module: str = "civicscore", workers: int = 1,
+                 watch_rules: bool = False) -> None:
+        """`watch_rules` off by default: most servers read the repository's rules/, which an
+        engineer may be editing while tests run; tests of the watcher use their own copy."""
         self.workdir = workdir
         self.database_url = database_url or f"sqlite:///{workdir / 'civicscore.db'}"
         self.rules = rules
         self.extra_args = extra_args
         self.module = module
         self.workers = workers
+        self.watch_rules = watch_rules
         self.port_file = workdir / "port"
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,7 +62,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module, "--listen", "127.0.0.1:0", "--database", self.database_url,
              "--rules", str(self.rules), "--port-file", str(self.port_file), "--workers", str(self.workers),
-             *self.extra_args],
+             *(() if self.watch_rules else ("--no-watch-rules",)), *self.extra_args],
             cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=self._env(),
         )
         deadline = time.monotonic() + timeout

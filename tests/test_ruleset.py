@@ -498,7 +498,7 @@ def test_issues_print_as_file_line_column() -> None:
     with pytest.raises(RulesetInvalid) as raised:
         load_ruleset(edited("scoring.yaml", "    weight: 6\n", "    weight: six\n"))
     assert "1 problem" in str(raised.value)
-    assert str(raised.value.issues[0]).startswith("scoring.yaml:37:13: ")
+    assert str(raised.value.issues[0]).startswith("scoring.yaml:42:13: ")
 
 
 # ---- the JSON schema editors use (rules/schema/) ---------------------------------------------

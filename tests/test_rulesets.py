@@ -56,7 +56,7 @@ def rules_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def quarter(tmp_path: Path, rules_dir: Path) -> Iterator[ServerProcess]:
     """A server on its own rules folder, with Hanoi's units and the 2026-Q3 scenario loaded."""
-    proc = ServerProcess(tmp_path, rules=rules_dir).start()
+    proc = ServerProcess(tmp_path, rules=rules_dir, watch_rules=True).start()
     try:
         proc.stubs().units.UpsertUnits(units_pb2.UpsertUnitsRequest(units=hanoi_units()), timeout=30)
         load_quarter(proc)
@@ -78,7 +78,7 @@ def test_start_up_activates_the_rules_folder_once(quarter: ServerProcess, rules_
         status = c.get_ruleset_status()
         history = list(c.list_ruleset_activations())
     assert status.active.version == "2026.1" and status.active.in_force_from == "2025-Q3"
-    assert status.rules_folder == str(rules_dir.resolve())
+    assert status.rules_folder == str(rules_dir.resolve())  # watched
     assert [(e.from_period, e.digest) for e in status.in_force] == [("2025-Q3", status.active.digest)]
     assert status.loaded_digests == [status.active.digest] and status.HasField("load_time")
     assert [(a.sequence, a.source, a.digest) for a in history] == [(1, "startup", status.active.digest)]

@@ -59,13 +59,6 @@ class EvaluationFailed(RuntimeError):
 
 
 # The task part of the score has three fixed components; their weights are data in the rule files.
-TASK_COMPONENTS = (
-    ("task.completion", "Tỷ lệ hoàn thành nhiệm vụ", "Completion rate"),
-    ("task.timeliness", "Tỷ lệ đúng hạn (trễ hạn tính một phần)", "Timeliness (late completions count in part)"),
-    ("task.quality", "Chất lượng (trừ khi bị trả lại làm lại)", "Quality (less for work returned for rework)"),
-)
-
-
 def task_scores(rates: TaskRates | None, with_dx: bool, rs: Ruleset) -> tuple[IndicatorScore, ...]:
     """Completion, timeliness and quality with the points each adds; they sum to the task points."""
     if rates is None:
@@ -80,7 +73,7 @@ def task_scores(rates: TaskRates | None, with_dx: bool, rs: Ruleset) -> tuple[In
     return tuple(
         IndicatorScore(indicator=code, name_vi=name_vi, name_en=name_en, value=value, target=None,
                        attainment=value, weight=weight, points=task_max * weight * value, counted=True)
-        for (code, name_vi, name_en), (value, weight) in zip(TASK_COMPONENTS, parts, strict=True)
+        for (code, name_vi, name_en), (value, weight) in zip(rs.task_names, parts, strict=True)
     )
 
 

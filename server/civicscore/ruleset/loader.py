@@ -23,6 +23,7 @@ from civicscore.ruleset.sections import (
     read_header,
     read_indicators,
     read_scoring,
+    read_task_names,
 )
 from civicscore.ruleset.yamltree import Pos, YNode, parse_yaml
 
@@ -55,6 +56,7 @@ def load_ruleset(files: Mapping[str, str]) -> Ruleset:
         raise RulesetInvalid(reader.issues)
     header = read_header(reader, single["ruleset"])
     scoring = read_scoring(reader, single["tasks"], single["score"])
+    task_names = read_task_names(reader, single["tasks"])
     indicators = read_indicators(reader, single["indicators"])
     assessment = read_assessment(reader, single["assessment"])
     bands = read_grades(reader, single["grades"])
@@ -90,7 +92,7 @@ def load_ruleset(files: Mapping[str, str]) -> Ruleset:
     _check_escalations(reader, rules, positions)
     _check_levels(reader, rules, flags, positions)
     _check_commendations(reader, rules, flags, positions)
-    if reader.issues or header is None or scoring is None or assessment is None:
+    if reader.issues or header is None or scoring is None or assessment is None or task_names is None:
         raise RulesetInvalid(reader.issues or [RulesetIssue("ruleset.yaml", 1, 1, "the rule files are incomplete")])
     compiled, issues = compile_rules(DURABLE_NAME, rules, positions)
     if compiled is None:
@@ -104,6 +106,7 @@ def load_ruleset(files: Mapping[str, str]) -> Ruleset:
         digest=ruleset_digest(rule_files),
         files=dict(sorted(rule_files.items())),
         scoring=scoring,
+        task_names=task_names,
         min_due=assessment.min_due,
         indicators=tuple(indicators),
         grades=tuple(grades),

@@ -153,6 +153,7 @@ class Ruleset:
     digest: str
     files: dict[str, str]
     scoring: ScoringParameters
+    task_names: tuple[tuple[str, str, str], ...]  # (indicator code, vi, en) of completion, timeliness, quality
     min_due: int
     indicators: tuple[Indicator, ...]
     grades: tuple[GradeDefinition, ...]  # score bands from the top, then the not-assessable grade

@@ -75,7 +75,7 @@ def read_header(reader: Reader, node: YNode) -> Header | None:
 
 def read_scoring(reader: Reader, tasks_node: YNode, score_node: YNode) -> ScoringParameters | None:
     """`tasks:` (weights, late credit, rework penalty) and `score:` (points split, penalty cap)."""
-    tasks = reader.mapping(tasks_node, "`tasks`", required=("weights", "late_credit", "rework_penalty"))
+    tasks = reader.mapping(tasks_node, "`tasks`", required=("weights", "late_credit", "rework_penalty", "names"))
     score = reader.mapping(score_node, "`score`", required=("task_points", "dx_points", "penalty_cap"))
     if tasks is None or score is None:
         return None
@@ -117,6 +117,23 @@ def read_scoring(reader: Reader, tasks_node: YNode, score_node: YNode) -> Scorin
         reader.error(score.pos, "`task_points` + `dx_points` must be more than 0 (they are the top score)")
         return None
     return ScoringParameters(w[0], w[1], w[2], late, rework, task_points, dx_points, cap)
+
+
+TASK_PARTS = ("completion", "timeliness", "quality")
+
+
+def read_task_names(reader: Reader, tasks_node: YNode) -> tuple[tuple[str, str, str], ...] | None:
+    """`tasks.names`: the display name {vi, en} of each task-result component, as
+    (indicator code, vi, en) in the order completion, timeliness, quality."""
+    if not isinstance(tasks_node, YMap) or "names" not in tasks_node.items:
+        return None  # read_scoring has said what is missing
+    block = reader.mapping(tasks_node.items["names"], "`tasks.names`", required=TASK_PARTS)
+    if block is None:
+        return None
+    names = [(part, reader.bilingual(block.items[part], f"the name of {part}")) for part in TASK_PARTS]
+    if any(name is None for _, name in names):
+        return None
+    return tuple((f"task.{part}", name.vi, name.en) for part, name in names if name is not None)
 
 
 def read_indicators(reader: Reader, node: YNode) -> list[Indicator]:
