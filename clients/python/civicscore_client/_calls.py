@@ -1,5 +1,10 @@
 """How every call is made: one channel, a default deadline, retries of UNAVAILABLE, errors as exceptions.
 
+A bearer token travels in every call's metadata (`authorization: Bearer <token>`); it is never part
+of a repr, a log line or an exception message. UNAUTHENTICATED and PERMISSION_DENIED are not
+retried (they are not UNAVAILABLE), and neither is a failed TLS handshake: a wrong CA or server name
+does not fix itself.
+
 Retrying a write is safe only because the request is resent unchanged, with the idempotency key it
 was first sent with: the server then replies as it did the first time instead of writing again.
 """
@@ -8,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +38,10 @@ CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_metadata_size", 4 * MIB),
 ]
 MAX_KEY_LENGTH = 128
+AUTHORIZATION = "authorization"
+HIDDEN = "<hidden>"
+# Printable ASCII without spaces: what a metadata value may carry, and what tokens are made of.
+_TOKEN_CHARACTERS = re.compile(r"^[\x21-\x7e]+$")
 # Half the server's default 32 MiB message limit: room for the envelope, and for a smaller limit.
 BATCH_BYTES = 16 * MIB
 
@@ -70,6 +80,41 @@ def split(items: Sequence[M], size: int, *, max_bytes: int = BATCH_BYTES) -> Ite
         yield start, items[start:]
 
 
+def bearer_metadata(token: str) -> tuple[str, str]:
+    """The metadata entry that authenticates a call with `token` (surrounding whitespace ignored).
+
+    Raises ValueError, without the token in the message, when the token cannot be sent as is.
+    """
+    value = token.strip()
+    if not value:
+        raise ValueError("the token is empty")
+    if value.lower().startswith("bearer "):
+        raise ValueError("give the token alone, without the 'Bearer ' prefix")
+    if not _TOKEN_CHARACTERS.match(value):
+        raise ValueError(
+            f"the token ({len(value)} characters) holds spaces, control or non-ASCII characters: "
+            "it is not a civicscore token (they look like cs_<hex>_<43 characters>)"
+        )
+    return (AUTHORIZATION, f"Bearer {value}")
+
+
+def redacted(metadata: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Metadata fit to show: the authorization value hidden."""
+    return [(key, HIDDEN if key.lower() == AUTHORIZATION else value) for key, value in metadata]
+
+
+def tls_handshake_failed(error: CivicscoreError) -> bool:
+    """Whether an UNAVAILABLE error is a failed TLS handshake (wrong CA, server name, or a plaintext server).
+
+    A server that refuses the client's certificate usually shows as a closed socket instead: TLS 1.3
+    lets the client finish its side of the handshake before the server checks the certificate.
+    """
+    if not isinstance(error, Unavailable) or error.from_server:
+        return False
+    message = error.message.lower()
+    return "handshake failed" in message or "verification check failed" in message
+
+
 class Caller:
     """Makes calls on one channel with a default deadline, retrying UNAVAILABLE with exponential backoff."""
 
@@ -93,6 +138,10 @@ class Caller:
         self.max_backoff = max_backoff
         self.metadata = tuple(metadata)
         self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return (f"Caller(timeout={self.timeout}, max_attempts={self.max_attempts}, "
+                f"metadata={redacted(self.metadata)})")
 
     def unary(
         self,
@@ -121,7 +170,10 @@ class Caller:
         )
 
     def retrying(self, attempt: Callable[[], T], *, attempts: int | None = None) -> T:
-        """Run `attempt` until it succeeds or fails with anything but UNAVAILABLE, or attempts run out."""
+        """Run `attempt` until it succeeds or fails with anything but UNAVAILABLE, or attempts run out.
+
+        A failed TLS handshake is UNAVAILABLE too, but is not retried: it fails the same way again.
+        """
         limit = attempts or self.max_attempts
         delay = self.initial_backoff
         for number in range(1, limit + 1):
@@ -129,7 +181,7 @@ class Caller:
                 return attempt()
             except grpc.RpcError as err:
                 error = error_from_rpc(err)
-                if not isinstance(error, Unavailable) or number == limit:
+                if not isinstance(error, Unavailable) or tls_handshake_failed(error) or number == limit:
                     raise error from err
             # Full jitter keeps many clients that lost the same server from retrying in step.
             self._sleep(random.uniform(0, delay))
