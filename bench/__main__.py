@@ -1,4 +1,4 @@
-"""`make bench`: the four figures of bench/RESULTS.md, each beside a baseline from the same run.
+"""`make bench`: the figures of bench/RESULTS.md, each beside a baseline from the same run.
 
 (a) outcomes/s through SubmitOutcomes in batches of 1,000 into SQLite, each
     with an idempotency key as the SDK sends it, beside an echo RPC that takes
@@ -10,7 +10,16 @@
 (d) server RSS (server process and engine workers) before and after 200
     EvaluatePeriod calls;
 (e) server RSS before and after 100 ruleset activations (each one starts new
-    engine workers and retires the old ones), and the time one activation takes.
+    engine workers and retires the old ones), and the time one activation takes;
+(f) another identity's latency while one identity floods past its rate limit:
+    p50/p99 of identity B's GetEvaluation calls (paced within B's own limit)
+    alone, before and after, beside the same while identity A's threads call
+    as fast as they can (most refused with RESOURCE_EXHAUSTED), on a server of
+    its own with the default limits; A's allowed and refused counts too.
+    `python -m bench --only-f` runs this figure alone (RESULTS.md is not rewritten).
+
+(a)-(e) run on a server whose per-identity rate limit is set out of the way
+(their calls all come from one identity, far faster than the default limit).
 
 Machines here are shared and noisy: ratios, not absolute numbers, are the
 figures to compare between runs.
@@ -27,16 +36,21 @@ import platform
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import grpc
 
 from civicscore_api.v1 import (
     assignments_pb2,
     evaluations_pb2,
+    evaluations_pb2_grpc,
     outcomes_pb2,
     rulesets_pb2,
     units_pb2,
@@ -45,9 +59,15 @@ from tests.serverproc import RULES, ServerProcess, timestamp
 
 OUT = Path(__file__).resolve().parent / "out"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+ROOT = Path(__file__).resolve().parent.parent
 PERIOD = "2026-Q3"
 SMALL_PERIOD = "2026-Q2"
 REPORTED = dt.datetime(2026, 10, 5, 3, 0, tzinfo=dt.UTC)
+# (a)-(e): one identity, far faster than any sensible per-identity limit.
+NO_RATE_LIMIT = ("--rate-limit", "1000000", "--rate-burst", "1000000")
+# (f): the server's default per-identity limits, stated so that the figure says what it measured.
+FLOOD_RATE_PER_S = 50.0
+FLOOD_BURST = 100
 
 # Per-unit task counts for the quarter: the aggregate the evaluation needs first,
 # written by hand in plain SQL as the baseline for (b).
@@ -172,12 +192,24 @@ def main() -> int:
     parser.add_argument("--evaluations", type=int, default=200, help="EvaluatePeriod calls for the RSS figure")
     parser.add_argument("--reads", type=int, default=2000)
     parser.add_argument("--activations", type=int, default=100, help="ruleset activations for the RSS figure (e)")
+    parser.add_argument("--flood-reads", type=int, default=400,
+                        help="(f): identity B's calls in each phase (alone before, during the flood, alone after)")
+    parser.add_argument("--flood-pace", type=float, default=20.0,
+                        help="(f): identity B's calls per second (within its rate limit)")
+    parser.add_argument("--flood-threads", type=int, default=8, help="(f): identity A's flooding threads")
+    parser.add_argument("--only-f", action="store_true", help="run figure (f) alone; RESULTS.md is not rewritten")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
     args = parser.parse_args()
 
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
-    server = ServerProcess(OUT, module="bench.echo_server", workers=os.cpu_count() or 1).start(timeout=120)
+    if args.only_f:
+        f = flood_figure(OUT / "f", args.flood_reads, args.flood_pace, args.flood_threads)
+        (OUT / "results.json").write_text(json.dumps({"f": f}, indent=2))
+        _print_flood(f)
+        return 0
+    server = ServerProcess(OUT, module="bench.echo_server", workers=os.cpu_count() or 1,
+                           extra_args=NO_RATE_LIMIT).start(timeout=120)
     results: dict[str, object] = {}
     try:
         stubs = server.stubs()
@@ -290,6 +322,11 @@ def main() -> int:
     finally:
         server.stop()
 
+    # (f) on a server of its own, with the default per-identity limits
+    f = flood_figure(OUT / "f", args.flood_reads, args.flood_pace, args.flood_threads)
+    results["f"] = f
+    _print_flood(f)
+
     machine = {"cpus": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
                "platform": platform.platform(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
     results["machine"] = machine
@@ -336,6 +373,170 @@ def activations_rss(server: ServerProcess, count: int) -> dict[str, object]:
             "activation_median_s": round(statistics.median(times), 3), "seconds": round(spent, 1)}
 
 
+def p50_p99(samples_ms: list[float]) -> tuple[float, float]:
+    """Median and 99th percentile, taken as in (c)."""
+    ordered = sorted(samples_ms)
+    return ordered[len(ordered) // 2], ordered[max(0, int(len(ordered) * 0.99) - 1)]
+
+
+def _bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+@dataclass
+class PacedReads:
+    latencies_ms: list[float] = field(default_factory=list)
+    refused: int = 0  # RESOURCE_EXHAUSTED
+    failed: int = 0  # any other error
+
+
+def paced_reads(address: str, token: str, names: list[str], count: int, pace_per_s: float) -> PacedReads:
+    """`count` GetEvaluation calls, one every 1/pace_per_s seconds, on a channel of their own."""
+    channel = grpc.insecure_channel(address)
+    stub = evaluations_pb2_grpc.EvaluationServiceStub(channel)
+    metadata = _bearer(token)
+    out = PacedReads()
+    interval = 1.0 / pace_per_s
+    next_at = time.perf_counter()
+    try:
+        for i in range(count):
+            request = evaluations_pb2.GetEvaluationRequest(name=names[i % len(names)])
+            start = time.perf_counter()
+            try:
+                stub.GetEvaluation(request, timeout=30, metadata=metadata)
+                out.latencies_ms.append((time.perf_counter() - start) * 1000)
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    out.refused += 1
+                else:
+                    out.failed += 1
+            next_at += interval
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_at = time.perf_counter()  # fell behind: do not catch up in a burst
+    finally:
+        channel.close()
+    return out
+
+
+def flood_main() -> None:
+    """Identity A, in a process of its own (so that its threads do not take B's GIL): reads its settings
+    (address, token, names, threads) as one JSON line on stdin, prints `flooding` once its threads call
+    GetEvaluation as fast as they can, and on a `stop` line prints their allowed/refused/failed counts
+    as JSON. It runs at the lowest CPU priority: the flooder stands for a client on another machine,
+    so that what B feels is the server's cost of A's calls, not A's own client code."""
+    settings = json.loads(sys.stdin.readline())
+    address, token, names, threads = (settings[k] for k in ("address", "token", "names", "threads"))
+    os.nice(19)
+    stop = threading.Event()
+    counts = [[0, 0, 0] for _ in range(threads)]  # allowed, refused, failed
+    reasons: dict[str, int] = {}
+
+    def run(slot: int) -> None:
+        channel = grpc.insecure_channel(address)
+        stub = evaluations_pb2_grpc.EvaluationServiceStub(channel)
+        metadata = _bearer(token)
+        mine = counts[slot]
+        i = slot
+        while not stop.is_set():
+            try:
+                stub.GetEvaluation(evaluations_pb2.GetEvaluationRequest(name=names[i % len(names)]), timeout=30,
+                                   metadata=metadata)
+                mine[0] += 1
+            except grpc.RpcError as error:
+                if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    mine[1] += 1
+                    if mine[1] <= 20:  # a sample of why (rate limit or calls in flight)
+                        reason = (error.details() or "").split(";")[0].split(" ", 1)[-1]
+                        reasons[reason] = reasons.get(reason, 0) + 1
+                else:
+                    mine[2] += 1
+            i += threads
+        channel.close()
+
+    workers = [threading.Thread(target=run, args=(slot,), daemon=True) for slot in range(threads)]
+    start = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    print("flooding", flush=True)
+    sys.stdin.readline()  # "stop"
+    stop.set()
+    for worker in workers:
+        worker.join(60)
+    spent = time.perf_counter() - start
+    print(json.dumps({"allowed": sum(c[0] for c in counts), "refused": sum(c[1] for c in counts),
+                      "failed": sum(c[2] for c in counts), "seconds": spent, "refusal_sample": reasons}), flush=True)
+
+
+def flood_figure(workdir: Path, reads: int, pace_per_s: float, threads: int) -> dict[str, object]:
+    """(f): identity B's GetEvaluation latency alone (before and after) and while identity A floods."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = ServerProcess(workdir, workers=1, extra_args=(
+        "--rate-limit", str(FLOOD_RATE_PER_S), "--rate-burst", str(FLOOD_BURST))).start(timeout=120)
+    try:
+        flood_units = units(20, "F")
+        stubs = server.stubs()
+        stubs.units.UpsertUnits(units_pb2.UpsertUnitsRequest(units=flood_units), timeout=120)
+        stubs.evaluations.EvaluatePeriod(evaluations_pb2.EvaluatePeriodRequest(period=f"periods/{SMALL_PERIOD}"),
+                                         timeout=600)
+        names = [f"periods/{SMALL_PERIOD}/evaluations/{u.code}" for u in flood_units]
+        with server.client() as admin:
+            tokens = {}
+            for who, label in (("bench-flooder", "A"), ("bench-reader", "B")):
+                admin.create_identity(who, f"Benchmark identity {label}", roles=["reader"])
+                tokens[label] = admin.issue_token(who, valid_days=1).token
+        paced_reads(server.address, tokens["B"], names, 20, pace_per_s)  # warm up
+        before = paced_reads(server.address, tokens["B"], names, reads, pace_per_s)
+
+        # The token travels on stdin, not in the command line (which `ps` shows).
+        flooder = subprocess.Popen([sys.executable, "-c", "from bench.__main__ import flood_main; flood_main()"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert flooder.stdin is not None and flooder.stdout is not None
+        try:
+            flooder.stdin.write(json.dumps({"address": server.address, "token": tokens["A"], "names": names,
+                                            "threads": threads}) + "\n")
+            flooder.stdin.flush()
+            if flooder.stdout.readline().strip() != "flooding":
+                raise RuntimeError("the flooding process did not start")
+            time.sleep(1.0)  # past A's burst: from here on A is refused most of the time
+            during = paced_reads(server.address, tokens["B"], names, reads, pace_per_s)
+            flooder.stdin.write("stop\n")
+            flooder.stdin.flush()
+            flood: dict[str, Any] = json.loads(flooder.stdout.readline())
+            flooder.wait(60)
+        finally:
+            if flooder.poll() is None:
+                flooder.kill()
+                flooder.wait()
+        after = paced_reads(server.address, tokens["B"], names, reads, pace_per_s)
+    finally:
+        server.stop()
+
+    base_p50, base_p99 = p50_p99(before.latencies_ms + after.latencies_ms)
+    p50, p99 = p50_p99(during.latencies_ms)
+    seconds = float(flood["seconds"])
+    allowed, refused = int(flood["allowed"]), int(flood["refused"])
+    phases = (before, during, after)
+    return {"rate_per_s": FLOOD_RATE_PER_S, "burst": FLOOD_BURST, "flood_threads": threads,
+            "b_reads": reads, "b_pace_per_s": pace_per_s,
+            "baseline_p50_ms": round(base_p50, 3), "baseline_p99_ms": round(base_p99, 3),
+            "flood_p50_ms": round(p50, 3), "flood_p99_ms": round(p99, 3),
+            "ratio_p50": round(p50 / base_p50, 2), "ratio_p99": round(p99 / base_p99, 2),
+            "b_refused": sum(phase.refused for phase in phases), "b_failed": sum(phase.failed for phase in phases),
+            "a_allowed": allowed, "a_refused": refused, "a_failed": flood["failed"],
+            "a_seconds": round(seconds, 1), "a_calls_per_s": round((allowed + refused) / seconds),
+            "a_allowed_per_s": round(allowed / seconds, 1), "a_refusal_sample": flood["refusal_sample"]}
+
+
+def _print_flood(f: dict[str, object]) -> None:
+    print(f"(f) identity B GetEvaluation alone p50 {f['baseline_p50_ms']} ms, p99 {f['baseline_p99_ms']} ms; "
+          f"while A floods ({f['flood_threads']} threads, {f['a_calls_per_s']} calls/s: {f['a_allowed']:,} allowed, "
+          f"{f['a_refused']:,} refused) p50 {f['flood_p50_ms']} ms, p99 {f['flood_p99_ms']} ms; "
+          f"ratio p50 {f['ratio_p50']}, p99 {f['ratio_p99']}; B refused {f['b_refused']}", flush=True)
+
+
 def _cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -344,7 +545,7 @@ def _cpu_model() -> str:
 
 
 def _write_results(r: dict[str, object]) -> None:
-    a, b, c, d, e, m = (r[k] for k in ("a", "b", "c", "d", "e", "machine"))
+    a, b, c, d, e, f, m = (r[k] for k in ("a", "b", "c", "d", "e", "f", "machine"))
     floor_vs_echo = a["floor_per_s"] / a["echo_per_s"]
     floor_verdict = (", so no SQLite-backed ingest could meet the 0.3x target of (a) here." if floor_vs_echo < 0.3
                      else ".")
@@ -364,6 +565,7 @@ shared and noisy, so each figure stands beside a baseline measured in the same r
 | (c) GetEvaluation latency, {c['reads']:,} sequential reads | p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms | | | |
 | (d) RSS over {d['evaluations']} EvaluatePeriod calls ({d['units_per_evaluation']} units each, {d['seconds']} s) | server {d['server_rss_kib_before'] / 1024:.1f} -> {d['server_rss_kib_after'] / 1024:.1f} MiB; workers {d['workers_rss_kib_before'] / 1024:.1f} -> {d['workers_rss_kib_after'] / 1024:.1f} MiB | before | {d['growth_pct']}% growth | flat |
 | (e) server RSS over {e['activations']} ruleset activations ({e['seconds']} s; each starts new engine workers and retires the old) | server {e['server_rss_kib_before'] / 1024:.1f} -> {e['server_rss_kib_after'] / 1024:.1f} MiB (before warm-up {e['server_rss_kib_cold'] / 1024:.1f}); workers {e['workers_rss_kib_before'] / 1024:.1f} -> {e['workers_rss_kib_after'] / 1024:.1f} MiB; median activation {e['activation_median_s']} s | before (after 5 warm-up activations) | {e['growth_pct']}% growth | within 10% |
+| (f) identity B's GetEvaluation latency ({f['b_reads']} calls at {f['b_pace_per_s']:g}/s) while identity A floods past its rate limit ({f['rate_per_s']:g}/s, burst {f['burst']}) with {f['flood_threads']} threads | p50 {f['flood_p50_ms']} ms, p99 {f['flood_p99_ms']} ms; A made {f['a_calls_per_s']:,} calls/s: {f['a_allowed']:,} allowed, {f['a_refused']:,} refused (RESOURCE_EXHAUSTED); B refused {f['b_refused']} | B alone, before and after: p50 {f['baseline_p50_ms']} ms, p99 {f['baseline_p99_ms']} ms | p50 {f['ratio_p50']}x, p99 {f['ratio_p99']}x | B's normal latency |
 
 (a) pins the server to one core and the client to the other, so they do not
 disturb each other; each baseline is the mean of a run before and a run after
@@ -376,7 +578,12 @@ server with durable commits can beat it; in this run it is itself
 {floor_vs_echo:.2f}x of the echo{floor_verdict}
 (b) counts the whole RPC: SQL aggregates, facts to the
 workers, two rule phases per unit, canonical JSON and storing each evaluation
-and its recommendations. Raw numbers: `bench/out/results.json`.
+and its recommendations. (f) runs on a server of its own with the default
+per-identity limits ((a)-(e) set the rate limit out of the way: their calls all
+come from one identity); A floods from a process of its own at the lowest CPU
+priority, standing for a client on another machine, so that B's figure shows
+the server's cost of A's refused calls rather than A's client code; B paces its
+calls within its own limit. Raw numbers: `bench/out/results.json`.
 """
     RESULTS.write_text(text)
 

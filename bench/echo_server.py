@@ -15,6 +15,7 @@ import sys
 import grpc
 
 import civicscore.__main__ as server_main
+from civicscore.auth.policy import Access
 from civicscore_api.v1 import outcomes_pb2
 
 
@@ -42,4 +43,7 @@ BASELINES = grpc.method_handlers_generic_handler(
 
 
 if __name__ == "__main__":
-    sys.exit(server_main.main(extra_handlers=(BASELINES,)))
+    # The baselines pass the same access check as every RPC (any authenticated identity), so the
+    # ratio compares work, not authentication.
+    access = {f"/civicscore.bench.Echo/{name}": Access.AUTHENTICATED for name in ("Echo", "Ack")}
+    sys.exit(server_main.main(extra_handlers=(BASELINES,), extra_access=access))

@@ -22,9 +22,10 @@ import pytest
 from civicscore.domain.canonical import canonical_json, sha256_hex
 from civicscore.domain.model import MeasurementFact, OverdueTask, PriorQuarter, TaskCounts, UnitFacts, UnitKind
 from civicscore.domain.scoring import ScoreBreakdown, task_rates
+from civicscore.engine import pool as pool_module
 from civicscore.engine.facts import InvalidFacts, measurement_fact, overdue_fact, unit_fact, view_measurement
 from civicscore.engine.pool import MAX_CHUNK, EnginePool, chunk_sizes
-from civicscore.engine.port import EngineError
+from civicscore.engine.port import EngineError, EvaluationCancelled
 from civicscore.ruleset import RulesetInvalid, load_ruleset
 from civicscore.ruleset.fields import FACT_FIELDS, MEASUREMENT, OVERDUE, UNIT
 
@@ -509,3 +510,117 @@ def test_indicator_points_add_up_to_the_score(pool: EnginePool) -> None:
     assert sum(i.points for i in result.indicators) - result.penalty == pytest.approx(result.score, abs=0.005)
     timeliness = next(i for i in result.indicators if i.indicator == "task.timeliness")
     assert timeliness.value == pytest.approx((10 + 0.75 * 6) / 20)
+
+
+# ---- cancellation: the caller has gone -------------------------------------------------------
+
+
+class SendSpy:
+    """Records the units of every chunk sent to a worker; runs `on_first` once the first is in a worker."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, on_first: Callable[[], None]) -> None:
+        self.sent: list[list[str]] = []
+        self._on_first = on_first
+        original = pool_module._Worker.send
+
+        def send(worker: Any, job: Any) -> None:
+            original(worker, job)
+            self.sent.append([u.unit_code for u in job.facts])
+            if len(self.sent) == 1:
+                self._on_first()
+
+        monkeypatch.setattr(pool_module._Worker, "send", send)
+
+
+class JobSpy:
+    """Keeps every chunk the pool makes, to check that none is left pending."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.jobs: list[Any] = []
+        spy = self
+
+        class RecordedJob(pool_module._Job):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                spy.jobs.append(self)
+
+        monkeypatch.setattr(pool_module, "_Job", RecordedJob)
+
+    def all_done(self) -> bool:
+        return bool(self.jobs) and all(job.future.done() for job in self.jobs)
+
+
+@pytest.fixture
+def one_slow_worker() -> Iterator[EnginePool]:
+    """One worker, 10 ms per unit: a call's first chunk (64 units) is still in the worker when it is cancelled."""
+    with EnginePool(rule_files(), workers=1, job_timeout_s=30, fault_delay_s=0.01) as engine:
+        yield engine
+
+
+def test_a_cancelled_event_set_before_the_call_stops_it_before_any_work(pool: EnginePool) -> None:
+    cancelled = threading.Event()
+    cancelled.set()
+    with pytest.raises(EvaluationCancelled, match="cancelled before it started"):
+        pool.evaluate(varied_units("C", 10), cancelled=cancelled)
+    with pytest.raises(EvaluationCancelled):
+        pool.evaluate_encoded([], cancelled=cancelled)
+    assert isinstance(EvaluationCancelled("x"), EngineError)
+    assert len(pool.evaluate(varied_units("C", 3), cancelled=threading.Event())) == 3
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_cancelling_drops_the_chunks_not_yet_sent_and_leaves_the_worker_serving(
+    one_slow_worker: EnginePool, monkeypatch: pytest.MonkeyPatch, encoded: bool
+) -> None:
+    engine = one_slow_worker
+    pids = engine.worker_pids()
+    expected_other = [canonical_json(r) for r in engine.evaluate(varied_units("B", 10))]
+    cancelled = threading.Event()
+    box: dict[str, Any] = {}
+
+    def other_call() -> None:  # another client, queued behind the cancelled call's chunks
+        box["other"] = engine.evaluate(varied_units("B", 10))
+
+    other = threading.Thread(target=other_call)
+
+    def first_chunk_in_worker() -> None:
+        other.start()
+        cancelled.set()
+
+    spy = SendSpy(monkeypatch, first_chunk_in_worker)
+    jobs = JobSpy(monkeypatch)
+    units = varied_units("X", 200)
+    call = engine.evaluate_encoded if encoded else engine.evaluate
+    with pytest.raises(EvaluationCancelled, match="was cancelled after 0 of"):
+        call(units, cancelled=cancelled)
+    other.join(60)
+    # Only the chunk that was already in the worker ran; the other client's call was served in full.
+    cancelled_sent = [codes for codes in spy.sent if codes[0].startswith("X")]
+    assert cancelled_sent == [[u.unit_code for u in units[:MAX_CHUNK]]]
+    assert [canonical_json(r) for r in box["other"]] == expected_other
+    assert eventually(jobs.all_done)  # no chunk is left pending
+    dropped = [job for job in jobs.jobs if job.facts[0].unit_code.startswith("X")][1:]
+    assert dropped and all(isinstance(job.future.exception(), EvaluationCancelled) for job in dropped)
+    assert engine.worker_pids() == pids
+    assert [r.unit_code for r in engine.evaluate(units[:5])] == [u.unit_code for u in units[:5]]
+
+
+def test_a_cancelled_chunk_whose_worker_dies_is_not_retried(
+    one_slow_worker: EnginePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = one_slow_worker
+    victim = engine.worker_pids()[0]
+    cancelled = threading.Event()
+
+    def kill_the_worker() -> None:
+        cancelled.set()
+        os.kill(victim, signal.SIGKILL)
+
+    spy = SendSpy(monkeypatch, kill_the_worker)
+    jobs = JobSpy(monkeypatch)
+    with pytest.raises(EvaluationCancelled):
+        engine.evaluate(varied_units("Y", 100), cancelled=cancelled)
+    assert eventually(jobs.all_done)
+    assert len(spy.sent) == 1  # not sent again to the replacement
+    assert eventually(lambda: len(engine.worker_pids()) == 1 and victim not in engine.worker_pids())
+    assert len(engine.evaluate(varied_units("Y", 4))) == 4

@@ -5,7 +5,9 @@
      ├── NotFound              NOT_FOUND
      ├── AlreadyExists         ALREADY_EXISTS (same id or key, different content)
      ├── FailedPrecondition    FAILED_PRECONDITION (e.g. no ruleset in force)
-     └── EvaluationFailed      UNAVAILABLE (the engine could not finish; retry later)
+ ├── PermissionDenied      PERMISSION_DENIED (e.g. a reporter writing for a unit outside its scope)
+     ├── EvaluationFailed      UNAVAILABLE (the engine could not finish; retry later)
+     └── Cancelled             CANCELLED (the client has gone: the work stopped, nothing was stored)
 """
 
 from __future__ import annotations
@@ -71,5 +73,17 @@ class FailedPrecondition(CivicscoreError):
     reason = "FAILED_PRECONDITION"
 
 
+class PermissionDenied(CivicscoreError):
+    """The caller is authenticated but may not do this (e.g. a unit outside its scope)."""
+
+    reason = "PERMISSION_DENIED"
+
+
 class EvaluationFailed(CivicscoreError):
     reason = "EVALUATION_FAILED"
+
+
+class Cancelled(CivicscoreError):
+    """The client cancelled the call or its deadline passed: the work stopped and nothing was stored."""
+
+    reason = "CANCELLED"

@@ -1,22 +1,33 @@
-"""EvaluatePeriod: gather a quarter's facts (aggregated in SQL), run the engine, store the results."""
+"""EvaluatePeriod: gather a quarter's facts (aggregated in SQL), run the engine, store the results.
+
+A call may pass `cancelled`, a threading.Event that the servicer sets when the
+RPC ends (see `cancellation_event`): once the client has gone (cancelled, or
+its deadline passed) the engine drops the work not yet started and nothing is
+saved; the use case raises Cancelled (gRPC CANCELLED) and logs it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import RecommendationStatus, TaskCounts, Unit, UnitEvaluation, UnitFacts
 from civicscore.domain.periods import InvalidPeriod, Quarter
-from civicscore.engine.port import EncodedEvaluation, EngineError, RulesEngine
-from civicscore.errors import EvaluationFailed, FailedPrecondition, InvalidInput, Violation
+from civicscore.engine.port import EncodedEvaluation, EngineError, EvaluationCancelled, RulesEngine
+from civicscore.errors import Cancelled, EvaluationFailed, FailedPrecondition, InvalidInput, Violation
 from civicscore.idempotency import claim_key
 from civicscore.rulebook import NoRulesetInForce, RulesetRefused, RulesetRegistry
 from civicscore.store import RecommendationRecord, SaveEvaluationsResult, Store
 from civicscore.store.base import NewEvaluation
 from civicscore.validation import check_idempotency_key, hanoi_today
+
+log = logging.getLogger("civicscore.evaluate")
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,44 @@ class PeriodEvaluation:
     recommendations: int
     ruleset_version: str
     ruleset_digest: str
+
+
+def cancellation_event(add_callback: Callable[[Callable[[], None]], bool]) -> threading.Event:
+    """An Event set when the RPC ends; pass the servicer's `context.add_callback`.
+
+    gRPC runs the callback when the call terminates for any reason: the client
+    cancelled, its deadline passed, the connection dropped, or the reply was
+    sent (by then nobody looks at the event). If the call has already ended,
+    the event is set at once.
+    """
+    event = threading.Event()
+    if not add_callback(event.set):
+        event.set()
+    return event
+
+
+def _cancelled(what: str, when: str) -> Cancelled:
+    log.info("%s stopped %s: the client cancelled the call or its deadline passed; nothing was saved", what, when)
+    return Cancelled(f"{what} was cancelled (the client cancelled the call or its deadline passed); "
+                     "nothing was saved")
+
+
+def _stop_if_cancelled(cancelled: threading.Event | None, what: str, when: str) -> None:
+    if cancelled is not None and cancelled.is_set():
+        raise _cancelled(what, when)
+
+
+@contextmanager
+def stops_when_cancelled(what: str) -> Iterator[None]:
+    """Turn the engine's EvaluationCancelled inside the block into Cancelled (gRPC CANCELLED), logged.
+
+    For servicers that run the engine themselves (SimulateRuleset): put it inside
+    any `except EngineError` so that a cancellation is not reported as a failure.
+    """
+    try:
+        yield
+    except EvaluationCancelled:
+        raise _cancelled(what, "in the rules engine") from None
 
 
 def parse_period(value: str, field: str = "period") -> Quarter:
@@ -115,10 +164,13 @@ def to_new_evaluation(result: EncodedEvaluation, unit: Unit, now: dt.datetime) -
 
 
 def evaluate_period(store: Store, rulesets: RulesetRegistry, period: str, *, now: dt.datetime,
-                    idempotency_key: str) -> PeriodEvaluation:
+                    idempotency_key: str, actor: str, cancelled: threading.Event | None = None) -> PeriodEvaluation:
     """Evaluate every active unit for a quarter with the ruleset in force for that quarter, and store
     new revisions where results changed. The engine is leased for the whole call: an activation
-    meanwhile does not change the ruleset this call evaluates with."""
+    meanwhile does not change the ruleset this call evaluates with.
+
+    When `cancelled` is set before the results are saved, the engine's remaining work is dropped,
+    nothing is saved (the save is one transaction: all or nothing) and Cancelled is raised."""
     quarter = parse_period(period)
     if violations := check_idempotency_key(idempotency_key):
         raise InvalidInput(violations)
@@ -126,7 +178,8 @@ def evaluate_period(store: Store, rulesets: RulesetRegistry, period: str, *, now
         raise FailedPrecondition(f"quarter {quarter} has not started yet; nothing to evaluate")
     try:
         with rulesets.lease(quarter) as (_, engine):
-            return _evaluate_with(store, engine, quarter, now=now, idempotency_key=idempotency_key)
+            return _evaluate_with(store, engine, quarter, now=now, idempotency_key=idempotency_key,
+                                  actor=actor, cancelled=cancelled)
     except NoRulesetInForce as missing:
         raise FailedPrecondition(str(missing)) from None
     except (RulesetRefused, EngineError) as failed:
@@ -134,7 +187,7 @@ def evaluate_period(store: Store, rulesets: RulesetRegistry, period: str, *, now
 
 
 def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: dt.datetime,
-                   idempotency_key: str) -> PeriodEvaluation:
+                   idempotency_key: str, actor: str, cancelled: threading.Event | None) -> PeriodEvaluation:
     claim, replayed = claim_key(store, idempotency_key, "EvaluatePeriod",
                                 digest_of([str(quarter), engine.ruleset_digest]))
     if replayed is not None:
@@ -142,12 +195,16 @@ def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: 
     unit_list = list(active_units(store))
     facts = gather_facts(store, quarter, unit_list)
     units = {u.code: u for u in unit_list}
+    what = f"the evaluation of {quarter}"
+    _stop_if_cancelled(cancelled, what, "before the rules engine ran")
     try:
-        results = engine.evaluate_encoded(facts)
+        with stops_when_cancelled(what):
+            results = engine.evaluate_encoded(facts, cancelled=cancelled)
     except EngineError as exc:
         raise EvaluationFailed(f"the rules engine could not evaluate {quarter}: {exc}") from exc
     new = [to_new_evaluation(r, units[r.unit_code], now) for r in results]
-    saved = store.save_evaluations(new, period=str(quarter), idempotency=claim)
+    _stop_if_cancelled(cancelled, what, "before saving")
+    saved = store.save_evaluations(new, period=str(quarter), idempotency=claim, recorded_by=actor)
     return _period_evaluation(saved, engine)
 
 

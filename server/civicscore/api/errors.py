@@ -21,11 +21,13 @@ from grpc_status import rpc_status
 
 from civicscore.errors import (
     AlreadyExists,
+    Cancelled,
     CivicscoreError,
     EvaluationFailed,
     FailedPrecondition,
     InvalidInput,
     NotFound,
+    PermissionDenied,
 )
 from civicscore.store import IdempotencyConflict, StoreError
 from civicscore.store.base import InvalidCursor, MissingReferences
@@ -42,7 +44,9 @@ _CODES: dict[type[Exception], tuple[grpc.StatusCode, int]] = {
     AlreadyExists: (grpc.StatusCode.ALREADY_EXISTS, code_pb2.ALREADY_EXISTS),
     IdempotencyConflict: (grpc.StatusCode.ALREADY_EXISTS, code_pb2.ALREADY_EXISTS),
     FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),
+    PermissionDenied: (grpc.StatusCode.PERMISSION_DENIED, code_pb2.PERMISSION_DENIED),
     EvaluationFailed: (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE),
+    Cancelled: (grpc.StatusCode.CANCELLED, code_pb2.CANCELLED),
     StoreError: (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE),
     # Both are checked before writing; these only surface when a concurrent request won a race.
     MissingReferences: (grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),

@@ -11,6 +11,13 @@ A worker is never left waiting on the parent: as soon as a reply has been read
 off the pipe (the worker is then idle, reading), the feeding thread sends the
 next chunk and only then unpickles the reply. Chunks shrink towards the end of a
 call so that both workers finish at about the same time.
+
+Cancellation: a call may pass a `threading.Event` (set when its client has
+gone). Once it is set the call raises EvaluationCancelled within
+`_CANCEL_POLL_S`; its chunks still queued are dropped by the feeding threads
+when they reach them (each dropped chunk's future gets EvaluationCancelled, so
+none is left pending), and a chunk already in a worker finishes there: the
+worker is neither killed nor disturbed and takes the next chunk as usual.
 """
 
 from __future__ import annotations
@@ -30,13 +37,14 @@ from typing import Any, cast
 
 from civicscore.domain.model import UnitEvaluation, UnitFacts
 from civicscore.engine.facts import check_facts
-from civicscore.engine.port import EncodedEvaluation, EngineError
+from civicscore.engine.port import EncodedEvaluation, EngineError, EvaluationCancelled
 from civicscore.engine.worker import run_worker
 from civicscore.ruleset import Ruleset, load_ruleset
 
 MAX_CHUNK = 64
 MIN_START_TIMEOUT_S = 60.0
 _STOP_WAIT_S = 2.0
+_CANCEL_POLL_S = 0.05  # how often a waiting call looks at its `cancelled` event
 
 
 def chunk_sizes(units: int, workers: int) -> list[int]:
@@ -59,8 +67,17 @@ class _WorkerLost(Exception):
 class _Job:
     facts: list[UnitFacts]
     encoded: bool  # results as EncodedEvaluation (else UnitEvaluation)
+    cancelled: threading.Event | None = None  # the calling client has gone: do not start this chunk
     future: Future[list[Any]] = field(default_factory=Future)
     failures: list[str] = field(default_factory=list)
+
+    def drop_if_cancelled(self) -> bool:
+        """If the call was cancelled, end the chunk's future with EvaluationCancelled and say so."""
+        if self.cancelled is None or not self.cancelled.is_set():
+            return False
+        if not self.future.done():
+            self.future.set_exception(EvaluationCancelled(f"evaluating {self.describe()} was cancelled"))
+        return True
 
     def describe(self) -> str:
         """The chunk's units and periods, for error messages."""
@@ -213,27 +230,34 @@ class EnginePool:
         with self._lock:
             return [worker.pid for worker in self._workers if worker is not None]
 
-    def evaluate(self, facts: Sequence[UnitFacts]) -> list[UnitEvaluation]:
+    def evaluate(self, facts: Sequence[UnitFacts], *, cancelled: threading.Event | None = None
+                 ) -> list[UnitEvaluation]:
         """Evaluate units in the workers; results in the order of `facts`.
 
-        Raises InvalidFacts (a ValueError) for self-contradicting facts, and
-        EngineError when a chunk fails `max_attempts` times or the pool is closed.
+        Raises InvalidFacts (a ValueError) for self-contradicting facts,
+        EngineError when a chunk fails `max_attempts` times or the pool is
+        closed, and EvaluationCancelled (an EngineError) soon after `cancelled`
+        is set: chunks not yet sent to a worker are then dropped.
         """
-        return cast(list[UnitEvaluation], self._evaluate(facts, encoded=False))
+        return cast(list[UnitEvaluation], self._evaluate(facts, encoded=False, cancelled=cancelled))
 
-    def evaluate_encoded(self, facts: Sequence[UnitFacts]) -> list[EncodedEvaluation]:
+    def evaluate_encoded(self, facts: Sequence[UnitFacts], *, cancelled: threading.Event | None = None
+                         ) -> list[EncodedEvaluation]:
         """As `evaluate`, each result with its canonical JSON made in the worker (see EncodedEvaluation)."""
-        return cast(list[EncodedEvaluation], self._evaluate(facts, encoded=True))
+        return cast(list[EncodedEvaluation], self._evaluate(facts, encoded=True, cancelled=cancelled))
 
-    def _evaluate(self, facts: Sequence[UnitFacts], *, encoded: bool) -> list[Any]:
+    def _evaluate(self, facts: Sequence[UnitFacts], *, encoded: bool, cancelled: threading.Event | None
+                  ) -> list[Any]:
         units = list(facts)
+        if cancelled is not None and cancelled.is_set():
+            raise EvaluationCancelled(f"the evaluation of {len(units)} unit(s) was cancelled before it started")
         if not units:
             return []
         check_facts(units)
         jobs = []
         start = 0
         for size in chunk_sizes(len(units), len(self._workers)):
-            jobs.append(_Job(units[start : start + size], encoded))
+            jobs.append(_Job(units[start : start + size], encoded, cancelled))
             start += size
         with self._lock:
             if self._closed:
@@ -241,8 +265,20 @@ class EnginePool:
             for job in jobs:
                 self._jobs.put(job)
         results: list[Any] = []
-        for job in jobs:
-            results.extend(job.future.result())
+        for done, job in enumerate(jobs):
+            if cancelled is None:
+                results.extend(job.future.result())
+                continue
+            while True:
+                try:
+                    results.extend(job.future.result(timeout=_CANCEL_POLL_S))
+                    break
+                except TimeoutError:
+                    if cancelled.is_set():
+                        # The queued chunks are dropped by the feeding threads as they reach them.
+                        raise EvaluationCancelled(
+                            f"the evaluation of {len(units)} unit(s) was cancelled after {done} of "
+                            f"{len(jobs)} chunk(s)") from None
         return results
 
     def close(self) -> None:
@@ -280,6 +316,9 @@ class EnginePool:
         job = self._jobs.get()
         sent_to: _Worker | None = None  # the worker `job` was already sent to, if any
         while job is not None:
+            if sent_to is None and job.drop_if_cancelled():  # its caller has gone: do not start it
+                job = self._jobs.get()
+                continue
             try:
                 worker = self._ready_worker(slot)
                 if sent_to is not worker:  # not sent yet, or sent to a worker that has since died
@@ -308,18 +347,22 @@ class EnginePool:
                 job.future.set_exception(EngineError(f"evaluating {job.describe()} failed: {payload}"))
             else:  # an error inside the worker: start afresh, in case durable_rules' state is damaged
                 self._retry_or_fail(job, f"worker {worker.pid}: {payload}")
-                self._replace(slot)  # the next chunk, if sent, is sent again to the new worker
+                self._replace(slot)
+                sent_to = None  # the next chunk, if sent, is sent again to the new worker
             job = following.job if following is not None else self._jobs.get()
 
     def _send_next(self, worker: _Worker) -> _Next | None:
-        """Take the next queued chunk, if any, and send it to the (idle) worker."""
-        try:
-            job = self._jobs.get_nowait()
-        except queue.Empty:
-            return None
-        if job is None:  # the pool is closing: leave the signal for the loop
-            self._jobs.put(None)
-            return None
+        """Take the next queued chunk still wanted, if any, and send it to the (idle) worker."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return None
+            if job is None:  # the pool is closing: leave the signal for the loop
+                self._jobs.put(None)
+                return None
+            if not job.drop_if_cancelled():
+                break
         try:
             worker.send(job)
         except Exception:  # sent again (and any error reported) by the next round
@@ -359,6 +402,8 @@ class EnginePool:
 
     def _retry_or_fail(self, job: _Job, reason: str) -> None:
         job.failures.append(reason)
+        if job.drop_if_cancelled():  # nobody waits for it: no second try
+            return
         with self._lock:
             if not self._closed and len(job.failures) < self._max_attempts:
                 self._jobs.put(job)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,6 +21,10 @@ from civicscore.domain.model import (
 
 class EngineError(Exception):
     """An evaluation could not be completed (e.g. it kept crashing engine workers)."""
+
+
+class EvaluationCancelled(EngineError):
+    """The caller's `cancelled` event was set: the evaluation stopped before it finished."""
 
 
 @dataclass(frozen=True)
@@ -111,11 +116,17 @@ class RulesEngine(Protocol):
     @property
     def ruleset_digest(self) -> str: ...
 
-    def evaluate(self, facts: Sequence[UnitFacts]) -> list[UnitEvaluation]:
-        """Evaluate each unit's facts; results are in the order of `facts`."""
+    def evaluate(self, facts: Sequence[UnitFacts], *, cancelled: threading.Event | None = None
+                 ) -> list[UnitEvaluation]:
+        """Evaluate each unit's facts; results are in the order of `facts`.
+
+        When `cancelled` is set (e.g. the client has gone), work not yet started is dropped and
+        EvaluationCancelled is raised promptly.
+        """
         ...
 
-    def evaluate_encoded(self, facts: Sequence[UnitFacts]) -> list[EncodedEvaluation]:
+    def evaluate_encoded(self, facts: Sequence[UnitFacts], *, cancelled: threading.Event | None = None
+                         ) -> list[EncodedEvaluation]:
         """As `evaluate`, with each result serialised by the engine (no `canonical_json` needed after)."""
         ...
 
