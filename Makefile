@@ -23,7 +23,8 @@ venv: $(STAMP) ## Create the virtual environment in .venv (from scratch when dep
 
 run: $(STAMP) ## Start the server on $(ADDR) with SQLite at $(DB) and the default rules (demo data on an empty database)
 	mkdir -p var
-	$(PY) -m civicscore --listen $(ADDR) --database sqlite:///$(DB) --rules rules --demo-data
+	$(PY) -m civicscore --listen $(ADDR) --database sqlite:///$(DB) --rules rules --demo-data \
+		--bootstrap-admin-token-file var/admin.token
 
 test: $(STAMP) check-gen lint ## Generated-code check, lint, then the whole test suite (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -20,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from civicscore_api.v1 import (
     assignments_pb2_grpc,
     evaluations_pb2_grpc,
+    identities_pb2_grpc,
     measurements_pb2_grpc,
     outcomes_pb2_grpc,
     periods_pb2_grpc,
@@ -27,12 +29,61 @@ from civicscore_api.v1 import (
     units_pb2,
     units_pb2_grpc,
 )
+from civicscore_client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 UNITS_CSV = ROOT / "server" / "civicscore" / "demo_data" / "hanoi-units.csv"
 KINDS = {"department": units_pb2.UNIT_KIND_DEPARTMENT, "ward": units_pb2.UNIT_KIND_WARD,
          "commune": units_pb2.UNIT_KIND_COMMUNE, "district": units_pb2.UNIT_KIND_DISTRICT}
+
+
+_TOKENS: dict[str, str] = {}  # address -> bootstrap admin token of the server started there
+
+
+def token_for(address: str) -> str:
+    """The bootstrap administrator's token of the test server at `address` (for CLI runs and clients
+    that only know the address)."""
+    return _TOKENS.get(address, "")
+
+
+def admin_client(address: str, **options: Any) -> Client:
+    """An SDK client for the test server at `address`, authenticated as its bootstrap administrator."""
+    return Client(address, token=token_for(address) or None, **options)
+
+
+class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor,
+                  grpc.UnaryStreamClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds `authorization: Bearer <token>` to every call of a channel."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = ("authorization", f"Bearer {token}")
+
+    def _details(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._metadata]
+        return details._replace(metadata=metadata) if hasattr(details, "_replace") else _Details(details, metadata)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(details), request_iterator)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(details), request_iterator)
+
+
+class _Details(grpc.ClientCallDetails):
+    def __init__(self, details: Any, metadata: list[tuple[str, str]]) -> None:
+        self.method = details.method
+        self.timeout = details.timeout
+        self.metadata = metadata
+        self.credentials = details.credentials
+        self.wait_for_ready = getattr(details, "wait_for_ready", None)
+        self.compression = getattr(details, "compression", None)
 
 
 class ServerProcess:
@@ -51,6 +102,8 @@ class ServerProcess:
         self.workers = workers
         self.watch_rules = watch_rules
         self.port_file = workdir / "port"
+        self.token_file = workdir / "admin.token"  # the bootstrap administrator's token (every role)
+        self.token = ""
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.address = ""
@@ -62,6 +115,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module, "--listen", "127.0.0.1:0", "--database", self.database_url,
              "--rules", str(self.rules), "--port-file", str(self.port_file), "--workers", str(self.workers),
+             "--bootstrap-admin-token-file", str(self.token_file),
              *(() if self.watch_rules else ("--no-watch-rules",)), *self.extra_args],
             cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=self._env(),
         )
@@ -73,6 +127,8 @@ class ServerProcess:
                 raise TimeoutError(f"server did not start within {timeout}s:\n{self.log()}")
             time.sleep(0.05)
         self.address = f"127.0.0.1:{self.port_file.read_text().strip()}"
+        self.token = self.token_file.read_text().strip() if self.token_file.exists() else ""
+        _TOKENS[self.address] = self.token
         self._channel = None
         health = health_pb2_grpc.HealthStub(self.channel())
         serving = health_pb2.HealthCheckResponse.SERVING
@@ -90,9 +146,19 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def channel(self) -> grpc.Channel:
+        """A channel whose calls carry the bootstrap administrator's token."""
         if self._channel is None:
-            self._channel = grpc.insecure_channel(self.address, options=[("grpc.max_metadata_size", 1 << 20)])
+            raw = grpc.insecure_channel(self.address, options=[("grpc.max_metadata_size", 1 << 20)])
+            self._channel = grpc.intercept_channel(raw, BearerToken(self.token)) if self.token else raw
         return self._channel
+
+    def anonymous_channel(self) -> grpc.Channel:
+        """A channel without credentials (close it when done)."""
+        return grpc.insecure_channel(self.address)
+
+    def client(self, token: str | None = None, **options: Any) -> Client:
+        """An SDK client, authenticated as the bootstrap administrator unless another token is given."""
+        return Client(self.address, token=(token if token is not None else self.token) or None, **options)
 
     def stubs(self) -> SimpleNamespace:
         ch = self.channel()
@@ -104,6 +170,7 @@ class ServerProcess:
             periods=periods_pb2_grpc.PeriodServiceStub(ch),
             evaluations=evaluations_pb2_grpc.EvaluationServiceStub(ch),
             rulesets=rulesets_pb2_grpc.RulesetServiceStub(ch),
+            identities=identities_pb2_grpc.IdentityServiceStub(ch),
         )
 
     def child_pids(self) -> list[int]:

@@ -22,6 +22,7 @@ from civicscore_api.v1 import outcomes_pb2, outcomes_pb2_grpc
 from civicscore_client import Client, InvalidArgument
 from civicscore_client.cli import app
 from civicscore_client.importing import parse_outcomes
+from tests.serverproc import admin_client, token_for
 
 HANOI = dt.timezone(dt.timedelta(hours=7))
 ASSIGNMENT_HEADER = "assignment_id,unit,title,area,source_document,assigned_on,due_on,priority"
@@ -53,7 +54,8 @@ Q = Quarter(dt.datetime.now(HANOI).date())
 
 def civicscore(address: str, *args: str) -> Result:
     """Run the command in-process, with a wide terminal so tables never split a name."""
-    return CliRunner().invoke(app, ["--server", address, *args], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    return CliRunner().invoke(app, ["--server", address, *args], env={"COLUMNS": "250", "NO_COLOR": "1",
+                                                                    "CIVICSCORE_TOKEN": token_for(address)})
 
 
 def write(path: Path, header: str, rows: list[str]) -> Path:
@@ -87,7 +89,7 @@ def load_assignments(address: str, tmp_path: Path, *units: str) -> None:
 
 
 def stored_outcome_ids(address: str) -> set[str]:
-    with Client(address) as client:
+    with admin_client(address) as client:
         return {outcome.outcome_id for outcome in client.list_outcomes()}
 
 
@@ -181,7 +183,7 @@ def test_every_violation_is_listed_even_when_they_do_not_fit_in_one_error(
     assert lines == set(range(2, 302))
 
     outcomes = [_outcome(f"O-{n}", f"NO-SUCH-TASK-{n}") for n in range(300)]
-    with Client(address) as client, pytest.raises(InvalidArgument) as caught:
+    with admin_client(address) as client, pytest.raises(InvalidArgument) as caught:
         client.submit_outcomes(outcomes)
     assert caught.value.complete
     assert {v.index for v in caught.value.violations} == set(range(300))

@@ -36,7 +36,7 @@ from civicscore.ruleset import Ruleset, load_ruleset
 from civicscore_api.v1 import evaluations_pb2, outcomes_pb2
 from civicscore_client.cli import app
 from tests.scenario import PERIOD, completed, load_quarter
-from tests.serverproc import RULES, ServerProcess
+from tests.serverproc import RULES, ServerProcess, token_for
 
 
 def rule_files() -> dict[str, str]:
@@ -453,7 +453,8 @@ def _explain_rpc(server: ServerProcess, code: str, revision: int = 0) -> evaluat
 
 
 def civicscore(address: str, *args: str) -> Result:
-    return CliRunner().invoke(app, ["--server", address, *args], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    return CliRunner().invoke(app, ["--server", address, *args], env={"COLUMNS": "250", "NO_COLOR": "1",
+                                                                    "CIVICSCORE_TOKEN": token_for(address)})
 
 
 @pytest.fixture

@@ -18,18 +18,19 @@ from typer.testing import CliRunner, Result
 
 from civicscore.ruleset import RulesetInvalid, load_ruleset
 from civicscore_api.v1 import evaluations_pb2
-from civicscore_client import Client, InvalidArgument
+from civicscore_client import InvalidArgument
 from civicscore_client._rulesets import read_rules_folder
 from civicscore_client.cli import app
 from tests.scenario import PERIOD, load_quarter
-from tests.serverproc import RULES, ServerProcess
+from tests.serverproc import RULES, ServerProcess, token_for
 
 pytestmark = pytest.mark.slow
 
 
 def civicscore(address: str, *args: str) -> Result:
     """Run the command in-process, with a wide terminal so tables never split a name."""
-    return CliRunner().invoke(app, ["--server", address, *args], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    return CliRunner().invoke(app, ["--server", address, *args], env={"COLUMNS": "250", "NO_COLOR": "1",
+                                                                    "CIVICSCORE_TOKEN": token_for(address)})
 
 
 def ok(address: str, *args: str) -> str:
@@ -203,7 +204,7 @@ def test_every_issue_is_listed_even_beyond_what_an_error_can_carry(quarter: Serv
         flags.write(extra)
     issues = expected_issues(folder)
     assert len(issues) >= 60
-    with Client(quarter.address) as client, pytest.raises(InvalidArgument) as refused:
+    with quarter.client() as client, pytest.raises(InvalidArgument) as refused:
         client.activate_ruleset(read_rules_folder(folder), reason="thử")
     assert not refused.value.complete  # the error itself lists only the first ones
 

@@ -66,7 +66,7 @@ def quarter(tmp_path: Path, rules_dir: Path) -> Iterator[ServerProcess]:
 
 
 def client(server: ServerProcess) -> Client:
-    return Client(server.address, timeout=60)
+    return server.client(timeout=60)
 
 
 def evaluation(c: Client, code: str, period: str = PERIOD) -> evaluations_pb2.Evaluation:
@@ -205,7 +205,7 @@ def test_a_broken_ruleset_is_refused_with_positions_and_the_old_one_keeps_servin
             assert "did you mean `timeliness`" in violation.description
         status = c.get_ruleset_status()
         assert status.active.digest == active
-        assert status.last_refused.source == "rpc" and status.last_refused.actor.startswith("unauthenticated:")
+        assert (status.last_refused.source, status.last_refused.actor) == ("rpc", "bootstrap-admin")
         [issue] = status.last_refused.issues
         assert (issue.file, issue.line > 0, issue.column > 0) == ("flags.yaml", True, True)
         assert len(list(c.list_ruleset_activations())) == 1
@@ -319,14 +319,18 @@ def test_a_broken_folder_on_a_new_database_refuses_to_start(tmp_path: Path, rule
 def test_activations_under_load_fail_no_request(quarter: ServerProcess, rules_dir: Path) -> None:
     """20 activations, 5 of them broken, while evaluations and reads run: zero failed requests."""
     files = read_rules_folder(rules_dir)
+    tokens = {}
     with client(quarter) as c:
         c.evaluate_period(PERIOD)
+        for role in ("committee", "reader", "policy"):  # each client its own identity, as in production
+            c.create_identity(f"{role}-bot", f"Load test {role}", roles=[role])
+            tokens[role] = c.issue_token(f"{role}-bot").token
     failures: list[str] = []
     done = threading.Event()
     counts = {"evaluate": 0, "read": 0}
 
     def evaluate_loop() -> None:
-        with Client(quarter.address, timeout=60, max_attempts=1) as mine:
+        with quarter.client(tokens["committee"], timeout=60, max_attempts=1) as mine:
             while not done.is_set():
                 try:
                     mine.evaluate_period(PERIOD)
@@ -335,12 +339,13 @@ def test_activations_under_load_fail_no_request(quarter: ServerProcess, rules_di
                     failures.append(f"EvaluatePeriod: {error!r}")
 
     def read_loop() -> None:
-        with Client(quarter.address, timeout=60, max_attempts=1) as mine:
-            while not done.is_set():
+        with quarter.client(tokens["reader"], timeout=60, max_attempts=1) as mine:
+            while not done.is_set():  # a steady load, within the reader's rate limit
                 try:
                     mine.get_evaluation(PERIOD, "STP")
                     mine.get_active_ruleset()
                     counts["read"] += 1
+                    time.sleep(0.05)
                 except Exception as error:
                     failures.append(f"read: {error!r}")
 
@@ -351,7 +356,7 @@ def test_activations_under_load_fail_no_request(quarter: ServerProcess, rules_di
     refused = 0
     activated: list[str] = []
     try:
-        with client(quarter) as c:
+        with quarter.client(tokens["policy"], timeout=60) as c:
             for i in range(20):
                 threshold = f"0.{60 + i}"
                 candidate = edited(files, "flags.yaml", "params: {threshold: 0.8}",

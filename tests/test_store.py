@@ -150,7 +150,7 @@ def new_evaluation(unit_code: str, period: str, digest: str, *, grade: str = "go
 def test_migrations_match_the_table_classes_and_reopen_cleanly(store: SqlStore, database_url: str) -> None:
     with store.engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), metadata)
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0004"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0006"
     assert diffs == []
     open_store(database_url).close()  # at head already: a no-op
 
@@ -857,3 +857,19 @@ def test_an_activation_replays_under_its_idempotency_key(store: SqlStore) -> Non
     replay = store.record_activation(stored_ruleset("a" * 64), activation(), idempotency=key)
     assert replay == first
     assert len(store.activations()) == 1
+
+
+def test_writes_record_who_made_them_and_unchanged_items_keep_the_first_writer(store: SqlStore) -> None:
+    store.upsert_units([unit("SNV")], recorded_by="admin-1")
+    store.upsert_units([unit("SNV")], recorded_by="admin-2")  # unchanged: nothing rewritten
+    store.upsert_units([unit("STP")], recorded_by="admin-2")
+    store.upsert_assignments([task("T1", "SNV", Q2[1])], recorded_by="secretariat")
+    store.record_outcomes([done("o1", "T1", Q2[1], at(6, 1))], recorded_by="snv-tracker")
+    with store.engine.connect() as connection:
+        who = dict(connection.execute(text("SELECT code, recorded_by FROM units")).all())
+        assert who == {"SNV": "admin-1", "STP": "admin-2"}
+        assert connection.scalar(text("SELECT recorded_by FROM assignments")) == "secretariat"
+        assert connection.scalar(text("SELECT recorded_by FROM outcomes")) == "snv-tracker"
+    store.upsert_units([unit("SNV", name_vi="Sở Nội vụ")], recorded_by="admin-3")  # changed: the new writer
+    with store.engine.connect() as connection:
+        assert connection.scalar(text("SELECT recorded_by FROM units WHERE code = 'SNV'")) == "admin-3"

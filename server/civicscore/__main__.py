@@ -7,13 +7,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
 import grpc
 
 from civicscore.app import CivicscoreServer, ServerConfig
+from civicscore.auth.policy import Access, Permission
 from civicscore.rulebook import RulesetRefused
 
 
@@ -31,24 +32,55 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--demo-data", action="store_true",
                         help="on an empty database, load Hanoi's units and a synthetic quarter of data")
     parser.add_argument("--port-file", type=Path, help="write the bound port to this file once serving")
+    parser.add_argument("--tls-cert", type=Path, default=_env_path("CIVICSCORE_TLS_CERT"),
+                        help="server certificate (PEM) for TLS on --listen; required unless it is a loopback address")
+    parser.add_argument("--tls-key", type=Path, default=_env_path("CIVICSCORE_TLS_KEY"),
+                        help="the certificate's private key (PEM)")
+    parser.add_argument("--client-ca", type=Path, default=_env_path("CIVICSCORE_CLIENT_CA"),
+                        help="CA (PEM) that signs client certificates, for --mtls-listen")
+    parser.add_argument("--mtls-listen", default=os.environ.get("CIVICSCORE_MTLS_LISTEN"),
+                        help="host:port of a second listener that requires a client certificate (mutual TLS)")
+    parser.add_argument("--mtls-port-file", type=Path, help="write the bound mutual-TLS port to this file")
+    parser.add_argument("--reflection", choices=("public", "authenticated", "off"),
+                        default=os.environ.get("CIVICSCORE_REFLECTION", "authenticated"),
+                        help="who may use server reflection (default %(default)s)")
+    parser.add_argument("--bootstrap-admin-token-file", type=Path,
+                        default=_env_path("CIVICSCORE_BOOTSTRAP_TOKEN_FILE"),
+                        help="on a database without an administrator, create one and write its token here (0600)")
+    parser.add_argument("--rate-limit", type=float, default=50.0, help="calls per second per identity (default 50)")
+    parser.add_argument("--rate-burst", type=int, default=100, help="burst allowance per identity (default 100)")
+    parser.add_argument("--max-in-flight", type=int, default=8,
+                        help="calls one identity may have running at once (default 8)")
+    parser.add_argument("--max-concurrent-rpcs", type=int, default=64,
+                        help="calls running at once in all; more get RESOURCE_EXHAUSTED (default 64)")
     parser.add_argument("--log-level", default=os.environ.get("CIVICSCORE_LOG_LEVEL", "INFO"))
     parser.add_argument("--engine-fault-delay", type=float, default=0.0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.GenericRpcHandler] = ()) -> int:
-    """Run the server; `extra_handlers` lets the benchmarks add their baseline RPCs."""
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
+         extra_access: Mapping[str, Permission | Access] | None = None) -> int:
+    """Run the server; `extra_handlers` (with their `extra_access`) let the benchmarks add baseline RPCs."""
     args = _parse(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("civicscore")
     config = ServerConfig(listen=args.listen, database_url=args.database, rules_dir=args.rules,
                           engine_workers=args.workers, engine_fault_delay_s=args.engine_fault_delay,
-                          watch_rules=args.watch_rules)
+                          watch_rules=args.watch_rules, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                          client_ca=args.client_ca, mtls_listen=args.mtls_listen, reflection=args.reflection,
+                          bootstrap_token_file=args.bootstrap_admin_token_file, rate_per_s=args.rate_limit,
+                          rate_burst=args.rate_burst, max_in_flight_per_identity=args.max_in_flight,
+                          max_concurrent_rpcs=args.max_concurrent_rpcs)
     if config.database_url.startswith("sqlite:///"):
         Path(config.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = CivicscoreServer(config, extra_handlers)
+        server = CivicscoreServer(config, extra_handlers, extra_access)
     except RulesetRefused as refused:  # a broken rules folder and no ruleset in force to fall back on
         log.error("cannot start: the rules folder %s has %d problem(s):\n%s", config.rules_dir, len(refused.issues),
                   "\n".join(f"  {issue}" for issue in refused.issues))
@@ -68,10 +100,11 @@ def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.Generic
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     server.start()
-    if args.port_file:
-        tmp = args.port_file.with_suffix(".tmp")
-        tmp.write_text(str(server.port))
-        tmp.replace(args.port_file)
+    for path, port in ((args.mtls_port_file, server.mtls_port), (args.port_file, server.port)):
+        if path:  # the main port file last: waiting for it means both are written
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(str(port))
+            tmp.replace(path)
     server.wait()
     server.stop()
     return 0

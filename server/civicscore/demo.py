@@ -153,17 +153,17 @@ def load_demo_data(runtime: Runtime) -> bool:
     quarters = [last.previous(), last]
     units = _unit_inputs()
     assignments, outcomes, measurements = generate(units, quarters, today, runtime.indicators_for(str(last)))
-    ingest.upsert_units(store, units, idempotency_key="")
+    ingest.upsert_units(store, units, idempotency_key="", actor=SYSTEM)
     for chunk in _batches(assignments):
-        ingest.upsert_assignments(store, chunk, idempotency_key="")
+        ingest.upsert_assignments(store, chunk, idempotency_key="", actor=SYSTEM)
     for outcome_chunk in _batches(outcomes):
-        ingest.submit_outcomes(store, outcome_chunk, now=now, idempotency_key="")
+        ingest.submit_outcomes(store, outcome_chunk, now=now, idempotency_key="", actor=SYSTEM)
     for measurement_chunk in _batches(measurements):
         ingest.submit_measurements(store, measurement_chunk, now=now,
-                                   indicators=runtime.indicators_for, idempotency_key="")
+                                   indicators=runtime.indicators_for, idempotency_key="", actor=SYSTEM)
     for quarter in quarters:
         if runtime.rulesets.ruleset_for(quarter) is not None:
-            evaluate.evaluate_period(store, runtime.rulesets, str(quarter), now=now, idempotency_key="")
+            evaluate.evaluate_period(store, runtime.rulesets, str(quarter), now=now, idempotency_key="", actor=SYSTEM)
     log.info("demo data loaded (SYNTHETIC): %d units, %d assignments, %d outcomes, %d measurements for %s",
              len(units), len(assignments), len(outcomes), len(measurements), ", ".join(map(str, quarters)))
     return True

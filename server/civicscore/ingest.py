@@ -113,7 +113,7 @@ def _counts(result_json: str) -> UpsertCounts:
 # ---- units -------------------------------------------------------------------
 
 
-def upsert_units(store: Store, items: Sequence[UnitInput], *, idempotency_key: str) -> UpsertCounts:
+def upsert_units(store: Store, items: Sequence[UnitInput], *, idempotency_key: str, actor: str) -> UpsertCounts:
     """Create or replace units by code (atomic)."""
     _reject_or_continue(check_batch_size(len(items), "units") + check_idempotency_key(idempotency_key))
     claim, replayed = _replay(store, idempotency_key, "UpsertUnits", items)
@@ -156,13 +156,14 @@ def upsert_units(store: Store, items: Sequence[UnitInput], *, idempotency_key: s
                               parent_code=parent_code, active=item.active,
                               under_review_periods=tuple(sorted(set(periods)))))
     _reject_or_continue(violations)
-    return store.upsert_units(units, idempotency=claim)
+    return store.upsert_units(units, idempotency=claim, recorded_by=actor)
 
 
 # ---- assignments -----------------------------------------------------------------
 
 
-def upsert_assignments(store: Store, items: Sequence[AssignmentInput], *, idempotency_key: str) -> UpsertCounts:
+def upsert_assignments(store: Store, items: Sequence[AssignmentInput], *, idempotency_key: str,
+                       actor: str) -> UpsertCounts:
     """Create or replace assignments by id (atomic); their outcomes are kept."""
     _reject_or_continue(check_batch_size(len(items), "assignments") + check_idempotency_key(idempotency_key))
     claim, replayed = _replay(store, idempotency_key, "UpsertAssignments", items)
@@ -197,7 +198,7 @@ def upsert_assignments(store: Store, items: Sequence[AssignmentInput], *, idempo
                                      area=Area(area), assigned_on=assigned_on, due_on=due_on,
                                      source_document=source, priority=Priority(priority)))
     _reject_or_continue(violations)
-    return store.upsert_assignments(result, idempotency=claim)
+    return store.upsert_assignments(result, idempotency=claim, recorded_by=actor)
 
 
 # ---- measurements and targets ------------------------------------------------------
@@ -232,7 +233,7 @@ def _indicator(c: Checker, value: str, indicators: IndicatorsFor, period: str | 
 
 
 def submit_measurements(store: Store, items: Sequence[MeasurementInput], *, now: dt.datetime,
-                        indicators: IndicatorsFor, idempotency_key: str) -> UpsertCounts:
+                        indicators: IndicatorsFor, idempotency_key: str, actor: str) -> UpsertCounts:
     """Validate and store indicator measurements (atomic); the latest reported_at wins."""
     _reject_or_continue(check_batch_size(len(items), "measurements") + check_idempotency_key(idempotency_key))
     claim, replayed = _replay(store, idempotency_key, "SubmitMeasurements", items)
@@ -275,11 +276,11 @@ def submit_measurements(store: Store, items: Sequence[MeasurementInput], *, now:
                                       numerator=float(item.numerator), denominator=float(item.denominator),
                                       reported_at=item.reported_at.astimezone(dt.UTC), reporting_system=system))
     _reject_or_continue(violations)
-    return store.record_measurements(result, idempotency=claim)
+    return store.record_measurements(result, idempotency=claim, recorded_by=actor)
 
 
 def upsert_targets(store: Store, items: Sequence[TargetInput], *, indicators: IndicatorsFor,
-                   idempotency_key: str) -> UpsertCounts:
+                   idempotency_key: str, actor: str) -> UpsertCounts:
     """Create or replace targets by (indicator, period, unit or kind) (atomic)."""
     _reject_or_continue(check_batch_size(len(items), "targets") + check_idempotency_key(idempotency_key))
     claim, replayed = _replay(store, idempotency_key, "UpsertTargets", items)
@@ -314,4 +315,4 @@ def upsert_targets(store: Store, items: Sequence[TargetInput], *, indicators: In
             result.append(Target(indicator=indicator, period=period, value=float(item.value), unit_code=unit_code,
                                  unit_kind=UnitKind(kind) if kind else None))
     _reject_or_continue(violations)
-    return store.upsert_targets(result, idempotency=claim)
+    return store.upsert_targets(result, idempotency=claim, recorded_by=actor)

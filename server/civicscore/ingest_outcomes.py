@@ -170,7 +170,7 @@ def validate_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.da
 
 def submit_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.datetime, idempotency_key: str,
                     validate_only: bool = False, limit: int = MAX_BATCH,
-                    request_digest: str | None = None) -> OutcomeSubmission:
+                    request_digest: str | None = None, actor: str) -> OutcomeSubmission:
     """Validate and store a batch of outcomes atomically; duplicates by outcome_id are counted, not stored.
 
     `request_digest` identifies the request for idempotency (the api layer hashes
@@ -190,7 +190,7 @@ def submit_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.date
         return OutcomeSubmission(accepted=0, duplicates=0, violations=tuple(violations))
     if violations:
         raise InvalidInput(violations)
-    result = store.record_outcomes(outcomes, idempotency=claim)
+    result = store.record_outcomes(outcomes, idempotency=claim, recorded_by=actor)
     if result.conflicts:
         shown = ", ".join(f"{oid} (item {i})" for i, oid in result.conflicts[:20])
         more = f" and {len(result.conflicts) - 20} more" if len(result.conflicts) > 20 else ""

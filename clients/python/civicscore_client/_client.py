@@ -8,6 +8,7 @@ are split into batches the server accepts; List methods return iterators that fe
 
 from __future__ import annotations
 
+from civicscore_client._identities import IdentityCalls
 from civicscore_client._reads import PAGE_SIZE, ReadCalls
 from civicscore_client._rulesets import RulesetCalls
 from civicscore_client._writes import MAX_BATCH, WriteCalls
@@ -15,7 +16,7 @@ from civicscore_client._writes import MAX_BATCH, WriteCalls
 __all__ = ["MAX_BATCH", "PAGE_SIZE", "Client"]
 
 
-class Client(WriteCalls, ReadCalls, RulesetCalls):
+class Client(WriteCalls, ReadCalls, RulesetCalls, IdentityCalls):
     """A connection to one civicscore server; use it as a context manager so the channel is closed.
 
     with Client("127.0.0.1:50051", timeout=10) as client:

@@ -212,7 +212,7 @@ def evaluation_out(record: EvaluationRecord) -> evaluations_pb2.Evaluation:
         penalty=data["penalty"], flags=[f["flag"] for f in data["flags"]],
         ruleset_version=record.ruleset_version, ruleset_digest=record.ruleset_digest,
         inputs_digest=record.inputs_digest, create_time=timestamp_out(record.created_at), block=record.block,
-        unit_display_name_vi=record.unit_name_vi)
+        unit_display_name_vi=record.unit_name_vi, evaluated_by=record.recorded_by)
     for ind in data["indicators"]:
         evaluation.indicators.add(
             indicator=ind["indicator"], display_name_vi=ind["name_vi"], display_name_en=ind["name_en"],

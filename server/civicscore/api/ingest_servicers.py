@@ -7,9 +7,10 @@ from collections.abc import Iterator
 import grpc
 
 from civicscore import ingest
-from civicscore.api import convert
+from civicscore.api import convert, scope
 from civicscore.api.errors import handle_errors
 from civicscore.api.filters import parse_filter
+from civicscore.api.identity import caller
 from civicscore.api.paging import decode_token, encode_token, page_size
 from civicscore.domain.model import UnitKind
 from civicscore.errors import InvalidInput, NotFound, Violation
@@ -49,7 +50,7 @@ class UnitServicer(units_pb2_grpc.UnitServiceServicer):
     def UpsertUnits(self, request: units_pb2.UpsertUnitsRequest, context: grpc.ServicerContext
                     ) -> units_pb2.UpsertUnitsResponse:
         counts = ingest.upsert_units(self.rt.store, [convert.unit_input(u) for u in request.units],
-                                     idempotency_key=request.idempotency_key)
+                                     idempotency_key=request.idempotency_key, actor=caller(context))
         return units_pb2.UpsertUnitsResponse(created=counts.created, updated=counts.updated,
                                              unchanged=counts.unchanged)
 
@@ -83,7 +84,7 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
     def UpsertAssignments(self, request: assignments_pb2.UpsertAssignmentsRequest, context: grpc.ServicerContext
                           ) -> assignments_pb2.UpsertAssignmentsResponse:
         counts = ingest.upsert_assignments(self.rt.store, [convert.assignment_input(a) for a in request.assignments],
-                                           idempotency_key=request.idempotency_key)
+                                           idempotency_key=request.idempotency_key, actor=caller(context))
         return assignments_pb2.UpsertAssignmentsResponse(created=counts.created, updated=counts.updated,
                                                          unchanged=counts.unchanged)
 
@@ -123,9 +124,10 @@ class OutcomeServicer(outcomes_pb2_grpc.OutcomeServiceServicer):
     @handle_errors
     def SubmitOutcomes(self, request: outcomes_pb2.SubmitOutcomesRequest, context: grpc.ServicerContext
                        ) -> outcomes_pb2.SubmitOutcomesResponse:
+        scope.check_outcomes(self.rt.store, [o.assignment for o in request.outcomes])
         result = ingest.submit_outcomes(
             self.rt.store, [convert.outcome_input(o) for o in request.outcomes], now=self.rt.clock(),
-            idempotency_key=request.idempotency_key, validate_only=request.validate_only,
+            idempotency_key=request.idempotency_key, validate_only=request.validate_only, actor=caller(context),
             request_digest=convert.request_digest(request) if request.idempotency_key else None)
         return outcomes_pb2.SubmitOutcomesResponse(
             accepted=result.accepted, duplicates=result.duplicates,
@@ -159,8 +161,10 @@ class OutcomeServicer(outcomes_pb2_grpc.OutcomeServiceServicer):
             raise InvalidInput([Violation("commit.outcome_count", f"the commit says {commit.outcome_count} "
                                           f"outcomes but {len(items)} arrived; nothing was stored",
                                           "COUNT_MISMATCH")])
+        scope.check_outcomes(self.rt.store, [item.assignment for item in items])
         result = ingest.submit_outcomes(self.rt.store, items, now=self.rt.clock(),
-                                        idempotency_key=commit.idempotency_key, limit=MAX_STREAM)
+                                        idempotency_key=commit.idempotency_key, limit=MAX_STREAM,
+                                        actor=caller(context))
         return outcomes_pb2.StreamOutcomesResponse(accepted=result.accepted, duplicates=result.duplicates)
 
     @handle_errors
@@ -182,9 +186,10 @@ class MeasurementServicer(measurements_pb2_grpc.MeasurementServiceServicer):
     @handle_errors
     def SubmitMeasurements(self, request: measurements_pb2.SubmitMeasurementsRequest, context: grpc.ServicerContext
                            ) -> measurements_pb2.SubmitMeasurementsResponse:
+        scope.check_measurements([m.unit for m in request.measurements])
         counts = ingest.submit_measurements(
             self.rt.store, [convert.measurement_input(m) for m in request.measurements], now=self.rt.clock(),
-            indicators=self.rt.indicators_for, idempotency_key=request.idempotency_key)
+            indicators=self.rt.indicators_for, idempotency_key=request.idempotency_key, actor=caller(context))
         return measurements_pb2.SubmitMeasurementsResponse(created=counts.created, updated=counts.updated,
                                                            unchanged=counts.unchanged)
 
@@ -205,7 +210,7 @@ class MeasurementServicer(measurements_pb2_grpc.MeasurementServiceServicer):
                       ) -> measurements_pb2.UpsertTargetsResponse:
         counts = ingest.upsert_targets(self.rt.store, [convert.target_input(t) for t in request.targets],
                                        indicators=self.rt.indicators_for,
-                                       idempotency_key=request.idempotency_key)
+                                       idempotency_key=request.idempotency_key, actor=caller(context))
         return measurements_pb2.UpsertTargetsResponse(created=counts.created, updated=counts.updated,
                                                       unchanged=counts.unchanged)
 

@@ -9,6 +9,7 @@ from civicscore.api import convert
 from civicscore.api.errors import handle_errors
 from civicscore.api.explain_out import explanation_out
 from civicscore.api.filters import parse_filter
+from civicscore.api.identity import caller
 from civicscore.api.paging import decode_token, encode_token, page_size
 from civicscore.errors import InvalidInput, Violation
 from civicscore.runtime import Runtime
@@ -36,8 +37,11 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
     @handle_errors
     def EvaluatePeriod(self, request: evaluations_pb2.EvaluatePeriodRequest, context: grpc.ServicerContext
                        ) -> evaluations_pb2.EvaluatePeriodResponse:
+        # Set when the call ends: a client that cancels or whose deadline passes stops the work.
+        cancelled = evaluate.cancellation_event(context.add_callback)
         done = evaluate.evaluate_period(self.rt.store, self.rt.rulesets, request.period, now=self.rt.clock(),
-                                        idempotency_key=request.idempotency_key)
+                                        idempotency_key=request.idempotency_key, actor=caller(context),
+                                        cancelled=cancelled)
         return evaluations_pb2.EvaluatePeriodResponse(
             units_evaluated=done.units_evaluated, new_revisions=done.new_revisions, unchanged=done.unchanged,
             not_assessable=done.not_assessable, recommendations=done.recommendations,

@@ -207,12 +207,15 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
         if quarter.start > hanoi_today(self.rt.clock()):
             raise FailedPrecondition(f"quarter {quarter} has not started yet; simulate a quarter with data")
         registry = self.rt.rulesets
+        # Set when the call ends: a client that cancels or whose deadline passes stops the work.
+        cancelled = evaluate.cancellation_event(context.add_callback)
         try:
             with registry.lease(quarter) as (baseline, base_engine), registry.candidate(files) as (candidate, engine):
                 units = list(evaluate.active_units(self.rt.store))
                 facts = evaluate.gather_facts(self.rt.store, quarter, units)
-                before = base_engine.evaluate(facts)
-                after = engine.evaluate(facts)
+                with evaluate.stops_when_cancelled(f"the simulation of {quarter}"):
+                    before = base_engine.evaluate(facts, cancelled=cancelled)
+                    after = engine.evaluate(facts, cancelled=cancelled)
         except RulesetRefused as refused:
             raise _refused(refused, files, "files") from None
         except NoRulesetInForce as missing:

@@ -123,6 +123,7 @@ class EvaluationRecord:
     grade: str = ""
     timeliness: float = 0.0
     flags: tuple[str, ...] = ()
+    recorded_by: str = ""  # the identity that ran the evaluation
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,67 @@ class NothingToRollBack(Exception):
     """A rollback was refused: nothing to undo, the only activation, or not the expected digest."""
 
 
+@dataclass(frozen=True)
+class IdentityRecord:
+    identity_id: str
+    display_name: str
+    roles: tuple[str, ...]
+    scope_units: tuple[str, ...]
+    created_at: dt.datetime
+    created_by: str
+    revoked_at: dt.datetime | None = None
+    revoked_by: str | None = None
+
+
+@dataclass(frozen=True)
+class CredentialRecord:
+    """A token credential keeps only `secret_sha256`; a certificate credential its subject."""
+
+    credential_id: str
+    identity_id: str
+    kind: str  # token | certificate
+    secret_sha256: str | None
+    certificate_subject: str | None
+    expires_at: dt.datetime | None
+    created_at: dt.datetime
+    created_by: str
+    revoked_at: dt.datetime | None = None
+    revoked_by: str | None = None
+
+
+@dataclass(frozen=True)
+class NewAuditEvent:
+    """Something a person or system did (or was refused); `detail` is canonical-JSON-able, never a secret."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str  # done | refused
+    detail: dict[str, object]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    target: str
+    outcome: str
+    detail_json: str
+    prev_hash: str
+    entry_hash: str
+
+
+class Conflict(Exception):
+    """A create found the key taken (e.g. an identity id already used)."""
+
+
 class Store(Protocol):
+    """Persistence. Every write takes `recorded_by`: the identity of the caller, kept on each row it
+    creates or changes (empty only for writes made outside any call, e.g. in tests)."""
+
     # -- lifecycle ---------------------------------------------------------
     def close(self) -> None: ...
 
@@ -208,7 +269,7 @@ class Store(Protocol):
 
     # -- units ---------------------------------------------------------------
     def upsert_units(
-        self, units: Sequence[Unit], *, idempotency: IdempotencyRecord | None = None
+        self, units: Sequence[Unit], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> UpsertCounts: ...
 
     def get_units(self, codes: Sequence[str]) -> dict[str, Unit]: ...
@@ -226,7 +287,7 @@ class Store(Protocol):
 
     # -- assignments ---------------------------------------------------------
     def upsert_assignments(
-        self, assignments: Sequence[Assignment], *, idempotency: IdempotencyRecord | None = None
+        self, assignments: Sequence[Assignment], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> UpsertCounts: ...
 
     def get_assignments(self, assignment_ids: Sequence[str]) -> dict[str, Assignment]: ...
@@ -248,7 +309,7 @@ class Store(Protocol):
 
     # -- outcomes ------------------------------------------------------------
     def record_outcomes(
-        self, outcomes: Sequence[Outcome], *, idempotency: IdempotencyRecord | None = None
+        self, outcomes: Sequence[Outcome], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> OutcomeWriteResult:
         """Store new outcomes atomically; identical ones count as duplicates.
 
@@ -271,7 +332,8 @@ class Store(Protocol):
 
     # -- measurements and targets ------------------------------------------------
     def record_measurements(
-        self, measurements: Sequence[Measurement], *, idempotency: IdempotencyRecord | None = None
+        self, measurements: Sequence[Measurement], *, idempotency: IdempotencyRecord | None = None,
+        recorded_by: str = "",
     ) -> UpsertCounts: ...
 
     def list_measurements(
@@ -285,7 +347,7 @@ class Store(Protocol):
     ) -> Page[Measurement]: ...
 
     def upsert_targets(
-        self, targets: Sequence[Target], *, idempotency: IdempotencyRecord | None = None
+        self, targets: Sequence[Target], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> UpsertCounts: ...
 
     def list_targets(
@@ -326,7 +388,7 @@ class Store(Protocol):
     # -- evaluations and recommendations ------------------------------------------
     def save_evaluations(
         self, evaluations: Sequence[NewEvaluation], *, period: str,
-        idempotency: IdempotencyRecord | None = None,
+        idempotency: IdempotencyRecord | None = None, recorded_by: str = "",
     ) -> SaveEvaluationsResult:
         """Store each evaluation as a new revision if its result differs from the latest.
 
@@ -393,4 +455,53 @@ class Store(Protocol):
 
     def get_ruleset(self, digest: str) -> StoredRuleset | None:
         """The stored content of a ruleset, by digest."""
+        ...
+
+    # -- identities and credentials -------------------------------------------
+    def create_identity(self, identity: IdentityRecord, *, audit: NewAuditEvent | None = None) -> IdentityRecord:
+        """Store a new identity (Conflict when the id is taken), with its audit entry."""
+        ...
+
+    def get_identity(self, identity_id: str) -> IdentityRecord | None: ...
+
+    def list_identities(
+        self, *, role: str | None = None, revoked: bool | None = None, after: str | None = None, limit: int = 100
+    ) -> Page[IdentityRecord]: ...
+
+    def has_active_admin(self) -> bool:
+        """Whether any identity not revoked holds the admin role (bootstrap creates one otherwise)."""
+        ...
+
+    def add_credential(self, credential: CredentialRecord, *, audit: NewAuditEvent | None = None) -> CredentialRecord:
+        ...
+
+    def get_credential(self, credential_id: str) -> tuple[CredentialRecord, IdentityRecord] | None:
+        """A credential with its identity (what authenticating a token needs)."""
+        ...
+
+    def certificate_credentials(self, subjects: Sequence[str]) -> list[tuple[CredentialRecord, IdentityRecord]]:
+        """Certificate credentials registered for any of `subjects`, with their identities."""
+        ...
+
+    def list_credentials(self, identity_id: str) -> list[CredentialRecord]:
+        """An identity's credentials, newest first."""
+        ...
+
+    def revoke_credential(self, credential_id: str, *, by: str, at: dt.datetime,
+                          audit: NewAuditEvent | None = None) -> CredentialRecord | None:
+        """Revoke one credential (kept); None when it does not exist."""
+        ...
+
+    def revoke_identity(self, identity_id: str, *, by: str, at: dt.datetime,
+                        audit: NewAuditEvent | None = None) -> IdentityRecord | None:
+        """Revoke an identity and every credential of it; None when it does not exist."""
+        ...
+
+    # -- audit log --------------------------------------------------------------
+    def append_audit(self, events: Sequence[NewAuditEvent]) -> None:
+        """Append entries to the hash-chained audit log, in order, in one transaction."""
+        ...
+
+    def audit_entries(self, *, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """Entries in sequence order, from after `after_seq`."""
         ...

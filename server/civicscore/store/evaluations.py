@@ -50,7 +50,7 @@ _EVALUATION_COLUMNS: tuple[BulkColumn, ...] = (
     ("period", "text"), ("unit_code", "text"), ("revision", "int4"), ("result_json", "text"),
     ("result_digest", "text"), ("ruleset_version", "text"), ("ruleset_digest", "text"), ("inputs_digest", "text"),
     ("created_at", "timestamp"), ("block", "text"), ("unit_name_vi", "text"), ("assessable", "bool"),
-    ("score", "float8"), ("grade", "text"), ("timeliness", "float8"), ("flags_json", "text"),
+    ("score", "float8"), ("grade", "text"), ("timeliness", "float8"), ("flags_json", "text"), ("recorded_by", "text"),
 )
 _RECOMMENDATION_COLUMNS: tuple[BulkColumn, ...] = (
     ("id", "int8"), ("period", "text"), ("unit_code", "text"), ("flag", "text"), ("kind", "text"),
@@ -66,7 +66,7 @@ _SUPERSEDE_POSTGRES = (
 
 
 def save_evaluations(
-    connection: Connection, batch: Sequence[NewEvaluation], *, period: str, now: dt.datetime
+    connection: Connection, batch: Sequence[NewEvaluation], *, period: str, now: dt.datetime, recorded_by: str = ""
 ) -> SaveEvaluationsResult:
     """See `Store.save_evaluations`; new recommendations are stored PROPOSED with the new revision.
 
@@ -119,7 +119,7 @@ def save_evaluations(
             period, evaluation.unit_code, revision + 1, evaluation.result_json, evaluation.result_digest,
             evaluation.ruleset_version, evaluation.ruleset_digest, evaluation.inputs_digest, created_at,
             unit.block, unit.name_vi, bool(evaluation.assessable), evaluation.score, evaluation.grade,
-            evaluation.timeliness, rows.json_list(evaluation.flags),
+            evaluation.timeliness, rows.json_list(evaluation.flags), recorded_by,
         ))
         new_recommendations.extend((evaluation, revision + 1, r) for r in evaluation.recommendations)
 

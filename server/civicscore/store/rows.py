@@ -195,6 +195,7 @@ def evaluation_from(row: Row[Any]) -> EvaluationRecord:
         grade=row.grade,
         timeliness=row.timeliness,
         flags=tuple_of(row.flags_json),
+        recorded_by=row.recorded_by,
     )
 
 

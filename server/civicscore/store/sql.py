@@ -33,13 +33,18 @@ from civicscore.domain.model import (
 )
 from civicscore.store import aggregates, listing, writes
 from civicscore.store import evaluations as revisions
+from civicscore.store import identities as access
 from civicscore.store import rulesets as versions
 from civicscore.store.base import (
     ActivationRecord,
+    AuditEntry,
+    CredentialRecord,
     EvaluationRecord,
     IdempotencyRecord,
+    IdentityRecord,
     MissingReferences,
     NewActivation,
+    NewAuditEvent,
     NewEvaluation,
     Page,
     RecommendationRecord,
@@ -117,17 +122,19 @@ class SqlStore:
         write: Callable[..., UpsertCounts],
         batch: Sequence[object],
         idempotency: IdempotencyRecord | None,
+        recorded_by: str,
     ) -> UpsertCounts:
         return self._db.write(
-            lambda c: write(c, batch), idempotency=idempotency, encode=_result_json, decode=_counts_from
+            lambda c: write(c, batch, recorded_by), idempotency=idempotency, encode=_result_json,
+            decode=_counts_from,
         )
 
     # -- units ---------------------------------------------------------------
     def upsert_units(
-        self, units: Sequence[Unit], *, idempotency: IdempotencyRecord | None = None
+        self, units: Sequence[Unit], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> UpsertCounts:
         """Create or update units by code; raises MissingReferences for an unknown parent."""
-        return self._upsert(writes.upsert_units, units, idempotency)
+        return self._upsert(writes.upsert_units, units, idempotency, recorded_by)
 
     def get_units(self, codes: Sequence[str]) -> dict[str, Unit]:
         return self._db.read(lambda c: listing.get_units(c, codes))
@@ -143,10 +150,10 @@ class SqlStore:
 
     # -- assignments ---------------------------------------------------------
     def upsert_assignments(
-        self, assignments: Sequence[Assignment], *, idempotency: IdempotencyRecord | None = None
+        self, assignments: Sequence[Assignment], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> UpsertCounts:
         """Create or update assignments by id; raises MissingReferences for an unknown unit."""
-        return self._upsert(writes.upsert_assignments, assignments, idempotency)
+        return self._upsert(writes.upsert_assignments, assignments, idempotency, recorded_by)
 
     def get_assignments(self, assignment_ids: Sequence[str]) -> dict[str, Assignment]:
         return self._db.read(lambda c: listing.get_assignments(c, assignment_ids))
@@ -166,7 +173,7 @@ class SqlStore:
 
     # -- outcomes ------------------------------------------------------------
     def record_outcomes(
-        self, outcomes: Sequence[Outcome], *, idempotency: IdempotencyRecord | None = None
+        self, outcomes: Sequence[Outcome], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> OutcomeWriteResult:
         """Store new outcomes atomically; a batch with conflicts writes nothing and claims no key.
 
@@ -179,7 +186,7 @@ class SqlStore:
         for _ in range(_REFERENCE_ATTEMPTS):
             try:
                 return self._db.write(
-                    lambda c: writes.record_outcomes(c, outcomes),
+                    lambda c: writes.record_outcomes(c, outcomes, recorded_by),
                     idempotency=idempotency,
                     encode=_result_json,
                     decode=_outcome_result_from,
@@ -206,10 +213,11 @@ class SqlStore:
 
     # -- measurements and targets ------------------------------------------------
     def record_measurements(
-        self, measurements: Sequence[Measurement], *, idempotency: IdempotencyRecord | None = None
+        self, measurements: Sequence[Measurement], *, idempotency: IdempotencyRecord | None = None,
+        recorded_by: str = "",
     ) -> UpsertCounts:
         """Keep the latest report per (unit, period, indicator); an older report counts as unchanged."""
-        return self._upsert(writes.record_measurements, measurements, idempotency)
+        return self._upsert(writes.record_measurements, measurements, idempotency, recorded_by)
 
     def list_measurements(
         self, *, unit_code: str | None = None, period: str | None = None, indicator: str | None = None,
@@ -221,10 +229,10 @@ class SqlStore:
         ))
 
     def upsert_targets(
-        self, targets: Sequence[Target], *, idempotency: IdempotencyRecord | None = None
+        self, targets: Sequence[Target], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> UpsertCounts:
         """Create or update targets by (period, indicator, unit or kind)."""
-        return self._upsert(writes.upsert_targets, targets, idempotency)
+        return self._upsert(writes.upsert_targets, targets, idempotency, recorded_by)
 
     def list_targets(
         self, *, period: str | None = None, indicator: str | None = None, unit_code: str | None = None,
@@ -263,12 +271,13 @@ class SqlStore:
     # -- evaluations and recommendations ------------------------------------------
     def save_evaluations(
         self, evaluations: Sequence[NewEvaluation], *, period: str,
-        idempotency: IdempotencyRecord | None = None,
+        idempotency: IdempotencyRecord | None = None, recorded_by: str = "",
     ) -> SaveEvaluationsResult:
         """New revision per changed result; the unit's proposed recommendations are superseded."""
         db = self._db
         return db.write(
-            lambda c: revisions.save_evaluations(c, evaluations, period=period, now=db.clock()),
+            lambda c: revisions.save_evaluations(c, evaluations, period=period, now=db.clock(),
+                                                 recorded_by=recorded_by),
             idempotency=idempotency, encode=_result_json, decode=_save_result_from,
         )
 
@@ -333,6 +342,48 @@ class SqlStore:
 
     def get_ruleset(self, digest: str) -> StoredRuleset | None:
         return self._db.read(lambda c: versions.get_ruleset(c, digest))
+
+    # -- identities and credentials -------------------------------------------
+    def create_identity(self, identity: IdentityRecord, *, audit: NewAuditEvent | None = None) -> IdentityRecord:
+        return self._db.write(lambda c: access.create_identity(c, identity, audit))
+
+    def get_identity(self, identity_id: str) -> IdentityRecord | None:
+        return self._db.read(lambda c: access.get_identity(c, identity_id))
+
+    def list_identities(
+        self, *, role: str | None = None, revoked: bool | None = None, after: str | None = None, limit: int = 100
+    ) -> Page[IdentityRecord]:
+        return self._db.read(partial(access.list_identities, role=role, revoked=revoked, after=after, limit=limit))
+
+    def has_active_admin(self) -> bool:
+        return self._db.read(access.has_active_admin)
+
+    def add_credential(self, credential: CredentialRecord, *, audit: NewAuditEvent | None = None) -> CredentialRecord:
+        return self._db.write(lambda c: access.add_credential(c, credential, audit))
+
+    def get_credential(self, credential_id: str) -> tuple[CredentialRecord, IdentityRecord] | None:
+        return self._db.read(lambda c: access.get_credential(c, credential_id))
+
+    def certificate_credentials(self, subjects: Sequence[str]) -> list[tuple[CredentialRecord, IdentityRecord]]:
+        return self._db.read(lambda c: access.certificate_credentials(c, subjects))
+
+    def list_credentials(self, identity_id: str) -> list[CredentialRecord]:
+        return self._db.read(lambda c: access.list_credentials(c, identity_id))
+
+    def revoke_credential(self, credential_id: str, *, by: str, at: dt.datetime,
+                          audit: NewAuditEvent | None = None) -> CredentialRecord | None:
+        return self._db.write(lambda c: access.revoke_credential(c, credential_id, by=by, at=at, audit=audit))
+
+    def revoke_identity(self, identity_id: str, *, by: str, at: dt.datetime,
+                        audit: NewAuditEvent | None = None) -> IdentityRecord | None:
+        return self._db.write(lambda c: access.revoke_identity(c, identity_id, by=by, at=at, audit=audit))
+
+    # -- audit log --------------------------------------------------------------
+    def append_audit(self, events: Sequence[NewAuditEvent]) -> None:
+        self._db.write(lambda c: access.append_audit(c, events))
+
+    def audit_entries(self, *, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        return self._db.read(partial(access.audit_entries, after_seq=after_seq, limit=limit))
 
 
 def activation_from_json(text: str) -> ActivationRecord:

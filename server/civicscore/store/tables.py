@@ -45,6 +45,11 @@ metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
 }
 
+def _recorded_by() -> Column[str]:
+    """Who wrote the row (the caller's identity); the database fills "" when an insert leaves it out."""
+    return Column("recorded_by", Text, nullable=False, server_default="")
+
+
 # An INTEGER PRIMARY KEY is SQLite's rowid alias (autoincrement); PostgreSQL gets a bigint.
 SerialKey = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -95,7 +100,7 @@ class UnitRow(SQLModel, table=True):
     )
     active: bool = Field(sa_type=Boolean)
     under_review_json: str = Field(sa_type=Text)
-
+    recorded_by: str = Field(sa_column=_recorded_by())
 
 class AssignmentRow(SQLModel, table=True):
     """A task assigned to a unit."""
@@ -114,7 +119,7 @@ class AssignmentRow(SQLModel, table=True):
     due_on: dt.date = Field(sa_type=Date)
     source_document: str = Field(sa_type=Text)
     priority: str = Field(sa_type=String)
-
+    recorded_by: str = Field(sa_column=_recorded_by())
 
 class OutcomeRow(SQLModel, table=True):
     """An immutable report; `seq` is the arrival order that breaks `reported_at` ties."""
@@ -135,7 +140,7 @@ class OutcomeRow(SQLModel, table=True):
     reported_at: dt.datetime = Field(sa_type=UtcDateTime)
     reporting_system: str = Field(sa_type=String)
     note: str = Field(sa_type=Text)
-
+    recorded_by: str = Field(sa_column=_recorded_by())
 
 class AssignmentStateRow(SQLModel, table=True):
     """Each assignment's current state, kept in step with `assignments` and `outcomes` by the store.
@@ -187,7 +192,7 @@ class MeasurementRow(SQLModel, table=True):
     denominator: float = Field(sa_type=Float)
     reported_at: dt.datetime = Field(sa_type=UtcDateTime)
     reporting_system: str = Field(sa_type=String)
-
+    recorded_by: str = Field(sa_column=_recorded_by())
 
 class TargetRow(SQLModel, table=True):
     """A target for one unit (`scope_type` 'unit') or one unit kind ('kind')."""
@@ -199,7 +204,7 @@ class TargetRow(SQLModel, table=True):
     scope_type: str = Field(sa_type=String, primary_key=True)
     scope_code: str = Field(sa_type=String, primary_key=True)
     value: float = Field(sa_type=Float)
-
+    recorded_by: str = Field(sa_column=_recorded_by())
 
 class EvaluationRow(SQLModel, table=True):
     """One revision of a unit's evaluation for a period; listing columns are denormalised."""
@@ -225,7 +230,7 @@ class EvaluationRow(SQLModel, table=True):
     grade: str = Field(sa_type=String)
     timeliness: float = Field(sa_type=Float)
     flags_json: str = Field(sa_type=Text)
-
+    recorded_by: str = Field(sa_column=_recorded_by())
 
 class RecommendationRow(SQLModel, table=True):
     """A flag raised by an evaluation revision; `superseded_by` points at its successor, if any.
@@ -320,6 +325,58 @@ class RulesetActivationRow(SQLModel, table=True):
     rollback_reason: str | None = Field(default=None, sa_type=Text, nullable=True)
 
 
+class IdentityRow(SQLModel, table=True):
+    """A calling system or person; roles and scope are JSON lists. Revoked, never deleted."""
+
+    __tablename__ = "identities"
+
+    identity_id: str = Field(sa_type=String, primary_key=True)
+    display_name: str = Field(sa_type=Text)
+    roles_json: str = Field(sa_type=Text)
+    scope_units_json: str = Field(sa_type=Text)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+    created_by: str = Field(sa_type=Text)
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    revoked_by: str | None = Field(default=None, sa_type=Text, nullable=True)
+
+
+class CredentialRow(SQLModel, table=True):
+    """A token (only the SHA-256 of its secret) or a certificate subject of an identity."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (
+        Index("ix_credentials_identity_id", "identity_id"),
+        Index("ix_credentials_certificate_subject", "certificate_subject"),
+    )
+
+    credential_id: str = Field(sa_type=String, primary_key=True)
+    identity_id: str = Field(sa_type=String, foreign_key="identities.identity_id")
+    kind: str = Field(sa_type=String)  # token | certificate
+    secret_sha256: str | None = Field(default=None, sa_type=String, nullable=True)
+    certificate_subject: str | None = Field(default=None, sa_type=Text, nullable=True)
+    expires_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+    created_by: str = Field(sa_type=Text)
+    revoked_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    revoked_by: str | None = Field(default=None, sa_type=Text, nullable=True)
+
+
+class AuditEventRow(SQLModel, table=True):
+    """One entry of the append-only audit log; `entry_hash` chains it to the entry before."""
+
+    __tablename__ = "audit_events"
+
+    seq: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
+    at: dt.datetime = Field(sa_type=UtcDateTime)
+    actor: str = Field(sa_type=Text)
+    action: str = Field(sa_type=String)
+    target: str = Field(sa_type=Text)
+    outcome: str = Field(sa_type=String)  # done | refused
+    detail_json: str = Field(sa_type=Text)
+    prev_hash: str = Field(sa_type=String)
+    entry_hash: str = Field(sa_type=String)
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -338,3 +395,6 @@ recommendation_reasons = _table(RecommendationReasonRow)
 idempotency_keys = _table(IdempotencyKeyRow)
 rulesets = _table(RulesetRow)
 ruleset_activations = _table(RulesetActivationRow)
+identities = _table(IdentityRow)
+credentials = _table(CredentialRow)
+audit_events = _table(AuditEventRow)

@@ -137,12 +137,14 @@ def upsert(
     items: Sequence[dict[str, Any]],
     *,
     supersedes: Callable[[dict[str, Any], dict[str, Any]], bool] = lambda old, new: True,
+    recorded_by: str = "",
 ) -> Upserted:
     """Insert new keys, update changed rows; items are applied in order, as if one by one.
 
     `supersedes(old, new)` decides whether a differing item replaces the stored
     row (measurements keep the latest report); when it does not, the item
-    counts as unchanged.
+    counts as unchanged. Rows inserted or changed record `recorded_by` (who
+    wrote them); an unchanged item leaves the row, and who wrote it, alone.
     """
     def key_of(values: dict[str, Any]) -> Key:
         return tuple(values[name] for name in key_columns)
@@ -165,7 +167,7 @@ def upsert(
             (inserts if key in inserts else updates)[key] = values
         current[key] = values
 
-    insert_rows = [inserts[key] for key in sorted(inserts)]
+    insert_rows = [{**inserts[key], "recorded_by": recorded_by} for key in sorted(inserts)]
     for chunk in chunked(insert_rows, WRITE_CHUNK):
         connection.execute(insert(table), list(chunk))
     if updates:
@@ -174,7 +176,7 @@ def upsert(
         )
         update_rows = [
             {**{f"key_{n}": v for n, v in zip(key_columns, key, strict=True)},
-             **{n: v for n, v in values.items() if n not in key_columns}}
+             **{n: v for n, v in values.items() if n not in key_columns}, "recorded_by": recorded_by}
             for key, values in sorted(updates.items())
         ]
         for chunk in chunked(update_rows, WRITE_CHUNK):
@@ -185,41 +187,42 @@ def upsert(
     )
 
 
-def upsert_units(connection: Connection, batch: Sequence[Unit]) -> UpsertCounts:
+def upsert_units(connection: Connection, batch: Sequence[Unit], recorded_by: str = "") -> UpsertCounts:
     """Parents must exist already or come in the same batch (the foreign key is checked at commit)."""
     items = [rows.unit_values(unit) for unit in batch]
     parents = [(i, v["parent_code"]) for i, v in enumerate(items) if v["parent_code"] is not None]
     require_references(connection, "parent_code", units.c.code, parents,
                        also_known={v["code"] for v in items})
-    return upsert(connection, units, ["code"], items).counts
+    return upsert(connection, units, ["code"], items, recorded_by=recorded_by).counts
 
 
-def upsert_assignments(connection: Connection, batch: Sequence[Assignment]) -> UpsertCounts:
+def upsert_assignments(connection: Connection, batch: Sequence[Assignment], recorded_by: str = "") -> UpsertCounts:
     """Also keeps each assignment's state row (`states.track_assignments`) in the same transaction."""
     items = [rows.assignment_values(assignment) for assignment in batch]
     require_references(connection, "unit_code", units.c.code,
                        [(i, v["unit_code"]) for i, v in enumerate(items)])
-    done = upsert(connection, assignments, ["assignment_id"], items)
+    done = upsert(connection, assignments, ["assignment_id"], items, recorded_by=recorded_by)
     states.track_assignments(connection, done.inserted, done.updated)
     return done.counts
 
 
-def record_measurements(connection: Connection, batch: Sequence[Measurement]) -> UpsertCounts:
+def record_measurements(connection: Connection, batch: Sequence[Measurement], recorded_by: str = "") -> UpsertCounts:
     """A report older than the stored one (by reported_at) is ignored and counted unchanged."""
     items = [rows.measurement_values(measurement) for measurement in batch]
     require_references(connection, "unit_code", units.c.code,
                        [(i, v["unit_code"]) for i, v in enumerate(items)])
     return upsert(
         connection, measurements, ["period", "unit_code", "indicator"], items,
-        supersedes=lambda old, new: bool(new["reported_at"] >= old["reported_at"]),
+        supersedes=lambda old, new: bool(new["reported_at"] >= old["reported_at"]), recorded_by=recorded_by,
     ).counts
 
 
-def upsert_targets(connection: Connection, batch: Sequence[Target]) -> UpsertCounts:
+def upsert_targets(connection: Connection, batch: Sequence[Target], recorded_by: str = "") -> UpsertCounts:
     items = [rows.target_values(target) for target in batch]
     unit_scoped = [(i, v["scope_code"]) for i, v in enumerate(items) if v["scope_type"] == "unit"]
     require_references(connection, "unit_code", units.c.code, unit_scoped)
-    return upsert(connection, targets, ["period", "indicator", "scope_type", "scope_code"], items).counts
+    return upsert(connection, targets, ["period", "indicator", "scope_type", "scope_code"], items,
+                  recorded_by=recorded_by).counts
 
 
 _STATUSES = {status.value: status.value for status in OutcomeStatus}
@@ -252,7 +255,7 @@ def stored_outcomes(driver: Driver, batch: Sequence[Outcome]) -> list[tuple[Any,
     return stored
 
 
-def record_outcomes(connection: Connection, batch: Sequence[Outcome]) -> OutcomeWriteResult:
+def record_outcomes(connection: Connection, batch: Sequence[Outcome], recorded_by: str = "") -> OutcomeWriteResult:
     """Append new outcomes in batch order and update their assignments' states.
 
     See `Store.record_outcomes` for duplicates and conflicts. An unknown
@@ -292,11 +295,12 @@ def record_outcomes(connection: Connection, batch: Sequence[Outcome]) -> Outcome
         return OutcomeWriteResult(accepted=0, duplicates=0, conflicts=tuple(sorted(conflicts)))
     fresh = [items[i] for i in sorted(first_index.values()) if items[i][0] not in stored]
     new_rows = [
-        (seq, *item) for seq, item in zip(driver.next_serials("outcomes", "seq", len(fresh)), fresh, strict=True)
+        (seq, *item, recorded_by)
+        for seq, item in zip(driver.next_serials("outcomes", "seq", len(fresh)), fresh, strict=True)
     ]
     try:
         for rows_chunk in chunked(new_rows, WRITE_CHUNK):
-            driver.insert_many("outcomes", (("seq", "int8"), *OUTCOME_COLUMNS), rows_chunk)
+            driver.insert_many("outcomes", (("seq", "int8"), *OUTCOME_COLUMNS, ("recorded_by", "text")), rows_chunk)
     except IntegrityError as error:
         if is_foreign_key_violation(error):
             raise ReferenceViolation("assignment_id", [(i, item[1]) for i, item in enumerate(items)]) from error

@@ -272,6 +272,7 @@ class Evaluation(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     BLOCK_FIELD_NUMBER: _builtins.int
     UNIT_DISPLAY_NAME_VI_FIELD_NUMBER: _builtins.int
+    EVALUATED_BY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `periods/{period}/evaluations/{unit code}`."""
     unit: _builtins.str
@@ -308,6 +309,8 @@ class Evaluation(_message.Message):
     """Ranking block of the unit."""
     unit_display_name_vi: _builtins.str
     """Vietnamese name of the unit."""
+    evaluated_by: _builtins.str
+    """The identity that ran the evaluation that stored this revision."""
     @_builtins.property
     def counts(self) -> Global___TaskCounts:
         """Task counts the score is based on."""
@@ -353,10 +356,11 @@ class Evaluation(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         block: _builtins.str = ...,
         unit_display_name_vi: _builtins.str = ...,
+        evaluated_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessable", b"assessable", "block", b"block", "counts", b"counts", "create_time", b"create_time", "fired_rules", b"fired_rules", "flags", b"flags", "grade", b"grade", "grade_label_en", b"grade_label_en", "grade_label_vi", b"grade_label_vi", "has_score", b"has_score", "indicators", b"indicators", "inputs_digest", b"inputs_digest", "name", b"name", "penalty", b"penalty", "period", b"period", "revision", b"revision", "ruleset_digest", b"ruleset_digest", "ruleset_version", b"ruleset_version", "score", b"score", "score_display", b"score_display", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessable", b"assessable", "block", b"block", "counts", b"counts", "create_time", b"create_time", "evaluated_by", b"evaluated_by", "fired_rules", b"fired_rules", "flags", b"flags", "grade", b"grade", "grade_label_en", b"grade_label_en", "grade_label_vi", b"grade_label_vi", "has_score", b"has_score", "indicators", b"indicators", "inputs_digest", b"inputs_digest", "name", b"name", "penalty", b"penalty", "period", b"period", "revision", b"revision", "ruleset_digest", b"ruleset_digest", "ruleset_version", b"ruleset_version", "score", b"score", "score_display", b"score_display", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,33 @@
+"""The authenticated caller of the RPC being served (set by the access interceptor)."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from civicscore.auth.policy import ALL_UNITS, Permission
+
+
+@dataclass(frozen=True)
+class Caller:
+    identity_id: str
+    roles: tuple[str, ...]
+    scope_units: frozenset[str]
+    permissions: frozenset[Permission]
+    credential_id: str
+    credential_kind: str  # token | certificate
+
+    def may_submit_for(self, unit_code: str) -> bool:
+        return ALL_UNITS in self.scope_units or unit_code in self.scope_units
+
+    @property
+    def unrestricted(self) -> bool:
+        return ALL_UNITS in self.scope_units
+
+
+CURRENT: ContextVar[Caller | None] = ContextVar("civicscore_caller", default=None)
+
+
+def current_caller() -> Caller | None:
+    """The caller of the RPC this thread serves, or None outside an authenticated call."""
+    return CURRENT.get()

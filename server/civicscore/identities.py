@@ -1,0 +1,179 @@
+"""Identity use cases: create identities, issue tokens, register certificates, revoke; bootstrap.
+
+Every change is audited in the same transaction, with the acting identity and
+never a secret. Token secrets are returned once and stored only as SHA-256.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from civicscore.auth.policy import ALL_UNITS, ROLE_VALUES, Role
+from civicscore.auth.tokens import new_token
+from civicscore.errors import AlreadyExists, InvalidInput, NotFound, Violation
+from civicscore.store import Store
+from civicscore.store.base import Conflict, CredentialRecord, IdentityRecord, NewAuditEvent
+
+log = logging.getLogger("civicscore.access")
+
+IDENTITY_ID = re.compile(r"[a-z0-9][a-z0-9.-]{1,62}")
+MAX_TOKEN_DAYS = 400
+DEFAULT_TOKEN_DAYS = 90
+BOOTSTRAP_ID = "bootstrap-admin"
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    credential: CredentialRecord
+
+
+def _audit(actor: str, action: str, target: str, at: dt.datetime, **detail: object) -> NewAuditEvent:
+    return NewAuditEvent(at=at, actor=actor, action=action, target=target, outcome="done", detail=dict(detail))
+
+
+def create_identity(store: Store, *, identity_id: str, display_name: str, roles: Sequence[str],
+                    scope_units: Sequence[str], actor: str, now: dt.datetime) -> IdentityRecord:
+    violations: list[Violation] = []
+    if not IDENTITY_ID.fullmatch(identity_id):
+        violations.append(Violation("identity.identity_id", f"{identity_id!r} is not a valid id: 2-63 lowercase "
+                                    "letters, digits, `-` or `.`, e.g. snv-task-tracker", "INVALID_ID"))
+    if not display_name.strip() or len(display_name) > 200:
+        violations.append(Violation("identity.display_name", "give a display name of 1-200 characters",
+                                    "REQUIRED"))
+    if not roles:
+        violations.append(Violation("identity.roles", "give at least one role: "
+                                    + ", ".join(sorted(ROLE_VALUES)), "REQUIRED"))
+    for index, role in enumerate(roles):
+        if role not in ROLE_VALUES:
+            violations.append(Violation(f"identity.roles[{index}]", f"unknown role {role!r}; roles: "
+                                        + ", ".join(sorted(ROLE_VALUES)), "UNKNOWN_ROLE"))
+    codes = [unit.removeprefix("units/") for unit in scope_units]
+    if Role.REPORTER.value in roles and not codes:
+        violations.append(Violation("identity.scope_units", "a reporter needs the units it reports for "
+                                    "(units/SNV, ...), or units/* for every unit", "REQUIRED"))
+    if codes and Role.REPORTER.value not in roles:
+        violations.append(Violation("identity.scope_units", "only reporters have a scope of units",
+                                    "NOT_A_REPORTER"))
+    known = store.get_units([c for c in codes if c != ALL_UNITS])
+    for index, code in enumerate(codes):
+        if code != ALL_UNITS and code not in known:
+            violations.append(Violation(f"identity.scope_units[{index}]", f"unit units/{code} does not exist",
+                                        "UNKNOWN_UNIT"))
+    if violations:
+        raise InvalidInput(violations)
+    record = IdentityRecord(identity_id=identity_id, display_name=display_name.strip(),
+                            roles=tuple(sorted(set(roles))), scope_units=tuple(sorted(set(codes))),
+                            created_at=now, created_by=actor)
+    try:
+        return store.create_identity(record, audit=_audit(actor, "CreateIdentity", f"identities/{identity_id}", now,
+                                                          roles=list(record.roles),
+                                                          scope_units=list(record.scope_units)))
+    except Conflict:
+        raise AlreadyExists(f"identity identities/{identity_id} already exists", ids=[identity_id]) from None
+
+
+def _live_identity(store: Store, name: str, field: str) -> IdentityRecord:
+    identity_id = name.removeprefix("identities/")
+    found = store.get_identity(identity_id)
+    if found is None:
+        raise NotFound(f"identities/{identity_id}")
+    if found.revoked_at is not None:
+        raise InvalidInput([Violation(field, f"identities/{identity_id} was revoked; create a new identity",
+                                      "REVOKED")])
+    return found
+
+
+def issue_token(store: Store, *, identity: str, valid_days: int, actor: str, now: dt.datetime) -> IssuedToken:
+    days = valid_days or DEFAULT_TOKEN_DAYS
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        raise InvalidInput([Violation("valid_days", f"valid_days must be 1-{MAX_TOKEN_DAYS} (0 means "
+                                      f"{DEFAULT_TOKEN_DAYS})", "OUT_OF_RANGE")])
+    found = _live_identity(store, identity, "identity")
+    token = new_token()
+    credential = CredentialRecord(credential_id=token.key_id, identity_id=found.identity_id, kind="token",
+                                  secret_sha256=token.secret_sha256, certificate_subject=None,
+                                  expires_at=now + dt.timedelta(days=days), created_at=now, created_by=actor)
+    store.add_credential(credential, audit=_audit(actor, "IssueToken", f"identities/{found.identity_id}", now,
+                                                  credential=credential.credential_id, valid_days=days))
+    return IssuedToken(token.token, credential)
+
+
+def register_certificate(store: Store, *, identity: str, subject: str, valid_days: int, actor: str,
+                         now: dt.datetime) -> CredentialRecord:
+    subject = subject.strip()
+    if not subject or len(subject) > 500:
+        raise InvalidInput([Violation("certificate_subject", "give the certificate's subject as CN=<common name> "
+                                      "or one of its subject alternative names", "REQUIRED")])
+    if valid_days < 0 or valid_days > 3650:
+        raise InvalidInput([Violation("valid_days", "valid_days must be 0-3650", "OUT_OF_RANGE")])
+    found = _live_identity(store, identity, "identity")
+    credential = CredentialRecord(
+        credential_id=f"cert-{secrets.token_hex(6)}", identity_id=found.identity_id, kind="certificate",
+        secret_sha256=None, certificate_subject=subject,
+        expires_at=now + dt.timedelta(days=valid_days) if valid_days else None, created_at=now, created_by=actor)
+    return store.add_credential(credential, audit=_audit(actor, "RegisterCertificate",
+                                                         f"identities/{found.identity_id}", now,
+                                                         credential=credential.credential_id, subject=subject))
+
+
+def credential_name(name: str) -> tuple[str, str]:
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "identities" or parts[2] != "credentials" or not parts[1] or not parts[3]:
+        raise InvalidInput([Violation("name", f"{name!r} is not a credential name; write "
+                                      "identities/ID/credentials/CREDENTIAL", "INVALID_NAME")])
+    return parts[1], parts[3]
+
+
+def revoke_credential(store: Store, *, name: str, actor: str, now: dt.datetime) -> CredentialRecord:
+    identity_id, credential_id = credential_name(name)
+    found = store.get_credential(credential_id)
+    if found is None or found[0].identity_id != identity_id:
+        raise NotFound(name)
+    revoked = store.revoke_credential(credential_id, by=actor, at=now,
+                                      audit=_audit(actor, "RevokeCredential", name, now))
+    assert revoked is not None
+    return revoked
+
+
+def revoke_identity(store: Store, *, name: str, actor: str, now: dt.datetime) -> IdentityRecord:
+    identity_id = name.removeprefix("identities/")
+    revoked = store.revoke_identity(identity_id, by=actor, at=now,
+                                    audit=_audit(actor, "RevokeIdentity", f"identities/{identity_id}", now))
+    if revoked is None:
+        raise NotFound(f"identities/{identity_id}")
+    return revoked
+
+
+def bootstrap_admin(store: Store, token_file: Path, *, now: dt.datetime, clock: Callable[[], dt.datetime]) -> bool:
+    """On a database without an active administrator, create one and write its token to `token_file`
+    (mode 0600). The token is never logged. Returns whether it did."""
+    if store.has_active_admin():
+        log.info("an administrator exists; no bootstrap token written")
+        return False
+    identity_id = BOOTSTRAP_ID
+    if store.get_identity(identity_id) is not None:  # revoked earlier: pick a fresh id
+        identity_id = f"{BOOTSTRAP_ID}-{secrets.token_hex(3)}"
+    actor = "server-bootstrap"
+    store.create_identity(
+        IdentityRecord(identity_id=identity_id, display_name="Bootstrap administrator (replace with named "
+                       "identities, then revoke)", roles=tuple(sorted(ROLE_VALUES)), scope_units=(ALL_UNITS,),
+                       created_at=now, created_by=actor),
+        audit=_audit(actor, "CreateIdentity", f"identities/{identity_id}", now, roles=sorted(ROLE_VALUES),
+                     scope_units=[ALL_UNITS]))
+    issued = issue_token(store, identity=identity_id, valid_days=MAX_TOKEN_DAYS, actor=actor, now=clock())
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(issued.token + "\n")
+    os.chmod(token_file, 0o600)
+    log.warning("created identity %s with every role; its token is in %s (readable by this user only). Use it to "
+                "create named identities, then revoke it", identity_id, token_file)
+    return True
