@@ -1,0 +1,90 @@
+"""The quarterly report as HTML (Jinja2, autoescaped, inline CSS and SVG) and as CSV (UTF-8 with BOM)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from civicscore.domain.scoring import display_score
+from civicscore.report.charts import colour, distribution_chart, trend_chart
+from civicscore.report.data import QuarterlyData, UnitRow
+from civicscore.report.labels import CSV_COLUMNS, Labels
+
+if TYPE_CHECKING:
+    import jinja2
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATE = "quarterly.html.j2"
+BOM = "\ufeff"
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    import jinja2  # imported when a report is made: the rest of the server does not need it
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def _flag_labels(data: QuarterlyData) -> dict[str, tuple[str, str]]:
+    return {r.flag: (r.label_vi, r.label_en) for r in data.recommendations}
+
+
+def _stamp(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def render_html(data: QuarterlyData, *, lang: str, generated_at: str = "") -> str:
+    """The report as one self-contained HTML page; `generated_at` (optional) is printed as given."""
+    t = Labels(lang)
+    flag_labels = _flag_labels(data)
+
+    def flag_text(flag: str) -> str:
+        vi, en = flag_labels.get(flag, (flag, flag))
+        return t.pick(vi, en)
+
+    def flags_text(flags: tuple[str, ...]) -> str:
+        return ", ".join(flag_text(f) for f in flags)
+
+    def unit_name(row: UnitRow) -> str:
+        return t.pick(row.name_vi, row.name_en)
+
+    grade_labels = {g.grade: t.pick(g.label_vi, g.label_en) for g in data.grades}
+    charts = {
+        "distribution": distribution_chart(data.grades, data.grade_counts, t,
+                                           t("chart_distribution", period=data.period)),
+        "trend": trend_chart(data.grades, data.grade_counts, data.previous_grade_counts, t,
+                             t("chart_trend", period=data.period, previous=data.previous_period)),
+    }
+    return _environment().get_template(TEMPLATE).render(
+        data=data, t=t, lang=lang, charts=charts, generated_at=generated_at, flags_text=flags_text,
+        unit_name=unit_name, grade_labels=grade_labels, colour=colour, data_as_of=_stamp(data.data_as_of))
+
+
+def render_csv(data: QuarterlyData, *, lang: str) -> bytes:
+    """One row per evaluated unit, headers in the chosen language; UTF-8 with a BOM so Excel reads Vietnamese."""
+    t = Labels(lang)
+    flag_labels = _flag_labels(data)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([en if lang == "en" else vi for _, vi, en in CSV_COLUMNS])
+    grade_labels = {g.grade: t.pick(g.label_vi, g.label_en) for g in data.grades}
+    for row in data.units:
+        values = {
+            "code": row.code, "name": t.pick(row.name_vi, row.name_en), "block": t.block(row.block),
+            "rank": str(row.rank) if row.rank else "", "score": row.score_display, "grade": row.grade,
+            "grade_label": t.pick(row.grade_vi, row.grade_en),
+            "flags": "; ".join(t.pick(*flag_labels.get(f, (f, f))) for f in row.flags),
+            "timeliness": f"{row.timeliness:.4f}", "due": str(row.due), "completed": str(row.completed),
+            "on_time": str(row.on_time), "late": str(row.late), "open_overdue": str(row.open_overdue),
+            "previous_score": "" if row.previous_score is None else f"{display_score(row.previous_score):.2f}",
+            "previous_grade": grade_labels.get(row.previous_grade, row.previous_grade),
+            "revision": str(row.revision), "ruleset_version": row.ruleset_version,
+        }
+        writer.writerow([values[key] for key, _, _ in CSV_COLUMNS])
+    return (BOM + out.getvalue()).encode("utf-8")
