@@ -21,12 +21,15 @@ from civicscore.auth.policy import METHOD_ACCESS
 from civicscore.store.sql import open_store
 from civicscore_api.v1 import (
     assignments_pb2,
+    audit_pb2,
     evaluations_pb2,
     identities_pb2,
     measurements_pb2,
     outcomes_pb2,
     outcomes_pb2_grpc,
     periods_pb2,
+    reports_pb2,
+    reviews_pb2,
     rulesets_pb2,
     units_pb2,
 )
@@ -37,7 +40,7 @@ from tests.serverproc import ServerProcess, hanoi_units, timestamp
 pytestmark = pytest.mark.slow
 
 MODULES = (units_pb2, assignments_pb2, outcomes_pb2, measurements_pb2, periods_pb2, evaluations_pb2, rulesets_pb2,
-           identities_pb2)
+           identities_pb2, audit_pb2, reports_pb2, reviews_pb2)
 ROLES = ("reporter", "reader", "policy", "committee", "admin")
 READ = {"reader", "policy", "committee", "admin"}
 
@@ -64,6 +67,11 @@ EXPECTED: dict[str, set[str]] = {
     "IdentityService/RegisterCertificate": {"admin"}, "IdentityService/ListIdentities": {"admin"},
     "IdentityService/ListCredentials": {"admin"}, "IdentityService/RevokeCredential": {"admin"},
     "IdentityService/RevokeIdentity": {"admin"}, "IdentityService/WhoAmI": set(ROLES),
+    "AuditService/ListAuditEvents": {"admin", "committee"}, "AuditService/VerifyAudit": {"admin", "committee"},
+    "ReportService/GetQuarterlyReport": READ,
+    "ReviewService/ReviewRecommendation": {"committee"}, "ReviewService/ListRecommendationReviews": READ,
+    "ReviewService/ContestRecommendation": {"reporter"}, "ReviewService/GetContest": READ,
+    "ReviewService/ListContests": READ, "ReviewService/WatchRecommendations": READ,
 }
 
 
@@ -110,6 +118,10 @@ def _call(channel: grpc.Channel, name: str, method: object, metadata: tuple[tupl
     try:
         if method.client_streaming:  # type: ignore[attr-defined]
             channel.stream_unary(name, **kwargs)(iter([request_class()]), timeout=30, metadata=metadata)
+        elif method.server_streaming:  # type: ignore[attr-defined]  # a watch: its first message is enough
+            stream = channel.unary_stream(name, **kwargs)(request_class(), timeout=30, metadata=metadata)
+            next(stream, None)
+            stream.cancel()
         else:
             channel.unary_unary(name, **kwargs)(request_class(), timeout=30, metadata=metadata)
     except grpc.RpcError as error:

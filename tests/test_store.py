@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import json
 import os
 import random
 import signal
@@ -24,6 +25,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from civicscore.auditverify import verify_chain
 from civicscore.domain.model import (
     Area,
     Assignment,
@@ -48,6 +50,7 @@ from civicscore.store.base import (
     InvalidCursor,
     MissingReferences,
     NewActivation,
+    NewAuditEvent,
     NewEvaluation,
     NothingToRollBack,
     RecommendationRecord,
@@ -150,7 +153,7 @@ def new_evaluation(unit_code: str, period: str, digest: str, *, grade: str = "go
 def test_migrations_match_the_table_classes_and_reopen_cleanly(store: SqlStore, database_url: str) -> None:
     with store.engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), metadata)
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0006"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
     assert diffs == []
     open_store(database_url).close()  # at head already: a no-op
 
@@ -873,3 +876,16 @@ def test_writes_record_who_made_them_and_unchanged_items_keep_the_first_writer(s
     store.upsert_units([unit("SNV", name_vi="Sở Nội vụ")], recorded_by="admin-3")  # changed: the new writer
     with store.engine.connect() as connection:
         assert connection.scalar(text("SELECT recorded_by FROM units WHERE code = 'SNV'")) == "admin-3"
+
+
+def test_the_audit_log_chains_and_verifies_on_both_backends(store: SqlStore) -> None:
+    moments = [NOW + dt.timedelta(microseconds=n * 123457) for n in range(3)]
+    store.append_audit([NewAuditEvent(at=at_, actor="cán-bộ", action="upsert_units", target="units",
+                                      outcome="done", detail={"created": n, "ghi chú": "Sở Nội vụ"})
+                        for n, at_ in enumerate(moments)])
+    store.upsert_units([unit("SNV")], recorded_by="admin-1")  # a write audits itself
+    entries = store.audit_entries()
+    assert [e.seq for e in entries][-4:] == [entries[-4].seq + i for i in range(4)]
+    assert entries[-1].actor == "admin-1" and json.loads(entries[-1].detail_json)["created"] == 1
+    result = verify_chain(entries)
+    assert result.valid, result.problems

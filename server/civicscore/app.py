@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from civicscore.api.audit_servicers import AuditServicer
 from civicscore.api.identity_servicers import IdentityServicer
 from civicscore.api.ingest_servicers import (
     AssignmentServicer,
@@ -22,6 +23,8 @@ from civicscore.api.ingest_servicers import (
     UnitServicer,
 )
 from civicscore.api.read_servicers import EvaluationServicer, PeriodServicer
+from civicscore.api.report_servicers import ReportServicer
+from civicscore.api.review_servicers import ReviewServicer
 from civicscore.api.ruleset_servicers import RulesetServicer
 from civicscore.auth.auditlog import RefusalAudit
 from civicscore.auth.authenticator import Authenticator
@@ -38,6 +41,8 @@ from civicscore.tls import TlsConfigError, is_loopback, server_credentials
 from civicscore_api.v1 import (
     assignments_pb2,
     assignments_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
     evaluations_pb2,
     evaluations_pb2_grpc,
     identities_pb2,
@@ -48,6 +53,10 @@ from civicscore_api.v1 import (
     outcomes_pb2_grpc,
     periods_pb2,
     periods_pb2_grpc,
+    reports_pb2,
+    reports_pb2_grpc,
+    reviews_pb2,
+    reviews_pb2_grpc,
     rulesets_pb2,
     rulesets_pb2_grpc,
     units_pb2,
@@ -67,6 +76,9 @@ SERVICE_NAMES = tuple(
         (evaluations_pb2, "EvaluationService"),
         (rulesets_pb2, "RulesetService"),
         (identities_pb2, "IdentityService"),
+        (reports_pb2, "ReportService"),
+        (audit_pb2, "AuditService"),
+        (reviews_pb2, "ReviewService"),
     )
 )
 
@@ -170,6 +182,9 @@ class CivicscoreServer:
         rulesets_pb2_grpc.add_RulesetServiceServicer_to_server(RulesetServicer(rt), self.server)
         identities_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(rt, self.authenticator),
                                                                   self.server)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(rt), self.server)
+        reports_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(rt), self.server)
+        reviews_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(rt), self.server)
         if extra_handlers:
             self.server.add_generic_rpc_handlers(tuple(extra_handlers))
         self.health = health.HealthServicer()

@@ -8,15 +8,18 @@ are split into batches the server accepts; List methods return iterators that fe
 
 from __future__ import annotations
 
+from civicscore_client._audit import AuditCalls
 from civicscore_client._identities import IdentityCalls
 from civicscore_client._reads import PAGE_SIZE, ReadCalls
+from civicscore_client._reports import ReportCalls
+from civicscore_client._reviews import ReviewCalls
 from civicscore_client._rulesets import RulesetCalls
 from civicscore_client._writes import MAX_BATCH, WriteCalls
 
 __all__ = ["MAX_BATCH", "PAGE_SIZE", "Client"]
 
 
-class Client(WriteCalls, ReadCalls, RulesetCalls, IdentityCalls):
+class Client(WriteCalls, ReadCalls, RulesetCalls, IdentityCalls, AuditCalls, ReportCalls, ReviewCalls):
     """A connection to one civicscore server; use it as a context manager so the channel is closed.
 
     with Client("127.0.0.1:50051", timeout=10) as client:

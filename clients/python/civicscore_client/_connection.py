@@ -18,11 +18,14 @@ import grpc
 
 from civicscore_api.v1 import (
     assignments_pb2_grpc,
+    audit_pb2_grpc,
     evaluations_pb2_grpc,
     identities_pb2_grpc,
     measurements_pb2_grpc,
     outcomes_pb2_grpc,
     periods_pb2_grpc,
+    reports_pb2_grpc,
+    reviews_pb2_grpc,
     rulesets_pb2_grpc,
     units_pb2_grpc,
 )
@@ -107,7 +110,10 @@ class Connection:
         self._evaluations = evaluations_pb2_grpc.EvaluationServiceStub(self._channel)
         self._rulesets = rulesets_pb2_grpc.RulesetServiceStub(self._channel)
         self._identities = identities_pb2_grpc.IdentityServiceStub(self._channel)
+        self._audit = audit_pb2_grpc.AuditServiceStub(self._channel)
         self._periods = periods_pb2_grpc.PeriodServiceStub(self._channel)
+        self._reports = reports_pb2_grpc.ReportServiceStub(self._channel)
+        self._reviews = reviews_pb2_grpc.ReviewServiceStub(self._channel)
 
     @property
     def timeout(self) -> float:

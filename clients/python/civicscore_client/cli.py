@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from civicscore_client import cli_explain, cli_views
+from civicscore_client import cli_explain, cli_report, cli_review, cli_views
 from civicscore_client.cli_admin import admin_app
+from civicscore_client.cli_audit import audit_app
 from civicscore_client.cli_import import import_app
 from civicscore_client.cli_rules import rules_app
 from civicscore_client.cli_session import DEFAULT_SERVER, Session
@@ -130,8 +131,11 @@ def _on_command_line(ctx: typer.Context, name: str) -> bool:
 app.add_typer(import_app, name="import")
 app.add_typer(rules_app, name="rules")
 app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
 cli_views.register(app)
+cli_review.register(app)
 cli_explain.register(app)
+cli_report.register(app)
 
 
 def main() -> None:

@@ -243,4 +243,9 @@ def recommendation_out(r: RecommendationRecord) -> evaluations_pb2.Recommendatio
         label_vi=r.label_vi, label_en=r.label_en, reasons=reasons,
         evaluation=f"periods/{r.period}/evaluations/{r.unit_code}", evaluation_revision=r.evaluation_revision,
         status=RECOMMENDATION_STATUSES[r.status], create_time=timestamp_out(r.created_at),
-        unit_display_name_vi=r.unit_name_vi)
+        unit_display_name_vi=r.unit_name_vi, recommendation_id=r.recommendation_id,
+        successor=(f"periods/{r.period}/recommendations/{r.unit_code}~{r.successor_flag}"
+                   if r.successor_flag else ""),
+        successor_id=r.superseded_by or 0, last_decision=r.last_decision, last_reviewer=r.last_reviewer,
+        last_decision_reason=r.last_decision_reason,
+        last_decision_time=timestamp_out(r.last_decision_at) if r.last_decision_at is not None else None)

@@ -28,6 +28,9 @@ class Permission(StrEnum):
     RULES_CHECK = "rules.check"  # check and simulate: nothing changes
     RULES_ACTIVATE = "rules.activate"  # activate and roll back
     IDENTITIES = "identities.manage"
+    REVIEW = "recommendations.review"  # approve, reject, defer
+    CONTEST = "recommendations.contest"  # a unit's right of reply, within the caller's unit scope
+    AUDIT = "audit.read"  # list and verify the audit log
 
 
 class Access(StrEnum):
@@ -36,11 +39,12 @@ class Access(StrEnum):
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.REPORTER: frozenset({Permission.SUBMIT}),
+    Role.REPORTER: frozenset({Permission.SUBMIT, Permission.CONTEST}),
     Role.READER: frozenset({Permission.READ}),
     Role.POLICY: frozenset({Permission.READ, Permission.RULES_CHECK, Permission.RULES_ACTIVATE, Permission.TARGETS}),
-    Role.COMMITTEE: frozenset({Permission.READ, Permission.ASSIGN, Permission.EVALUATE}),
-    Role.ADMIN: frozenset({Permission.READ, Permission.UNITS, Permission.IDENTITIES}),
+    Role.COMMITTEE: frozenset({Permission.READ, Permission.ASSIGN, Permission.EVALUATE, Permission.REVIEW,
+                               Permission.AUDIT}),
+    Role.ADMIN: frozenset({Permission.READ, Permission.UNITS, Permission.IDENTITIES, Permission.AUDIT}),
 }
 
 ROLE_VALUES = frozenset(role.value for role in Role)
@@ -83,6 +87,11 @@ METHOD_ACCESS: dict[str, Permission | Access] = {
         "CreateIdentity": P.IDENTITIES, "IssueToken": P.IDENTITIES, "RegisterCertificate": P.IDENTITIES,
         "ListIdentities": P.IDENTITIES, "ListCredentials": P.IDENTITIES, "RevokeCredential": P.IDENTITIES,
         "RevokeIdentity": P.IDENTITIES, "WhoAmI": A.AUTHENTICATED}),
+    **_service("civicscore.v1.AuditService", {"ListAuditEvents": P.AUDIT, "VerifyAudit": P.AUDIT}),
+    **_service("civicscore.v1.ReportService", {"GetQuarterlyReport": P.READ}),
+    **_service("civicscore.v1.ReviewService", {
+        "ReviewRecommendation": P.REVIEW, "ListRecommendationReviews": P.READ, "ContestRecommendation": P.CONTEST,
+        "GetContest": P.READ, "ListContests": P.READ, "WatchRecommendations": P.READ}),
 }
 
 REFLECTION_METHODS = frozenset({

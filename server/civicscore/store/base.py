@@ -100,6 +100,14 @@ class RecommendationRecord:
     status: RecommendationStatus
     created_at: dt.datetime
     unit_name_vi: str = ""
+    # Filled by the review reads (`store.reviews`); the listing of EvaluationService leaves the defaults.
+    recommendation_id: int = 0
+    superseded_by: int | None = None
+    successor_flag: str = ""
+    last_decision: str = ""
+    last_reviewer: str = ""
+    last_decision_reason: str = ""
+    last_decision_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +258,75 @@ class AuditEntry:
 
 class Conflict(Exception):
     """A create found the key taken (e.g. an identity id already used)."""
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """One committee decision on a recommendation."""
+
+    seq: int
+    recommendation_id: int
+    decision: str  # approved | rejected | deferred
+    previous_status: str
+    reason: str
+    reviewer: str
+    decided_at: dt.datetime
+    period: str = ""
+    unit_code: str = ""
+    flag: str = ""
+
+
+@dataclass(frozen=True)
+class NewContest:
+    """A unit's reply, with its corrections (JSON list) and the evaluation before/after (JSON objects)."""
+
+    recommendation_id: int
+    period: str
+    unit_code: str
+    text: str
+    corrections_json: str
+    accepted: int
+    duplicates: int
+    before_json: str
+    after_json: str
+    contested_by: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ContestRecord:
+    contest_id: int
+    recommendation_id: int
+    period: str
+    unit_code: str
+    text: str
+    corrections_json: str
+    accepted: int
+    duplicates: int
+    before_json: str
+    after_json: str
+    contested_by: str
+    created_at: dt.datetime
+    flag: str = ""
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    """One entry of the recommendation change log, with the recommendation as it stands now."""
+
+    seq: int
+    change: str  # raised | superseded | reviewed | contested
+    changed_at: dt.datetime
+    recommendation: RecommendationRecord
+
+
+class InvalidTransition(Exception):
+    """A review decision the recommendation's current status does not allow."""
+
+    def __init__(self, current: str, decision: str) -> None:
+        super().__init__(f"the recommendation is {current}; it cannot be {decision}")
+        self.current = current
+        self.decision = decision
 
 
 class Store(Protocol):
@@ -504,4 +581,31 @@ class Store(Protocol):
 
     def audit_entries(self, *, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
         """Entries in sequence order, from after `after_seq`."""
+        ...
+
+    # -- reviews, contests and the change log (store.reviews) ---------------------
+    def find_recommendation(self, *, period: str, unit_code: str, flag: str, recommendation_id: int = 0
+                            ) -> RecommendationRecord | None:
+        """The given id (if it has that name), else the latest recommendation of (period, unit, flag)."""
+        ...
+
+    def get_recommendation(self, recommendation_id: int) -> RecommendationRecord | None: ...
+
+    def review_recommendation(self, recommendation_id: int, *, decision: str, reason: str, reviewer: str,
+                              at: dt.datetime) -> tuple[RecommendationRecord, ReviewRecord]:
+        """Record a decision (InvalidTransition if the status refuses it), its change and audit entry."""
+        ...
+
+    def list_reviews(self, *, period: str, unit_code: str, flag: str) -> list[ReviewRecord]: ...
+
+    def record_contest(self, contest: NewContest) -> ContestRecord:
+        """Store a contest with its change-log and audit entries, in one transaction."""
+        ...
+
+    def get_contest(self, contest_id: int) -> ContestRecord | None: ...
+
+    def list_contests(self, *, period: str, after: str | None = None, limit: int = 100) -> Page[ContestRecord]: ...
+
+    def recommendation_changes(self, *, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
+        """Change-log entries after `after_seq`, in sequence order."""
         ...

@@ -22,10 +22,13 @@ from civicscore.store.base import (
 )
 from civicscore.store.cursors import Key, page_of, paginate
 from civicscore.store.driver import BulkColumn, Driver, arrays, one_of, unnest
+from civicscore.store.reviews import RAISED, log_changes
+from civicscore.store.reviews import SUPERSEDED as CHANGE_SUPERSEDED
 from civicscore.store.tables import evaluations, recommendation_reasons, recommendations, units
 
 PROPOSED = RecommendationStatus.PROPOSED.value
 SUPERSEDED = RecommendationStatus.SUPERSEDED.value
+DEFERRED = RecommendationStatus.DEFERRED.value
 
 
 def _check_batch(batch: Sequence[NewEvaluation], period: str) -> None:
@@ -125,7 +128,7 @@ def save_evaluations(
 
     driver.insert_many("evaluations", _EVALUATION_COLUMNS, new_evaluations, large_text=True)
     revised = sorted({evaluation[1] for evaluation in new_evaluations})
-    _supersede_and_insert(driver, period, revised, new_recommendations)
+    _supersede_and_insert(driver, period, revised, new_recommendations, now)
     return SaveEvaluationsResult(
         units_evaluated=len(batch),
         new_revisions=len(new_evaluations),
@@ -146,7 +149,7 @@ def _in_force(connection: Connection, period: str) -> int:
 
 def _supersede_and_insert(
     driver: Driver, period: str, revised: list[str],
-    new_recommendations: list[tuple[NewEvaluation, int, RecommendationRecord]],
+    new_recommendations: list[tuple[NewEvaluation, int, RecommendationRecord]], now: dt.datetime,
 ) -> None:
     """Proposed recommendations of revised units become superseded, linked to a successor of the same flag.
 
@@ -155,16 +158,20 @@ def _supersede_and_insert(
     INSERT per row on SQLite.
     """
     connection = driver.connection
-    old_proposed: list[tuple[int, str, str]] = []
+    old_proposed: list[tuple[int, str, str, str]] = []
     if revised:
-        query = select(recommendations.c.id, recommendations.c.unit_code, recommendations.c.flag).where(
+        # Open recommendations (proposed, or deferred by the committee) are superseded; approved and
+        # rejected ones are final. A decision on a superseded one stays in `recommendation_reviews`.
+        query = select(recommendations.c.id, recommendations.c.unit_code, recommendations.c.flag,
+                       recommendations.c.kind).where(
             recommendations.c.period == period,
-            recommendations.c.status == PROPOSED,
+            recommendations.c.status.in_([PROPOSED, DEFERRED]),
             one_of(connection, recommendations.c.unit_code, revised),
-        )
-        old_proposed = [(row.id, row.unit_code, row.flag) for row in connection.execute(query).all()]
+        ).with_for_update()  # a concurrent review (which locks the row) finishes first and is seen
+        old_proposed = [(row.id, row.unit_code, row.flag, row.kind) for row in connection.execute(query).all()]
 
     successor: dict[tuple[str, str], int] = {}
+    successor_of_kind: dict[tuple[str, str], int] = {}
     inserted: list[tuple[Any, ...]] = []
     reasons: list[tuple[int, str]] = []
     ids = driver.next_serials("recommendations", "id", len(new_recommendations))
@@ -175,17 +182,22 @@ def _supersede_and_insert(
         ))
         reasons.append((new_id, r.reasons_json))
         successor.setdefault((evaluation.unit_code, r.flag), new_id)
+        successor_of_kind.setdefault((evaluation.unit_code, r.kind), new_id)
     driver.insert_many("recommendations", _RECOMMENDATION_COLUMNS, inserted)
     driver.insert_many("recommendation_reasons", _REASON_COLUMNS, reasons, large_text=True)
+    # The successor: the new recommendation of the same flag, else of the same kind (the flag changed).
     superseded = [
-        (old_id, successor.get((unit_code, flag))) for old_id, unit_code, flag in sorted(old_proposed)
+        (old_id, successor.get((unit_code, flag), successor_of_kind.get((unit_code, kind))))
+        for old_id, unit_code, flag, kind in sorted(old_proposed)
     ]
-    if not superseded:
-        return
-    if driver.postgres:  # the rows are not contended: the unit locks serialise savers of a unit
+    if superseded and driver.postgres:  # the unit locks serialise savers of a unit
         driver.run(_SUPERSEDE_POSTGRES, (SUPERSEDED, *arrays(superseded)))
-    else:
+    elif superseded:
         driver.run_many(_SUPERSEDE, [(SUPERSEDED, successor_id, old_id) for old_id, successor_id in superseded])
+    # The change log (watchers' cursor), in the same transaction as the change; after the row
+    # updates, so that, like a review (row lock, then log lock), locks are always taken in that order.
+    log_changes(connection, [(new_id, RAISED) for new_id in ids]
+                + [(old_id, CHANGE_SUPERSEDED) for old_id, _ in superseded], now)
 
 
 # GetEvaluation's two statements, built once (no per-call construction or cache-key walk).

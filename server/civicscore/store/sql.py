@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 
 from civicscore.domain.canonical import canonical_json
 from civicscore.domain.model import (
@@ -31,13 +32,15 @@ from civicscore.domain.model import (
     UnitKind,
     UpsertCounts,
 )
-from civicscore.store import aggregates, listing, writes
+from civicscore.store import aggregates, listing, reviews, writes
 from civicscore.store import evaluations as revisions
 from civicscore.store import identities as access
 from civicscore.store import rulesets as versions
 from civicscore.store.base import (
     ActivationRecord,
     AuditEntry,
+    ChangeRecord,
+    ContestRecord,
     CredentialRecord,
     EvaluationRecord,
     IdempotencyRecord,
@@ -45,9 +48,11 @@ from civicscore.store.base import (
     MissingReferences,
     NewActivation,
     NewAuditEvent,
+    NewContest,
     NewEvaluation,
     Page,
     RecommendationRecord,
+    ReviewRecord,
     SaveEvaluationsResult,
     Store,
     StoredRuleset,
@@ -117,6 +122,15 @@ class SqlStore:
         """The stored result JSON for a key already used by the same request, else None."""
         return self._db.read(lambda c: stored_result(c, key, method, request_digest))
 
+    def _audited(self, connection: Connection, actor: str, action: str, target: str,
+                 detail: dict[str, object]) -> None:
+        """Append the audit entry of a write that changed something, in the write's transaction.
+
+        Writes made outside any call (`recorded_by` empty: tests, migrations) are not audited."""
+        if actor:
+            access.append_audit(connection, [NewAuditEvent(at=self._db.clock(), actor=actor, action=action,
+                                                           target=target, outcome="done", detail=detail)])
+
     def _upsert(
         self,
         write: Callable[..., UpsertCounts],
@@ -124,10 +138,17 @@ class SqlStore:
         idempotency: IdempotencyRecord | None,
         recorded_by: str,
     ) -> UpsertCounts:
-        return self._db.write(
-            lambda c: write(c, batch, recorded_by), idempotency=idempotency, encode=_result_json,
-            decode=_counts_from,
-        )
+        table = write.__name__.split("_", 1)[1]  # upsert_units -> units
+
+        def work(connection: Connection) -> UpsertCounts:
+            counts = write(connection, batch, recorded_by)
+            if counts.created or counts.updated:
+                self._audited(connection, recorded_by, write.__name__, table,
+                              {"created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
+                               "idempotency_key": idempotency.key if idempotency else ""})
+            return counts
+
+        return self._db.write(work, idempotency=idempotency, encode=_result_json, decode=_counts_from)
 
     # -- units ---------------------------------------------------------------
     def upsert_units(
@@ -186,7 +207,8 @@ class SqlStore:
         for _ in range(_REFERENCE_ATTEMPTS):
             try:
                 return self._db.write(
-                    lambda c: writes.record_outcomes(c, outcomes, recorded_by),
+                    partial(self._record_outcomes, outcomes=outcomes, recorded_by=recorded_by,
+                            key=idempotency.key if idempotency else ""),
                     idempotency=idempotency,
                     encode=_result_json,
                     decode=_outcome_result_from,
@@ -199,6 +221,14 @@ class SqlStore:
                 if missing:
                     raise MissingReferences(violation.field, missing) from None
         raise StoreError("outcome batch refused by a foreign key although every assignment exists")
+
+    def _record_outcomes(self, connection: Connection, *, outcomes: Sequence[Outcome], recorded_by: str,
+                         key: str) -> OutcomeWriteResult:
+        result = writes.record_outcomes(connection, outcomes, recorded_by)
+        if result.accepted:
+            self._audited(connection, recorded_by, "record_outcomes", "outcomes",
+                          {"accepted": result.accepted, "duplicates": result.duplicates, "idempotency_key": key})
+        return result
 
     def list_outcomes(
         self, *, assignment_id: str | None = None, unit_code: str | None = None,
@@ -275,11 +305,16 @@ class SqlStore:
     ) -> SaveEvaluationsResult:
         """New revision per changed result; the unit's proposed recommendations are superseded."""
         db = self._db
-        return db.write(
-            lambda c: revisions.save_evaluations(c, evaluations, period=period, now=db.clock(),
-                                                 recorded_by=recorded_by),
-            idempotency=idempotency, encode=_result_json, decode=_save_result_from,
-        )
+
+        def work(connection: Connection) -> SaveEvaluationsResult:
+            saved = revisions.save_evaluations(connection, evaluations, period=period, now=db.clock(),
+                                               recorded_by=recorded_by)
+            if saved.new_revisions:
+                self._audited(connection, recorded_by, "save_evaluations", f"periods/{period}",
+                              {"units_evaluated": saved.units_evaluated, "new_revisions": saved.new_revisions})
+            return saved
+
+        return db.write(work, idempotency=idempotency, encode=_result_json, decode=_save_result_from)
 
     def get_evaluation(self, *, unit_code: str, period: str, revision: int = 0) -> EvaluationRecord | None:
         """A given revision, or the latest when `revision` is 0."""
@@ -313,7 +348,7 @@ class SqlStore:
     ) -> ActivationRecord:
         """Store the content (once per digest) and append an activation of it."""
         return self._db.write(
-            lambda c: versions.record_activation(c, ruleset, activation),
+            lambda c: self._activation_audited(c, versions.record_activation(c, ruleset, activation), "activate"),
             idempotency=idempotency, encode=_result_json, decode=activation_from_json,
         )
 
@@ -323,10 +358,18 @@ class SqlStore:
     ) -> ActivationRecord:
         """Mark the latest live activation rolled back (NothingToRollBack when it must not be)."""
         return self._db.write(
-            partial(versions.roll_back_activation, expected_digest=expected_digest, actor=actor, reason=reason,
-                    at=at),
+            lambda c: self._activation_audited(c, versions.roll_back_activation(
+                c, expected_digest=expected_digest, actor=actor, reason=reason, at=at), "rollback"),
             idempotency=idempotency, encode=_result_json, decode=activation_from_json,
         )
+
+    def _activation_audited(self, connection: Connection, record: ActivationRecord, what: str) -> ActivationRecord:
+        actor = record.actor if what == "activate" else (record.rolled_back_by or "")
+        reason = record.reason if what == "activate" else (record.rollback_reason or "")
+        self._audited(connection, actor, f"{what}_ruleset", f"rulesets/{record.digest}",
+                      {"sequence": record.seq, "version": record.version, "in_force_from": record.in_force_from,
+                       "source": record.source, "reason": reason})
+        return record
 
     def activations(self, *, include_rolled_back: bool = True) -> list[ActivationRecord]:
         return self._db.read(partial(versions.activations, include_rolled_back=include_rolled_back))
@@ -385,6 +428,35 @@ class SqlStore:
     def audit_entries(self, *, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
         return self._db.read(partial(access.audit_entries, after_seq=after_seq, limit=limit))
 
+
+    # -- reviews, contests and the change log ------------------------------------
+    def find_recommendation(self, *, period: str, unit_code: str, flag: str, recommendation_id: int = 0
+                            ) -> RecommendationRecord | None:
+        return self._db.read(partial(reviews.find_recommendation, period=period, unit_code=unit_code, flag=flag,
+                                     recommendation_id=recommendation_id))
+
+    def get_recommendation(self, recommendation_id: int) -> RecommendationRecord | None:
+        return self._db.read(lambda c: reviews.get_recommendation(c, recommendation_id))
+
+    def review_recommendation(self, recommendation_id: int, *, decision: str, reason: str, reviewer: str,
+                              at: dt.datetime) -> tuple[RecommendationRecord, ReviewRecord]:
+        return self._db.write(lambda c: reviews.review_recommendation(
+            c, recommendation_id, decision=decision, reason=reason, reviewer=reviewer, at=at))
+
+    def list_reviews(self, *, period: str, unit_code: str, flag: str) -> list[ReviewRecord]:
+        return self._db.read(partial(reviews.list_reviews, period=period, unit_code=unit_code, flag=flag))
+
+    def record_contest(self, contest: NewContest) -> ContestRecord:
+        return self._db.write(lambda c: reviews.record_contest(c, contest))
+
+    def get_contest(self, contest_id: int) -> ContestRecord | None:
+        return self._db.read(lambda c: reviews.get_contest(c, contest_id))
+
+    def list_contests(self, *, period: str, after: str | None = None, limit: int = 100) -> Page[ContestRecord]:
+        return self._db.read(partial(reviews.list_contests, period=period, after=after, limit=limit))
+
+    def recommendation_changes(self, *, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
+        return self._db.read(partial(reviews.recommendation_changes_after, after_seq=after_seq, limit=limit))
 
 def activation_from_json(text: str) -> ActivationRecord:
     """An ActivationRecord from the canonical JSON kept under an idempotency key."""

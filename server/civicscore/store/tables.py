@@ -377,6 +377,55 @@ class AuditEventRow(SQLModel, table=True):
     entry_hash: str = Field(sa_type=String)
 
 
+class RecommendationReviewRow(SQLModel, table=True):
+    """One committee decision on a recommendation; append-only, so superseding never erases it."""
+
+    __tablename__ = "recommendation_reviews"
+    __table_args__ = (Index("ix_recommendation_reviews_recommendation_id", "recommendation_id", "seq"),)
+
+    seq: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
+    recommendation_id: int = Field(sa_type=SerialKey, foreign_key="recommendations.id",
+                                   sa_column_kwargs={"autoincrement": False})
+    decision: str = Field(sa_type=String)  # approved | rejected | deferred
+    previous_status: str = Field(sa_type=String)
+    reason: str = Field(sa_type=Text)
+    reviewer: str = Field(sa_type=Text)
+    decided_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+class RecommendationContestRow(SQLModel, table=True):
+    """A unit's reply to a recommendation: its text, corrections, and the evaluation before and after."""
+
+    __tablename__ = "recommendation_contests"
+    __table_args__ = (Index("ix_recommendation_contests_period", "period", "id"),)
+
+    id: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
+    recommendation_id: int = Field(sa_type=SerialKey, foreign_key="recommendations.id",
+                                   sa_column_kwargs={"autoincrement": False})
+    period: str = Field(sa_type=String)
+    unit_code: str = Field(sa_type=String)
+    text: str = Field(sa_type=Text)
+    corrections_json: str = Field(sa_type=Text)
+    accepted: int = Field(sa_type=Integer)
+    duplicates: int = Field(sa_type=Integer)
+    before_json: str = Field(sa_type=Text)
+    after_json: str = Field(sa_type=Text)
+    contested_by: str = Field(sa_type=Text)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
+class RecommendationChangeRow(SQLModel, table=True):
+    """Append-only log of recommendation changes; `seq` is the watchers' cursor, in commit order."""
+
+    __tablename__ = "recommendation_changes"
+
+    seq: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
+    recommendation_id: int = Field(sa_type=SerialKey, foreign_key="recommendations.id",
+                                   sa_column_kwargs={"autoincrement": False})
+    change: str = Field(sa_type=String)  # raised | superseded | reviewed | contested
+    changed_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -398,3 +447,6 @@ ruleset_activations = _table(RulesetActivationRow)
 identities = _table(IdentityRow)
 credentials = _table(CredentialRow)
 audit_events = _table(AuditEventRow)
+recommendation_reviews = _table(RecommendationReviewRow)
+recommendation_contests = _table(RecommendationContestRow)
+recommendation_changes = _table(RecommendationChangeRow)

@@ -420,6 +420,13 @@ class Recommendation(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UNIT_DISPLAY_NAME_VI_FIELD_NUMBER: _builtins.int
+    RECOMMENDATION_ID_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_ID_FIELD_NUMBER: _builtins.int
+    LAST_DECISION_FIELD_NUMBER: _builtins.int
+    LAST_REVIEWER_FIELD_NUMBER: _builtins.int
+    LAST_DECISION_REASON_FIELD_NUMBER: _builtins.int
+    LAST_DECISION_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `periods/{period}/recommendations/{unit code}~{flag}`."""
     unit: _builtins.str
@@ -444,6 +451,18 @@ class Recommendation(_message.Message):
     """Review status."""
     unit_display_name_vi: _builtins.str
     """Vietnamese name of the unit."""
+    recommendation_id: _builtins.int
+    """Stored id; names are reused when a re-evaluation raises the flag again."""
+    successor: _builtins.str
+    """When superseded: the successor's name (empty if the flag was dropped with no successor)."""
+    successor_id: _builtins.int
+    """When superseded: the successor's stored id; 0 if none."""
+    last_decision: _builtins.str
+    """Last decision taken, `approved`, `rejected` or `deferred`; empty if never reviewed."""
+    last_reviewer: _builtins.str
+    """Identity of the committee member who took the last decision."""
+    last_decision_reason: _builtins.str
+    """Reason given with the last decision."""
     @_builtins.property
     def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reason]:
         """Every rule that raised the flag."""
@@ -451,6 +470,10 @@ class Recommendation(_message.Message):
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When it was raised."""
+
+    @_builtins.property
+    def last_decision_time(self) -> _timestamp_pb2.Timestamp:
+        """When the last decision was taken."""
 
     def __init__(
         self,
@@ -469,10 +492,17 @@ class Recommendation(_message.Message):
         status: Global___RecommendationStatus.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         unit_display_name_vi: _builtins.str = ...,
+        recommendation_id: _builtins.int = ...,
+        successor: _builtins.str = ...,
+        successor_id: _builtins.int = ...,
+        last_decision: _builtins.str = ...,
+        last_reviewer: _builtins.str = ...,
+        last_decision_reason: _builtins.str = ...,
+        last_decision_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_decision_time", b"last_decision_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "evaluation", b"evaluation", "evaluation_revision", b"evaluation_revision", "flag", b"flag", "kind", b"kind", "label_en", b"label_en", "label_vi", b"label_vi", "level", b"level", "name", b"name", "period", b"period", "reasons", b"reasons", "status", b"status", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "evaluation", b"evaluation", "evaluation_revision", b"evaluation_revision", "flag", b"flag", "kind", b"kind", "label_en", b"label_en", "label_vi", b"label_vi", "last_decision", b"last_decision", "last_decision_reason", b"last_decision_reason", "last_decision_time", b"last_decision_time", "last_reviewer", b"last_reviewer", "level", b"level", "name", b"name", "period", b"period", "reasons", b"reasons", "recommendation_id", b"recommendation_id", "status", b"status", "successor", b"successor", "successor_id", b"successor_id", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

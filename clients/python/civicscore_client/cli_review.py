@@ -1,0 +1,184 @@
+"""`civicscore review|contest|contests|contest-show|watch`: the committee's review and the units' reply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from civicscore_api.v1 import evaluations_pb2, reviews_pb2
+from civicscore_client.cli_session import Session, message_dict, messages_json, session_of
+from civicscore_client.importing import detect_format, parse_outcomes, read_text
+
+review_app = typer.Typer(help="Approve, reject or defer a recommendation (committee), with a reason.",
+                         no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="The recommendation, e.g. periods/2026-Q3/recommendations/STP~criticism "
+                                             "or 2026-Q3/STP~criticism.", show_default=False)]
+ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (required).", show_default=False)]
+
+
+def _status(value: int) -> str:
+    return evaluations_pb2.RecommendationStatus.Name(value).removeprefix("RECOMMENDATION_STATUS_").lower()  # type: ignore[arg-type]
+
+
+def _decide(ctx: typer.Context, name: str, decision: str, reason: str) -> None:
+    session = session_of(ctx)
+    with session.reporting_errors(), session.connect() as client:
+        reply = client.review_recommendation(name, decision, reason)
+    if session.json_output:
+        session.print_json(message_dict(reply))
+        return
+    r = reply.recommendation
+    session.out.print(f"{r.name} (id {r.recommendation_id}): {_status(reply.review.previous_status)} -> "
+                      f"{_status(r.status)} by {reply.review.reviewer}: {reply.review.reason}")
+
+
+@review_app.command()
+def approve(ctx: typer.Context, name: NameArg, reason: ReasonOpt) -> None:
+    """Approve a proposed or deferred recommendation (final)."""
+    _decide(ctx, name, "approve", reason)
+
+
+@review_app.command()
+def reject(ctx: typer.Context, name: NameArg, reason: ReasonOpt) -> None:
+    """Reject a proposed or deferred recommendation (final)."""
+    _decide(ctx, name, "reject", reason)
+
+
+@review_app.command()
+def defer(ctx: typer.Context, name: NameArg, reason: ReasonOpt) -> None:
+    """Defer a proposed or deferred recommendation, to decide later."""
+    _decide(ctx, name, "defer", reason)
+
+
+def _snapshot(s: reviews_pb2.EvaluationSnapshot) -> str:
+    if not s.revision:
+        return "(no evaluation)"
+    score = f"{s.score:.1f}" if s.assessable else "not assessable"
+    return f"rev {s.revision}: {score}, {s.grade or '-'}, flags: {', '.join(s.flags) or 'none'}"
+
+
+def _print_contest(session: Session, c: reviews_pb2.Contest) -> None:
+    table = Table(title=f"{c.name}: {c.recommendation}", show_lines=True)
+    table.add_column("", style="bold")
+    table.add_column("Before")
+    table.add_column("After")
+    table.add_row("Evaluation", _snapshot(c.before), _snapshot(c.after))
+    table.add_row("Score", f"{c.before.score:.1f}", f"{c.after.score:.1f}")
+    table.add_row("Grade", c.before.grade or "-", c.after.grade or "-")
+    table.add_row("Flags", ", ".join(c.before.flags) or "none", ", ".join(c.after.flags) or "none")
+    session.out.print(table)
+    session.out.print(Text(f"By {c.contested_by} at {c.create_time.ToJsonString()}: {c.text}"))
+    session.out.print(f"Corrections: {len(c.corrections)} ({c.accepted} stored, {c.duplicates} duplicates)")
+    for o in c.corrections:
+        session.out.print(Text(f"  {o.outcome_id}: {o.assignment} {o.completed_on or ''} reminders={o.reminders}"))
+    if c.HasField("current"):
+        session.out.print(f"Recommendation now: {_status(c.current.status)}"
+                          + (f", successor {c.current.successor}" if c.current.successor else ""))
+
+
+def contest(
+    ctx: typer.Context,
+    name: NameArg,
+    text: Annotated[str, typer.Option("--text", "-t", help="The unit's reply (required).", show_default=False)],
+    outcomes: Annotated[Path | None, typer.Option(
+        "--outcomes", help="Corrected outcomes, CSV or JSON Lines (the `import outcomes` columns).",
+        show_default=False)] = None,
+) -> None:
+    """Contest a recommendation for your unit: the corrections are stored, the quarter re-evaluated."""
+    session = session_of(ctx)
+    corrections = []
+    with session.reporting_errors():
+        if outcomes is not None:
+            parsed = parse_outcomes(read_text(outcomes), format=detect_format(outcomes), source=str(outcomes))
+            if parsed.rejects:
+                session.fail("\n".join([f"{outcomes}: {len(parsed.rejects)} line(s) rejected; nothing was sent",
+                                        *(f"  {r}" for r in parsed.rejects[:20])]), code=2)
+            corrections = [row.message for row in parsed.rows]
+        with session.connect(timeout=max(session.timeout, 300.0)) as client:
+            result = client.contest_recommendation(name, text, corrections)
+    if session.json_output:
+        session.print_json(message_dict(result))
+        return
+    _print_contest(session, result)
+
+
+def contests(ctx: typer.Context, period: Annotated[str, typer.Argument(help="Quarter, e.g. 2026-Q3.")]) -> None:
+    """List a quarter's contests, with the evaluation before and after."""
+    session = session_of(ctx)
+    with session.reporting_errors(), session.connect() as client:
+        found = list(client.list_contests(period))
+    if session.json_output:
+        session.print_json(messages_json(found))
+        return
+    if not found:
+        session.out.print("No contests.")
+        return
+    table = Table(title=f"Contests {period}", show_lines=True)
+    for column in ("Contest", "Recommendation", "By", "Before", "After", "Text"):
+        table.add_column(column, overflow="fold")
+    for c in found:
+        table.add_row(c.name, c.recommendation, c.contested_by, _snapshot(c.before), _snapshot(c.after), Text(c.text))
+    session.out.print(table)
+
+
+def contest_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="contests/12 or 12.")]) -> None:
+    """One contest: the text, the corrections, and the evaluation before and after side by side."""
+    session = session_of(ctx)
+    with session.reporting_errors(), session.connect() as client:
+        found = client.get_contest(name)
+    if session.json_output:
+        session.print_json(message_dict(found))
+        return
+    _print_contest(session, found)
+
+
+def watch(
+    ctx: typer.Context,
+    cursor: Annotated[str, typer.Option("--from", help="Resume after this cursor (printed with every change).")
+                      ] = "",
+) -> None:
+    """Print recommendation changes as they are committed (raised, superseded, reviewed, contested); Ctrl-C ends."""
+    session = session_of(ctx)
+    with session.reporting_errors(), session.connect() as client:
+        stream = client.watch_recommendations(cursor)
+        try:
+            for message in stream:
+                if message.caught_up:
+                    if not session.json_output:
+                        session.err.print(f"-- caught up at cursor {message.cursor or '0'}; waiting for changes")
+                    continue
+                change = message.change
+                if session.json_output:
+                    session.out.file.write(json_line(message_dict(message)) + "\n")
+                    session.out.file.flush()
+                    continue
+                kind = reviews_pb2.RecommendationChangeKind.Name(change.kind).removeprefix(
+                    "RECOMMENDATION_CHANGE_KIND_").lower()
+                r = change.recommendation
+                extra = f" ({r.last_decision} by {r.last_reviewer}: {r.last_decision_reason})" if (
+                    kind == "reviewed") else ""
+                session.out.print(Text(f"[{message.cursor}] {change.change_time.ToJsonString()} {kind:<10} "
+                                       f"{r.name} id={r.recommendation_id} -> {_status(r.status)}{extra}"))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stream.cancel()
+
+
+def json_line(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""
+    app.add_typer(review_app, name="review")
+    app.command()(contest)
+    app.command()(contests)
+    app.command("contest-show")(contest_show)
+    app.command()(watch)

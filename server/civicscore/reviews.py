@@ -1,0 +1,165 @@
+"""The committee's side: review decisions, a unit's right of reply (contests), and the change log.
+
+Review: proposed -> approved / rejected / deferred; deferred -> approved / rejected / deferred
+(with a new reason); approved, rejected and superseded are final. Every decision
+needs a reason and is kept in its own table, so a re-evaluation that supersedes
+the recommendation does not erase it.
+
+Contest: the unit (a reporter whose scope covers it) replies with a text and
+corrected outcomes; the corrections go through normal ingest, the quarter is
+re-evaluated, and the evaluation before and after is kept with the contest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+
+from civicscore import evaluate
+from civicscore.auth.caller import current_caller
+from civicscore.domain.canonical import canonical_json
+from civicscore.errors import FailedPrecondition, InvalidInput, NotFound, PermissionDenied, Violation
+from civicscore.ingest_outcomes import OutcomeInput, submit_outcomes
+from civicscore.rulebook import RulesetRegistry
+from civicscore.store import Store
+from civicscore.store.base import (
+    ContestRecord,
+    EvaluationRecord,
+    InvalidTransition,
+    NewContest,
+    RecommendationRecord,
+    ReviewRecord,
+)
+from civicscore.validation import nfc
+
+MAX_TEXT = 4000
+DECISIONS = ("approved", "rejected", "deferred")
+_VERB = {"approved": "approved", "rejected": "rejected", "deferred": "deferred"}
+
+
+def parse_recommendation_name(name: str, field: str = "name") -> tuple[str, str, str]:
+    """(period, unit code, flag) from `periods/{period}/recommendations/{code}~{flag}`."""
+    parts = name.split("/")
+    if (len(parts) != 4 or parts[0] != "periods" or parts[2] != "recommendations" or "~" not in parts[3]
+            or not all(parts[3].split("~", 1))):
+        raise InvalidInput([Violation(field, f"{name!r} is not a recommendation name; write "
+                                      "periods/2026-Q3/recommendations/STP~criticism", "INVALID_NAME")])
+    period = str(evaluate.parse_period(parts[1], field))
+    code, flag = parts[3].split("~", 1)
+    return period, code, flag
+
+
+def recommendation_name(r: RecommendationRecord) -> str:
+    return f"periods/{r.period}/recommendations/{r.unit_code}~{r.flag}"
+
+
+def _required_text(value: str, field: str) -> str:
+    text = nfc(value.strip())
+    if not text:
+        raise InvalidInput([Violation(field, f"{field} is required: say why (lý do)", "REQUIRED")])
+    if len(text) > MAX_TEXT:
+        raise InvalidInput([Violation(field, f"{field} is at most {MAX_TEXT:,} characters", "TOO_LONG")])
+    return text
+
+
+def find(store: Store, name: str, recommendation_id: int = 0) -> RecommendationRecord:
+    period, code, flag = parse_recommendation_name(name)
+    found = store.find_recommendation(period=period, unit_code=code, flag=flag, recommendation_id=recommendation_id)
+    if found is None:
+        raise NotFound(name, f"{name} does not exist" + (f" with id {recommendation_id}" if recommendation_id else ""))
+    return found
+
+
+def review(store: Store, name: str, *, recommendation_id: int = 0, decision: str, reason: str, actor: str,
+           now: dt.datetime) -> tuple[RecommendationRecord, ReviewRecord]:
+    """Record a committee decision; FailedPrecondition names the current status when it is refused."""
+    if decision not in DECISIONS:
+        raise InvalidInput([Violation("decision", "decision is required: approve, reject or defer", "REQUIRED")])
+    text = _required_text(reason, "reason")
+    target = find(store, name, recommendation_id)
+    try:
+        return store.review_recommendation(target.recommendation_id, decision=decision, reason=text,
+                                           reviewer=actor, at=now)
+    except InvalidTransition as refused:
+        final = "final" if refused.current in ("approved", "rejected", "superseded") else "not open"
+        raise FailedPrecondition(
+            f"{name} (id {target.recommendation_id}) is {refused.current.upper()} ({final}); "
+            f"it cannot be {_VERB[decision]}. Allowed: PROPOSED or DEFERRED -> APPROVED, REJECTED or DEFERRED"
+        ) from None
+
+
+def list_reviews(store: Store, name: str) -> list[ReviewRecord]:
+    period, code, flag = parse_recommendation_name(name)
+    return store.list_reviews(period=period, unit_code=code, flag=flag)
+
+
+def snapshot(record: EvaluationRecord | None) -> dict[str, object]:
+    """What the contest keeps of an evaluation: revision, score, grade, flags."""
+    if record is None:
+        return {"revision": 0, "assessable": False, "score": 0.0, "grade": "", "flags": []}
+    return {"revision": record.revision, "assessable": record.assessable,
+            "score": record.score if record.score is not None else 0.0, "grade": record.grade,
+            "flags": list(record.flags)}
+
+
+def contest(store: Store, rulesets: RulesetRegistry, name: str, *, recommendation_id: int = 0, text: str,
+            outcomes: Sequence[OutcomeInput], corrections_json: str, actor: str, now: dt.datetime
+            ) -> ContestRecord:
+    """A unit's reply: store the corrections through ingest, re-evaluate the quarter, keep before/after.
+
+    The caller's scope must cover the unit of the recommendation; the corrections must be
+    outcomes of that unit's assignments (the api layer also runs the usual ingest scope check).
+    """
+    reply = _required_text(text, "text")
+    target = find(store, name, recommendation_id)
+    caller = current_caller()
+    if caller is not None and not caller.may_submit_for(target.unit_code):
+        scope = ", ".join(f"units/{c}" for c in sorted(caller.scope_units)) or "none"
+        raise PermissionDenied(f"only units/{target.unit_code} (or the committee) may contest {name}; "
+                               f"your scope is: {scope}")
+    if target.status.value == "superseded":
+        raise FailedPrecondition(f"{name} (id {target.recommendation_id}) is SUPERSEDED; contest its successor")
+    ids = sorted({o.assignment.removeprefix("assignments/") for o in outcomes})
+    owners = {aid: a.unit_code for aid, a in store.get_assignments(ids).items()}
+    wrong = [Violation(f"outcomes[{i}].assignment", f"{o.assignment} is not an assignment of "
+                       f"units/{target.unit_code}", "NOT_THE_UNITS_ASSIGNMENT", i)
+             for i, o in enumerate(outcomes)
+             if owners.get(o.assignment.removeprefix("assignments/")) not in (None, target.unit_code)]
+    if wrong:
+        raise InvalidInput(wrong)
+    before = snapshot(store.get_evaluation(unit_code=target.unit_code, period=target.period))
+    accepted = duplicates = 0
+    if outcomes:
+        stored = submit_outcomes(store, outcomes, now=now, idempotency_key="", actor=actor)
+        accepted, duplicates = stored.accepted, stored.duplicates
+    evaluate.evaluate_period(store, rulesets, target.period, now=now, idempotency_key="", actor=actor)
+    after = snapshot(store.get_evaluation(unit_code=target.unit_code, period=target.period))
+    return store.record_contest(NewContest(
+        recommendation_id=target.recommendation_id, period=target.period, unit_code=target.unit_code, text=reply,
+        corrections_json=corrections_json, accepted=accepted, duplicates=duplicates,
+        before_json=canonical_json(before), after_json=canonical_json(after), contested_by=actor, created_at=now))
+
+
+def get_contest(store: Store, name: str) -> ContestRecord:
+    prefix, _, number = name.partition("/")
+    if prefix != "contests" or not number.isdigit():
+        raise InvalidInput([Violation("name", f"{name!r} is not a contest name; write contests/12", "INVALID_NAME")])
+    found = store.get_contest(int(number))
+    if found is None:
+        raise NotFound(name)
+    return found
+
+
+def parse_cursor(cursor: str) -> int:
+    """A watch cursor: the decimal sequence number of the last change received ("" = from the start)."""
+    if not cursor:
+        return 0
+    if not cursor.isdigit():
+        raise InvalidInput([Violation("cursor", f"{cursor!r} is not a cursor from WatchRecommendations",
+                                      "INVALID_CURSOR")])
+    return int(cursor)
+
+
+def decode_json(text: str) -> object:
+    return json.loads(text)
