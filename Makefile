@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.
 ADDR ?= 127.0.0.1:50051
 DB ?= var/civicscore.db
 
-.PHONY: help venv run test test-fast gen check-gen lint bench clean
+.PHONY: pdf-deps help venv run test test-fast gen check-gen lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,11 @@ check-gen: $(STAMP) ## Fail if generated code differs from what protos/ produce
 lint: $(STAMP) ## ruff and mypy over hand-written code
 	$(VENV)/bin/ruff check server clients/python/civicscore_client tests bench scripts
 	$(VENV)/bin/mypy server/civicscore clients/python/civicscore_client
+
+pdf-deps: ## Install Debian's Chromium, pdftotext and Noto fonts, for the report's PDF and its browser tests (root or sudo)
+	@if command -v chromium >/dev/null && command -v pdftotext >/dev/null; then echo "chromium and pdftotext are installed"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium poppler-utils fonts-noto-core; fi
 
 bench: $(STAMP) ## Run the benchmarks and print the figures (writes bench/out/)
 	$(PY) -m bench

@@ -88,6 +88,9 @@ def test_every_allowed_and_refused_transition(served: tuple[ServerProcess, dict[
         for decision in ("approve", "reject", "defer"):
             with pytest.raises(FailedPrecondition, match="APPROVED"):
                 two.review_recommendation(STP, decision, "Đổi ý")
+        listed = next(r for r in one.list_recommendations(PERIOD, unit="STP") if r.flag == "criticism")
+        assert (listed.last_decision, listed.last_reviewer, listed.last_decision_reason) == (
+            "approved", "committee-1", "Đồng ý phê bình")  # the ordinary listing shows decisions too
         history = one.list_recommendation_reviews(STP)
         assert [(r.decision, r.reviewer) for r in history] == [
             (reviews_pb2.REVIEW_DECISION_DEFER, "committee-1"), (reviews_pb2.REVIEW_DECISION_DEFER, "committee-2"),

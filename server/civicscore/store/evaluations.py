@@ -22,9 +22,9 @@ from civicscore.store.base import (
 )
 from civicscore.store.cursors import Key, page_of, paginate
 from civicscore.store.driver import BulkColumn, Driver, arrays, one_of, unnest
-from civicscore.store.reviews import RAISED, log_changes
+from civicscore.store.reviews import RAISED, log_changes, recommendation_query, recommendation_record
 from civicscore.store.reviews import SUPERSEDED as CHANGE_SUPERSEDED
-from civicscore.store.tables import evaluations, recommendation_reasons, recommendations, units
+from civicscore.store.tables import evaluations, recommendations, units
 
 PROPOSED = RecommendationStatus.PROPOSED.value
 SUPERSEDED = RecommendationStatus.SUPERSEDED.value
@@ -247,18 +247,9 @@ def list_recommendations(
     connection: Connection, *, period: str, kind: str | None, flag: str | None,
     status: RecommendationStatus | None, unit_code: str | None, after: str | None, limit: int,
 ) -> Page[RecommendationRecord]:
-    """Recommendations of a period in (unit code, creation) order, with the unit's Vietnamese name."""
-    # An outer join, so that the listing always agrees with the counts of `recommendations`.
-    reasons = func.coalesce(recommendation_reasons.c.reasons_json, "[]").label("reasons_json")
-    query = (
-        select(recommendations, reasons, units.c.name_vi.label("unit_name_vi"))
-        .select_from(
-            recommendations
-            .outerjoin(recommendation_reasons, recommendation_reasons.c.recommendation_id == recommendations.c.id)
-            .outerjoin(units, units.c.code == recommendations.c.unit_code)
-        )
-        .where(recommendations.c.period == period)
-    )
+    """Recommendations of a period in (unit code, creation) order, with the unit's Vietnamese name, the
+    successor of a superseded one and the last decision taken on each."""
+    query = recommendation_query().where(recommendations.c.period == period)
     if kind is not None:
         query = query.where(recommendations.c.kind == kind)
     if flag is not None:
@@ -271,5 +262,5 @@ def list_recommendations(
     query = paginate(query, columns, listing="recommendations", after=after, limit=limit)
     found = list(connection.execute(query))
     keys: list[Key] = [(row.unit_code, row.id) for row in found]
-    items = [rows.recommendation_from(row) for row in found]
+    items = [recommendation_record(row) for row in found]
     return page_of(items, keys, listing="recommendations", limit=limit)

@@ -64,7 +64,8 @@ def log_changes(connection: Connection, changes: Sequence[tuple[int, str]], at: 
     ])
 
 
-def _recommendation_query() -> Any:
+def recommendation_query() -> Any:
+    """Recommendations with their reasons, unit name, successor and last decision (one row each)."""
     successor = recommendations.alias("successor")
     earlier = recommendation_reviews.alias("earlier")
     last = (
@@ -94,7 +95,7 @@ def _recommendation_query() -> Any:
     )
 
 
-def _record(row: Any) -> RecommendationRecord:
+def recommendation_record(row: Any) -> RecommendationRecord:
     return RecommendationRecord(
         unit_code=row.unit_code, period=row.period, flag=row.flag, kind=row.kind, level=row.level,
         label_vi=row.label_vi, label_en=row.label_en, reasons_json=row.reasons_json,
@@ -108,26 +109,26 @@ def _record(row: Any) -> RecommendationRecord:
 
 
 def get_recommendation(connection: Connection, recommendation_id: int) -> RecommendationRecord | None:
-    row = connection.execute(_recommendation_query().where(recommendations.c.id == recommendation_id)).first()
-    return None if row is None else _record(row)
+    row = connection.execute(recommendation_query().where(recommendations.c.id == recommendation_id)).first()
+    return None if row is None else recommendation_record(row)
 
 
 def _recommendations(connection: Connection, ids: Sequence[int]) -> dict[int, RecommendationRecord]:
     if not ids:
         return {}
-    found = connection.execute(_recommendation_query().where(recommendations.c.id.in_(sorted(set(ids)))))
-    return {int(row.id): _record(row) for row in found}
+    found = connection.execute(recommendation_query().where(recommendations.c.id.in_(sorted(set(ids)))))
+    return {int(row.id): recommendation_record(row) for row in found}
 
 
 def find_recommendation(connection: Connection, *, period: str, unit_code: str, flag: str,
                         recommendation_id: int) -> RecommendationRecord | None:
-    query = _recommendation_query().where(
+    query = recommendation_query().where(
         recommendations.c.period == period, recommendations.c.unit_code == unit_code,
         recommendations.c.flag == flag)
     if recommendation_id:
         query = query.where(recommendations.c.id == recommendation_id)
     row = connection.execute(query.order_by(recommendations.c.id.desc()).limit(1)).first()
-    return None if row is None else _record(row)
+    return None if row is None else recommendation_record(row)
 
 
 def review_recommendation(connection: Connection, recommendation_id: int, *, decision: str, reason: str,

@@ -16,12 +16,11 @@ from civicscore.domain.model import (
     OutcomeStatus,
     Priority,
     Quality,
-    RecommendationStatus,
     Target,
     Unit,
     UnitKind,
 )
-from civicscore.store.base import EvaluationRecord, RecommendationRecord
+from civicscore.store.base import EvaluationRecord
 
 Values = dict[str, Any]
 
@@ -196,21 +195,4 @@ def evaluation_from(row: Row[Any]) -> EvaluationRecord:
         timeliness=row.timeliness,
         flags=tuple_of(row.flags_json),
         recorded_by=row.recorded_by,
-    )
-
-
-def recommendation_from(row: Row[Any]) -> RecommendationRecord:
-    return RecommendationRecord(
-        unit_code=row.unit_code,
-        period=row.period,
-        flag=row.flag,
-        kind=row.kind,
-        level=row.level,
-        label_vi=row.label_vi,
-        label_en=row.label_en,
-        reasons_json=row.reasons_json,
-        evaluation_revision=row.evaluation_revision,
-        status=RecommendationStatus(row.status),
-        created_at=row.created_at,
-        unit_name_vi=row.unit_name_vi or "",
     )
