@@ -265,6 +265,7 @@ def test_show_prints_score_grade_counts_and_flags(evaluated: str) -> None:
     assert "100.00" in out
     assert "Hoàn thành xuất sắc nhiệm vụ" in out
     assert "praise" in out
+    assert "evaluated by bootstrap-admin" in out  # who ran the evaluation that made this revision
 
     latest = civicscore(evaluated, "--json", "show", "stp")  # no --period: the latest evaluated quarter
     assert latest.exit_code == 0, latest.output

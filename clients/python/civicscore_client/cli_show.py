@@ -24,6 +24,7 @@ def print_evaluation(out: Console, evaluation: evaluations_pb2.Evaluation, *, un
     out.print(
         f"Quarter {evaluation.period} · revision {evaluation.revision} · ruleset {ruleset}"
         f" · block {escape(evaluation.block)}"
+        + (f" · evaluated by {escape(evaluation.evaluated_by)}" if evaluation.evaluated_by else "")
     )
     score = evaluation.score_display if evaluation.has_score else "no score (no assignment due)"
     out.print(f"Score: [bold]{escape(score)}[/]")
