@@ -4,10 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
+BUF := tools/buf/node_modules/.bin/buf
+BUF_STAMP := tools/buf/node_modules/.installed-$(shell sha1sum tools/buf/package-lock.json 2>/dev/null | cut -c1-12)
+CONTRACT := contract/civicscore-v1.binpb
 ADDR ?= 127.0.0.1:50051
 DB ?= var/civicscore.db
 
-.PHONY: pdf-deps help venv run test test-fast gen check-gen lint bench clean
+.PHONY: pdf-deps help venv run test test-fast gen check-gen lint lint-proto release-contract bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +29,7 @@ run: $(STAMP) ## Start the server on $(ADDR) with SQLite at $(DB) and the defaul
 	$(PY) -m civicscore --listen $(ADDR) --database sqlite:///$(DB) --rules rules --demo-data \
 		--bootstrap-admin-token-file var/admin.token
 
-test: $(STAMP) check-gen lint ## Generated-code check, lint, then the whole test suite (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
+test: $(STAMP) check-gen lint lint-proto ## Generated code, lint, buf lint and breaking-change check, then all tests (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 gen: $(STAMP) ## Regenerate Python code and typed stubs from protos/
@@ -38,6 +41,18 @@ check-gen: $(STAMP) ## Fail if generated code differs from what protos/ produce
 lint: $(STAMP) ## ruff and mypy over hand-written code
 	$(VENV)/bin/ruff check server clients/python/civicscore_client tests bench scripts
 	$(VENV)/bin/mypy server/civicscore clients/python/civicscore_client
+
+$(BUF_STAMP): tools/buf/package.json tools/buf/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 20) is needed for buf, the protos' lint and breaking-change checks" >&2; exit 1; }
+	cd tools/buf && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-proto: $(BUF_STAMP) ## buf lint (STANDARD) and buf breaking against the last released contract ($(CONTRACT))
+	cd protos && ../$(BUF) lint
+	$(BUF) breaking protos --against $(CONTRACT)
+
+release-contract: $(BUF_STAMP) ## Make the current protos the released contract that later changes must not break
+	$(BUF) build protos -o $(CONTRACT)
 
 pdf-deps: ## Install Debian's Chromium, pdftotext and Noto fonts, for the report's PDF and its browser tests (root or sudo)
 	@if command -v chromium >/dev/null && command -v pdftotext >/dev/null; then echo "chromium and pdftotext are installed"; \

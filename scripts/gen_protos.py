@@ -1,12 +1,15 @@
-"""Generate the Python protobuf/gRPC code and typed stubs from protos/.
+"""Generate the Python protobuf/gRPC code and typed stubs, and the API reference, from protos/.
 
 The generated package is `civicscore_api` (under clients/python) so that it
 cannot clash with the server's own `civicscore` package; protoc names modules
 after the proto path (`civicscore.v1`), so imports are rewritten here.
 
+docs/api.md is made from the proto comments (scripts/api_docs.py); every service, RPC,
+message, field and enum value must have one.
+
 Usage:
     python scripts/gen_protos.py            # regenerate in place
-    python scripts/gen_protos.py --check    # exit 1 if the committed code is stale
+    python scripts/gen_protos.py --check    # exit 1 if the committed code or docs are stale, or a comment is missing
 """
 
 from __future__ import annotations
@@ -21,9 +24,13 @@ from pathlib import Path
 
 from grpc_tools import protoc
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api_docs import descriptor_set, render
+
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 OUT_PACKAGE = ROOT / "clients" / "python" / "civicscore_api"
+API_DOCS = ROOT / "docs" / "api.md"
 
 _MODULE_REF = re.compile(r"\bcivicscore\.v1\.(\w+_pb2(?:_grpc)?)\b")
 _FROM_IMPORT = re.compile(r"^from civicscore\.v1 import ", re.MULTILINE)
@@ -75,16 +82,32 @@ def _tree(path: Path) -> dict[str, str]:
     }
 
 
+def api_docs() -> str:
+    """docs/api.md as it should be; exits when an element of the protos has no comment."""
+    text, missing = render(descriptor_set(PROTO_ROOT))
+    if missing:
+        print("these have no comment in protos/ (every one needs one, for docs/api.md):", file=sys.stderr)
+        print("\n".join(f"  {item}" for item in missing), file=sys.stderr)
+        raise SystemExit(1)
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if generated code is stale")
     opts = parser.parse_args()
+    docs = api_docs()
     if not opts.check:
         if OUT_PACKAGE.exists():
             shutil.rmtree(OUT_PACKAGE)
         generate(OUT_PACKAGE)
-        print(f"generated {OUT_PACKAGE.relative_to(ROOT)}")
+        API_DOCS.parent.mkdir(exist_ok=True)
+        API_DOCS.write_text(docs, encoding="utf-8")
+        print(f"generated {OUT_PACKAGE.relative_to(ROOT)} and {API_DOCS.relative_to(ROOT)}")
         return 0
+    if not API_DOCS.exists() or API_DOCS.read_text(encoding="utf-8") != docs:
+        print("docs/api.md is stale: run `make gen` and commit the result", file=sys.stderr)
+        return 1
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "civicscore_api"
         generate(fresh)
