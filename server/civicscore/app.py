@@ -116,13 +116,14 @@ def _transport(config: ServerConfig) -> tuple[grpc.ServerCredentials | None, grp
         if config.mtls_listen:
             raise TlsConfigError("--mtls-listen needs --tls-cert and --tls-key (the server's own certificate)")
         return None, None
+    if config.mtls_listen is None and config.client_ca is not None:
+        raise TlsConfigError("--client-ca is used by the mutual TLS listener: give --mtls-listen too")
+    if config.mtls_listen is not None and config.client_ca is None:
+        raise TlsConfigError("--mtls-listen needs --client-ca, the CA that signs client certificates")
+    # The options fit together; only now read and check the files.
     main = server_credentials(config.tls_cert, config.tls_key)
     if config.mtls_listen is None:
-        if config.client_ca is not None:
-            raise TlsConfigError("--client-ca is used by the mutual TLS listener: give --mtls-listen too")
         return main, None
-    if config.client_ca is None:
-        raise TlsConfigError("--mtls-listen needs --client-ca, the CA that signs client certificates")
     return main, server_credentials(config.tls_cert, config.tls_key, config.client_ca)
 
 

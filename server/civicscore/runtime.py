@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from civicscore.domain.periods import InvalidPeriod, Quarter
 from civicscore.rulebook import RulesetRegistry
@@ -20,7 +20,6 @@ class Runtime:
     store: Store
     rulesets: RulesetRegistry
     clock: Callable[[], dt.datetime] = utc_now
-    started_at: dt.datetime = field(default_factory=utc_now)
     rules_folder: str = ""  # the folder watched for changes, if any
 
     def indicators_for(self, period: str | None) -> frozenset[str]:

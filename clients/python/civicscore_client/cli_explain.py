@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from civicscore_api.v1 import evaluations_pb2, periods_pb2
+from civicscore_api.v1 import evaluations_pb2
 from civicscore_client._names import unit_code
-from civicscore_client.cli_session import message_dict, session_of
+from civicscore_client.cli_session import latest_evaluated, message_dict, session_of
 
 
 class LangChoice(StrEnum):
@@ -41,7 +41,7 @@ def explain(
     reason), and the smallest changes that would move the grade or a flag."""
     session = session_of(ctx)
     with session.reporting_errors(), session.connect() as client:
-        quarter = period or _latest_evaluated(client.list_periods())
+        quarter = period or latest_evaluated(client)
         if quarter is None:
             session.fail("no quarter has been evaluated yet; run `civicscore evaluate PERIOD` first")
         reply = client.explain_evaluation(quarter, unit, revision=revision)
@@ -154,8 +154,3 @@ def _margins_text(margins: Iterable[evaluations_pb2.Margin], lang: LangChoice) -
         if lang is LangChoice.both:
             text.append(f"\n  {margin.summary_en}", style="dim")
     return text
-
-
-def _latest_evaluated(found: Iterable[periods_pb2.Period]) -> str | None:
-    """The newest quarter with at least one evaluation (periods are listed newest first)."""
-    return next((period.period_id for period in found if period.units_evaluated), None)

@@ -25,7 +25,7 @@ from civicscore_client._client import Client
 from civicscore_client._errors import InvalidArgument, Violation
 from civicscore_client._names import period_id
 from civicscore_client._rulesets import read_rules_folder
-from civicscore_client.cli_session import Session, message_dict, messages_json, session_of
+from civicscore_client.cli_session import Session, latest_evaluated, message_dict, messages_json, session_of
 
 # Simulating evaluates a whole quarter twice; activating starts engine workers and test-loads them.
 RULESET_TIMEOUT = 300.0
@@ -494,7 +494,7 @@ def _resolve_digest(session: Session, client: Client, given: str) -> str:
 
 def _latest_evaluated(session: Session, client: Client) -> str:
     """The newest quarter with evaluations (periods are listed newest first)."""
-    found = next((period.period_id for period in client.list_periods() if period.units_evaluated), None)
+    found = latest_evaluated(client)
     if found is None:
         session.fail("no quarter has been evaluated yet; give --period or run `civicscore evaluate QUARTER` first")
     return found

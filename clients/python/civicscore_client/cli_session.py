@@ -263,3 +263,8 @@ def _cli_words(message: str) -> str:
                      ("server_name_override", "--server-name")):
         message = message.replace(sdk, cli)
     return message
+
+
+def latest_evaluated(client: Client) -> str | None:
+    """The newest quarter with at least one evaluation (the server lists periods newest first)."""
+    return next((period.period_id for period in client.list_periods() if period.units_evaluated), None)

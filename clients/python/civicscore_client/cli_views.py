@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated
 
@@ -15,7 +14,7 @@ from civicscore_api.v1 import evaluations_pb2, periods_pb2, units_pb2
 from civicscore_client._client import Client
 from civicscore_client._errors import NotFound
 from civicscore_client._names import period_id, unit_code
-from civicscore_client.cli_session import message_dict, messages_json, session_of
+from civicscore_client.cli_session import latest_evaluated, message_dict, messages_json, session_of
 from civicscore_client.cli_show import print_evaluation
 
 # Evaluating every unit of a quarter takes longer than a read.
@@ -73,7 +72,7 @@ def show(
     """Show one unit's evaluation: score, grade, task counts, indicators, fired rules and flags."""
     session = session_of(ctx)
     with session.reporting_errors(), session.connect() as client:
-        quarter = period or _latest_evaluated(client.list_periods())
+        quarter = period or latest_evaluated(client)
         if quarter is None:
             session.fail("no quarter has been evaluated yet; run `civicscore evaluate PERIOD` first")
         evaluation = client.get_evaluation(quarter, unit, revision=revision)
@@ -258,11 +257,6 @@ def register(app: typer.Typer) -> None:
 def _blocks_hint(client: Client) -> str:
     """The ranking blocks that exist, to suggest when an unknown one was asked for."""
     return ", ".join(sorted({unit.block for unit in client.list_units() if unit.block})) or "none yet"
-
-
-def _latest_evaluated(found: Iterable[periods_pb2.Period]) -> str | None:
-    """The newest quarter with at least one evaluation (periods are listed newest first)."""
-    return next((period.period_id for period in found if period.units_evaluated), None)
 
 
 def _enum_word(name: str) -> str:

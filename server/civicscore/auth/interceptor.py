@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, NoReturn, Protocol, cast
 
 import grpc
 from google.protobuf import duration_pb2
@@ -21,6 +21,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from civicscore.api.errors import DOMAIN
+from civicscore.api.identity import peer_address
 from civicscore.auth.auditlog import RefusalAudit
 from civicscore.auth.authenticator import Authenticator, Unauthenticated
 from civicscore.auth.caller import CURRENT, Caller
@@ -87,27 +88,26 @@ class AccessInterceptor(grpc.ServerInterceptor):
                         lambda caller: self._done(caller))
 
     def _refuse(self, context: grpc.ServicerContext, method: str, actor: str, status: grpc.Status,
-                reason: str) -> None:
+                reason: str) -> NoReturn:
         self.audit.refused(actor=actor, method=method, code=status.code.name, reason=reason)
         context.abort_with_status(status)
+        raise AssertionError("abort_with_status raises")
 
     def _admit(self, method: str, access: Permission | Access | None, context: grpc.ServicerContext) -> Caller:
         """The authenticated, authorised caller; aborts the call (raises) otherwise."""
         def peer() -> str:
-            return f"anonymous from {context.peer().rsplit(':', 1)[0]}"
+            return f"anonymous from {peer_address(context)}"
 
         if access is None:
             message = f"{method} is not open to any caller (it is not in the server's access table)"
             self._refuse(context, method, peer(), _status(code_pb2.PERMISSION_DENIED, message, "METHOD_CLOSED"),
                          message)
-            raise AssertionError("abort raises")
         try:
             caller = self.authenticator.authenticate(
                 context.invocation_metadata(), cast(Mapping[str, Sequence[bytes]], context.auth_context()))
         except Unauthenticated as refused:
             self._refuse(context, method, peer(), _status(code_pb2.UNAUTHENTICATED, str(refused), "UNAUTHENTICATED"),
                          str(refused))
-            raise AssertionError("abort raises") from None
         if isinstance(access, Permission) and access not in caller.permissions:
             roles = ", ".join(roles_granting(access))
             message = (f"{caller.identity_id} may not call {method.rsplit('/', 1)[-1]}: it needs the permission "
@@ -115,7 +115,6 @@ class AccessInterceptor(grpc.ServerInterceptor):
             self._refuse(context, method, caller.identity_id,
                          _status(code_pb2.PERMISSION_DENIED, message, "PERMISSION_MISSING", permission=access.value),
                          f"missing permission {access.value}")
-            raise AssertionError("abort raises")
         if self.rate_limit is not None:
             wait = self.rate_limit.try_acquire(caller.identity_id)
             if wait is not None:
@@ -123,13 +122,11 @@ class AccessInterceptor(grpc.ServerInterceptor):
                 self._refuse(context, method, caller.identity_id,
                              _status(code_pb2.RESOURCE_EXHAUSTED, message, "RATE_LIMITED", retry_after_s=wait),
                              "rate limit")
-                raise AssertionError("abort raises")
         if self.in_flight is not None and not self.in_flight.try_acquire(caller.identity_id):
             message = f"{caller.identity_id} has too many calls in progress; wait for some to finish"
             self._refuse(context, method, caller.identity_id,
                          _status(code_pb2.RESOURCE_EXHAUSTED, message, "TOO_MANY_IN_FLIGHT", retry_after_s=0.1),
                          "calls in flight")
-            raise AssertionError("abort raises")
         return caller
 
     def _done(self, caller: Caller) -> None:

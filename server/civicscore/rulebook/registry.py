@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from civicscore.domain.periods import Quarter
 from civicscore.engine.port import EngineError, RulesEngine
-from civicscore.rulebook.timeline import InForce, in_force_for, timeline_of
+from civicscore.rulebook.timeline import InForce, active_in, in_force_for, timeline_of
 from civicscore.ruleset import Ruleset, RulesetInvalid, RulesetIssue, is_rule_file, load_ruleset, ruleset_digest
 from civicscore.store import IdempotencyRecord, Store
 from civicscore.store.base import ActivationRecord, NewActivation, StoredRuleset
@@ -388,10 +388,7 @@ class RulesetRegistry:
     def _active_activation(self) -> ActivationRecord | None:
         with self._lock:
             timeline = self._timeline
-        found = in_force_for(timeline, self.current_quarter())
-        if found is None and timeline:
-            return timeline[0].activation
-        return found
+        return active_in(timeline, self.current_quarter())
 
     def _entry_for_exact(self, in_force_from: str) -> ActivationRecord | None:
         with self._lock:
@@ -407,11 +404,11 @@ class RulesetRegistry:
         with self._lock:
             later = [e.from_quarter for e in self._timeline if e.from_quarter > start]
         end = min(later) if later else None
+        governed = [(period, Quarter.parse(period)) for period in sorted(self.store.periods_with_data())]
         return tuple(
-            period for period in sorted(self.store.periods_with_data())
-            if Quarter.parse(period) >= start and (end is None or Quarter.parse(period) < end)
-            and self.store.period_figures(start=Quarter.parse(period).start, end=Quarter.parse(period).end,
-                                          period=period)[1] > 0
+            period for period, quarter in governed
+            if quarter >= start and (end is None or quarter < end)
+            and self.store.period_figures(start=quarter.start, end=quarter.end, period=period)[1] > 0
         )
 
     def _stored_files(self, digest: str) -> dict[str, str]:
@@ -480,9 +477,7 @@ class RulesetRegistry:
 
     def _needed(self) -> set[str]:
         """Digests whose workers stay up: the ruleset in force today (caller holds the lock)."""
-        active = in_force_for(self._timeline, Quarter.containing(hanoi_today(self._clock())))
-        if active is None and self._timeline:
-            active = self._timeline[0].activation
+        active = active_in(self._timeline, self.current_quarter())
         return {active.digest} if active else set()
 
     def _reap(self) -> None:

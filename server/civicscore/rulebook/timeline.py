@@ -42,3 +42,9 @@ def in_force_for(timeline: Sequence[InForce], quarter: Quarter) -> ActivationRec
         else:
             break
     return found
+
+
+def active_in(timeline: Sequence[InForce], quarter: Quarter) -> ActivationRecord | None:
+    """What counts as active at `quarter`: the ruleset in force then, or before any is, the first one."""
+    found = in_force_for(timeline, quarter)
+    return found if found is not None or not timeline else timeline[0].activation
