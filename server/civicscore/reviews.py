@@ -8,6 +8,9 @@ the recommendation does not erase it.
 Contest: the unit (a reporter whose scope covers it) replies with a text and
 corrected outcomes; the corrections go through normal ingest, the quarter is
 re-evaluated, and the evaluation before and after is kept with the contest.
+
+Both take an idempotency key: a retry of the same request with the same key (say, after the
+reply was lost) is answered with the first reply and records nothing more.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from collections.abc import Sequence
 
 from civicscore import evaluate
 from civicscore.auth.caller import current_caller
-from civicscore.domain.canonical import canonical_json
+from civicscore.domain.canonical import canonical_json, digest_of, record_from_plain
 from civicscore.errors import FailedPrecondition, InvalidInput, NotFound, PermissionDenied, Violation
+from civicscore.idempotency import claim_key
 from civicscore.ingest_outcomes import OutcomeInput, submit_outcomes
 from civicscore.rulebook import RulesetRegistry
 from civicscore.store import Store
@@ -31,7 +35,7 @@ from civicscore.store.base import (
     RecommendationRecord,
     ReviewRecord,
 )
-from civicscore.validation import nfc
+from civicscore.validation import check_idempotency_key, nfc
 
 MAX_TEXT = 4000
 DECISIONS = ("approved", "rejected", "deferred")
@@ -72,15 +76,20 @@ def find(store: Store, name: str, recommendation_id: int = 0) -> RecommendationR
 
 
 def review(store: Store, name: str, *, recommendation_id: int = 0, decision: str, reason: str, actor: str,
-           now: dt.datetime) -> tuple[RecommendationRecord, ReviewRecord]:
+           now: dt.datetime, idempotency_key: str = "") -> tuple[RecommendationRecord, ReviewRecord]:
     """Record a committee decision; FailedPrecondition names the current status when it is refused."""
+    problems = check_idempotency_key(idempotency_key)
     if decision not in DECISIONS:
-        raise InvalidInput([Violation("decision", "decision is required: approve, reject or defer", "REQUIRED")])
+        problems.append(Violation("decision", "decision is required: approve, reject or defer", "REQUIRED"))
+    if problems:
+        raise InvalidInput(problems)
     text = _required_text(reason, "reason")
     target = find(store, name, recommendation_id)
+    claim, _ = claim_key(store, idempotency_key, "ReviewRecommendation",
+                         digest_of([name, recommendation_id, decision, text, actor]))
     try:
         return store.review_recommendation(target.recommendation_id, decision=decision, reason=text,
-                                           reviewer=actor, at=now)
+                                           reviewer=actor, at=now, idempotency=claim)
     except InvalidTransition as refused:
         final = "final" if refused.current in ("approved", "rejected", "superseded") else "not open"
         raise FailedPrecondition(
@@ -104,14 +113,21 @@ def snapshot(record: EvaluationRecord | None) -> dict[str, object]:
 
 
 def contest(store: Store, rulesets: RulesetRegistry, name: str, *, recommendation_id: int = 0, text: str,
-            outcomes: Sequence[OutcomeInput], corrections_json: str, actor: str, now: dt.datetime
-            ) -> ContestRecord:
+            outcomes: Sequence[OutcomeInput], corrections_json: str, actor: str, now: dt.datetime,
+            idempotency_key: str = "") -> ContestRecord:
     """A unit's reply: store the corrections through ingest, re-evaluate the quarter, keep before/after.
 
     The caller's scope must cover the unit of the recommendation; the corrections must be
     outcomes of that unit's assignments (the api layer also runs the usual ingest scope check).
+    A replayed key returns the first contest before anything is stored or evaluated again.
     """
+    if problems := check_idempotency_key(idempotency_key):
+        raise InvalidInput(problems)
     reply = _required_text(text, "text")
+    claim, replayed = claim_key(store, idempotency_key, "ContestRecommendation",
+                                digest_of([name, recommendation_id, reply, corrections_json, actor]))
+    if replayed is not None:
+        return record_from_plain(ContestRecord, json.loads(replayed))
     target = find(store, name, recommendation_id)
     caller = current_caller()
     if caller is not None and not caller.may_submit_for(target.unit_code):
@@ -138,7 +154,8 @@ def contest(store: Store, rulesets: RulesetRegistry, name: str, *, recommendatio
     return store.record_contest(NewContest(
         recommendation_id=target.recommendation_id, period=target.period, unit_code=target.unit_code, text=reply,
         corrections_json=corrections_json, accepted=accepted, duplicates=duplicates,
-        before_json=canonical_json(before), after_json=canonical_json(after), contested_by=actor, created_at=now))
+        before_json=canonical_json(before), after_json=canonical_json(after), contested_by=actor, created_at=now),
+        idempotency=claim)
 
 
 def get_contest(store: Store, name: str) -> ContestRecord:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 import grpc
 
 from civicscore_api.v1 import outcomes_pb2, reviews_pb2
-from civicscore_client._calls import Caller
+from civicscore_client._calls import Caller, new_idempotency_key
 from civicscore_client._connection import Connection
 from civicscore_client._errors import error_from_rpc
 from civicscore_client._names import period_name
@@ -60,13 +60,18 @@ class ReviewCalls(Connection):
     """ReviewService."""
 
     def review_recommendation(self, name: str, decision: str, reason: str, *, recommendation_id: int = 0,
-                              timeout: float | None = None) -> reviews_pb2.ReviewRecommendationResponse:
-        """Approve, reject or defer (`decision`) a recommendation, with a required reason."""
+                              idempotency_key: str | None = None, timeout: float | None = None
+                              ) -> reviews_pb2.ReviewRecommendationResponse:
+        """Approve, reject or defer (`decision`) a recommendation, with a required reason.
+
+        Retried after a lost reply with the same idempotency key (a fresh one unless given): recorded once.
+        """
         if decision.lower() not in DECISIONS:
             raise ValueError(f"unknown decision {decision!r}; decisions: {', '.join(DECISIONS)}")
         request = reviews_pb2.ReviewRecommendationRequest(
             name=recommendation_name(name), recommendation_id=recommendation_id,
-            decision=DECISIONS[decision.lower()], reason=reason)
+            decision=DECISIONS[decision.lower()], reason=reason,
+            idempotency_key=idempotency_key or new_idempotency_key())
         return self._calls.unary(self._reviews.ReviewRecommendation, request, timeout=timeout)
 
     def list_recommendation_reviews(self, name: str, *, timeout: float | None = None
@@ -76,10 +81,15 @@ class ReviewCalls(Connection):
         return list(self._calls.unary(self._reviews.ListRecommendationReviews, request, timeout=timeout).reviews)
 
     def contest_recommendation(self, name: str, text: str, outcomes: Sequence[outcomes_pb2.Outcome] = (), *,
-                               recommendation_id: int = 0, timeout: float | None = None) -> reviews_pb2.Contest:
-        """Contest a recommendation with a text and corrected outcomes; the quarter is re-evaluated."""
+                               recommendation_id: int = 0, idempotency_key: str | None = None,
+                               timeout: float | None = None) -> reviews_pb2.Contest:
+        """Contest a recommendation with a text and corrected outcomes; the quarter is re-evaluated.
+
+        Retried after a lost reply with the same idempotency key (a fresh one unless given): recorded once.
+        """
         request = reviews_pb2.ContestRecommendationRequest(
-            name=recommendation_name(name), recommendation_id=recommendation_id, text=text, outcomes=outcomes)
+            name=recommendation_name(name), recommendation_id=recommendation_id, text=text, outcomes=outcomes,
+            idempotency_key=idempotency_key or new_idempotency_key())
         return self._calls.unary(self._reviews.ContestRecommendation, request, timeout=timeout or 300).contest
 
     def get_contest(self, name: str, *, timeout: float | None = None) -> reviews_pb2.Contest:

@@ -73,7 +73,7 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
         record, review = reviews.review(
             self.rt.store, request.name, recommendation_id=request.recommendation_id,
             decision=_DECISIONS.get(request.decision, ""), reason=request.reason, actor=caller(context),
-            now=self.rt.clock())
+            now=self.rt.clock(), idempotency_key=request.idempotency_key)
         return reviews_pb2.ReviewRecommendationResponse(recommendation=convert.recommendation_out(record),
                                                         review=review_out(review))
 
@@ -94,7 +94,8 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
         record = reviews.contest(
             self.rt.store, self.rt.rulesets, request.name, recommendation_id=request.recommendation_id,
             text=request.text, outcomes=[convert.outcome_input(o) for o in request.outcomes],
-            corrections_json=corrections, actor=caller(context), now=self.rt.clock())
+            corrections_json=corrections, actor=caller(context), now=self.rt.clock(),
+            idempotency_key=request.idempotency_key)
         return reviews_pb2.ContestRecommendationResponse(contest=self._contest_out(record))
 
     @handle_errors

@@ -23,7 +23,9 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring as _string  # the C encoder's own str writer
-from typing import Any
+from typing import Any, TypeVar, get_args, get_type_hints
+
+D = TypeVar("D")
 
 
 def to_plain(value: Any) -> Any:
@@ -46,6 +48,21 @@ def to_plain(value: Any) -> Any:
         # repr() is the shortest round-tripping form: stable across runs and machines.
         return float(repr(value))
     return value
+
+
+def record_from_plain(kind: type[D], data: dict[str, Any]) -> D:
+    """The inverse of `to_plain` for a flat record dataclass: datetimes and enums restored from their text."""
+    hints = get_type_hints(kind)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(kind):  # type: ignore[arg-type]
+        value, hint = data[field.name], hints[field.name]
+        types = get_args(hint) or (hint,)
+        if value is not None and dt.datetime in types:
+            value = dt.datetime.fromisoformat(value)
+        elif value is not None and isinstance(hint, type) and issubclass(hint, enum.Enum):
+            value = hint(value)
+        values[field.name] = value
+    return kind(**values)
 
 
 def _reference_json(value: Any) -> str:

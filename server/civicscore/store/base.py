@@ -592,14 +592,21 @@ class Store(Protocol):
     def get_recommendation(self, recommendation_id: int) -> RecommendationRecord | None: ...
 
     def review_recommendation(self, recommendation_id: int, *, decision: str, reason: str, reviewer: str,
-                              at: dt.datetime) -> tuple[RecommendationRecord, ReviewRecord]:
-        """Record a decision (InvalidTransition if the status refuses it), its change and audit entry."""
+                              at: dt.datetime, idempotency: IdempotencyRecord | None = None
+                              ) -> tuple[RecommendationRecord, ReviewRecord]:
+        """Record a decision (InvalidTransition if the status refuses it), its change and audit entry.
+
+        With `idempotency`, a key already claimed by the same request returns the first reply instead.
+        """
         ...
 
     def list_reviews(self, *, period: str, unit_code: str, flag: str) -> list[ReviewRecord]: ...
 
-    def record_contest(self, contest: NewContest) -> ContestRecord:
-        """Store a contest with its change-log and audit entries, in one transaction."""
+    def record_contest(self, contest: NewContest, *, idempotency: IdempotencyRecord | None = None) -> ContestRecord:
+        """Store a contest with its change-log and audit entries, in one transaction.
+
+        With `idempotency`, a key already claimed by the same request returns the first contest instead.
+        """
         ...
 
     def get_contest(self, contest_id: int) -> ContestRecord | None: ...

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from civicscore.domain.canonical import canonical_json
+from civicscore.domain.canonical import canonical_json, record_from_plain
 from civicscore.domain.model import (
     Assignment,
     Measurement,
@@ -439,15 +439,19 @@ class SqlStore:
         return self._db.read(lambda c: reviews.get_recommendation(c, recommendation_id))
 
     def review_recommendation(self, recommendation_id: int, *, decision: str, reason: str, reviewer: str,
-                              at: dt.datetime) -> tuple[RecommendationRecord, ReviewRecord]:
-        return self._db.write(lambda c: reviews.review_recommendation(
-            c, recommendation_id, decision=decision, reason=reason, reviewer=reviewer, at=at))
+                              at: dt.datetime, idempotency: IdempotencyRecord | None = None
+                              ) -> tuple[RecommendationRecord, ReviewRecord]:
+        return self._db.write(
+            lambda c: reviews.review_recommendation(
+                c, recommendation_id, decision=decision, reason=reason, reviewer=reviewer, at=at),
+            idempotency=idempotency, encode=_result_json, decode=_review_result_from)
 
     def list_reviews(self, *, period: str, unit_code: str, flag: str) -> list[ReviewRecord]:
         return self._db.read(partial(reviews.list_reviews, period=period, unit_code=unit_code, flag=flag))
 
-    def record_contest(self, contest: NewContest) -> ContestRecord:
-        return self._db.write(lambda c: reviews.record_contest(c, contest))
+    def record_contest(self, contest: NewContest, *, idempotency: IdempotencyRecord | None = None) -> ContestRecord:
+        return self._db.write(lambda c: reviews.record_contest(c, contest), idempotency=idempotency,
+                              encode=_result_json, decode=_contest_from)
 
     def get_contest(self, contest_id: int) -> ContestRecord | None:
         return self._db.read(lambda c: reviews.get_contest(c, contest_id))
@@ -458,13 +462,18 @@ class SqlStore:
     def recommendation_changes(self, *, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
         return self._db.read(partial(reviews.recommendation_changes_after, after_seq=after_seq, limit=limit))
 
+def _contest_from(text: str) -> ContestRecord:
+    return record_from_plain(ContestRecord, json.loads(text))
+
+
+def _review_result_from(text: str) -> tuple[RecommendationRecord, ReviewRecord]:
+    recommendation, review = json.loads(text)
+    return record_from_plain(RecommendationRecord, recommendation), record_from_plain(ReviewRecord, review)
+
+
 def activation_from_json(text: str) -> ActivationRecord:
     """An ActivationRecord from the canonical JSON kept under an idempotency key."""
-    data = json.loads(text)
-    for key in ("activated_at", "rolled_back_at"):
-        if data[key] is not None:
-            data[key] = dt.datetime.fromisoformat(data[key])
-    return ActivationRecord(**data)
+    return record_from_plain(ActivationRecord, json.loads(text))
 
 
 if TYPE_CHECKING:

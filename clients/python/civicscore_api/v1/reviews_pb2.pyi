@@ -148,6 +148,7 @@ class ReviewRecommendationRequest(_message.Message):
     RECOMMENDATION_ID_FIELD_NUMBER: _builtins.int
     DECISION_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The recommendation, `periods/2026-Q3/recommendations/STP~criticism`; the latest one of that name."""
     recommendation_id: _builtins.int
@@ -156,6 +157,10 @@ class ReviewRecommendationRequest(_message.Message):
     """The decision; required."""
     reason: _builtins.str
     """Why; required, 1-4,000 characters."""
+    idempotency_key: _builtins.str
+    """Client-chosen key (1-128 characters) for safe retries: the same request
+    with the same key is answered with the first reply and recorded once.
+    """
     def __init__(
         self,
         *,
@@ -163,10 +168,11 @@ class ReviewRecommendationRequest(_message.Message):
         recommendation_id: _builtins.int = ...,
         decision: Global___ReviewDecision.ValueType = ...,
         reason: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "name", b"name", "reason", b"reason", "recommendation_id", b"recommendation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "idempotency_key", b"idempotency_key", "name", b"name", "reason", b"reason", "recommendation_id", b"recommendation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -382,12 +388,17 @@ class ContestRecommendationRequest(_message.Message):
     RECOMMENDATION_ID_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
     OUTCOMES_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The recommendation, `periods/2026-Q3/recommendations/STP~criticism`."""
     recommendation_id: _builtins.int
     """Optional stored id; 0 means the latest recommendation of `name`."""
     text: _builtins.str
     """The unit's reply; required, 1-4,000 characters."""
+    idempotency_key: _builtins.str
+    """Client-chosen key (1-128 characters) for safe retries: the same request
+    with the same key is answered with the first reply and recorded once.
+    """
     @_builtins.property
     def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[_outcomes_pb2.Outcome]:
         """Corrected outcomes (0-10,000), for the unit's own assignments only."""
@@ -399,10 +410,11 @@ class ContestRecommendationRequest(_message.Message):
         recommendation_id: _builtins.int = ...,
         text: _builtins.str = ...,
         outcomes: _abc.Iterable[_outcomes_pb2.Outcome] | None = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "outcomes", b"outcomes", "recommendation_id", b"recommendation_id", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "name", b"name", "outcomes", b"outcomes", "recommendation_id", b"recommendation_id", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
