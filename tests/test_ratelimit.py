@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from civicscore.ratelimit import ConcurrencyLimiter, RateLimiter
+from civicscore.ratelimit import ConcurrencyLimiter, RateLimiter, RefusalHold
 
 
 class FakeClock:
@@ -260,3 +260,88 @@ def test_many_threads_take_exactly_the_slots_there_are() -> None:
     for _ in range(5):
         limiter.release("shared")
     assert limiter.in_flight("shared") == 0
+
+
+# ---- RefusalHold ------------------------------------------------------------------------------
+
+
+class NestedWait(threading.Event):
+    """An event whose wait records the seconds asked and, instead of sleeping, runs `inside` (once)."""
+
+    def __init__(self, log: list[float], inside: Callable[[], None] = lambda: None) -> None:
+        super().__init__()
+        self.log = log
+        self.inside = inside
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None
+        self.log.append(timeout)
+        self.inside()
+        return False
+
+
+def test_a_refusal_is_held_until_the_next_token_plus_one_interval_per_refusal_already_held() -> None:
+    hold = RefusalHold(10.0, max_hold_s=1.0, per_identity=8, total=8)  # a token every 0.1 s
+    asked: list[float] = []
+    results: list[float] = []
+
+    def nested(depth: int) -> Callable[[], None]:
+        def inside() -> None:
+            assert hold.held("A") == depth
+            if depth < 3:
+                results.append(hold.hold("A", 0.05, None, NestedWait(asked, nested(depth + 1))))
+        return inside
+
+    results.append(hold.hold("A", 0.05, None, NestedWait(asked, nested(1))))
+    assert asked == pytest.approx([0.05, 0.15, 0.25])
+    assert (hold.held("A"), hold.held_total()) == (0, 0)
+
+
+def test_a_hold_never_passes_the_maximum_or_the_calls_deadline() -> None:
+    asked: list[float] = []
+    hold = RefusalHold(1.0, max_hold_s=0.5)
+    assert hold.hold("A", 0.9, None, NestedWait(asked)) == pytest.approx(0.5)
+    assert hold.hold("A", 0.4, 0.2, NestedWait(asked)) == pytest.approx(0.18)  # answered before the deadline
+    assert asked == pytest.approx([0.5, 0.18])
+    assert RefusalHold(1.0, max_hold_s=0).hold("A", 0.9, None, NestedWait(asked)) == 0
+    assert hold.hold("A", 0.4, 0.0, NestedWait(asked)) == 0  # the deadline has passed: answer now
+    assert len(asked) == 2
+
+
+def test_past_the_per_identity_or_total_bound_a_refusal_is_answered_at_once() -> None:
+    hold = RefusalHold(10.0, per_identity=2, total=3)
+    asked: list[float] = []
+    answered_at_once: list[tuple[str, float]] = []
+
+    def third_of_a_and_others() -> None:
+        answered_at_once.append(("A", hold.hold("A", 0.05, None, NestedWait(asked))))  # A holds 2 already
+        hold.hold("B", 0.05, None, NestedWait(asked, lambda: answered_at_once.append(
+            ("C", hold.hold("C", 0.05, None, NestedWait(asked))))))  # 3 held in all: C is answered at once
+
+    hold.hold("A", 0.05, None, NestedWait(asked, lambda: hold.hold("A", 0.05, None,
+                                                                   NestedWait(asked, third_of_a_and_others))))
+    assert answered_at_once == [("A", 0.0), ("C", 0.0)]
+    assert len(asked) == 3  # A, A, B were held
+    assert hold.held_total() == 0
+
+
+def test_a_hold_ends_when_the_call_ends_and_its_count_is_given_back_on_errors() -> None:
+    hold = RefusalHold(0.5, max_hold_s=30.0)
+    ended = threading.Event()
+    ended.set()  # the client has gone: the wait returns at once
+    assert hold.hold("A", 2.0, None, ended) == pytest.approx(2.0)
+
+    class Broken(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        hold.hold("A", 2.0, None, Broken())
+    assert (hold.held("A"), hold.held_total()) == (0, 0)
+
+
+@pytest.mark.parametrize("bad", [dict(rate_per_s=0.0), dict(rate_per_s=1.0, max_hold_s=-1.0),
+                                 dict(rate_per_s=1.0, per_identity=-1), dict(rate_per_s=1.0, total=-1)])
+def test_nonsense_hold_settings_are_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        RefusalHold(**bad)  # type: ignore[arg-type]

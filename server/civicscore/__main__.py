@@ -49,13 +49,26 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="on a database without an administrator, create one and write its token here (0600)")
     parser.add_argument("--rate-limit", type=float, default=50.0, help="calls per second per identity (default 50)")
     parser.add_argument("--rate-burst", type=int, default=100, help="burst allowance per identity (default 100)")
+    parser.add_argument("--rate-limit-hold", type=float, default=1.0,
+                        help="hold the refusal of a rate-limited call up to this many seconds, about as long as "
+                             "its caller should have waited, so that a client ignoring RetryInfo cannot flood "
+                             "(0: refuse at once; default 1)")
     parser.add_argument("--max-in-flight", type=int, default=8,
                         help="calls one identity may have running at once (default 8)")
     parser.add_argument("--max-concurrent-rpcs", type=int, default=64,
                         help="calls running at once in all; more get RESOURCE_EXHAUSTED (default 64)")
     parser.add_argument("--log-level", default=os.environ.get("CIVICSCORE_LOG_LEVEL", "INFO"))
     parser.add_argument("--engine-fault-delay", type=float, default=0.0, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    limits = (("--rate-limit", args.rate_limit, None), ("--rate-burst", args.rate_burst, 1),
+              ("--rate-limit-hold", args.rate_limit_hold, 0), ("--max-in-flight", args.max_in_flight, 1),
+              ("--max-concurrent-rpcs", args.max_concurrent_rpcs, 1))
+    for flag, value, least in limits:
+        if least is None and not value > 0:
+            parser.error(f"{flag} must be greater than 0, not {value}")
+        if least is not None and value < least:
+            parser.error(f"{flag} must be at least {least}, not {value}")
+    return args
 
 
 def _env_path(name: str) -> Path | None:
@@ -76,6 +89,7 @@ def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.Generic
                           client_ca=args.client_ca, mtls_listen=args.mtls_listen, reflection=args.reflection,
                           bootstrap_token_file=args.bootstrap_admin_token_file, rate_per_s=args.rate_limit,
                           rate_burst=args.rate_burst, max_in_flight_per_identity=args.max_in_flight,
+                          rate_limit_hold_s=args.rate_limit_hold,
                           max_concurrent_rpcs=args.max_concurrent_rpcs)
     if config.database_url.startswith("sqlite:///"):
         Path(config.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

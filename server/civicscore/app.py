@@ -33,7 +33,7 @@ from civicscore.auth.policy import METHOD_ACCESS, Access, Permission
 from civicscore.engine.pool import EnginePool
 from civicscore.engine.port import RulesEngine
 from civicscore.identities import bootstrap_admin
-from civicscore.ratelimit import ConcurrencyLimiter, RateLimiter
+from civicscore.ratelimit import ConcurrencyLimiter, RateLimiter, RefusalHold
 from civicscore.rulebook import FolderWatcher, RulesetRefused, RulesetRegistry, read_rule_files
 from civicscore.runtime import Runtime
 from civicscore.store.sql import open_store
@@ -103,6 +103,8 @@ class ServerConfig:
     rate_per_s: float = 50.0  # per identity
     rate_burst: int = 100
     max_in_flight_per_identity: int = 8
+    # A rate-limited call's refusal is held back up to this long (0: answered at once); see RefusalHold.
+    rate_limit_hold_s: float = 1.0
 
 
 def _transport(config: ServerConfig) -> tuple[grpc.ServerCredentials | None, grpc.ServerCredentials | None]:
@@ -159,13 +161,21 @@ class CivicscoreServer:
             self.authenticator, self.refusals, reflection=config.reflection,
             table={**METHOD_ACCESS, **(extra_access or {})},
             rate_limit=RateLimiter(config.rate_per_s, config.rate_burst),
-            in_flight=ConcurrencyLimiter(config.max_in_flight_per_identity))
+            in_flight=ConcurrencyLimiter(config.max_in_flight_per_identity),
+            # Held refusals sleep in handler threads: at most half of them, so other callers keep the rest.
+            refusal_hold=RefusalHold(config.rate_per_s, max_hold_s=config.rate_limit_hold_s,
+                                     per_identity=config.max_in_flight_per_identity,
+                                     total=max(1, config.handler_threads // 2)))
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
             # gRPC sets SO_REUSEPORT by default: a second server on a busy port would start and
             # share its traffic with the first, each with its own database. Refuse instead.
             ("grpc.so_reuseport", 0),
+            # One identity may run max_in_flight_per_identity calls at once: a connection may not open more
+            # streams than that (HTTP/2 SETTINGS), so a client that asks for more waits in its own
+            # transport instead of making the server refuse it as fast as it can ask.
+            ("grpc.max_concurrent_streams", config.max_in_flight_per_identity),
         ]
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.handler_threads, thread_name_prefix="rpc"),

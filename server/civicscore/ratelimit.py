@@ -46,6 +46,22 @@ ConcurrencyLimiter(max_in_flight_per_identity)
     iterator in a generator that holds the slot), not just around the call
     that creates the iterator. Keys with nothing in flight are not stored.
 
+RefusalHold(rate_per_s, *, max_hold_s=1.0, per_identity=8, total=8)
+    Holds back the answer to a call refused by the rate limiter for about as
+    long as its caller should have waited: the time until the next token plus
+    one token interval per call of the same identity already held, at most
+    `max_hold_s` and never past the call's deadline; a client that goes away
+    ends its hold at once. A client that honours the RetryInfo loses nothing
+    (it would have waited that long anyway); a client that ignores it and
+    retries at once can no longer make the server refuse it a thousand times a
+    second: its calls come back at about its rate limit. Held calls sleep
+    (they take a handler thread, no CPU), at most `per_identity` of one
+    identity and `total` of all, so held refusals cannot take every handler
+    thread; past either bound a refusal is answered at once.
+
+    seconds = hold.hold(key, wait_s, remaining_s, ended)   # ended: threading.Event set when the call ends
+    hold.held(key) -> int; hold.held_total() -> int
+
 Clocks: `clock` is read under the lock, so the times a RateLimiter sees are
 in call order; it must not go backwards (a step back is treated as no time
 passing).
@@ -59,7 +75,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-__all__ = ["ConcurrencyLimiter", "RateLimiter"]
+__all__ = ["ConcurrencyLimiter", "RateLimiter", "RefusalHold"]
 
 # A call that waited exactly the delay it was told may find a hair less than one token (float
 # rounding of clock readings): that much short still counts as a whole token.
@@ -200,3 +216,61 @@ class ConcurrencyLimiter:
         """How many calls of `key` hold a slot now."""
         with self._lock:
             return self._in_flight.get(key, 0)
+
+
+class RefusalHold:
+    """Holds the answer to a rate-limited call back for about as long as its caller should have waited."""
+
+    def __init__(self, rate_per_s: float, *, max_hold_s: float = 1.0, per_identity: int = 8, total: int = 8) -> None:
+        if not rate_per_s > 0:
+            raise ValueError(f"rate_per_s must be positive, not {rate_per_s!r}")
+        if max_hold_s < 0:
+            raise ValueError(f"max_hold_s must not be negative, not {max_hold_s!r}")
+        if per_identity < 0 or total < 0:
+            raise ValueError(f"per_identity and total must not be negative, not {per_identity!r}, {total!r}")
+        self._interval = 1.0 / rate_per_s
+        self._max_hold = max_hold_s
+        self._per_identity = per_identity
+        self._total = total
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+        self._held_total = 0
+
+    def hold(self, key: str, wait_s: float, remaining_s: float | None, ended: threading.Event) -> float:
+        """Wait before `key`'s refusal is sent; returns how long it was to be held (0: answer at once).
+
+        `wait_s` is the limiter's time until the next token; `remaining_s` the time left before the
+        call's deadline (None: no deadline); `ended` is set when the call ends (the client went away).
+        """
+        with self._lock:
+            mine = self._held.get(key, 0)
+            if mine >= self._per_identity or self._held_total >= self._total:
+                return 0.0
+            seconds = min(self._max_hold, wait_s + mine * self._interval)
+            if remaining_s is not None:
+                seconds = min(seconds, remaining_s * 0.9)  # answer before the deadline, not after it
+            if seconds <= 0:
+                return 0.0
+            self._held[key] = mine + 1
+            self._held_total += 1
+        try:
+            ended.wait(seconds)
+        finally:
+            with self._lock:
+                count = self._held[key] - 1
+                if count:
+                    self._held[key] = count
+                else:
+                    del self._held[key]
+                self._held_total -= 1
+        return seconds
+
+    def held(self, key: str) -> int:
+        """How many refusals of `key` are being held now."""
+        with self._lock:
+            return self._held.get(key, 0)
+
+    def held_total(self) -> int:
+        """How many refusals are being held now, of every identity."""
+        with self._lock:
+            return self._held_total

@@ -58,6 +58,8 @@ class CivicscoreError(Exception):
         # True when the server itself sent a google.rpc.Status; False for transport failures
         # (connection refused, no route, dropped connection) and plain statuses.
         self.from_server = False
+        # Seconds the server asks the caller to wait before trying again (google.rpc.RetryInfo), when sent.
+        self.retry_after: float | None = None
 
 
 class InvalidArgument(CivicscoreError):
@@ -107,7 +109,9 @@ class FailedPrecondition(CivicscoreError):
 
 
 class ResourceExhausted(CivicscoreError):
-    """A limit was hit (message size, request rate, server overload); retry later or send less."""
+    """A limit was hit (message size, request rate, server overload); retry later or send less.
+
+    `reason` says which (RATE_LIMITED, TOO_MANY_IN_FLIGHT, ...) and `retry_after` how long to wait."""
 
 
 class Unauthenticated(CivicscoreError):
@@ -155,7 +159,8 @@ def index_of_field(field: str) -> int:
 
 
 def error_from_rpc(err: grpc.RpcError) -> CivicscoreError:
-    """The exception matching a failed call, with its `BadRequest`, `ErrorInfo` and `ResourceInfo` decoded."""
+    """The exception matching a failed call, with its `BadRequest`, `ErrorInfo`, `ResourceInfo` and
+    `RetryInfo` decoded."""
     call = err if isinstance(err, grpc.Call) else None
     code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
     message = (call.details() if call is not None else None) or str(err) or code.name
@@ -163,6 +168,7 @@ def error_from_rpc(err: grpc.RpcError) -> CivicscoreError:
     reason = ""
     metadata: dict[str, str] = {}
     resources: list[str] = []
+    retry_after: float | None = None
     status = _rich_status(err)
     if status is not None:
         message = status.message or message
@@ -183,8 +189,13 @@ def error_from_rpc(err: grpc.RpcError) -> CivicscoreError:
                 resource = error_details_pb2.ResourceInfo()
                 detail.Unpack(resource)
                 resources.append(resource.resource_name)
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                retry_after = retry.retry_delay.ToNanoseconds() / 1e9
     error = _build(code, message, violations, reason, metadata, resources)
     error.from_server = status is not None
+    error.retry_after = retry_after
     return error
 
 

@@ -4,7 +4,10 @@ Order for each call: the method must be in the table (else PERMISSION_DENIED for
 everyone: closed by default); open methods (health) pass; otherwise the caller
 is authenticated (UNAUTHENTICATED when that fails), must hold the permission
 (PERMISSION_DENIED naming it and the roles that grant it), and must be within
-its rate and concurrency limits (RESOURCE_EXHAUSTED with a RetryInfo). The
+its rate and concurrency limits (RESOURCE_EXHAUSTED with a RetryInfo; a rate-limited
+call's refusal is held back for about as long as the caller should have waited, see
+`ratelimit.RefusalHold`, so a client that ignores RetryInfo cannot make the server
+refuse it as fast as it can ask). The
 caller is then available to the servicer through `auth.caller.current_caller()`.
 Every refusal is logged and audited, with the identity when known, never a secret.
 """
@@ -12,6 +15,7 @@ Every refusal is logged and audited, with the identity when known, never a secre
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, Protocol, cast
 
@@ -32,6 +36,10 @@ class RateLimit(Protocol):
     def try_acquire(self, key: str) -> float | None:
         """None when allowed; else the seconds until the caller may try again."""
         ...
+
+
+class RefusalDelay(Protocol):
+    def hold(self, key: str, wait_s: float, remaining_s: float | None, ended: threading.Event) -> float: ...
 
 
 class InFlightLimit(Protocol):
@@ -56,7 +64,7 @@ def _status(code: int, message: str, reason: str, *, retry_after_s: float | None
 class AccessInterceptor(grpc.ServerInterceptor):
     def __init__(self, authenticator: Authenticator, audit: RefusalAudit, *, reflection: str = "authenticated",
                  table: Mapping[str, Permission | Access] = METHOD_ACCESS, rate_limit: RateLimit | None = None,
-                 in_flight: InFlightLimit | None = None) -> None:
+                 in_flight: InFlightLimit | None = None, refusal_hold: RefusalDelay | None = None) -> None:
         if reflection not in ("public", "authenticated", "off"):
             raise ValueError(f"reflection must be public, authenticated or off, not {reflection!r}")
         self.authenticator = authenticator
@@ -65,6 +73,7 @@ class AccessInterceptor(grpc.ServerInterceptor):
         self.table = dict(table)
         self.rate_limit = rate_limit
         self.in_flight = in_flight
+        self.refusal_hold = refusal_hold
 
     def intercept_service(
         self,
@@ -118,6 +127,11 @@ class AccessInterceptor(grpc.ServerInterceptor):
         if self.rate_limit is not None:
             wait = self.rate_limit.try_acquire(caller.identity_id)
             if wait is not None:
+                if self.refusal_hold is not None:
+                    ended = threading.Event()
+                    if context.add_callback(ended.set):
+                        held = self.refusal_hold.hold(caller.identity_id, wait, context.time_remaining(), ended)
+                        wait = max(0.0, wait - held)
                 message = f"{caller.identity_id} is over its rate limit; retry in {max(wait, 0.01):.2f} s"
                 self._refuse(context, method, caller.identity_id,
                              _status(code_pb2.RESOURCE_EXHAUSTED, message, "RATE_LIMITED", retry_after_s=wait),
