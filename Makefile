@@ -6,11 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.toml constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 BUF := tools/buf/node_modules/.bin/buf
 BUF_STAMP := tools/buf/node_modules/.installed-$(shell sha1sum tools/buf/package-lock.json 2>/dev/null | cut -c1-12)
+NODE_STAMP := clients/node/node_modules/.installed-$(shell sha1sum clients/node/package-lock.json 2>/dev/null | cut -c1-12)
 CONTRACT := contract/civicscore-v1.binpb
 ADDR ?= 127.0.0.1:50051
 DB ?= var/civicscore.db
 
-.PHONY: pdf-deps help venv run test test-fast gen check-gen lint lint-proto release-contract bench clean
+.PHONY: pdf-deps help venv run test gen check-gen lint lint-proto release-contract bench clean test-node
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,8 +30,9 @@ run: $(STAMP) ## Start the server on $(ADDR) with SQLite at $(DB) and the defaul
 	$(PY) -m civicscore --listen $(ADDR) --database sqlite:///$(DB) --rules rules --demo-data \
 		--bootstrap-admin-token-file var/admin.token
 
-test: $(STAMP) check-gen lint lint-proto ## Generated code, lint, buf lint and breaking-change check, then all tests (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
+test: $(STAMP) check-gen lint lint-proto ## Generated code, lint, buf lint and breaking-change check, then all tests: Python, then the Node.js client's against the real server (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-node
 
 gen: $(STAMP) ## Regenerate Python code and typed stubs from protos/
 	$(PY) scripts/gen_protos.py
@@ -51,6 +53,14 @@ lint-proto: $(BUF_STAMP) ## buf lint (STANDARD) and buf breaking against the las
 	cd protos && ../$(BUF) lint
 	$(BUF) breaking protos --against $(CONTRACT)
 
+$(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 20 or later) is needed to build and test the Node.js client in clients/node" >&2; exit 1; }
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-node: $(STAMP) $(NODE_STAMP) ## Build the Node.js client (clients/node) and run its tests against the real server
+	cd clients/node && CIVICSCORE_PYTHON=$(abspath $(PY)) npm run build && CIVICSCORE_PYTHON=$(abspath $(PY)) npm test
+
 release-contract: $(BUF_STAMP) ## Make the current protos the released contract that later changes must not break
 	$(BUF) build protos -o $(CONTRACT)
 
@@ -63,4 +73,4 @@ bench: $(STAMP) ## Run the benchmarks and print the figures (writes bench/out/)
 	$(PY) -m bench
 
 clean: ## Remove the virtual environment and local data
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache clients/node/node_modules clients/node/dist clients/node/src/gen
