@@ -197,6 +197,8 @@ def main() -> int:
     parser.add_argument("--flood-pace", type=float, default=20.0,
                         help="(f): identity B's calls per second (within its rate limit)")
     parser.add_argument("--flood-threads", type=int, default=8, help="(f): identity A's flooding threads")
+    parser.add_argument("--flood-threads-many", type=int, default=32,
+                        help="(f'): identity A's flooding threads, more than one identity may have calls in progress")
     parser.add_argument("--only-f", action="store_true", help="run figure (f) alone; RESULTS.md is not rewritten")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
     args = parser.parse_args()
@@ -204,9 +206,8 @@ def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
     if args.only_f:
-        f = flood_figure(OUT / "f", args.flood_reads, args.flood_pace, args.flood_threads)
-        (OUT / "results.json").write_text(json.dumps({"f": f}, indent=2))
-        _print_flood(f)
+        floods = flood_figures(args)
+        (OUT / "results.json").write_text(json.dumps(floods, indent=2))
         return 0
     server = ServerProcess(OUT, module="bench.echo_server", workers=os.cpu_count() or 1,
                            extra_args=NO_RATE_LIMIT).start(timeout=120)
@@ -322,10 +323,8 @@ def main() -> int:
     finally:
         server.stop()
 
-    # (f) on a server of its own, with the default per-identity limits
-    f = flood_figure(OUT / "f", args.flood_reads, args.flood_pace, args.flood_threads)
-    results["f"] = f
-    _print_flood(f)
+    # (f), (f'), (f'') each on a server of its own, with the default per-identity limits
+    results.update(flood_figures(args))
 
     machine = {"cpus": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
                "platform": platform.platform(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
@@ -470,11 +469,23 @@ def flood_main() -> None:
                       "failed": sum(c[2] for c in counts), "seconds": spent, "refusal_sample": reasons}), flush=True)
 
 
-def flood_figure(workdir: Path, reads: int, pace_per_s: float, threads: int) -> dict[str, object]:
+def flood_figures(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """(f) the default server; (f') more flooding threads than one identity may run calls at once;
+    (f'') the default server but with refusals answered at once (`--rate-limit-hold 0`), for contrast."""
+    out: dict[str, dict[str, object]] = {}
+    for key, threads, extra in (("f", args.flood_threads, ()), ("f_many", args.flood_threads_many, ()),
+                                ("f_no_hold", args.flood_threads, ("--rate-limit-hold", "0"))):
+        out[key] = flood_figure(OUT / key, args.flood_reads, args.flood_pace, threads, extra)
+        _print_flood(out[key], key)
+    return out
+
+
+def flood_figure(workdir: Path, reads: int, pace_per_s: float, threads: int,
+                 extra_args: tuple[str, ...] = ()) -> dict[str, object]:
     """(f): identity B's GetEvaluation latency alone (before and after) and while identity A floods."""
     workdir.mkdir(parents=True, exist_ok=True)
     server = ServerProcess(workdir, workers=1, extra_args=(
-        "--rate-limit", str(FLOOD_RATE_PER_S), "--rate-burst", str(FLOOD_BURST))).start(timeout=120)
+        "--rate-limit", str(FLOOD_RATE_PER_S), "--rate-burst", str(FLOOD_BURST), *extra_args)).start(timeout=120)
     try:
         flood_units = units(20, "F")
         stubs = server.stubs()
@@ -520,6 +531,7 @@ def flood_figure(workdir: Path, reads: int, pace_per_s: float, threads: int) -> 
     allowed, refused = int(flood["allowed"]), int(flood["refused"])
     phases = (before, during, after)
     return {"rate_per_s": FLOOD_RATE_PER_S, "burst": FLOOD_BURST, "flood_threads": threads,
+            "server_flags": " ".join(extra_args),
             "b_reads": reads, "b_pace_per_s": pace_per_s,
             "baseline_p50_ms": round(base_p50, 3), "baseline_p99_ms": round(base_p99, 3),
             "flood_p50_ms": round(p50, 3), "flood_p99_ms": round(p99, 3),
@@ -530,8 +542,19 @@ def flood_figure(workdir: Path, reads: int, pace_per_s: float, threads: int) -> 
             "a_allowed_per_s": round(allowed / seconds, 1), "a_refusal_sample": flood["refusal_sample"]}
 
 
-def _print_flood(f: dict[str, object]) -> None:
-    print(f"(f) identity B GetEvaluation alone p50 {f['baseline_p50_ms']} ms, p99 {f['baseline_p99_ms']} ms; "
+def _flood_row(label: str, f: dict[str, object]) -> str:
+    return (f"| {label} identity B's GetEvaluation latency ({f['b_reads']} calls at {f['b_pace_per_s']:g}/s) while "
+            f"identity A floods past its rate limit ({f['rate_per_s']:g}/s, burst {f['burst']}) with "
+            f"{f['flood_threads']} threads | p50 {f['flood_p50_ms']} ms, p99 {f['flood_p99_ms']} ms; A made "
+            f"{f['a_calls_per_s']:,} calls/s: {f['a_allowed']:,} allowed, {f['a_refused']:,} refused "
+            f"(RESOURCE_EXHAUSTED); B refused {f['b_refused']} | B alone, before and after: p50 "
+            f"{f['baseline_p50_ms']} ms, p99 {f['baseline_p99_ms']} ms | p50 {f['ratio_p50']}x, p99 {f['ratio_p99']}x "
+            f"| B's normal latency |")
+
+
+def _print_flood(f: dict[str, object], key: str = "f") -> None:
+    label = {"f": "(f)", "f_many": "(f')", "f_no_hold": "(f'')"}[key]
+    print(f"{label}{' ' + str(f['server_flags']) if f['server_flags'] else ''} identity B GetEvaluation alone p50 {f['baseline_p50_ms']} ms, p99 {f['baseline_p99_ms']} ms; "
           f"while A floods ({f['flood_threads']} threads, {f['a_calls_per_s']} calls/s: {f['a_allowed']:,} allowed, "
           f"{f['a_refused']:,} refused) p50 {f['flood_p50_ms']} ms, p99 {f['flood_p99_ms']} ms; "
           f"ratio p50 {f['ratio_p50']}, p99 {f['ratio_p99']}; B refused {f['b_refused']}", flush=True)
@@ -546,6 +569,8 @@ def _cpu_model() -> str:
 
 def _write_results(r: dict[str, object]) -> None:
     a, b, c, d, e, f, m = (r[k] for k in ("a", "b", "c", "d", "e", "f", "machine"))
+    flood_rows = "\n".join(_flood_row(label, r[key]) for label, key in (
+        ("(f)", "f"), ("(f')", "f_many"), ("(f'') for contrast, with `--rate-limit-hold 0`:", "f_no_hold")))
     floor_vs_echo = a["floor_per_s"] / a["echo_per_s"]
     floor_verdict = (", so no SQLite-backed ingest could meet the 0.3x target of (a) here." if floor_vs_echo < 0.3
                      else ".")
@@ -565,7 +590,7 @@ shared and noisy, so each figure stands beside a baseline measured in the same r
 | (c) GetEvaluation latency, {c['reads']:,} sequential reads | p50 {c['p50_ms']} ms, p99 {c['p99_ms']} ms | | | |
 | (d) RSS over {d['evaluations']} EvaluatePeriod calls ({d['units_per_evaluation']} units each, {d['seconds']} s) | server {d['server_rss_kib_before'] / 1024:.1f} -> {d['server_rss_kib_after'] / 1024:.1f} MiB; workers {d['workers_rss_kib_before'] / 1024:.1f} -> {d['workers_rss_kib_after'] / 1024:.1f} MiB | before | {d['growth_pct']}% growth | flat |
 | (e) server RSS over {e['activations']} ruleset activations ({e['seconds']} s; each starts new engine workers and retires the old) | server {e['server_rss_kib_before'] / 1024:.1f} -> {e['server_rss_kib_after'] / 1024:.1f} MiB (before warm-up {e['server_rss_kib_cold'] / 1024:.1f}); workers {e['workers_rss_kib_before'] / 1024:.1f} -> {e['workers_rss_kib_after'] / 1024:.1f} MiB; median activation {e['activation_median_s']} s | before (after 5 warm-up activations) | {e['growth_pct']}% growth | within 10% |
-| (f) identity B's GetEvaluation latency ({f['b_reads']} calls at {f['b_pace_per_s']:g}/s) while identity A floods past its rate limit ({f['rate_per_s']:g}/s, burst {f['burst']}) with {f['flood_threads']} threads | p50 {f['flood_p50_ms']} ms, p99 {f['flood_p99_ms']} ms; A made {f['a_calls_per_s']:,} calls/s: {f['a_allowed']:,} allowed, {f['a_refused']:,} refused (RESOURCE_EXHAUSTED); B refused {f['b_refused']} | B alone, before and after: p50 {f['baseline_p50_ms']} ms, p99 {f['baseline_p99_ms']} ms | p50 {f['ratio_p50']}x, p99 {f['ratio_p99']}x | B's normal latency |
+{flood_rows}
 
 (a) pins the server to one core and the client to the other, so they do not
 disturb each other; each baseline is the mean of a run before and a run after
@@ -583,7 +608,11 @@ per-identity limits ((a)-(e) set the rate limit out of the way: their calls all
 come from one identity); A floods from a process of its own at the lowest CPU
 priority, standing for a client on another machine, so that B's figure shows
 the server's cost of A's refused calls rather than A's client code; B paces its
-calls within its own limit. Raw numbers: `bench/out/results.json`.
+calls within its own limit. The server holds a rate-limited call's refusal
+about as long as the caller should have waited, and a connection may open only
+as many streams as one identity may run calls ({f['flood_threads']}): (f') floods
+with more threads than that, (f'') turns the hold off to show what it buys.
+Raw numbers: `bench/out/results.json`.
 """
     RESULTS.write_text(text)
 

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { inspect } from "node:util";
 
-import { CivicscoreClient, CivicscoreError, CredentialsError, pb, status } from "../src/index.js";
+import { CivicscoreClient, CredentialsError, pb, status } from "../src/index.js";
+import { rejection } from "./support/rejection.js";
 import { ServerProcess } from "./support/server.js";
 
 const { UnitKind } = pb.units;
@@ -32,16 +33,6 @@ function completed(id: string, on: string): pb.outcomes.Outcome {
     outcomeId: `${id}-done`, assignment: `assignments/${id}`, status: OutcomeStatus.OUTCOME_STATUS_COMPLETED,
     completedOn: on, quality: Quality.QUALITY_ACCEPTED, reportedAt: REPORTED_AT, reportingSystem: "node-tests",
   });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<CivicscoreError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof CivicscoreError, `expected a CivicscoreError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("the call succeeded");
 }
 
 describe("civicscore API", () => {

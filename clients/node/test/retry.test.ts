@@ -4,21 +4,12 @@ import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 
-import { CivicscoreClient, CivicscoreError, pb, status } from "../src/index.js";
+import { CivicscoreClient, pb, status } from "../src/index.js";
 import { CuttingProxy } from "./support/proxy.js";
+import { rejection } from "./support/rejection.js";
 import { ServerProcess } from "./support/server.js";
 
 const REPORTED_AT = new Date("2026-10-03T02:00:00Z");
-
-async function rejection(promise: Promise<unknown>): Promise<CivicscoreError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof CivicscoreError, `expected a CivicscoreError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail("the call succeeded");
-}
 
 /** A TCP server on loopback that accepts connections and never answers. */
 async function blackHole(): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
