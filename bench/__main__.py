@@ -543,13 +543,14 @@ def flood_figure(workdir: Path, reads: int, pace_per_s: float, threads: int,
 
 
 def _flood_row(label: str, f: dict[str, object]) -> str:
+    target = "(contrast: what the hold buys)" if f["server_flags"] else "B's normal latency"
     return (f"| {label} identity B's GetEvaluation latency ({f['b_reads']} calls at {f['b_pace_per_s']:g}/s) while "
             f"identity A floods past its rate limit ({f['rate_per_s']:g}/s, burst {f['burst']}) with "
             f"{f['flood_threads']} threads | p50 {f['flood_p50_ms']} ms, p99 {f['flood_p99_ms']} ms; A made "
             f"{f['a_calls_per_s']:,} calls/s: {f['a_allowed']:,} allowed, {f['a_refused']:,} refused "
             f"(RESOURCE_EXHAUSTED); B refused {f['b_refused']} | B alone, before and after: p50 "
             f"{f['baseline_p50_ms']} ms, p99 {f['baseline_p99_ms']} ms | p50 {f['ratio_p50']}x, p99 {f['ratio_p99']}x "
-            f"| B's normal latency |")
+            f"| {target} |")
 
 
 def _print_flood(f: dict[str, object], key: str = "f") -> None:
