@@ -200,11 +200,20 @@ def main() -> int:
     parser.add_argument("--flood-threads-many", type=int, default=32,
                         help="(f'): identity A's flooding threads, more than one identity may have calls in progress")
     parser.add_argument("--only-f", action="store_true", help="run figure (f) alone; RESULTS.md is not rewritten")
+    parser.add_argument("--flood-own-connections", action="store_true",
+                        help="with --only-f: each flooding thread on a connection of its own (a flood a front proxy "
+                             "limiting connections per client is for), instead of the figures (f), (f'), (f'')")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
     args = parser.parse_args()
 
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
+    if args.only_f and args.flood_own_connections:
+        f = flood_figure(OUT / "f", args.flood_reads, args.flood_pace, args.flood_threads_many, own_connections=True)
+        (OUT / "results.json").write_text(json.dumps({"f_own_connections": f}, indent=2))
+        print("each flooding thread on its own connection:", flush=True)
+        _print_flood(f, "f_many")
+        return 0
     if args.only_f:
         floods = flood_figures(args)
         (OUT / "results.json").write_text(json.dumps(floods, indent=2))
@@ -428,13 +437,15 @@ def flood_main() -> None:
     so that what B feels is the server's cost of A's calls, not A's own client code."""
     settings = json.loads(sys.stdin.readline())
     address, token, names, threads = (settings[k] for k in ("address", "token", "names", "threads"))
+    # Each thread on a TCP connection of its own (gRPC shares one between identical channels otherwise).
+    options = [("grpc.use_local_subchannel_pool", 1)] if settings.get("own_connections") else []
     os.nice(19)
     stop = threading.Event()
     counts = [[0, 0, 0] for _ in range(threads)]  # allowed, refused, failed
     reasons: dict[str, int] = {}
 
     def run(slot: int) -> None:
-        channel = grpc.insecure_channel(address)
+        channel = grpc.insecure_channel(address, options=options)
         stub = evaluations_pb2_grpc.EvaluationServiceStub(channel)
         metadata = _bearer(token)
         mine = counts[slot]
@@ -481,7 +492,7 @@ def flood_figures(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 
 
 def flood_figure(workdir: Path, reads: int, pace_per_s: float, threads: int,
-                 extra_args: tuple[str, ...] = ()) -> dict[str, object]:
+                 extra_args: tuple[str, ...] = (), own_connections: bool = False) -> dict[str, object]:
     """(f): identity B's GetEvaluation latency alone (before and after) and while identity A floods."""
     workdir.mkdir(parents=True, exist_ok=True)
     server = ServerProcess(workdir, workers=1, extra_args=(
@@ -507,7 +518,7 @@ def flood_figure(workdir: Path, reads: int, pace_per_s: float, threads: int,
         assert flooder.stdin is not None and flooder.stdout is not None
         try:
             flooder.stdin.write(json.dumps({"address": server.address, "token": tokens["A"], "names": names,
-                                            "threads": threads}) + "\n")
+                                            "threads": threads, "own_connections": own_connections}) + "\n")
             flooder.stdin.flush()
             if flooder.stdout.readline().strip() != "flooding":
                 raise RuntimeError("the flooding process did not start")
@@ -531,7 +542,7 @@ def flood_figure(workdir: Path, reads: int, pace_per_s: float, threads: int,
     allowed, refused = int(flood["allowed"]), int(flood["refused"])
     phases = (before, during, after)
     return {"rate_per_s": FLOOD_RATE_PER_S, "burst": FLOOD_BURST, "flood_threads": threads,
-            "server_flags": " ".join(extra_args),
+            "server_flags": " ".join(extra_args), "own_connections": own_connections,
             "b_reads": reads, "b_pace_per_s": pace_per_s,
             "baseline_p50_ms": round(base_p50, 3), "baseline_p99_ms": round(base_p99, 3),
             "flood_p50_ms": round(p50, 3), "flood_p99_ms": round(p99, 3),
