@@ -137,13 +137,16 @@ class SqlStore:
         batch: Sequence[object],
         idempotency: IdempotencyRecord | None,
         recorded_by: str,
+        *,
+        action: str,
+        target: str,
     ) -> UpsertCounts:
-        table = write.__name__.split("_", 1)[1]  # upsert_units -> units
+        """Run a batch write; when it changed anything, audit it as `action` on `target` in the same transaction."""
 
         def work(connection: Connection) -> UpsertCounts:
             counts = write(connection, batch, recorded_by)
             if counts.created or counts.updated:
-                self._audited(connection, recorded_by, write.__name__, table,
+                self._audited(connection, recorded_by, action, target,
                               {"created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
                                "idempotency_key": idempotency.key if idempotency else ""})
             return counts
@@ -155,7 +158,8 @@ class SqlStore:
         self, units: Sequence[Unit], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> UpsertCounts:
         """Create or update units by code; raises MissingReferences for an unknown parent."""
-        return self._upsert(writes.upsert_units, units, idempotency, recorded_by)
+        return self._upsert(writes.upsert_units, units, idempotency, recorded_by,
+                            action="upsert_units", target="units")
 
     def get_units(self, codes: Sequence[str]) -> dict[str, Unit]:
         return self._db.read(lambda c: listing.get_units(c, codes))
@@ -174,7 +178,8 @@ class SqlStore:
         self, assignments: Sequence[Assignment], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> UpsertCounts:
         """Create or update assignments by id; raises MissingReferences for an unknown unit."""
-        return self._upsert(writes.upsert_assignments, assignments, idempotency, recorded_by)
+        return self._upsert(writes.upsert_assignments, assignments, idempotency, recorded_by,
+                            action="upsert_assignments", target="assignments")
 
     def get_assignments(self, assignment_ids: Sequence[str]) -> dict[str, Assignment]:
         return self._db.read(lambda c: listing.get_assignments(c, assignment_ids))
@@ -247,7 +252,8 @@ class SqlStore:
         recorded_by: str = "",
     ) -> UpsertCounts:
         """Keep the latest report per (unit, period, indicator); an older report counts as unchanged."""
-        return self._upsert(writes.record_measurements, measurements, idempotency, recorded_by)
+        return self._upsert(writes.record_measurements, measurements, idempotency, recorded_by,
+                            action="record_measurements", target="measurements")
 
     def list_measurements(
         self, *, unit_code: str | None = None, period: str | None = None, indicator: str | None = None,
@@ -262,7 +268,8 @@ class SqlStore:
         self, targets: Sequence[Target], *, idempotency: IdempotencyRecord | None = None, recorded_by: str = ""
     ) -> UpsertCounts:
         """Create or update targets by (period, indicator, unit or kind)."""
-        return self._upsert(writes.upsert_targets, targets, idempotency, recorded_by)
+        return self._upsert(writes.upsert_targets, targets, idempotency, recorded_by,
+                            action="upsert_targets", target="targets")
 
     def list_targets(
         self, *, period: str | None = None, indicator: str | None = None, unit_code: str | None = None,
