@@ -14,8 +14,8 @@ import datetime as dt
 import grpc
 import pytest
 
-from civicscore_api.v1 import assignments_pb2, measurements_pb2, outcomes_pb2
-from civicscore_client import CivicscoreError, Client, Unavailable
+from civicscore_api.v1 import assignments_pb2, identities_pb2, measurements_pb2, outcomes_pb2
+from civicscore_client import CivicscoreError, Client, FailedPrecondition, Unavailable
 from tests.cutproxy import CutProxy
 from tests.scenario import PERIOD, completed, load_quarter
 from tests.serverproc import ServerProcess, timestamp
@@ -149,3 +149,30 @@ def test_a_review_key_reused_for_another_decision_is_refused(evaluated: ServerPr
             admin.review_recommendation(STP, "approve", "Đồng ý", idempotency_key="committee-2026-11-26-1")
         assert refused.value.code == grpc.StatusCode.ALREADY_EXISTS and "committee-2026-11-26-1" in str(refused.value)
         assert len(admin.list_recommendation_reviews(STP)) == 1
+
+
+def test_identity_writes_retried_after_a_lost_reply(seeded_server: ServerProcess) -> None:
+    """CreateIdentity and RegisterCertificate answer a retry with the first reply. A token cannot be
+    shown twice, so a retried IssueToken is refused naming the credential its lost reply held."""
+    server = seeded_server
+    with CutProxy(server.address) as proxy, Client(proxy.address, token=server.token, initial_backoff=0.05) as admin:
+        proxy.arm()
+        created = admin.create_identity("snv-tracker", "Hệ thống theo dõi nhiệm vụ Sở Nội vụ", roles=["reporter"],
+                                        scope_units=["SNV"])
+        assert created.identity_id == "snv-tracker" and created.display_name == "Hệ thống theo dõi nhiệm vụ Sở Nội vụ"
+        proxy.arm()
+        certificate = admin.register_certificate("snv-tracker", "CN=snv-tracker")
+        proxy.arm()
+        with pytest.raises(FailedPrecondition) as refused:
+            admin.issue_token("snv-tracker")
+        assert (proxy.cuts, proxy.connections) == (3, 4)
+    with server.client() as admin:
+        assert [i.identity_id for i in admin.list_identities() if i.identity_id == "snv-tracker"] == ["snv-tracker"]
+        credentials = admin.list_credentials("snv-tracker")
+        tokens = [c for c in credentials if c.kind == identities_pb2.CREDENTIAL_KIND_TOKEN]
+        certificates = [c for c in credentials if c.kind == identities_pb2.CREDENTIAL_KIND_CERTIFICATE]
+        assert [c.name for c in certificates] == [certificate.name]
+        assert len(tokens) == 1  # the token of the lost reply: named, so it can be revoked
+        assert refused.value.reason == "TOKEN_ALREADY_ISSUED" and tokens[0].name in refused.value.message
+        admin.revoke_credential(tokens[0].name)
+        assert admin.issue_token("snv-tracker").token.startswith("cs_")

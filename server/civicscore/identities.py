@@ -2,11 +2,18 @@
 
 Every change is audited in the same transaction, with the acting identity and
 never a secret. Token secrets are returned once and stored only as SHA-256.
+
+Creating an identity, issuing a token and registering a certificate take an idempotency
+key. A retry of the same request with the same key is answered with the first reply and
+changes nothing, except for a token: its secret was shown once and is not kept, so a retry
+whose first reply was lost is refused with TOKEN_ALREADY_ISSUED naming the credential that
+reply held, to revoke before issuing another (no valid token is left behind unknown).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import re
@@ -17,9 +24,12 @@ from pathlib import Path
 
 from civicscore.auth.policy import ALL_UNITS, ROLE_VALUES, Role
 from civicscore.auth.tokens import new_token
-from civicscore.errors import AlreadyExists, InvalidInput, NotFound, Violation
+from civicscore.domain.canonical import digest_of, record_from_plain
+from civicscore.errors import AlreadyExists, FailedPrecondition, InvalidInput, NotFound, Violation
+from civicscore.idempotency import claim_key
 from civicscore.store import Store
 from civicscore.store.base import Conflict, CredentialRecord, IdentityRecord, NewAuditEvent
+from civicscore.validation import check_idempotency_key
 
 log = logging.getLogger("civicscore.access")
 
@@ -27,6 +37,17 @@ IDENTITY_ID = re.compile(r"[a-z0-9][a-z0-9.-]{1,62}")
 MAX_TOKEN_DAYS = 400
 DEFAULT_TOKEN_DAYS = 90
 BOOTSTRAP_ID = "bootstrap-admin"
+
+
+class TokenAlreadyIssued(FailedPrecondition):
+    """A retried IssueToken whose first reply (and so its token) was lost."""
+
+    reason = "TOKEN_ALREADY_ISSUED"
+
+
+def _key_checked(key: str) -> None:
+    if problems := check_idempotency_key(key):
+        raise InvalidInput(problems)
 
 
 @dataclass(frozen=True)
@@ -40,7 +61,13 @@ def _audit(actor: str, action: str, target: str, at: dt.datetime, **detail: obje
 
 
 def create_identity(store: Store, *, identity_id: str, display_name: str, roles: Sequence[str],
-                    scope_units: Sequence[str], actor: str, now: dt.datetime) -> IdentityRecord:
+                    scope_units: Sequence[str], actor: str, now: dt.datetime, idempotency_key: str = ""
+                    ) -> IdentityRecord:
+    _key_checked(idempotency_key)
+    claim, replayed = claim_key(store, idempotency_key, "CreateIdentity",
+                                digest_of([identity_id, display_name, list(roles), list(scope_units), actor]))
+    if replayed is not None:
+        return record_from_plain(IdentityRecord, json.loads(replayed))
     violations: list[Violation] = []
     if not IDENTITY_ID.fullmatch(identity_id):
         violations.append(Violation("identity.identity_id", f"{identity_id!r} is not a valid id: 2-63 lowercase "
@@ -75,7 +102,8 @@ def create_identity(store: Store, *, identity_id: str, display_name: str, roles:
     try:
         return store.create_identity(record, audit=_audit(actor, "CreateIdentity", f"identities/{identity_id}", now,
                                                           roles=list(record.roles),
-                                                          scope_units=list(record.scope_units)))
+                                                          scope_units=list(record.scope_units)),
+                                     idempotency=claim)
     except Conflict:
         raise AlreadyExists(f"identity identities/{identity_id} already exists", ids=[identity_id]) from None
 
@@ -91,7 +119,12 @@ def _live_identity(store: Store, name: str, field: str) -> IdentityRecord:
     return found
 
 
-def issue_token(store: Store, *, identity: str, valid_days: int, actor: str, now: dt.datetime) -> IssuedToken:
+def issue_token(store: Store, *, identity: str, valid_days: int, actor: str, now: dt.datetime,
+                idempotency_key: str = "") -> IssuedToken:
+    _key_checked(idempotency_key)
+    claim, replayed = claim_key(store, idempotency_key, "IssueToken", digest_of([identity, valid_days, actor]))
+    if replayed is not None:
+        raise _token_already_issued(identity, record_from_plain(CredentialRecord, json.loads(replayed)))
     days = valid_days or DEFAULT_TOKEN_DAYS
     if not 1 <= days <= MAX_TOKEN_DAYS:
         raise InvalidInput([Violation("valid_days", f"valid_days must be 1-{MAX_TOKEN_DAYS} (0 means "
@@ -101,13 +134,29 @@ def issue_token(store: Store, *, identity: str, valid_days: int, actor: str, now
     credential = CredentialRecord(credential_id=token.key_id, identity_id=found.identity_id, kind="token",
                                   secret_sha256=token.secret_sha256, certificate_subject=None,
                                   expires_at=now + dt.timedelta(days=days), created_at=now, created_by=actor)
-    store.add_credential(credential, audit=_audit(actor, "IssueToken", f"identities/{found.identity_id}", now,
-                                                  credential=credential.credential_id, valid_days=days))
+    stored = store.add_credential(credential, audit=_audit(actor, "IssueToken", f"identities/{found.identity_id}",
+                                                           now, credential=credential.credential_id, valid_days=days),
+                                  idempotency=claim)
+    if stored.credential_id != credential.credential_id:  # the same request, committed first by another call
+        raise _token_already_issued(identity, stored)
     return IssuedToken(token.token, credential)
 
 
+def _token_already_issued(identity: str, first: CredentialRecord) -> TokenAlreadyIssued:
+    name = f"identities/{first.identity_id}/credentials/{first.credential_id}"
+    return TokenAlreadyIssued(
+        f"this request (same idempotency key) already issued a token for {identity}: {name}. A token is shown "
+        f"only once and its reply was lost, so it cannot be shown again; revoke {name} (civicscore admin "
+        "revoke-credential) and issue a new token with a new request")
+
+
 def register_certificate(store: Store, *, identity: str, subject: str, valid_days: int, actor: str,
-                         now: dt.datetime) -> CredentialRecord:
+                         now: dt.datetime, idempotency_key: str = "") -> CredentialRecord:
+    _key_checked(idempotency_key)
+    claim, replayed = claim_key(store, idempotency_key, "RegisterCertificate",
+                                digest_of([identity, subject, valid_days, actor]))
+    if replayed is not None:
+        return record_from_plain(CredentialRecord, json.loads(replayed))
     subject = subject.strip()
     if not subject or len(subject) > 500:
         raise InvalidInput([Violation("certificate_subject", "give the certificate's subject as CN=<common name> "
@@ -121,7 +170,8 @@ def register_certificate(store: Store, *, identity: str, subject: str, valid_day
         expires_at=now + dt.timedelta(days=valid_days) if valid_days else None, created_at=now, created_by=actor)
     return store.add_credential(credential, audit=_audit(actor, "RegisterCertificate",
                                                          f"identities/{found.identity_id}", now,
-                                                         credential=credential.credential_id, subject=subject))
+                                                         credential=credential.credential_id, subject=subject),
+                                idempotency=claim)
 
 
 def credential_name(name: str) -> tuple[str, str]:

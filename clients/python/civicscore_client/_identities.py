@@ -42,17 +42,23 @@ class IdentityCalls(Connection):
                                                        idempotency_key=idempotency_key or new_idempotency_key())
         return self._calls.unary(self._identities.CreateIdentity, request, timeout=timeout).identity
 
-    def issue_token(self, identity: str, *, valid_days: int = 0,
+    def issue_token(self, identity: str, *, valid_days: int = 0, idempotency_key: str | None = None,
                     timeout: float | None = None) -> identities_pb2.IssueTokenResponse:
-        """A new bearer token for the identity (`.token`, shown once) and its credential."""
-        request = identities_pb2.IssueTokenRequest(identity=identity_name(identity), valid_days=valid_days)
+        """A new bearer token for the identity (`.token`, shown once) and its credential.
+
+        If the reply is lost and the retry comes back FailedPrecondition (reason TOKEN_ALREADY_ISSUED),
+        the message names the credential issued: revoke it and ask again."""
+        request = identities_pb2.IssueTokenRequest(identity=identity_name(identity), valid_days=valid_days,
+                                                   idempotency_key=idempotency_key or new_idempotency_key())
         return self._calls.unary(self._identities.IssueToken, request, timeout=timeout)
 
     def register_certificate(self, identity: str, subject: str, *, valid_days: int = 0,
+                             idempotency_key: str | None = None,
                              timeout: float | None = None) -> identities_pb2.Credential:
         """Accept a client certificate (subject `CN=…` or a subject alternative name) for the identity."""
-        request = identities_pb2.RegisterCertificateRequest(identity=identity_name(identity),
-                                                            certificate_subject=subject, valid_days=valid_days)
+        request = identities_pb2.RegisterCertificateRequest(
+            identity=identity_name(identity), certificate_subject=subject, valid_days=valid_days,
+            idempotency_key=idempotency_key or new_idempotency_key())
         return self._calls.unary(self._identities.RegisterCertificate, request, timeout=timeout).credential
 
     def list_identities(self, *, role: str | None = None, revoked: bool | None = None, filter: str = "",

@@ -67,14 +67,16 @@ class IdentityServicer(identities_pb2_grpc.IdentityServiceServicer):
             roles.append(_ROLE_IN[role])
         record = identities.create_identity(
             self.rt.store, identity_id=given.identity_id, display_name=given.display_name, roles=roles,
-            scope_units=list(given.scope_units), actor=caller(context), now=self.rt.clock())
+            scope_units=list(given.scope_units), actor=caller(context), now=self.rt.clock(),
+            idempotency_key=request.idempotency_key)
         return identities_pb2.CreateIdentityResponse(identity=identity_out(record))
 
     @handle_errors
     def IssueToken(self, request: identities_pb2.IssueTokenRequest, context: grpc.ServicerContext
                    ) -> identities_pb2.IssueTokenResponse:
         issued = identities.issue_token(self.rt.store, identity=request.identity, valid_days=request.valid_days,
-                                        actor=caller(context), now=self.rt.clock())
+                                        actor=caller(context), now=self.rt.clock(),
+                                        idempotency_key=request.idempotency_key)
         return identities_pb2.IssueTokenResponse(token=issued.token, credential=credential_out(issued.credential))
 
     @handle_errors
@@ -82,7 +84,8 @@ class IdentityServicer(identities_pb2_grpc.IdentityServiceServicer):
                             context: grpc.ServicerContext) -> identities_pb2.RegisterCertificateResponse:
         record = identities.register_certificate(
             self.rt.store, identity=request.identity, subject=request.certificate_subject,
-            valid_days=request.valid_days, actor=caller(context), now=self.rt.clock())
+            valid_days=request.valid_days, actor=caller(context), now=self.rt.clock(),
+            idempotency_key=request.idempotency_key)
         return identities_pb2.RegisterCertificateResponse(credential=credential_out(record))
 
     @handle_errors

@@ -23,7 +23,8 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring as _string  # the C encoder's own str writer
-from typing import Any, TypeVar, get_args, get_type_hints
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 D = TypeVar("D")
 
@@ -51,16 +52,22 @@ def to_plain(value: Any) -> Any:
 
 
 def record_from_plain(kind: type[D], data: dict[str, Any]) -> D:
-    """The inverse of `to_plain` for a flat record dataclass: datetimes and enums restored from their text."""
+    """The inverse of `to_plain` for a flat record dataclass: datetimes, enums and tuples restored."""
     hints = get_type_hints(kind)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(kind):  # type: ignore[arg-type]
         value, hint = data[field.name], hints[field.name]
-        types = get_args(hint) or (hint,)
-        if value is not None and dt.datetime in types:
-            value = dt.datetime.fromisoformat(value)
-        elif value is not None and isinstance(hint, type) and issubclass(hint, enum.Enum):
-            value = hint(value)
+        if value is not None:
+            # `X | None` (and other unions): the member types; otherwise the hint itself
+            members = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+            bases = {get_origin(member) or member for member in members}
+            if dt.datetime in bases:
+                value = dt.datetime.fromisoformat(value)
+            elif tuple in bases and isinstance(value, list):
+                value = tuple(value)
+            else:
+                value = next((base(value) for base in bases if isinstance(base, type) and issubclass(base, enum.Enum)),
+                             value)
         values[field.name] = value
     return kind(**values)
 

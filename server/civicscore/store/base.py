@@ -535,8 +535,10 @@ class Store(Protocol):
         ...
 
     # -- identities and credentials -------------------------------------------
-    def create_identity(self, identity: IdentityRecord, *, audit: NewAuditEvent | None = None) -> IdentityRecord:
-        """Store a new identity (Conflict when the id is taken), with its audit entry."""
+    def create_identity(self, identity: IdentityRecord, *, audit: NewAuditEvent | None = None,
+                        idempotency: IdempotencyRecord | None = None) -> IdentityRecord:
+        """Store a new identity (Conflict when the id is taken), with its audit entry; a replayed
+        `idempotency` key returns the identity first stored under it."""
         ...
 
     def get_identity(self, identity_id: str) -> IdentityRecord | None: ...
@@ -549,7 +551,10 @@ class Store(Protocol):
         """Whether any identity not revoked holds the admin role (bootstrap creates one otherwise)."""
         ...
 
-    def add_credential(self, credential: CredentialRecord, *, audit: NewAuditEvent | None = None) -> CredentialRecord:
+    def add_credential(self, credential: CredentialRecord, *, audit: NewAuditEvent | None = None,
+                       idempotency: IdempotencyRecord | None = None) -> CredentialRecord:
+        """Store a credential with its audit entry; a replayed `idempotency` key returns the credential
+        first stored under it, without its secret hash (which the key's record does not keep)."""
         ...
 
     def get_credential(self, credential_id: str) -> tuple[CredentialRecord, IdentityRecord] | None:

@@ -7,6 +7,7 @@ transaction kind and the idempotency encoding.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
@@ -394,8 +395,10 @@ class SqlStore:
         return self._db.read(lambda c: versions.get_ruleset(c, digest))
 
     # -- identities and credentials -------------------------------------------
-    def create_identity(self, identity: IdentityRecord, *, audit: NewAuditEvent | None = None) -> IdentityRecord:
-        return self._db.write(lambda c: access.create_identity(c, identity, audit))
+    def create_identity(self, identity: IdentityRecord, *, audit: NewAuditEvent | None = None,
+                        idempotency: IdempotencyRecord | None = None) -> IdentityRecord:
+        return self._db.write(lambda c: access.create_identity(c, identity, audit), idempotency=idempotency,
+                              encode=_result_json, decode=_identity_from)
 
     def get_identity(self, identity_id: str) -> IdentityRecord | None:
         return self._db.read(lambda c: access.get_identity(c, identity_id))
@@ -408,8 +411,10 @@ class SqlStore:
     def has_active_admin(self) -> bool:
         return self._db.read(access.has_active_admin)
 
-    def add_credential(self, credential: CredentialRecord, *, audit: NewAuditEvent | None = None) -> CredentialRecord:
-        return self._db.write(lambda c: access.add_credential(c, credential, audit))
+    def add_credential(self, credential: CredentialRecord, *, audit: NewAuditEvent | None = None,
+                       idempotency: IdempotencyRecord | None = None) -> CredentialRecord:
+        return self._db.write(lambda c: access.add_credential(c, credential, audit), idempotency=idempotency,
+                              encode=_credential_json, decode=_credential_from)
 
     def get_credential(self, credential_id: str) -> tuple[CredentialRecord, IdentityRecord] | None:
         return self._db.read(lambda c: access.get_credential(c, credential_id))
@@ -468,6 +473,19 @@ class SqlStore:
 
     def recommendation_changes(self, *, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
         return self._db.read(partial(reviews.recommendation_changes_after, after_seq=after_seq, limit=limit))
+
+def _identity_from(text: str) -> IdentityRecord:
+    return record_from_plain(IdentityRecord, json.loads(text))
+
+
+def _credential_json(credential: CredentialRecord) -> str:
+    """What an idempotency key keeps of a credential: everything but a token's secret hash."""
+    return canonical_json(dataclasses.replace(credential, secret_sha256=None))
+
+
+def _credential_from(text: str) -> CredentialRecord:
+    return record_from_plain(CredentialRecord, json.loads(text))
+
 
 def _contest_from(text: str) -> ContestRecord:
     return record_from_plain(ContestRecord, json.loads(text))

@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63ivicscore/v1/identities.proto\x12\rcivicscore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x08Identity\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bidentity_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\"\n\x05roles\x18\x04 \x03(\x0e\x32\x13.civicscore.v1.Role\x12\x13\n\x0bscope_units\x18\x05 \x03(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x07 \x01(\t\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12/\n\x0brevoke_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x02\n\nCredential\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.civicscore.v1.CredentialKind\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x03 \x01(\t\x12\x14\n\x0ctoken_prefix\x18\x04 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x07 \x01(\t\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12/\n\x0brevoke_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrevoked_by\x18\n \x01(\t\"[\n\x15\x43reateIdentityRequest\x12)\n\x08identity\x18\x01 \x01(\x0b\x32\x17.civicscore.v1.Identity\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"C\n\x16\x43reateIdentityResponse\x12)\n\x08identity\x18\x01 \x01(\x0b\x32\x17.civicscore.v1.Identity\"9\n\x11IssueTokenRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x12\n\nvalid_days\x18\x02 \x01(\x05\"R\n\x12IssueTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12-\n\ncredential\x18\x02 \x01(\x0b\x32\x19.civicscore.v1.Credential\"_\n\x1aRegisterCertificateRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x02 \x01(\t\x12\x12\n\nvalid_days\x18\x03 \x01(\x05\"L\n\x1bRegisterCertificateResponse\x12-\n\ncredential\x18\x01 \x01(\x0b\x32\x19.civicscore.v1.Credential\"N\n\x15ListIdentitiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"^\n\x16ListIdentitiesResponse\x12+\n\nidentities\x18\x01 \x03(\x0b\x32\x17.civicscore.v1.Identity\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x16ListCredentialsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\"I\n\x17ListCredentialsResponse\x12.\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x19.civicscore.v1.Credential\"\'\n\x17RevokeCredentialRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x18RevokeCredentialResponse\x12-\n\ncredential\x18\x01 \x01(\x0b\x32\x19.civicscore.v1.Credential\"%\n\x15RevokeIdentityRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"C\n\x16RevokeIdentityResponse\x12)\n\x08identity\x18\x01 \x01(\x0b\x32\x17.civicscore.v1.Identity\"\x0f\n\rWhoAmIRequest\"j\n\x0eWhoAmIResponse\x12)\n\x08identity\x18\x01 \x01(\x0b\x32\x17.civicscore.v1.Identity\x12-\n\ncredential\x18\x02 \x01(\x0b\x32\x19.civicscore.v1.Credential*u\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_REPORTER\x10\x01\x12\x0f\n\x0bROLE_READER\x10\x02\x12\x0f\n\x0bROLE_POLICY\x10\x03\x12\x12\n\x0eROLE_COMMITTEE\x10\x04\x12\x0e\n\nROLE_ADMIN\x10\x05*m\n\x0e\x43redentialKind\x12\x1f\n\x1b\x43REDENTIAL_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43REDENTIAL_KIND_TOKEN\x10\x01\x12\x1f\n\x1b\x43REDENTIAL_KIND_CERTIFICATE\x10\x02\x32\xfd\x05\n\x0fIdentityService\x12]\n\x0e\x43reateIdentity\x12$.civicscore.v1.CreateIdentityRequest\x1a%.civicscore.v1.CreateIdentityResponse\x12Q\n\nIssueToken\x12 .civicscore.v1.IssueTokenRequest\x1a!.civicscore.v1.IssueTokenResponse\x12l\n\x13RegisterCertificate\x12).civicscore.v1.RegisterCertificateRequest\x1a*.civicscore.v1.RegisterCertificateResponse\x12]\n\x0eListIdentities\x12$.civicscore.v1.ListIdentitiesRequest\x1a%.civicscore.v1.ListIdentitiesResponse\x12`\n\x0fListCredentials\x12%.civicscore.v1.ListCredentialsRequest\x1a&.civicscore.v1.ListCredentialsResponse\x12\x63\n\x10RevokeCredential\x12&.civicscore.v1.RevokeCredentialRequest\x1a\'.civicscore.v1.RevokeCredentialResponse\x12]\n\x0eRevokeIdentity\x12$.civicscore.v1.RevokeIdentityRequest\x1a%.civicscore.v1.RevokeIdentityResponse\x12\x45\n\x06WhoAmI\x12\x1c.civicscore.v1.WhoAmIRequest\x1a\x1d.civicscore.v1.WhoAmIResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63ivicscore/v1/identities.proto\x12\rcivicscore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x02\n\x08Identity\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bidentity_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12\"\n\x05roles\x18\x04 \x03(\x0e\x32\x13.civicscore.v1.Role\x12\x13\n\x0bscope_units\x18\x05 \x03(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x07 \x01(\t\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12/\n\x0brevoke_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc6\x02\n\nCredential\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.civicscore.v1.CredentialKind\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x03 \x01(\t\x12\x14\n\x0ctoken_prefix\x18\x04 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x07 \x01(\t\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12/\n\x0brevoke_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrevoked_by\x18\n \x01(\t\"[\n\x15\x43reateIdentityRequest\x12)\n\x08identity\x18\x01 \x01(\x0b\x32\x17.civicscore.v1.Identity\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"C\n\x16\x43reateIdentityResponse\x12)\n\x08identity\x18\x01 \x01(\x0b\x32\x17.civicscore.v1.Identity\"R\n\x11IssueTokenRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x12\n\nvalid_days\x18\x02 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x03 \x01(\t\"R\n\x12IssueTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12-\n\ncredential\x18\x02 \x01(\x0b\x32\x19.civicscore.v1.Credential\"x\n\x1aRegisterCertificateRequest\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x02 \x01(\t\x12\x12\n\nvalid_days\x18\x03 \x01(\x05\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\"L\n\x1bRegisterCertificateResponse\x12-\n\ncredential\x18\x01 \x01(\x0b\x32\x19.civicscore.v1.Credential\"N\n\x15ListIdentitiesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"^\n\x16ListIdentitiesResponse\x12+\n\nidentities\x18\x01 \x03(\x0b\x32\x17.civicscore.v1.Identity\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x16ListCredentialsRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\"I\n\x17ListCredentialsResponse\x12.\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x19.civicscore.v1.Credential\"\'\n\x17RevokeCredentialRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x18RevokeCredentialResponse\x12-\n\ncredential\x18\x01 \x01(\x0b\x32\x19.civicscore.v1.Credential\"%\n\x15RevokeIdentityRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"C\n\x16RevokeIdentityResponse\x12)\n\x08identity\x18\x01 \x01(\x0b\x32\x17.civicscore.v1.Identity\"\x0f\n\rWhoAmIRequest\"j\n\x0eWhoAmIResponse\x12)\n\x08identity\x18\x01 \x01(\x0b\x32\x17.civicscore.v1.Identity\x12-\n\ncredential\x18\x02 \x01(\x0b\x32\x19.civicscore.v1.Credential*u\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rROLE_REPORTER\x10\x01\x12\x0f\n\x0bROLE_READER\x10\x02\x12\x0f\n\x0bROLE_POLICY\x10\x03\x12\x12\n\x0eROLE_COMMITTEE\x10\x04\x12\x0e\n\nROLE_ADMIN\x10\x05*m\n\x0e\x43redentialKind\x12\x1f\n\x1b\x43REDENTIAL_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43REDENTIAL_KIND_TOKEN\x10\x01\x12\x1f\n\x1b\x43REDENTIAL_KIND_CERTIFICATE\x10\x02\x32\xfd\x05\n\x0fIdentityService\x12]\n\x0e\x43reateIdentity\x12$.civicscore.v1.CreateIdentityRequest\x1a%.civicscore.v1.CreateIdentityResponse\x12Q\n\nIssueToken\x12 .civicscore.v1.IssueTokenRequest\x1a!.civicscore.v1.IssueTokenResponse\x12l\n\x13RegisterCertificate\x12).civicscore.v1.RegisterCertificateRequest\x1a*.civicscore.v1.RegisterCertificateResponse\x12]\n\x0eListIdentities\x12$.civicscore.v1.ListIdentitiesRequest\x1a%.civicscore.v1.ListIdentitiesResponse\x12`\n\x0fListCredentials\x12%.civicscore.v1.ListCredentialsRequest\x1a&.civicscore.v1.ListCredentialsResponse\x12\x63\n\x10RevokeCredential\x12&.civicscore.v1.RevokeCredentialRequest\x1a\'.civicscore.v1.RevokeCredentialResponse\x12]\n\x0eRevokeIdentity\x12$.civicscore.v1.RevokeIdentityRequest\x1a%.civicscore.v1.RevokeIdentityResponse\x12\x45\n\x06WhoAmI\x12\x1c.civicscore.v1.WhoAmIRequest\x1a\x1d.civicscore.v1.WhoAmIResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'civicscore_api.v1.identities_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1795
-  _globals['_ROLE']._serialized_end=1912
-  _globals['_CREDENTIALKIND']._serialized_start=1914
-  _globals['_CREDENTIALKIND']._serialized_end=2023
+  _globals['_ROLE']._serialized_start=1845
+  _globals['_ROLE']._serialized_end=1962
+  _globals['_CREDENTIALKIND']._serialized_start=1964
+  _globals['_CREDENTIALKIND']._serialized_end=2073
   _globals['_IDENTITY']._serialized_start=83
   _globals['_IDENTITY']._serialized_end=342
   _globals['_CREDENTIAL']._serialized_start=345
@@ -45,33 +45,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEIDENTITYRESPONSE']._serialized_start=766
   _globals['_CREATEIDENTITYRESPONSE']._serialized_end=833
   _globals['_ISSUETOKENREQUEST']._serialized_start=835
-  _globals['_ISSUETOKENREQUEST']._serialized_end=892
-  _globals['_ISSUETOKENRESPONSE']._serialized_start=894
-  _globals['_ISSUETOKENRESPONSE']._serialized_end=976
-  _globals['_REGISTERCERTIFICATEREQUEST']._serialized_start=978
-  _globals['_REGISTERCERTIFICATEREQUEST']._serialized_end=1073
-  _globals['_REGISTERCERTIFICATERESPONSE']._serialized_start=1075
-  _globals['_REGISTERCERTIFICATERESPONSE']._serialized_end=1151
-  _globals['_LISTIDENTITIESREQUEST']._serialized_start=1153
-  _globals['_LISTIDENTITIESREQUEST']._serialized_end=1231
-  _globals['_LISTIDENTITIESRESPONSE']._serialized_start=1233
-  _globals['_LISTIDENTITIESRESPONSE']._serialized_end=1327
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=1329
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=1369
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=1371
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=1444
-  _globals['_REVOKECREDENTIALREQUEST']._serialized_start=1446
-  _globals['_REVOKECREDENTIALREQUEST']._serialized_end=1485
-  _globals['_REVOKECREDENTIALRESPONSE']._serialized_start=1487
-  _globals['_REVOKECREDENTIALRESPONSE']._serialized_end=1560
-  _globals['_REVOKEIDENTITYREQUEST']._serialized_start=1562
-  _globals['_REVOKEIDENTITYREQUEST']._serialized_end=1599
-  _globals['_REVOKEIDENTITYRESPONSE']._serialized_start=1601
-  _globals['_REVOKEIDENTITYRESPONSE']._serialized_end=1668
-  _globals['_WHOAMIREQUEST']._serialized_start=1670
-  _globals['_WHOAMIREQUEST']._serialized_end=1685
-  _globals['_WHOAMIRESPONSE']._serialized_start=1687
-  _globals['_WHOAMIRESPONSE']._serialized_end=1793
-  _globals['_IDENTITYSERVICE']._serialized_start=2026
-  _globals['_IDENTITYSERVICE']._serialized_end=2791
+  _globals['_ISSUETOKENREQUEST']._serialized_end=917
+  _globals['_ISSUETOKENRESPONSE']._serialized_start=919
+  _globals['_ISSUETOKENRESPONSE']._serialized_end=1001
+  _globals['_REGISTERCERTIFICATEREQUEST']._serialized_start=1003
+  _globals['_REGISTERCERTIFICATEREQUEST']._serialized_end=1123
+  _globals['_REGISTERCERTIFICATERESPONSE']._serialized_start=1125
+  _globals['_REGISTERCERTIFICATERESPONSE']._serialized_end=1201
+  _globals['_LISTIDENTITIESREQUEST']._serialized_start=1203
+  _globals['_LISTIDENTITIESREQUEST']._serialized_end=1281
+  _globals['_LISTIDENTITIESRESPONSE']._serialized_start=1283
+  _globals['_LISTIDENTITIESRESPONSE']._serialized_end=1377
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=1379
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=1419
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=1421
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=1494
+  _globals['_REVOKECREDENTIALREQUEST']._serialized_start=1496
+  _globals['_REVOKECREDENTIALREQUEST']._serialized_end=1535
+  _globals['_REVOKECREDENTIALRESPONSE']._serialized_start=1537
+  _globals['_REVOKECREDENTIALRESPONSE']._serialized_end=1610
+  _globals['_REVOKEIDENTITYREQUEST']._serialized_start=1612
+  _globals['_REVOKEIDENTITYREQUEST']._serialized_end=1649
+  _globals['_REVOKEIDENTITYRESPONSE']._serialized_start=1651
+  _globals['_REVOKEIDENTITYRESPONSE']._serialized_end=1718
+  _globals['_WHOAMIREQUEST']._serialized_start=1720
+  _globals['_WHOAMIREQUEST']._serialized_end=1735
+  _globals['_WHOAMIRESPONSE']._serialized_start=1737
+  _globals['_WHOAMIRESPONSE']._serialized_end=1843
+  _globals['_IDENTITYSERVICE']._serialized_start=2076
+  _globals['_IDENTITYSERVICE']._serialized_end=2841
 # @@protoc_insertion_point(module_scope)

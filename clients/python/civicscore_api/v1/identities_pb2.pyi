@@ -215,7 +215,9 @@ class CreateIdentityRequest(_message.Message):
     IDENTITY_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
-    """Client-chosen key (1-128 characters) for safe retries."""
+    """Client-chosen key (1-128 characters) for safe retries: the same request
+    with the same key is answered with the first reply and recorded once.
+    """
     @_builtins.property
     def identity(self) -> Global___Identity:
         """The identity to create (identity_id, display_name, roles, scope_units)."""
@@ -266,19 +268,27 @@ class IssueTokenRequest(_message.Message):
 
     IDENTITY_FIELD_NUMBER: _builtins.int
     VALID_DAYS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     identity: _builtins.str
     """The identity, `identities/{identity_id}`."""
     valid_days: _builtins.int
     """Days until the token expires (1-400; 0 means 90)."""
+    idempotency_key: _builtins.str
+    """Client-chosen key (1-128 characters) for safe retries. A token is shown
+    once: a retry whose first reply was lost is refused with FAILED_PRECONDITION
+    (ErrorInfo TOKEN_ALREADY_ISSUED) naming the credential to revoke, so that
+    no token is left valid that nobody has.
+    """
     def __init__(
         self,
         *,
         identity: _builtins.str = ...,
         valid_days: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "valid_days", b"valid_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "identity", b"identity", "valid_days", b"valid_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -321,22 +331,28 @@ class RegisterCertificateRequest(_message.Message):
     IDENTITY_FIELD_NUMBER: _builtins.int
     CERTIFICATE_SUBJECT_FIELD_NUMBER: _builtins.int
     VALID_DAYS_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     identity: _builtins.str
     """The identity, `identities/{identity_id}`."""
     certificate_subject: _builtins.str
     """The certificate subject to accept: `CN=<common name>` or a subject alternative name."""
     valid_days: _builtins.int
     """Days until the registration expires (0: it follows the certificate's own validity)."""
+    idempotency_key: _builtins.str
+    """Client-chosen key (1-128 characters) for safe retries: the same request
+    with the same key is answered with the first reply and recorded once.
+    """
     def __init__(
         self,
         *,
         identity: _builtins.str = ...,
         certificate_subject: _builtins.str = ...,
         valid_days: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_subject", b"certificate_subject", "identity", b"identity", "valid_days", b"valid_days"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_subject", b"certificate_subject", "idempotency_key", b"idempotency_key", "identity", b"identity", "valid_days", b"valid_days"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
