@@ -211,8 +211,7 @@ def main() -> int:
     if args.only_f and args.flood_own_connections:
         f = flood_figure(OUT / "f", args.flood_reads, args.flood_pace, args.flood_threads_many, own_connections=True)
         (OUT / "results.json").write_text(json.dumps({"f_own_connections": f}, indent=2))
-        print("each flooding thread on its own connection:", flush=True)
-        _print_flood(f, "f_many")
+        _print_flood(f, "f_own_connections")
         return 0
     if args.only_f:
         floods = flood_figures(args)
@@ -565,7 +564,8 @@ def _flood_row(label: str, f: dict[str, object]) -> str:
 
 
 def _print_flood(f: dict[str, object], key: str = "f") -> None:
-    label = {"f": "(f)", "f_many": "(f')", "f_no_hold": "(f'')"}[key]
+    label = {"f": "(f)", "f_many": "(f')", "f_no_hold": "(f'')",
+             "f_own_connections": "(each flooding thread on a connection of its own)"}[key]
     print(f"{label}{' ' + str(f['server_flags']) if f['server_flags'] else ''} identity B GetEvaluation alone p50 {f['baseline_p50_ms']} ms, p99 {f['baseline_p99_ms']} ms; "
           f"while A floods ({f['flood_threads']} threads, {f['a_calls_per_s']} calls/s: {f['a_allowed']:,} allowed, "
           f"{f['a_refused']:,} refused) p50 {f['flood_p50_ms']} ms, p99 {f['flood_p99_ms']} ms; "

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import struct
 import threading
 from types import TracebackType
 from typing import Self
 
-_FRAME_HEADER = 9
-_HEADERS = 0x1
+from tests.http2 import FRAME_HEADER_BYTES, HEADERS, frame_header
 
 
 class CutProxy:
@@ -76,18 +74,16 @@ class CutProxy:
             while data := server.recv(65536):
                 pending += data
                 ready = 0  # bytes of complete frames that may be forwarded
-                while len(pending) - ready >= _FRAME_HEADER:
-                    length = int.from_bytes(pending[ready:ready + 3], "big")
-                    kind = pending[ready + 3]
-                    (stream,) = struct.unpack(">I", pending[ready + 5:ready + 9])
-                    if kind == _HEADERS and stream & 0x7FFFFFFF and self._take_cut():
+                while len(pending) - ready >= FRAME_HEADER_BYTES:
+                    header = frame_header(pending, ready)
+                    if header.kind == HEADERS and header.stream and self._take_cut():
                         if ready:
                             client.sendall(pending[:ready])
                         _close(server, client)
                         return
-                    if len(pending) - ready < _FRAME_HEADER + length:
+                    if len(pending) - ready < FRAME_HEADER_BYTES + header.length:
                         break
-                    ready += _FRAME_HEADER + length
+                    ready += FRAME_HEADER_BYTES + header.length
                 if ready:
                     client.sendall(pending[:ready])
                     pending = pending[ready:]

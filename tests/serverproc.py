@@ -152,6 +152,12 @@ class ServerProcess:
             self._channel = grpc.intercept_channel(raw, BearerToken(self.token)) if self.token else raw
         return self._channel
 
+    def own_channel(self) -> grpc.Channel:
+        """A channel like `channel()` on a TCP connection of its own: gRPC otherwise shares one connection
+        between channels to the same address (close it when done)."""
+        raw = grpc.insecure_channel(self.address, options=[("grpc.use_local_subchannel_pool", 1)])
+        return grpc.intercept_channel(raw, BearerToken(self.token))
+
     def anonymous_channel(self) -> grpc.Channel:
         """A channel without credentials (close it when done)."""
         return grpc.insecure_channel(self.address)

@@ -10,7 +10,6 @@ does not answer first); the per-identity limit is tested at its default.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,10 +18,12 @@ from typing import TypeVar
 import grpc
 import pytest
 
+from civicscore.__main__ import main as server_main
 from civicscore_api.v1 import evaluations_pb2, evaluations_pb2_grpc, outcomes_pb2, rulesets_pb2, units_pb2
 from civicscore_client import ResourceExhausted
+from tests.http2 import SETTINGS_MAX_CONCURRENT_STREAMS, server_settings
 from tests.scenario import PERIOD, load_quarter
-from tests.serverproc import RULES, BearerToken, ServerProcess, hanoi_units
+from tests.serverproc import RULES, ServerProcess, hanoi_units
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # ServerConfig.max_message_bytes
 FAULT_DELAY_S = "0.05"  # 141 units: about 7 s of engine work per evaluation; a chunk of 64 units 3.2 s
@@ -167,7 +168,7 @@ def test_more_concurrent_calls_than_allowed_get_resource_exhausted_not_a_hang(
     """The calls come over four connections: on one, a client may not open more streams than one
     identity may run (see the next test), so only several connections can go over the limits."""
     server = start_slow_server(tmp_path, *flags)
-    connections = [own_connection(server) for _ in range(4)]
+    connections = [server.own_channel() for _ in range(4)]
     try:
         extra = 4
         calls = [evaluations_pb2_grpc.EvaluationServiceStub(connections[n % 4]).EvaluatePeriod.future(
@@ -194,30 +195,6 @@ def test_more_concurrent_calls_than_allowed_get_resource_exhausted_not_a_hang(
         server.stop()
 
 
-def own_connection(server: ServerProcess) -> grpc.Channel:
-    """A channel with a TCP connection of its own (gRPC shares one between identical channels otherwise)."""
-    raw = grpc.insecure_channel(server.address, options=[("grpc.use_local_subchannel_pool", 1)])
-    return grpc.intercept_channel(raw, BearerToken(server.token))
-
-
-def http2_settings(address: str) -> dict[int, int]:
-    """The SETTINGS a server announces when a client opens an HTTP/2 connection (prior knowledge)."""
-    host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(9))  # preface + an empty SETTINGS frame
-        data = b""
-        while True:
-            while len(data) < 9 or len(data) < 9 + int.from_bytes(data[:3], "big"):
-                chunk = sock.recv(65536)
-                assert chunk, "the server closed the connection before sending its SETTINGS"
-                data += chunk
-            length, kind, flags = int.from_bytes(data[:3], "big"), data[3], data[4]
-            payload, data = data[9:9 + length], data[9 + length:]
-            if kind == 0x4 and not flags & 0x1:  # SETTINGS, not an ACK
-                return {int.from_bytes(payload[i:i + 2], "big"): int.from_bytes(payload[i + 2:i + 6], "big")
-                        for i in range(0, length, 6)}
-
-
 def test_a_connection_may_open_as_many_streams_as_one_identity_may_run_calls(tmp_path: Path) -> None:
     """SETTINGS_MAX_CONCURRENT_STREAMS is the per-identity in-flight limit: a client asking for more
     calls at once on one connection waits in its own transport (each call within its deadline) instead
@@ -227,7 +204,7 @@ def test_a_connection_may_open_as_many_streams_as_one_identity_may_run_calls(tmp
         (tmp_path / str(streams)).mkdir()
         server.start()
         try:
-            assert http2_settings(server.address).get(0x3) == streams  # SETTINGS_MAX_CONCURRENT_STREAMS
+            assert server_settings(server.address).get(SETTINGS_MAX_CONCURRENT_STREAMS) == streams
         finally:
             server.stop()
 
@@ -236,9 +213,11 @@ def test_a_connection_may_open_as_many_streams_as_one_identity_may_run_calls(tmp
 
 
 def test_an_identity_over_its_rate_limit_is_told_to_wait_and_others_are_not(tmp_path: Path) -> None:
-    """A refusal is held back up to the time the caller should wait, but never past its deadline:
-    with a 1 call/s limit a call with a 0.5 s deadline still gets its RESOURCE_EXHAUSTED answer."""
-    server = ServerProcess(tmp_path, extra_args=("--rate-limit", "1", "--rate-burst", "3")).start()
+    """A refusal is held back up to the time the caller should wait, but never past its deadline: with
+    a token every 100 s and holds of up to 30 s, a call with a 5 s deadline still gets its answer, held
+    4.5 s (a tenth of the time left is kept as margin), and is told to retry after the rest of the wait."""
+    server = ServerProcess(tmp_path, extra_args=("--rate-limit", "0.01", "--rate-burst", "3",
+                                                 "--rate-limit-hold", "30")).start()
     try:
         with server.client() as admin:
             admin.create_identity("dvc-portal", "Cổng dịch vụ công", roles=["reader"])
@@ -247,12 +226,28 @@ def test_an_identity_over_its_rate_limit_is_told_to_wait_and_others_are_not(tmp_
             for _ in range(3):  # the burst
                 portal.whoami()
             with pytest.raises(ResourceExhausted) as refused:
-                portal.whoami(timeout=0.5)
+                portal.whoami(timeout=5)
             assert refused.value.reason == "RATE_LIMITED"
-            assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 1.0
+            assert refused.value.retry_after is not None and 90 < refused.value.retry_after < 100
             assert "dvc-portal is over its rate limit" in refused.value.message
         with server.client() as admin:  # another identity (its third call): its own bucket, admitted
             assert admin.whoami().identity.identity_id != "dvc-portal"
     finally:
         server.stop()
     assert token not in server.log()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (("--rate-limit", "0"), "--rate-limit must be greater than 0, not 0.0"),
+    (("--rate-burst", "0"), "--rate-burst must be at least 1, not 0"),
+    (("--rate-limit-hold", "-1"), "--rate-limit-hold must be at least 0, not -1.0"),
+    (("--max-in-flight", "0"), "--max-in-flight must be at least 1, not 0"),
+    (("--max-concurrent-rpcs", "0"), "--max-concurrent-rpcs must be at least 1, not 0"),
+])
+def test_a_limit_flag_out_of_range_stops_the_server_naming_the_flag(
+    flags: tuple[str, ...], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        server_main(["--database", "sqlite:///unused.db", *flags])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,9 +1,11 @@
-"""The per-identity limits (civicscore.ratelimit), with a fake clock: no sleeping, no timing."""
+"""The per-identity limits (civicscore.ratelimit), with a fake clock: no sleeping, no timing (a hold
+that must end early is waited for with a generous bound, never timed)."""
 
 from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -262,6 +264,15 @@ def test_many_threads_take_exactly_the_slots_there_are() -> None:
     assert limiter.in_flight("shared") == 0
 
 
+def _eventually(check: Callable[[], bool], timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 # ---- RefusalHold ------------------------------------------------------------------------------
 
 
@@ -326,10 +337,15 @@ def test_past_the_per_identity_or_total_bound_a_refusal_is_answered_at_once() ->
 
 
 def test_a_hold_ends_when_the_call_ends_and_its_count_is_given_back_on_errors() -> None:
-    hold = RefusalHold(0.5, max_hold_s=30.0)
+    hold = RefusalHold(0.01, max_hold_s=600.0)  # a token every 100 s: each hold would last 600 s
     ended = threading.Event()
-    ended.set()  # the client has gone: the wait returns at once
-    assert hold.hold("A", 2.0, None, ended) == pytest.approx(2.0)
+    holder = threading.Thread(target=hold.hold, args=("A", 600.0, None, ended))
+    holder.start()
+    assert _eventually(lambda: hold.held("A") == 1)
+    ended.set()  # the client has gone
+    holder.join(60)
+    assert not holder.is_alive(), "the hold went on after its call ended"
+    assert (hold.held("A"), hold.held_total()) == (0, 0)
 
     class Broken(threading.Event):
         def wait(self, timeout: float | None = None) -> bool:

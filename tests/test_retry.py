@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from civicscore_api.v1 import assignments_pb2, identities_pb2, measurements_pb2, outcomes_pb2
-from civicscore_client import CivicscoreError, Client, FailedPrecondition, Unavailable
+from civicscore_client import CivicscoreError, Client, FailedPrecondition, InvalidArgument, Unavailable
 from tests.cutproxy import CutProxy
 from tests.scenario import PERIOD, completed, load_quarter
 from tests.serverproc import ServerProcess, timestamp
@@ -176,3 +176,21 @@ def test_identity_writes_retried_after_a_lost_reply(seeded_server: ServerProcess
         assert refused.value.reason == "TOKEN_ALREADY_ISSUED" and tokens[0].name in refused.value.message
         admin.revoke_credential(tokens[0].name)
         assert admin.issue_token("snv-tracker").token.startswith("cs_")
+
+
+def test_an_unusable_idempotency_key_is_refused_naming_the_field(evaluated: ServerProcess) -> None:
+    key = "k" * 129
+    with evaluated.client() as admin:
+        calls = [
+            lambda: admin.review_recommendation(STP, "defer", "Chờ giải trình", idempotency_key=key),
+            lambda: admin.contest_recommendation(STP, "Xin xem lại", idempotency_key=key),
+            lambda: admin.create_identity("bad-key", "Khóa sai", roles=["reader"], idempotency_key=key),
+            lambda: admin.issue_token("bootstrap-admin", idempotency_key=key),
+            lambda: admin.register_certificate("bootstrap-admin", "CN=bad-key", idempotency_key=key),
+        ]
+        for call in calls:
+            with pytest.raises(InvalidArgument) as refused:
+                call()
+            assert [v.field for v in refused.value.violations] == ["idempotency_key"]
+        assert len(admin.list_recommendation_reviews(STP)) == 0 and list(admin.list_contests(PERIOD)) == []
+        assert len(admin.list_credentials("bootstrap-admin")) == 1

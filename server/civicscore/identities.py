@@ -13,7 +13,6 @@ reply held, to revoke before issuing another (no valid token is left behind unkn
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -24,12 +23,11 @@ from pathlib import Path
 
 from civicscore.auth.policy import ALL_UNITS, ROLE_VALUES, Role
 from civicscore.auth.tokens import new_token
-from civicscore.domain.canonical import digest_of, record_from_plain
+from civicscore.domain.canonical import digest_of, record_from_json
 from civicscore.errors import AlreadyExists, FailedPrecondition, InvalidInput, NotFound, Violation
 from civicscore.idempotency import claim_key
 from civicscore.store import Store
 from civicscore.store.base import Conflict, CredentialRecord, IdentityRecord, NewAuditEvent
-from civicscore.validation import check_idempotency_key
 
 log = logging.getLogger("civicscore.access")
 
@@ -45,11 +43,6 @@ class TokenAlreadyIssued(FailedPrecondition):
     reason = "TOKEN_ALREADY_ISSUED"
 
 
-def _key_checked(key: str) -> None:
-    if problems := check_idempotency_key(key):
-        raise InvalidInput(problems)
-
-
 @dataclass(frozen=True)
 class IssuedToken:
     token: str
@@ -63,11 +56,10 @@ def _audit(actor: str, action: str, target: str, at: dt.datetime, **detail: obje
 def create_identity(store: Store, *, identity_id: str, display_name: str, roles: Sequence[str],
                     scope_units: Sequence[str], actor: str, now: dt.datetime, idempotency_key: str = ""
                     ) -> IdentityRecord:
-    _key_checked(idempotency_key)
     claim, replayed = claim_key(store, idempotency_key, "CreateIdentity",
                                 digest_of([identity_id, display_name, list(roles), list(scope_units), actor]))
     if replayed is not None:
-        return record_from_plain(IdentityRecord, json.loads(replayed))
+        return record_from_json(IdentityRecord, replayed)
     violations: list[Violation] = []
     if not IDENTITY_ID.fullmatch(identity_id):
         violations.append(Violation("identity.identity_id", f"{identity_id!r} is not a valid id: 2-63 lowercase "
@@ -121,10 +113,9 @@ def _live_identity(store: Store, name: str, field: str) -> IdentityRecord:
 
 def issue_token(store: Store, *, identity: str, valid_days: int, actor: str, now: dt.datetime,
                 idempotency_key: str = "") -> IssuedToken:
-    _key_checked(idempotency_key)
     claim, replayed = claim_key(store, idempotency_key, "IssueToken", digest_of([identity, valid_days, actor]))
     if replayed is not None:
-        raise _token_already_issued(identity, record_from_plain(CredentialRecord, json.loads(replayed)))
+        raise _token_already_issued(identity, record_from_json(CredentialRecord, replayed))
     days = valid_days or DEFAULT_TOKEN_DAYS
     if not 1 <= days <= MAX_TOKEN_DAYS:
         raise InvalidInput([Violation("valid_days", f"valid_days must be 1-{MAX_TOKEN_DAYS} (0 means "
@@ -152,11 +143,10 @@ def _token_already_issued(identity: str, first: CredentialRecord) -> TokenAlread
 
 def register_certificate(store: Store, *, identity: str, subject: str, valid_days: int, actor: str,
                          now: dt.datetime, idempotency_key: str = "") -> CredentialRecord:
-    _key_checked(idempotency_key)
     claim, replayed = claim_key(store, idempotency_key, "RegisterCertificate",
                                 digest_of([identity, subject, valid_days, actor]))
     if replayed is not None:
-        return record_from_plain(CredentialRecord, json.loads(replayed))
+        return record_from_json(CredentialRecord, replayed)
     subject = subject.strip()
     if not subject or len(subject) > 500:
         raise InvalidInput([Violation("certificate_subject", "give the certificate's subject as CN=<common name> "

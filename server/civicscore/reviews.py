@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from civicscore import evaluate
 from civicscore.auth.caller import current_caller
-from civicscore.domain.canonical import canonical_json, digest_of, record_from_plain
+from civicscore.domain.canonical import canonical_json, digest_of, record_from_json
 from civicscore.errors import FailedPrecondition, InvalidInput, NotFound, PermissionDenied, Violation
 from civicscore.idempotency import claim_key
 from civicscore.ingest_outcomes import OutcomeInput, submit_outcomes
@@ -34,8 +34,9 @@ from civicscore.store.base import (
     NewContest,
     RecommendationRecord,
     ReviewRecord,
+    review_result_from_json,
 )
-from civicscore.validation import check_idempotency_key, nfc
+from civicscore.validation import nfc
 
 MAX_TEXT = 4000
 DECISIONS = ("approved", "rejected", "deferred")
@@ -78,15 +79,14 @@ def find(store: Store, name: str, recommendation_id: int = 0) -> RecommendationR
 def review(store: Store, name: str, *, recommendation_id: int = 0, decision: str, reason: str, actor: str,
            now: dt.datetime, idempotency_key: str = "") -> tuple[RecommendationRecord, ReviewRecord]:
     """Record a committee decision; FailedPrecondition names the current status when it is refused."""
-    problems = check_idempotency_key(idempotency_key)
     if decision not in DECISIONS:
-        problems.append(Violation("decision", "decision is required: approve, reject or defer", "REQUIRED"))
-    if problems:
-        raise InvalidInput(problems)
+        raise InvalidInput([Violation("decision", "decision is required: approve, reject or defer", "REQUIRED")])
     text = _required_text(reason, "reason")
+    claim, replayed = claim_key(store, idempotency_key, "ReviewRecommendation",
+                                digest_of([name, recommendation_id, decision, text, actor]))
+    if replayed is not None:
+        return review_result_from_json(replayed)
     target = find(store, name, recommendation_id)
-    claim, _ = claim_key(store, idempotency_key, "ReviewRecommendation",
-                         digest_of([name, recommendation_id, decision, text, actor]))
     try:
         return store.review_recommendation(target.recommendation_id, decision=decision, reason=text,
                                            reviewer=actor, at=now, idempotency=claim)
@@ -121,13 +121,11 @@ def contest(store: Store, rulesets: RulesetRegistry, name: str, *, recommendatio
     outcomes of that unit's assignments (the api layer also runs the usual ingest scope check).
     A replayed key returns the first contest before anything is stored or evaluated again.
     """
-    if problems := check_idempotency_key(idempotency_key):
-        raise InvalidInput(problems)
     reply = _required_text(text, "text")
     claim, replayed = claim_key(store, idempotency_key, "ContestRecommendation",
                                 digest_of([name, recommendation_id, reply, corrections_json, actor]))
     if replayed is not None:
-        return record_from_plain(ContestRecord, json.loads(replayed))
+        return record_from_json(ContestRecord, replayed)
     target = find(store, name, recommendation_id)
     caller = current_caller()
     if caller is not None and not caller.may_submit_for(target.unit_code):

@@ -161,6 +161,19 @@ interface AnyMethod {
   readonly responseStream: boolean;
 }
 
+/** One method as the transport needs it: its path and how its messages are (de)serialized. */
+interface Route {
+  readonly path: string;
+  readonly method: AnyMethod;
+  readonly serialize: (value: Record<string, unknown>) => Buffer;
+  readonly deserialize: (bytes: Buffer) => unknown;
+}
+
+/** The full request message from a partial one (absent fields take their proto defaults). */
+function fullRequest(route: Route, partial: unknown): Record<string, unknown> {
+  return route.method.requestType.fromPartial((partial ?? {}) as DeepPartial<Record<string, unknown>>);
+}
+
 interface RetryPolicy {
   maxAttempts: number;
   initialBackoffMs: number;
@@ -289,33 +302,32 @@ export class CivicscoreClient implements Services {
   }
 
   #bind(path: string, method: AnyMethod): unknown {
-    const serialize = (value: Record<string, unknown>): Buffer =>
-      Buffer.from(method.requestType.encode(value).finish());
-    const deserialize = (bytes: Buffer): unknown => method.responseType.decode(bytes);
+    const route: Route = {
+      path,
+      method,
+      serialize: (value) => Buffer.from(method.requestType.encode(value).finish()),
+      deserialize: (bytes) => method.responseType.decode(bytes),
+    };
     if (method.requestStream && method.responseStream) {
       return undefined; // no bidirectional methods in civicscore.v1
     }
     if (method.requestStream) {
       return (requests: Iterable<unknown> | AsyncIterable<unknown>, options?: StreamCallOptions) =>
-        this.#clientStream(path, method, serialize, deserialize, requests, options);
+        this.#clientStream(route, requests, options);
     }
     if (method.responseStream) {
-      return (request: unknown, options?: StreamCallOptions) =>
-        this.#serverStream(path, method, serialize, deserialize, request, options);
+      return (request: unknown, options?: StreamCallOptions) => this.#serverStream(route, request, options);
     }
-    return (request: unknown, options?: CallOptions) =>
-      this.#unary(path, method, serialize, deserialize, request, options);
+    return (request: unknown, options?: CallOptions) => this.#unary(route, request, options);
   }
 
   async #unary(
-    path: string,
-    method: AnyMethod,
-    serialize: (value: Record<string, unknown>) => Buffer,
-    deserialize: (bytes: Buffer) => unknown,
+    route: Route,
     partial: unknown,
     options: CallOptions | undefined,
   ): Promise<unknown> {
-    const request = method.requestType.fromPartial((partial ?? {}) as DeepPartial<Record<string, unknown>>);
+    const request = fullRequest(route, partial);
+    const { path } = route;
     // One key per logical write, chosen before the first attempt and resent by every retry.
     if (typeof request["idempotencyKey"] === "string" && request["idempotencyKey"] === "") {
       request["idempotencyKey"] = randomUUID();
@@ -329,7 +341,7 @@ export class CivicscoreClient implements Services {
         throw cancelledError(path, attempt - 1);
       }
       try {
-        return await this.#attempt(path, serialize, deserialize, request, deadlineMs, signal);
+        return await this.#attempt(route, request, deadlineMs, signal);
       } catch (raw) {
         const error = toCivicscoreError(raw, path, attempt);
         const retryable = error.code === GrpcStatus.UNAVAILABLE && !isTlsHandshakeFailure(error);
@@ -348,9 +360,7 @@ export class CivicscoreClient implements Services {
   }
 
   #attempt(
-    path: string,
-    serialize: (value: Record<string, unknown>) => Buffer,
-    deserialize: (bytes: Buffer) => unknown,
+    route: Route,
     request: Record<string, unknown>,
     deadlineMs: number,
     signal: AbortSignal | undefined,
@@ -358,9 +368,9 @@ export class CivicscoreClient implements Services {
     return new Promise((resolve, reject) => {
       const callOptions: GrpcCallOptions = { deadline: Date.now() + deadlineMs };
       const call = this.#channel.makeUnaryRequest(
-        path,
-        serialize,
-        deserialize,
+        route.path,
+        route.serialize,
+        route.deserialize,
         request,
         this.#metadata(),
         callOptions,
@@ -379,15 +389,13 @@ export class CivicscoreClient implements Services {
   }
 
   async #clientStream(
-    path: string,
-    method: AnyMethod,
-    serialize: (value: Record<string, unknown>) => Buffer,
-    deserialize: (bytes: Buffer) => unknown,
+    route: Route,
     requests: Iterable<unknown> | AsyncIterable<unknown>,
     options: StreamCallOptions | undefined,
   ): Promise<unknown> {
     const deadlineMs = positive("deadlineMs", options?.deadlineMs ?? this.deadlineMs, 1);
     const signal = options?.signal;
+    const { path } = route;
     if (signal?.aborted) {
       throw cancelledError(path, 0);
     }
@@ -397,8 +405,8 @@ export class CivicscoreClient implements Services {
     });
     const call = this.#channel.makeClientStreamRequest(
       path,
-      serialize,
-      deserialize,
+      route.serialize,
+      route.deserialize,
       this.#metadata(),
       { deadline: Date.now() + deadlineMs },
       callback,
@@ -416,7 +424,7 @@ export class CivicscoreClient implements Services {
           if (finished) {
             break; // the call already ended (error or early reply): its outcome is in `reply`
           }
-          const message = method.requestType.fromPartial(partial as DeepPartial<Record<string, unknown>>);
+          const message = route.method.requestType.fromPartial(partial as DeepPartial<Record<string, unknown>>);
           if (!call.write(message)) {
             await Promise.race([once(call, "drain"), reply.catch(() => undefined)]);
           }
@@ -436,19 +444,24 @@ export class CivicscoreClient implements Services {
   }
 
   #serverStream(
-    path: string,
-    method: AnyMethod,
-    serialize: (value: Record<string, unknown>) => Buffer,
-    deserialize: (bytes: Buffer) => unknown,
+    route: Route,
     partial: unknown,
     options: StreamCallOptions | undefined,
   ): ResponseStream<unknown> {
-    const request = method.requestType.fromPartial((partial ?? {}) as DeepPartial<Record<string, unknown>>);
+    const request = fullRequest(route, partial);
+    const { path } = route;
     const callOptions: GrpcCallOptions =
       options?.deadlineMs === undefined
         ? {}
         : { deadline: Date.now() + positive("deadlineMs", options.deadlineMs, 1) };
-    const call = this.#channel.makeServerStreamRequest(path, serialize, deserialize, request, this.#metadata(), callOptions);
+    const call = this.#channel.makeServerStreamRequest(
+      path,
+      route.serialize,
+      route.deserialize,
+      request,
+      this.#metadata(),
+      callOptions,
+    );
     let cancelled = false;
     const cancel = (): void => {
       cancelled = true;

@@ -4,7 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { inspect } from "node:util";
 
 import { CivicscoreClient, CredentialsError, pb, status } from "../src/index.js";
-import { rejection } from "./support/rejection.js";
+import { rejection, withClient } from "./support/calls.js";
 import { ServerProcess } from "./support/server.js";
 
 const { UnitKind } = pb.units;
@@ -126,16 +126,11 @@ describe("civicscore API", () => {
   });
 
   it("refuses a call without a token with UNAUTHENTICATED", async () => {
-    const anonymous = new CivicscoreClient({ address: server.address });
-    try {
-      const error = await rejection(anonymous.units.listUnits({}));
-      assert.equal(error.code, status.UNAUTHENTICATED);
-      assert.equal(error.codeName, "UNAUTHENTICATED");
-      assert.equal(error.attempts, 1, "UNAUTHENTICATED is not retried");
-      assert.equal(error.errorInfo?.reason, "UNAUTHENTICATED");
-    } finally {
-      anonymous.close();
-    }
+    const error = await withClient({ address: server.address }, (anonymous) => rejection(anonymous.units.listUnits({})));
+    assert.equal(error.code, status.UNAUTHENTICATED);
+    assert.equal(error.codeName, "UNAUTHENTICATED");
+    assert.equal(error.attempts, 1, "UNAUTHENTICATED is not retried");
+    assert.equal(error.errorInfo?.reason, "UNAUTHENTICATED");
   });
 
   it("refuses a write by a reader with PERMISSION_DENIED and ErrorInfo, never showing the token", async () => {
@@ -146,8 +141,7 @@ describe("civicscore API", () => {
     const issued = await admin.identities.issueToken({ identity: "identities/node-reader", validDays: 1 });
     assert.ok(issued.token.length > 20);
 
-    const reader = new CivicscoreClient({ address: server.address, token: issued.token });
-    try {
+    await withClient({ address: server.address, token: issued.token }, async (reader) => {
       const me = await reader.identities.whoAmI({});
       assert.equal(me.identity?.identityId, "node-reader");
       await reader.units.listUnits({}); // reading is allowed
@@ -163,9 +157,7 @@ describe("civicscore API", () => {
         String(reader), inspect(reader), JSON.stringify(reader)]) {
         assert.ok(!shown.includes(issued.token), "the token never appears");
       }
-    } finally {
-      reader.close();
-    }
+    });
   });
 
   it("refuses to send a token in plaintext to a remote address, without showing it", () => {

@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 
 import { CivicscoreClient, pb, status } from "../src/index.js";
 import { CuttingProxy } from "./support/proxy.js";
-import { rejection } from "./support/rejection.js";
+import { rejection, timeoutsDuring, withClient } from "./support/calls.js";
 import { ServerProcess } from "./support/server.js";
 
 const REPORTED_AT = new Date("2026-10-03T02:00:00Z");
@@ -74,16 +74,14 @@ describe("deadlines and retries", () => {
 
   it("puts the client's default deadline on every call", async () => {
     const hole = await blackHole(); // accepts TCP, never speaks HTTP/2: only a deadline ends the call
-    const client = new CivicscoreClient({ address: `127.0.0.1:${hole.port}`, deadlineMs: 300 });
     try {
-      const started = Date.now();
-      const error = await rejection(client.units.listUnits({}));
-      const elapsed = Date.now() - started;
+      // No deadline is given with the call: only the client's default can end it (else the test times out).
+      const error = await withClient({ address: `127.0.0.1:${hole.port}`, deadlineMs: 300 },
+        (client) => rejection(client.units.listUnits({})));
       assert.equal(error.code, status.DEADLINE_EXCEEDED);
-      assert.ok(elapsed >= 250 && elapsed < 5_000, `ended after ${elapsed} ms`);
+      assert.equal(error.attempts, 1, "DEADLINE_EXCEEDED is not retried");
       assert.ok(hole.sockets.size >= 1, "the client did connect");
     } finally {
-      client.close();
       for (const socket of hole.sockets) {
         socket.destroy();
       }
@@ -93,31 +91,29 @@ describe("deadlines and retries", () => {
 
   it("retries UNAVAILABLE maxAttempts times with exponential backoff, then fails", async () => {
     const port = await closedPort();
-    const client = new CivicscoreClient({
-      address: `127.0.0.1:${port}`, maxAttempts: 4, initialBackoffMs: 60, maxBackoffMs: 100, deadlineMs: 2_000,
-    });
     const random = Math.random;
-    Math.random = () => 0.999; // the top of each full-jitter range: waits of 60, 100 (capped), 100 ms
+    Math.random = () => 0.5; // the middle of each full-jitter range: waits of 30, 50 (bound capped), 50 ms
     try {
-      const started = Date.now();
-      const error = await rejection(client.units.listUnits({}));
-      const elapsed = Date.now() - started;
+      const { result: error, delays } = await timeoutsDuring(() => withClient(
+        { address: `127.0.0.1:${port}`, maxAttempts: 4, initialBackoffMs: 60, maxBackoffMs: 100, deadlineMs: 2_000 },
+        (client) => rejection(client.units.listUnits({}))));
       assert.equal(error.code, status.UNAVAILABLE);
       assert.equal(error.attempts, 4);
       assert.equal(error.fromServer, false);
-      assert.ok(elapsed >= 250 && elapsed < 3_000, `ended after ${elapsed} ms`);
+      // The backoff waits, in order, among gRPC's own timers: the bound doubles from 60 and is capped at 100.
+      const waits = delays.filter((delay) => delay === 30 || delay === 50);
+      assert.deepEqual(waits, [30, 50, 50], `setTimeout delays: ${delays.join(", ")}`);
     } finally {
       Math.random = random;
-      client.close();
     }
   });
 
   it("retries a write cut after commit with the same idempotency key and gets the first reply", async () => {
     const proxy = await new CuttingProxy(server.port).listen();
-    const client = new CivicscoreClient({ address: proxy.address, token: server.token, initialBackoffMs: 20 });
     try {
       proxy.armed = true;
-      const reply = await client.outcomes.submitOutcomes({ outcomes: outcomes("KEY", N) });
+      const reply = await withClient({ address: proxy.address, token: server.token, initialBackoffMs: 20 },
+        (client) => client.outcomes.submitOutcomes({ outcomes: outcomes("KEY", N) }));
       assert.equal(proxy.cuts, 1, "the first reply was cut");
       assert.equal(proxy.connections, 2, "the retry came on a new connection");
       // The first attempt's reply: a retry with a fresh key would get accepted=0, duplicates=N.
@@ -131,17 +127,16 @@ describe("deadlines and retries", () => {
       const again = await admin.outcomes.submitOutcomes({ outcomes: outcomes("KEY", N) });
       assert.deepEqual([again.accepted, again.duplicates], [0, N]);
     } finally {
-      client.close();
       await proxy.close();
     }
   });
 
   it("without retries, a write cut after commit fails with UNAVAILABLE although it was stored", async () => {
     const proxy = await new CuttingProxy(server.port).listen();
-    const client = new CivicscoreClient({ address: proxy.address, token: server.token, maxAttempts: 1 });
     try {
       proxy.armed = true;
-      const error = await rejection(client.outcomes.submitOutcomes({ outcomes: outcomes("ONCE", N) }));
+      const error = await withClient({ address: proxy.address, token: server.token, maxAttempts: 1 },
+        (client) => rejection(client.outcomes.submitOutcomes({ outcomes: outcomes("ONCE", N) })));
       assert.equal(error.code, status.UNAVAILABLE);
       assert.equal(error.attempts, 1);
       assert.equal(proxy.cuts, 1);
@@ -149,7 +144,6 @@ describe("deadlines and retries", () => {
       const stored = await admin.outcomes.listOutcomes({ filter: "unit=units/RT", pageSize: 1000 });
       assert.equal(stored.outcomes.filter((o) => o.outcomeId.startsWith("ONCE-")).length, N);
     } finally {
-      client.close();
       await proxy.close();
     }
   });

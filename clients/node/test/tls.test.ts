@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { CivicscoreClient, CivicscoreError, isTlsHandshakeFailure, pb, status } from "../src/index.js";
+import { CivicscoreError, isTlsHandshakeFailure, pb, status } from "../src/index.js";
+import { withClient } from "./support/calls.js";
 import { PYTHON, ServerProcess } from "./support/server.js";
 
 /** A development CA (the Python SDK's devca) with a server certificate for localhost and one client. */
@@ -46,24 +47,20 @@ describe("TLS and mutual TLS", () => {
   });
 
   it("calls over TLS with the CA certificate and a token", async () => {
-    const client = new CivicscoreClient({
+    await withClient({
       address: server.address, token: server.token, caCert: readFileSync(join(pki, "ca.pem"), "utf8"),
       serverNameOverride: "localhost",
-    });
-    try {
+    }, async (client) => {
       assert.equal(client.secure, true);
       const me = await client.identities.whoAmI({});
       assert.equal(me.identity?.identityId, "bootstrap-admin");
-    } finally {
-      client.close();
-    }
+    });
   });
 
   it("does not retry a failed TLS handshake (a CA that did not sign the server's certificate)", async () => {
-    const client = new CivicscoreClient({
+    await withClient({
       address: server.address, token: server.token, caCert: join(otherPki, "ca.pem"), serverNameOverride: "localhost",
-    });
-    try {
+    }, async (client) => {
       await assert.rejects(client.identities.whoAmI({}), (error: unknown) => {
         assert.ok(error instanceof CivicscoreError);
         assert.equal(error.code, status.UNAVAILABLE);
@@ -71,33 +68,25 @@ describe("TLS and mutual TLS", () => {
         assert.equal(error.attempts, 1);
         return true;
       });
-    } finally {
-      client.close();
-    }
+    });
   });
 
   it("authenticates with a client certificate (mutual TLS) and no token", async () => {
-    const admin = new CivicscoreClient({
+    await withClient({
       address: server.address, token: server.token, caCert: join(pki, "ca.pem"), serverNameOverride: "localhost",
-    });
-    try {
+    }, async (admin) => {
       await admin.identities.createIdentity({
         identity: { identityId: "node-client", displayName: "Ứng dụng Node", roles: [pb.identities.Role.ROLE_READER] },
       });
       await admin.identities.registerCertificate({ identity: "identities/node-client", certificateSubject: "CN=node-client" });
-    } finally {
-      admin.close();
-    }
-    const client = new CivicscoreClient({
+    });
+    await withClient({
       address: mtlsAddress, caCert: join(pki, "ca.pem"), serverNameOverride: "localhost",
       clientCert: join(pki, "client-node-client.pem"), clientKey: join(pki, "client-node-client.key"),
-    });
-    try {
+    }, async (client) => {
       const me = await client.identities.whoAmI({});
       assert.equal(me.identity?.identityId, "node-client");
       assert.equal(me.credential?.certificateSubject, "CN=node-client");
-    } finally {
-      client.close();
-    }
+    });
   });
 });

@@ -72,6 +72,11 @@ def record_from_plain(kind: type[D], data: dict[str, Any]) -> D:
     return kind(**values)
 
 
+def record_from_json(kind: type[D], text: str) -> D:
+    """A record dataclass from its canonical JSON text (see `record_from_plain`)."""
+    return record_from_plain(kind, json.loads(text))
+
+
 def _reference_json(value: Any) -> str:
     """The definition of the canonical text (slow: builds the plain copy first)."""
     return json.dumps(to_plain(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))

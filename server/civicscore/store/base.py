@@ -8,10 +8,12 @@ follows a write means the data is durable). Implementations: `sql.SqlStore`
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from civicscore.domain.canonical import record_from_plain
 from civicscore.domain.model import (
     Assignment,
     Measurement,
@@ -274,6 +276,12 @@ class ReviewRecord:
     period: str = ""
     unit_code: str = ""
     flag: str = ""
+
+
+def review_result_from_json(text: str) -> tuple[RecommendationRecord, ReviewRecord]:
+    """A review's result (the recommendation after it, the decision) from the JSON its idempotency key keeps."""
+    recommendation, review = json.loads(text)
+    return record_from_plain(RecommendationRecord, recommendation), record_from_plain(ReviewRecord, review)
 
 
 @dataclass(frozen=True)

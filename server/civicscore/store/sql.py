@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
-from civicscore.domain.canonical import canonical_json, record_from_plain
+from civicscore.domain.canonical import canonical_json, record_from_json
 from civicscore.domain.model import (
     Assignment,
     Measurement,
@@ -58,6 +58,7 @@ from civicscore.store.base import (
     Store,
     StoredRuleset,
     StoreError,
+    review_result_from_json,
 )
 from civicscore.store.checkpoints import Checkpointer
 from civicscore.store.connection import create_store_engine, upgrade_schema
@@ -398,7 +399,7 @@ class SqlStore:
     def create_identity(self, identity: IdentityRecord, *, audit: NewAuditEvent | None = None,
                         idempotency: IdempotencyRecord | None = None) -> IdentityRecord:
         return self._db.write(lambda c: access.create_identity(c, identity, audit), idempotency=idempotency,
-                              encode=_result_json, decode=_identity_from)
+                              encode=_result_json, decode=partial(record_from_json, IdentityRecord))
 
     def get_identity(self, identity_id: str) -> IdentityRecord | None:
         return self._db.read(lambda c: access.get_identity(c, identity_id))
@@ -414,7 +415,7 @@ class SqlStore:
     def add_credential(self, credential: CredentialRecord, *, audit: NewAuditEvent | None = None,
                        idempotency: IdempotencyRecord | None = None) -> CredentialRecord:
         return self._db.write(lambda c: access.add_credential(c, credential, audit), idempotency=idempotency,
-                              encode=_credential_json, decode=_credential_from)
+                              encode=_credential_json, decode=partial(record_from_json, CredentialRecord))
 
     def get_credential(self, credential_id: str) -> tuple[CredentialRecord, IdentityRecord] | None:
         return self._db.read(lambda c: access.get_credential(c, credential_id))
@@ -456,14 +457,14 @@ class SqlStore:
         return self._db.write(
             lambda c: reviews.review_recommendation(
                 c, recommendation_id, decision=decision, reason=reason, reviewer=reviewer, at=at),
-            idempotency=idempotency, encode=_result_json, decode=_review_result_from)
+            idempotency=idempotency, encode=_result_json, decode=review_result_from_json)
 
     def list_reviews(self, *, period: str, unit_code: str, flag: str) -> list[ReviewRecord]:
         return self._db.read(partial(reviews.list_reviews, period=period, unit_code=unit_code, flag=flag))
 
     def record_contest(self, contest: NewContest, *, idempotency: IdempotencyRecord | None = None) -> ContestRecord:
         return self._db.write(lambda c: reviews.record_contest(c, contest), idempotency=idempotency,
-                              encode=_result_json, decode=_contest_from)
+                              encode=_result_json, decode=partial(record_from_json, ContestRecord))
 
     def get_contest(self, contest_id: int) -> ContestRecord | None:
         return self._db.read(lambda c: reviews.get_contest(c, contest_id))
@@ -474,31 +475,14 @@ class SqlStore:
     def recommendation_changes(self, *, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
         return self._db.read(partial(reviews.recommendation_changes_after, after_seq=after_seq, limit=limit))
 
-def _identity_from(text: str) -> IdentityRecord:
-    return record_from_plain(IdentityRecord, json.loads(text))
-
-
 def _credential_json(credential: CredentialRecord) -> str:
     """What an idempotency key keeps of a credential: everything but a token's secret hash."""
     return canonical_json(dataclasses.replace(credential, secret_sha256=None))
 
 
-def _credential_from(text: str) -> CredentialRecord:
-    return record_from_plain(CredentialRecord, json.loads(text))
-
-
-def _contest_from(text: str) -> ContestRecord:
-    return record_from_plain(ContestRecord, json.loads(text))
-
-
-def _review_result_from(text: str) -> tuple[RecommendationRecord, ReviewRecord]:
-    recommendation, review = json.loads(text)
-    return record_from_plain(RecommendationRecord, recommendation), record_from_plain(ReviewRecord, review)
-
-
 def activation_from_json(text: str) -> ActivationRecord:
     """An ActivationRecord from the canonical JSON kept under an idempotency key."""
-    return record_from_plain(ActivationRecord, json.loads(text))
+    return record_from_json(ActivationRecord, text)
 
 
 if TYPE_CHECKING:
