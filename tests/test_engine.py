@@ -28,6 +28,7 @@ from civicscore.engine.pool import MAX_CHUNK, EnginePool, chunk_sizes
 from civicscore.engine.port import EngineError, EvaluationCancelled
 from civicscore.ruleset import RulesetInvalid, load_ruleset
 from civicscore.ruleset.fields import FACT_FIELDS, MEASUREMENT, OVERDUE, UNIT
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "rules"
@@ -61,16 +62,6 @@ def alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
-
-
-def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    """Whether `check` becomes true within the timeout (a replacement worker takes ~0.3 s to start)."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
     return True
 
 

@@ -24,22 +24,13 @@ from civicscore_client import ResourceExhausted
 from tests.http2 import SETTINGS_MAX_CONCURRENT_STREAMS, server_settings
 from tests.scenario import PERIOD, load_quarter
 from tests.serverproc import RULES, ServerProcess, hanoi_units
+from tests.waiting import eventually
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # ServerConfig.max_message_bytes
 FAULT_DELAY_S = "0.05"  # 141 units: about 7 s of engine work per evaluation; a chunk of 64 units 3.2 s
 EVALUATE = evaluations_pb2.EvaluatePeriodRequest(period=f"periods/{PERIOD}")
 STOPPED = f"the evaluation of {PERIOD} stopped"
 T = TypeVar("T")
-
-
-def eventually(check: Callable[[], bool], timeout_s: float = 60.0) -> bool:
-    """Whether `check` becomes true within a generous timeout (polling; nothing is timed)."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def stored_evaluations(server: ServerProcess) -> list[evaluations_pb2.Evaluation]:

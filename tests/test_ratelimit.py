@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
 
 from civicscore.ratelimit import ConcurrencyLimiter, RateLimiter, RefusalHold
+from tests.waiting import eventually
 
 
 class FakeClock:
@@ -264,15 +264,6 @@ def test_many_threads_take_exactly_the_slots_there_are() -> None:
     assert limiter.in_flight("shared") == 0
 
 
-def _eventually(check: Callable[[], bool], timeout_s: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 # ---- RefusalHold ------------------------------------------------------------------------------
 
 
@@ -341,7 +332,7 @@ def test_a_hold_ends_when_the_call_ends_and_its_count_is_given_back_on_errors() 
     ended = threading.Event()
     holder = threading.Thread(target=hold.hold, args=("A", 600.0, None, ended))
     holder.start()
-    assert _eventually(lambda: hold.held("A") == 1)
+    assert eventually(lambda: hold.held("A") == 1)
     ended.set()  # the client has gone
     holder.join(60)
     assert not holder.is_alive(), "the hold went on after its call ended"
