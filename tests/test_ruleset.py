@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import pickle
 import unicodedata
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -20,7 +21,7 @@ from civicscore.ruleset.cases import read_case_files
 from civicscore.ruleset.compiler import check_definition
 from civicscore.ruleset.conditions import AllOf, AnyOf, Compare, ConditionSyntaxError, Truth, parse_condition, to_dnf
 from civicscore.ruleset.reader import Reader
-from civicscore.ruleset.yamltree import Pos, YList, YMap, YNode, parse_yaml
+from civicscore.ruleset.yamltree import Pos, YList, YMap, YNode, YScalar, parse_yaml
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 
@@ -229,7 +230,12 @@ def test_duplicate_rule_id() -> None:
         ("(due > 1 or due < 3", None, "expected `)`"),
         ('grade == "good', '"good', "never closed"),
         ("__import__('os')", "(", "unexpected `(`"),
+        ("(" * 17 + "due > 1" + ")" * 17, "(due > 1", "parentheses nested more than 16 deep here"),
+        ("due > " + "9" * 900, "9" * 900, "this number has 900 characters"),
+        ("due > 1 and " * 333 + "due > 2", "> 2", "the condition is 4,003 characters long, more than the 4,000"),
     ],
+    ids=["incomplete", "single-equals", "percent", "no-join", "unclosed", "unclosed-quote", "code", "deep",
+         "long-number", "long"],
 )
 def test_bad_condition_syntax(condition: str, marker: str | None, message: str) -> None:
     files = with_rules(rule("broken", condition))
@@ -301,6 +307,76 @@ def test_yaml_syntax_error_has_a_position() -> None:
     issue = problems(files)[0]
     assert issue.file == "scoring.yaml" and issue.line > 1
     assert "YAML syntax error" in issue.message
+
+
+@pytest.mark.parametrize(("text", "position", "start"), [
+    ("a: &x 1\nb: *x\n", (1, 4), "YAML anchors such as `&x` are not allowed"),
+    ("a: [1]\nb: *x\n", (2, 4), "YAML aliases such as `*x` are not allowed"),  # refused, not "undefined alias"
+    ("base: {a: 1}\nmore:\n  <<: {b: 2}\n", (3, 3), "YAML merge keys `<<` are not allowed"),
+    ("a: !!python/object/apply:os.system [ls]\n", (1, 4), "YAML tags such as `!!python/object/apply:os.system`"),
+    ("a: !!str 1\n", (1, 4), "YAML tags such as `!!str` are not allowed"),
+    ("a: !local {b: 1}\n", (1, 4), "YAML tags such as `!local` are not allowed"),
+    ("a:\n" + "".join("  " * depth + "- \n" for depth in range(1, 40)), (33, 65),
+     "values are nested more than 32 levels deep here"),
+    ("a: [" + "x, " * 100_000 + "x]\n", (1, 5 + 3 * 99_997), "the file has more than 100,000 values"),
+    ("# " + "é" * (512 * 1024) + "\n", (1, 1), "f.yaml is larger than 1 MiB (1,048,576 bytes)"),  # bytes, not letters
+], ids=["anchor", "alias", "merge-key", "code-tag", "plain-tag", "local-tag", "depth", "values", "size"])
+def test_yaml_that_could_grow_or_run_is_refused_where_it_is_written(
+        text: str, position: tuple[int, int], start: str) -> None:
+    tree, issues = parse_yaml("f.yaml", text)
+    assert tree is None
+    assert (issues[0].file, issues[0].line, issues[0].column) == ("f.yaml", *position)
+    assert issues[0].message.startswith(start)
+
+
+def test_the_bomb_is_refused_at_its_first_anchors_and_aliases_without_expanding_them() -> None:
+    levels = [f'a: &a [{",".join(["lol"] * 9)}]'] + [
+        f"{name}: &{name} [{','.join([f'*{previous}'] * 9)}]"
+        for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    tree, issues = parse_yaml("bomb.yaml", "\n".join(levels) + "\n")
+    assert tree is None
+    assert [(i.line, i.column) for i in issues] == [(1, 4), (2, 4), *((2, column) for column in range(8, 30, 3))]
+    assert issues[-1].message.endswith("(reading this file stopped after 10 such problems; there may be more)")
+
+
+def test_limits_are_far_above_the_default_files_and_refusals_stop_loading() -> None:
+    # Nothing of the default rules or cases comes near a limit; they parse exactly as before.
+    for text in (*rule_files().values(), CASES.read_text(encoding="utf-8")):
+        tree, issues = parse_yaml("f.yaml", text)
+        assert tree is not None and issues == []
+    tree, issues = parse_yaml("f.yaml", "--- 1\n--- 2\n")
+    assert tree is None and issues[0].message.startswith("YAML syntax error: but found another document")
+    assert parse_yaml("f.yaml", "---\n") == (YScalar(Pos("f.yaml", 2, 1), None), [])
+    # A quoted "<<" is a key like any other (unknown here), not a merge key.
+    assert "unknown key `<<`" in problems(edited("ruleset.yaml", "ruleset:\n", 'ruleset:\n  "<<": 1\n'))[0].message
+    refused = problems(edited("grades.yaml", "grades:", "grades: &g"))
+    assert [(i.file, i.message[:26]) for i in refused] == [("grades.yaml", "YAML anchors such as `&g` ")]
+
+
+def test_a_value_yaml_cannot_read_is_an_issue_at_its_position() -> None:
+    files = edited("ruleset.yaml", "in_force_from: 2025-Q3", "in_force_from: 2026-02-30")
+    [issue] = problems(files)
+    assert (issue.file, issue.column) == ("ruleset.yaml", 18)
+    assert issue.message == ("`2026-02-30` cannot be read as a date (day is out of range for month); correct it, "
+                             "or put it in quotes if it is text")
+    _, issues = parse_yaml("f.yaml", "a: " + "9" * 5000 + "\n")
+    assert issues[0].message.startswith("`9999999999999999999999999999999999999999… (5000 characters)` cannot be read "
+                                        "as a whole number (Exceeds the limit (4300 digits)")
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "9" * 400, "1" + "0" * 400 + ".5"])
+def test_a_parameter_must_be_a_number_of_reasonable_size(value: str) -> None:
+    files = with_rules(rule("huge", "due > limit", extra=f"    params: {{limit: {value}}}\n"))
+    issue = only_problem(files)
+    assert position(issue) == where(files, "flags.yaml", value, nth=-1)
+    assert issue.message.startswith("parameter `limit` of rule `huge` must be a number of reasonable size")
+
+
+def test_refused_rulesets_keep_their_issues_when_sent_between_processes() -> None:
+    invalid = RulesetInvalid([RulesetIssue("b.yaml", 2, 1, "two"), RulesetIssue("a.yaml", 1, 1, "one")])
+    again = pickle.loads(pickle.dumps(invalid))
+    assert again.issues == invalid.issues and str(again) == str(invalid)
 
 
 def test_duplicate_keys_sections_and_missing_sections() -> None:

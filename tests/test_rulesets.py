@@ -219,7 +219,7 @@ def test_requests_are_checked_before_anything_happens(quarter: ServerProcess, ru
             c.activate_ruleset({**files, "tests/cases.yaml": "x: 1"})
         with pytest.raises(InvalidArgument, match="no rule files"):
             c.activate_ruleset({})
-        with pytest.raises(InvalidArgument, match="not a ruleset name"):
+        with pytest.raises(InvalidArgument, match=r"'rulesets/abc' is not a resource name rulesets/\{digest\}"):
             c.activate_ruleset(ruleset="rulesets/abc")
         with pytest.raises(NotFound, match="never activated"):
             c.activate_ruleset(ruleset="0" * 64)

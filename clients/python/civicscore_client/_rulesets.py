@@ -13,17 +13,34 @@ from civicscore_client._names import evaluation_name, join_filter, period_name
 PAGE_SIZE = 1000
 
 
+# The server's limits (civicscore.ruleset.limits; this package does not import the server): a rule
+# file may be 1 MiB and a ruleset 50 files. Reading stops one past each, so that the server, or
+# `rules check` on this machine, refuses what is too large by name, and nothing larger is held here.
+MAX_RULE_FILE_BYTES = 1024 * 1024
+MAX_RULE_FILES = 50
+
+
 def read_rules_folder(path: str | Path) -> dict[str, str]:
     """The rule files of a folder as the server takes them: every top-level `*.yaml` / `*.yml`,
-    keyed by file name (the `tests/` cases, README and schema are not part of a ruleset)."""
+    keyed by file name (the `tests/` cases, README and schema are not part of a ruleset).
+
+    At most 51 files are read, each up to one byte past 1 MiB (the cut text of a longer file is
+    refused as too large wherever it is checked). Raises UnicodeDecodeError for a file that is not UTF-8.
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder of rule files")
-    return {
-        item.name: item.read_text(encoding="utf-8")
-        for item in sorted(folder.iterdir())
-        if item.is_file() and item.suffix in (".yaml", ".yml")
-    }
+    items = [item for item in sorted(folder.iterdir()) if item.is_file() and item.suffix in (".yaml", ".yml")]
+    return {item.name: read_rule_text(item) for item in items[: MAX_RULE_FILES + 1]}
+
+
+def read_rule_text(path: Path) -> str:
+    """A rule or case file's UTF-8 text, read no further than one byte past 1 MiB."""
+    with path.open("rb") as file:
+        data = file.read(MAX_RULE_FILE_BYTES + 1)
+    if len(data) > MAX_RULE_FILE_BYTES:  # cut, perhaps inside a character: refused as too large anyway
+        return data.decode("utf-8", errors="replace")
+    return data.decode("utf-8")
 
 
 def rule_files(files: Mapping[str, str]) -> list[rulesets_pb2.RuleFile]:

@@ -2,22 +2,24 @@
 cases run, on this machine.
 
 Both import the server package (`civicscore.ruleset`) only when they run, so the rest of the
-CLI works without it; `check --remote` asks the server (`--server`) instead. Exit codes: 0 all
-clean / every case passed, 1 problems found / a case failed, 2 a usage problem (no such folder,
-no case file, the server package missing).
+CLI works without it; `check --remote` asks the server (`--server`) instead. The files are read,
+checked and run as the server does: each file read only up to its size limit, and the checks and
+cases run in a child process with a time and memory budget (civicscore.engine.sandbox). Exit
+codes: 0 all clean / every case passed, 1 problems found / a case failed, 2 a usage problem (no
+such folder, no case file, the server package missing).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
 
-from civicscore_client._rulesets import read_rules_folder
+from civicscore_client._rulesets import read_rule_text, read_rules_folder
 from civicscore_client.cli_session import Session, session_of
 
 if TYPE_CHECKING:
@@ -58,7 +60,8 @@ def check(
     ] = False,
     load_timeout: Annotated[
         float,
-        typer.Option("--load-timeout", min=0.1, help="Seconds allowed to test-load the rules (on this machine)."),
+        typer.Option("--load-timeout", min=0.1,
+                     help="Seconds allowed to check and test-load the rules (on this machine)."),
     ] = 60.0,
 ) -> None:
     """Check the rule files in PATH: every problem as file:line:col with how to fix it, then a
@@ -108,26 +111,27 @@ def run_tests(
     files = _rule_files(session, path)
     texts = _case_texts(session, path, cases)
     try:
-        from civicscore.engine.pool import EnginePool
         from civicscore.engine.port import EngineError
-        from civicscore.ruleset import RulesetInvalid, load_ruleset
-        from civicscore.ruleset.cases import CaseFileInvalid, read_case_files, run_cases
+        from civicscore.engine.sandbox import Budget, BudgetExceeded, run_budgeted
+        from civicscore.ruleset import RulesetInvalid
+        from civicscore.ruleset.cases import CaseFileInvalid, run_case_files
+        from civicscore.ruleset.limits import CASES_TIME_S, CHECK_MEMORY_BYTES
     except ImportError as error:
         _no_server_package(session, error, "`rules test` runs the rules engine on this machine")
     try:
-        ruleset = load_ruleset(files)
-        selected = [c for c in read_case_files(texts, ruleset) if select is None or select in c.name]
+        ruleset, run = run_budgeted(run_case_files, files, texts, select, what="reading and running the cases",
+                                    budget=Budget(CASES_TIME_S, CHECK_MEMORY_BYTES))
     except (RulesetInvalid, CaseFileInvalid) as invalid:
         problems = [Problem(i.file, i.line, i.column, i.message) for i in invalid.issues]
         what = "rule files" if isinstance(invalid, RulesetInvalid) else "case files"
         _fail_with_problems(session, path, problems, f"the {what} have problems; no case was run")
-    if not selected:
-        session.fail(f"no case name contains {select!r}" if select else "the case files have no case", code=2)
-    try:
-        with EnginePool(files, workers=2 if len(selected) > 100 else 1) as pool:
-            run = run_cases(pool, ruleset, selected)
+    except BudgetExceeded as spent:
+        session.fail(f"{spent}; the rule or case files are far larger than they need to be: shorten or split "
+                     "the file you added to last")
     except EngineError as error:
         session.fail(f"the rules engine failed: {error}")
+    if not run.results:
+        session.fail(f"no case name contains {select!r}" if select else "the case files have no case", code=2)
     if session.json_output:
         session.print_json(_run_json(path, ruleset, run))
     else:
@@ -148,10 +152,10 @@ def _check_local(
     session: Session, files: Mapping[str, str], load_timeout: float
 ) -> tuple[bool, list[Problem], dict[str, Any]]:
     try:
-        from civicscore.ruleset.check import check_ruleset_files
+        from civicscore.ruleset.check import CHECK_BUDGET, check_candidate
     except ImportError as error:
         _no_server_package(session, error, "checking on this machine needs it")
-    outcome = check_ruleset_files(files, timeout_s=load_timeout)
+    outcome = check_candidate(files, budget=replace(CHECK_BUDGET, time_s=load_timeout))
     problems = [Problem(i.file, i.line, i.column, i.message) for i in outcome.issues]
     summary = _ruleset_summary(outcome.ruleset) if outcome.ruleset is not None else {}
     return outcome.valid, problems, summary
@@ -268,7 +272,7 @@ def _case_texts(session: Session, path: Path, given: list[Path] | None) -> dict[
     texts: dict[str, str] = {}
     for file in found:
         try:
-            texts[_shown_name(file, path)] = file.read_text(encoding="utf-8")
+            texts[_shown_name(file, path)] = read_rule_text(file)
         except UnicodeDecodeError as error:
             session.fail(f"{file} is not UTF-8 text ({error}); save it as UTF-8")
     return texts

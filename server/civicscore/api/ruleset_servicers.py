@@ -19,16 +19,12 @@ from civicscore.errors import EvaluationFailed, FailedPrecondition, InvalidInput
 from civicscore.idempotency import claim_key
 from civicscore.rulebook import NoRulesetInForce, RulesetRefused
 from civicscore.ruleset import is_rule_file
-from civicscore.ruleset.check import check_ruleset_files
+from civicscore.ruleset.limits import MAX_FILE_BYTES, MAX_RULE_FILES, size_text
 from civicscore.runtime import Runtime
 from civicscore.store.base import ActivationRecord, NothingToRollBack
 from civicscore.store.sql import activation_from_json
 from civicscore.validation import check_idempotency_key, hanoi_today
 from civicscore_api.v1 import rulesets_pb2, rulesets_pb2_grpc
-
-MAX_FILES = 50
-MAX_FILE_BYTES = 1024 * 1024
-CHECK_TIMEOUT_S = 60.0
 
 
 def _digest_of_name(name: str, field: str) -> str:
@@ -46,8 +42,8 @@ def _files_in(files: Iterable[rulesets_pb2.RuleFile], field: str) -> dict[str, s
     if not items:
         violations.append(Violation(field, "no rule files given; send the top-level *.yaml files of a rules "
                                     "folder", "REQUIRED"))
-    if len(items) > MAX_FILES:
-        violations.append(Violation(field, f"{len(items)} files; at most {MAX_FILES}", "TOO_MANY"))
+    if len(items) > MAX_RULE_FILES:
+        violations.append(Violation(field, f"{len(items)} files; at most {MAX_RULE_FILES}", "TOO_MANY"))
     result: dict[str, str] = {}
     for index, item in enumerate(items):
         where = f"{field}[{index}]"
@@ -58,8 +54,9 @@ def _files_in(files: Iterable[rulesets_pb2.RuleFile], field: str) -> dict[str, s
         elif item.path in result:
             violations.append(Violation(f"{where}.path", f"{item.path} is given twice", "DUPLICATE", index))
         if len(item.content.encode("utf-8")) > MAX_FILE_BYTES:
-            violations.append(Violation(f"{where}.content", f"{item.path} is larger than {MAX_FILE_BYTES} bytes",
-                                        "TOO_LARGE", index))
+            violations.append(Violation(f"{where}.content", f"{item.path} is larger than {size_text(MAX_FILE_BYTES)}, "
+                                        "the most a rule file may be; split it into smaller files", "TOO_LARGE",
+                                        index))
         result[item.path] = item.content
     if violations:
         raise InvalidInput(violations)
@@ -126,7 +123,13 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
     def CheckRuleset(self, request: rulesets_pb2.CheckRulesetRequest, context: grpc.ServicerContext
                      ) -> rulesets_pb2.CheckRulesetResponse:
         files = _files_in(request.files, "files")
-        outcome = check_ruleset_files(files, timeout_s=CHECK_TIMEOUT_S)
+        # Checked in a budgeted child process, killed when the call ends (cancelled, deadline passed).
+        cancelled = evaluate.cancellation_event(context.add_callback)
+        try:
+            with evaluate.stops_when_cancelled("checking the rule files"):
+                outcome = self.rt.rulesets.check(files, cancelled=cancelled)
+        except EngineError as error:  # e.g. the server is shutting down
+            raise EvaluationFailed(f"the rule files could not be checked: {error}") from error
         response = rulesets_pb2.CheckRulesetResponse(valid=not outcome.issues, issues=out.issues_out(outcome.issues))
         if outcome.ruleset is not None and not outcome.issues:
             response.ruleset.CopyFrom(out.ruleset_out(outcome.ruleset))
@@ -159,11 +162,16 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
                 return rulesets_pb2.ActivateRulesetResponse(
                     ruleset=out.ruleset_out(registry.ruleset(record.digest), activation=record),
                     activation=out.activation_out(record))
+        cancelled = evaluate.cancellation_event(context.add_callback)
         try:
-            done = registry.activate(files, digest=digest, actor=caller(context), source="rpc",
-                                     reason=request.reason, validate_only=request.validate_only, idempotency=claim)
+            with evaluate.stops_when_cancelled("activating the rule files"):
+                done = registry.activate(files, digest=digest, actor=caller(context), source="rpc",
+                                         reason=request.reason, validate_only=request.validate_only,
+                                         idempotency=claim, cancelled=cancelled)
         except RulesetRefused as refused:
             raise _refused(refused, files or {}, "files.files") from None
+        except EngineError as error:  # e.g. the server is shutting down
+            raise EvaluationFailed(f"the activation could not finish: {error}") from error
         response = rulesets_pb2.ActivateRulesetResponse(
             ruleset=out.ruleset_out(done.ruleset, activation=done.activation), unchanged=done.unchanged,
             evaluated_periods_affected=list(done.evaluated_periods_affected))
@@ -210,12 +218,13 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
         # Set when the call ends: a client that cancels or whose deadline passes stops the work.
         cancelled = evaluate.cancellation_event(context.add_callback)
         try:
-            with registry.lease(quarter) as (baseline, base_engine), registry.candidate(files) as (candidate, engine):
+            with (evaluate.stops_when_cancelled(f"the simulation of {quarter}"),
+                  registry.lease(quarter) as (baseline, base_engine),
+                  registry.candidate(files, cancelled=cancelled) as (candidate, engine)):
                 units = list(evaluate.active_units(self.rt.store))
                 facts = evaluate.gather_facts(self.rt.store, quarter, units)
-                with evaluate.stops_when_cancelled(f"the simulation of {quarter}"):
-                    before = base_engine.evaluate(facts, cancelled=cancelled)
-                    after = engine.evaluate(facts, cancelled=cancelled)
+                before = base_engine.evaluate(facts, cancelled=cancelled)
+                after = engine.evaluate(facts, cancelled=cancelled)
         except RulesetRefused as refused:
             raise _refused(refused, files, "files") from None
         except NoRulesetInForce as missing:

@@ -15,20 +15,34 @@ from pathlib import Path
 
 from watchfiles import watch
 
+from civicscore.ruleset.limits import MAX_FILE_BYTES, MAX_RULE_FILES
+
 log = logging.getLogger("civicscore.rules")
 
 DEBOUNCE_MS = 800
 
 
 def read_rule_files(rules_dir: Path) -> dict[str, str]:
-    """The folder's rule files, `{name: text}`: its top-level `*.yaml` / `*.yml` (not `tests/`)."""
+    """The folder's rule files, `{name: text}`: its top-level `*.yaml` / `*.yml` (not `tests/`).
+
+    Bounded, whatever lies in the folder: at most MAX_RULE_FILES + 1 files, each read up to
+    MAX_FILE_BYTES + 1 bytes. A longer file's text is its beginning (decoded leniently), which
+    `load_ruleset` refuses by name as too large; so do more files than a ruleset may have.
+    Raises UnicodeDecodeError for a file within the limit that is not UTF-8.
+    """
     if not rules_dir.is_dir():
         raise FileNotFoundError(f"rules folder {rules_dir} does not exist")
-    return {
-        path.name: path.read_text(encoding="utf-8")
-        for path in sorted(rules_dir.iterdir())
-        if path.is_file() and path.suffix in (".yaml", ".yml")
-    }
+    paths = [path for path in sorted(rules_dir.iterdir()) if path.is_file() and path.suffix in (".yaml", ".yml")]
+    return {path.name: read_bounded_text(path) for path in paths[: MAX_RULE_FILES + 1]}
+
+
+def read_bounded_text(path: Path) -> str:
+    """A rule or case file's UTF-8 text, read no further than one byte past MAX_FILE_BYTES."""
+    with path.open("rb") as file:
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:  # cut, perhaps inside a character: refused as too large anyway
+        return data.decode("utf-8", errors="replace")
+    return data.decode("utf-8")
 
 
 def _is_rule_file_change(rules_dir: Path, changed: str) -> bool:

@@ -4,9 +4,9 @@ Engine workers are started per ruleset digest and shared by every request that
 needs that ruleset. A request takes a *lease* on the workers for the whole of
 its work, so activation can swap rulesets under load (blue/green):
 
-1. the candidate is validated (the same checks as `civicscore rules check`);
-2. its workers are started: this is also the test-load in real engine
-   processes; a failure refuses the activation and nothing is recorded;
+1. the candidate is checked (the same checks and test-load as `civicscore rules check`,
+   in a child process with a time and memory budget: the files come from outside);
+2. its workers are started; a failure refuses the activation and nothing is recorded;
 3. the activation is recorded (one transaction), then the timeline is swapped;
 4. the workers of a ruleset no longer needed are closed once their last
    lease is returned: requests in flight finish on the version they started on.
@@ -29,9 +29,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from civicscore.domain.periods import Quarter
-from civicscore.engine.port import EngineError, RulesEngine
+from civicscore.engine.port import EngineError, EvaluationCancelled, RulesEngine
+from civicscore.engine.sandbox import AnyOf, Cancellation
 from civicscore.rulebook.timeline import InForce, active_in, in_force_for, timeline_of
 from civicscore.ruleset import Ruleset, RulesetInvalid, RulesetIssue, is_rule_file, load_ruleset, ruleset_digest
+from civicscore.ruleset.check import CheckOutcome, check_candidate, start_checking
 from civicscore.store import IdempotencyRecord, Store
 from civicscore.store.base import ActivationRecord, NewActivation, StoredRuleset
 from civicscore.validation import hanoi_today
@@ -132,6 +134,7 @@ class RulesetRegistry:
         self._last_refused: RefusedAttempt | None = None
         self._folder_digest: str | None = None
         self._closed = False
+        self._closing = threading.Event()  # set by stop_checks() or close(): running checks are killed
         self._reaper_stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="ruleset-reaper", daemon=True)
 
@@ -142,6 +145,7 @@ class RulesetRegistry:
         Raises RulesetRefused when the folder is broken and no ruleset is in force yet
         (nothing to serve with); otherwise a broken folder is refused and logged.
         """
+        start_checking()  # candidates are checked in budgeted processes: have them ready
         self._reload_timeline()
         if folder_files is not None:
             self._folder_digest = self._latest_folder_digest()
@@ -159,8 +163,14 @@ class RulesetRegistry:
             pass
         self._reaper.start()
 
+    def stop_checks(self) -> None:
+        """Kill the checks of candidate files still running, now and from now on (they end refused as
+        cancelled): for a prompt shutdown, before waiting for calls in flight to finish."""
+        self._closing.set()
+
     def close(self) -> None:
-        """Close every engine pool (leases still out fail their next call)."""
+        """Stop checks and close every engine pool (leases still out fail their next call)."""
+        self.stop_checks()
         with self._lock:
             self._closed = True
             pools = list(self._pools.values())
@@ -253,12 +263,14 @@ class RulesetRegistry:
             self._release(pool)
 
     @contextlib.contextmanager
-    def candidate(self, files: Mapping[str, str]) -> Iterator[tuple[Ruleset, RulesEngine]]:
+    def candidate(self, files: Mapping[str, str], *, cancelled: Cancellation | None = None
+                  ) -> Iterator[tuple[Ruleset, RulesEngine]]:
         """Engine workers for candidate files, closed afterwards (what-if; stores nothing).
 
-        Raises RulesetRefused when the files are invalid or fail to load in an engine process.
+        Raises RulesetRefused when the files are invalid or fail to load in an engine process, and
+        EvaluationCancelled when `cancelled` is set while they are checked.
         """
-        ruleset = self._validate(files)
+        ruleset = self._validate(files, cancelled)
         with self._lock:
             shared = self._pools.get(ruleset.digest)
         if shared is not None and not shared.closed:  # the candidate is a ruleset already running
@@ -271,7 +283,18 @@ class RulesetRegistry:
         finally:
             engine.close()
 
-    # -- activation ------------------------------------------------------------------------
+    # -- checking and activation -----------------------------------------------------------
+    def check(self, files: Mapping[str, str], *, cancelled: Cancellation | None = None) -> CheckOutcome:
+        """Every problem of candidate files, as activation would refuse them (nothing is recorded);
+        checked in a budgeted child process. Raises EvaluationCancelled when `cancelled` is set, and
+        EngineError when checks are stopped (the server is shutting down)."""
+        try:
+            return check_candidate(files, cancelled=AnyOf((self._closing, cancelled)))
+        except EvaluationCancelled:
+            if self._closing.is_set():  # not the caller's doing
+                raise EngineError("the server is shutting down; check again once it is back") from None
+            raise
+
     def activate(
         self,
         files: Mapping[str, str] | None = None,
@@ -282,17 +305,19 @@ class RulesetRegistry:
         reason: str = "",
         validate_only: bool = False,
         idempotency: IdempotencyRecord | None = None,
+        cancelled: Cancellation | None = None,
     ) -> ActivationOutcome:
-        """Activate rule files (or a stored ruleset by `digest`): validate, start, record, swap.
+        """Activate rule files (or a stored ruleset by `digest`): check, start, record, swap.
 
-        Raises RulesetRefused (recorded as the last refused attempt) or KeyError for an unknown digest.
+        Raises RulesetRefused (recorded as the last refused attempt), KeyError for an unknown digest,
+        and EvaluationCancelled (nothing recorded) when `cancelled` is set while the files are checked.
         """
         if digest is not None:
             files = self._stored_files(digest)
         assert files is not None
         with self._activation_lock:
             try:
-                ruleset = self._validate(files)
+                ruleset = self._validate(files, cancelled)
             except RulesetRefused as refused:
                 self._refuse(refused, source=source, actor=actor)
                 raise
@@ -300,14 +325,7 @@ class RulesetRegistry:
             if current is not None and current.digest == ruleset.digest:
                 return ActivationOutcome(ruleset, None, unchanged=True)
             affected = self._evaluated_periods_affected(ruleset)
-            if validate_only:
-                # A real test-load, as activation would do, but nothing is kept.
-                try:
-                    with self.candidate(files):
-                        pass
-                except RulesetRefused as refused:
-                    self._refuse(refused, source=source, actor=actor)
-                    raise
+            if validate_only:  # the check has test-loaded the files in a throwaway engine process
                 return ActivationOutcome(ruleset, None, unchanged=False, evaluated_periods_affected=affected)
             try:
                 pool = self._acquire(ruleset.digest, lambda: files, parsed=ruleset)  # green workers up
@@ -365,11 +383,13 @@ class RulesetRegistry:
             return record
 
     # -- internals -----------------------------------------------------------------------------
-    def _validate(self, files: Mapping[str, str]) -> Ruleset:
-        try:
-            return load_ruleset(files)
-        except RulesetInvalid as invalid:
-            raise RulesetRefused(invalid.issues, _digest(files)) from None
+    def _validate(self, files: Mapping[str, str], cancelled: Cancellation | None = None) -> Ruleset:
+        """The checked ruleset of candidate files, checked in a budgeted child process (never parsed
+        here first: a hostile file must not cost this process anything); raises RulesetRefused."""
+        outcome = self.check(files, cancelled=cancelled)
+        if outcome.ruleset is None or outcome.issues:
+            raise RulesetRefused(outcome.issues, _digest(files))
+        return outcome.ruleset
 
     def _refuse(self, refused: RulesetRefused, *, source: str, actor: str) -> None:
         attempt = RefusedAttempt(at=self._clock(), source=source, actor=actor, digest=refused.digest,

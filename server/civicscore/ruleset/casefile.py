@@ -31,6 +31,10 @@ class CaseFileInvalid(ValueError):
         header = f"the case files have {count} problem{'s' if count != 1 else ''}:"
         super().__init__("\n".join([header, *(f"  {issue}" for issue in self.issues)]))
 
+    def __reduce__(self) -> tuple[type[CaseFileInvalid], tuple[list[RulesetIssue]]]:
+        # Raised in the process that runs the cases and again in its parent (engine/sandbox.py).
+        return (type(self), (self.issues,))
+
 
 @dataclass(frozen=True)
 class IndicatorExpectation:

@@ -11,7 +11,7 @@ the same way:
         print(result.headline(), *result.details(), sep="\\n")
     run.coverage.complete, run.coverage.summary()
 
-or, in one call, `run_case_files(files, case_texts)`.
+or, in one call, `ruleset, run = run_case_files(files, case_texts)`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from civicscore.domain.model import UnitEvaluation, UnitFacts
+from civicscore.domain.scoring import display_score
 from civicscore.ruleset.casecoverage import (
     CoverageReport,
     RuleCoverage,
@@ -99,7 +100,7 @@ class CaseResult:
         if self.passed:
             return []
         result = self.evaluation
-        score = "no score" if result.score is None else _number(result.score)
+        score = "no score" if result.score is None else _number(display_score(result.score))
         flags = ", ".join(flag.flag for flag in result.flags) or "none"
         fired: dict[str, list[str]] = {}
         for rule in result.fired_rules:
@@ -146,26 +147,30 @@ def run_cases(engine: CaseEngine, ruleset: Ruleset, cases: Sequence[GoldenCase])
 
 
 def run_case_files(
-    files: Mapping[str, str], case_texts: Mapping[str, str], *, select: str | None = None, workers: int = 1
-) -> CaseRun:
+    files: Mapping[str, str], case_texts: Mapping[str, str], select: str | None = None, *, workers: int | None = None
+) -> tuple[Ruleset, CaseRun]:
     """Load the rule files, read the case files (`{name: text}`), keep the cases whose name contains
-    `select`, and run them in a fresh EnginePool. Raises RulesetInvalid or CaseFileInvalid."""
+    `select`, and run them in a fresh EnginePool (two workers past 100 cases unless `workers` says).
+    Raises RulesetInvalid or CaseFileInvalid. `civicscore rules test` runs it in a budgeted process
+    (engine/sandbox.py): the files come from outside."""
     from civicscore.engine.pool import EnginePool  # starts processes: only when cases are run
 
     ruleset = load_ruleset(files)
     cases = [case for case in read_case_files(case_texts, ruleset) if select is None or select in case.name]
     if not cases:
-        return CaseRun((), coverage_of(ruleset, []))
-    with EnginePool(files, workers=workers) as pool:
-        return run_cases(pool, ruleset, cases)
+        return ruleset, CaseRun((), coverage_of(ruleset, []))
+    with EnginePool(files, workers=workers or (2 if len(cases) > 100 else 1)) as pool:
+        return ruleset, run_cases(pool, ruleset, cases)
 
 
 def case_differences(expect: Expectation, result: UnitEvaluation) -> list[str]:
     """Each way the result differs from the expectation, as one readable line."""
     found: list[str] = []
-    if expect.score_given and not _same(expect.score, result.score, _SCORE_TOLERANCE):
+    # A case states the score as shown (2 decimals); the engine's score is unrounded.
+    shown = None if result.score is None else display_score(result.score)
+    if expect.score_given and not _same(expect.score, shown, _SCORE_TOLERANCE):
         wanted = "no score (nothing due)" if expect.score is None else _number(expect.score)
-        got = "no score" if result.score is None else _number(result.score)
+        got = "no score" if shown is None else _number(shown)
         found.append(f"score: expected {wanted}, got {got}")
     if expect.grade is not None and expect.grade != result.grade:
         found.append(f"grade: expected {expect.grade}, got {result.grade}")

@@ -1,12 +1,15 @@
 """`check_ruleset_files`: everything candidate rule files must pass before they may go live.
 
-1. The static checks of `load_ruleset`: YAML syntax, keys, types, names, translations,
+1. The static checks of `load_ruleset`: YAML syntax and limits, keys, types, names, translations,
    thresholds that can never be crossed, and the durable_rules hazards (DESIGN §4).
 2. A test-load: the compiled ruleset in a throwaway engine process (an EnginePool of one
    worker) and one smoke evaluation, within `timeout_s`. It catches what only durable_rules
    itself can tell (a ruleset it refuses, or hangs on) without touching a live worker.
 
-The server's CheckRuleset RPC, its activation and `civicscore rules check` all call it.
+Candidate files come from outside (an RPC, the watched folder, a policy person's editor), so the
+server's CheckRuleset RPC, its activations and `civicscore rules check` call `check_candidate`:
+both steps in a child process with a time and memory budget (engine/sandbox.py), killed when the
+budget is spent or the caller goes away. A spent budget is an issue like any other.
 This module starts processes; the rest of the package stays pure.
 """
 
@@ -28,11 +31,16 @@ from civicscore.domain.model import (
 )
 from civicscore.domain.periods import Quarter
 from civicscore.engine.pool import EnginePool
+from civicscore.engine.port import EngineError, EvaluationCancelled
+from civicscore.engine.sandbox import Budget, BudgetExceeded, Cancellation, run_budgeted, start_early
 from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue
+from civicscore.ruleset.limits import CHECK_MEMORY_BYTES, CHECK_TIME_S
 from civicscore.ruleset.loader import load_ruleset
 from civicscore.ruleset.model import Ruleset
 
 HEADER_FILE = "ruleset.yaml"
+CHECK_BUDGET = Budget(CHECK_TIME_S, CHECK_MEMORY_BYTES)
+_REPLY_MARGIN_S = 2.0  # of the time budget, kept for the child to report a late test-load itself
 
 
 @dataclass(frozen=True)
@@ -48,10 +56,10 @@ class CheckOutcome:
         return self.ruleset is not None and not self.issues
 
 
-def check_ruleset_files(files: Mapping[str, str], *, timeout_s: float = 60.0) -> CheckOutcome:
+def check_ruleset_files(files: Mapping[str, str], timeout_s: float = 60.0) -> CheckOutcome:
     """Check rule files (`{path: text}`, as `load_ruleset` takes them) statically, then test-load them
     in a throwaway engine process bounded by `timeout_s`; a failed or late test-load is an issue
-    (line 0: not tied to a line)."""
+    (line 0: not tied to a line). Runs in this process: for files from outside, `check_candidate`."""
     try:
         ruleset = load_ruleset(files)
     except RulesetInvalid as invalid:
@@ -60,6 +68,37 @@ def check_ruleset_files(files: Mapping[str, str], *, timeout_s: float = 60.0) ->
     if problem is not None:
         return CheckOutcome(None, [problem])
     return CheckOutcome(ruleset, [])
+
+
+def check_candidate(files: Mapping[str, str], *, budget: Budget = CHECK_BUDGET,
+                    cancelled: Cancellation | None = None) -> CheckOutcome:
+    """`check_ruleset_files` in a child process within `budget` (the test-load gets all but a
+    moment of its time); a spent budget, or a child that fails, is an issue (line 0).
+
+    Raises EvaluationCancelled soon after `cancelled` is set (the child is killed).
+    """
+    test_load_s = max(budget.time_s - _REPLY_MARGIN_S, budget.time_s / 2)
+    try:
+        outcome: CheckOutcome = run_budgeted(check_ruleset_files, dict(files), test_load_s, budget=budget,
+                                             cancelled=cancelled, what="checking the rule files")
+        return outcome
+    except EvaluationCancelled:
+        raise
+    except BudgetExceeded as spent:
+        busy = " (or the machine is very busy)" if spent.resource == "time" else ""
+        return CheckOutcome(None, [RulesetIssue(HEADER_FILE, 0, 0, (
+            f"{spent}; nothing was changed. These files are far larger or more complex than rules need{busy}: "
+            "look for a very long list, text or file added last, and shorten or split it"))])
+    except EngineError as error:
+        return CheckOutcome(None, [RulesetIssue(HEADER_FILE, 0, 0, (
+            f"{error}; nothing was changed. Undo the change you made last, and send these files to the "
+            "civicscore team if they look right to you"))])
+
+
+def start_checking() -> None:
+    """Get `check_candidate`'s processes ready (a server calls this at start-up): the first check is
+    then as quick as the others."""
+    start_early(check_ruleset_files)
 
 
 def smoke_units(ruleset: Ruleset) -> list[UnitFacts]:

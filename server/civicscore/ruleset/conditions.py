@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from civicscore.ruleset.limits import MAX_CONDITION_CHARS, MAX_CONDITION_DEPTH
+
 KEYWORDS = frozenset({"and", "or", "not", "has", "is", "missing", "present", "true", "false"})
 ORDERING_OPS = ("<", "<=", ">", ">=")
 OPS = (*ORDERING_OPS, "==", "!=")
@@ -149,6 +151,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0  # parentheses open here
 
     @property
     def token(self) -> Token:
@@ -179,7 +182,12 @@ class _Parser:
     def term(self) -> Condition:
         token = self.take()
         if token.kind == "paren" and token.text == "(":
+            if self.depth >= MAX_CONDITION_DEPTH:  # the parser and every pass after it recurse once per level
+                raise ConditionSyntaxError(f"parentheses nested more than {MAX_CONDITION_DEPTH} deep here; a "
+                                           "condition needs two or three levels: simplify it", token.offset)
+            self.depth += 1
             inner = self.condition()
+            self.depth -= 1
             if not (self.token.kind == "paren" and self.token.text == ")"):
                 raise ConditionSyntaxError("expected `)` to close the `(`", self.token.offset)
             self.take()
@@ -212,7 +220,12 @@ class _Parser:
     def value(self) -> Value:
         token = self.take()
         if token.kind == "number":
-            number = float(token.text) if "." in token.text else int(token.text)
+            try:
+                number = float(token.text) if "." in token.text else int(token.text)
+                float(number)  # every later check compares it as a float
+            except (ValueError, OverflowError):  # hundreds of digits
+                raise ConditionSyntaxError(f"this number has {len(token.text)} characters; write a number of "
+                                           "reasonable size", token.offset) from None
             return Value(number, None, token.offset)
         if token.kind == "text":
             return Value(token.text[1:-1], None, token.offset)
@@ -228,6 +241,10 @@ class _Parser:
 
 def parse_condition(text: str) -> Condition:
     """Parse a condition; raise ConditionSyntaxError with the offset of the problem."""
+    if len(text) > MAX_CONDITION_CHARS:  # every pass over a condition stays small and quick
+        raise ConditionSyntaxError(f"the condition is {len(text):,} characters long, more than the "
+                                   f"{MAX_CONDITION_CHARS:,} a condition may have: split the rule into several",
+                                   MAX_CONDITION_CHARS)
     parser = _Parser(text)
     if parser.token.kind == "end":
         raise ConditionSyntaxError("the condition is empty", 0)

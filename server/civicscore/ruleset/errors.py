@@ -30,3 +30,7 @@ class RulesetInvalid(ValueError):
         count = len(self.issues)
         header = f"the rule files have {count} problem{'s' if count != 1 else ''}:"
         super().__init__("\n".join([header, *(f"  {issue}" for issue in self.issues)]))
+
+    def __reduce__(self) -> tuple[type[RulesetInvalid], tuple[list[RulesetIssue]]]:
+        # Raised in a checking process and again in its parent (engine/sandbox.py): keep the issues.
+        return (type(self), (self.issues,))

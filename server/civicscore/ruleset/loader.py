@@ -10,6 +10,7 @@ from civicscore.domain.model import UnitKind
 from civicscore.ruleset.compiler import compile_rules
 from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue
 from civicscore.ruleset.fields import FACT_FIELDS, LOCALISED_PLACEHOLDERS, UNIT, Vocabulary
+from civicscore.ruleset.limits import MAX_RULE_FILES
 from civicscore.ruleset.model import Effect, FlagDefinition, GradeDefinition, Rule, Ruleset, RuleTest, Stage
 from civicscore.ruleset.reachability import inverted_levels, ruleset_limits
 from civicscore.ruleset.reader import Reader
@@ -122,6 +123,10 @@ def _parse_files(reader: Reader, rule_files: Mapping[str, str]) -> dict[str, lis
     if not rule_files:
         missing = "no rule files: the rules folder needs ruleset.yaml and the other *.yaml files"
         raise RulesetInvalid([RulesetIssue("ruleset.yaml", 1, 1, missing)])
+    if len(rule_files) > MAX_RULE_FILES:  # each may be MAX_FILE_BYTES: bound the whole, too
+        raise RulesetInvalid([RulesetIssue("ruleset.yaml", 1, 1, (
+            f"there are more than {MAX_RULE_FILES} rule files (*.yaml at the top of the rules folder), the most a "
+            "ruleset may have: merge some of them, or move what is not a rule file elsewhere"))])
     sections: dict[str, list[tuple[YNode, Pos]]] = defaultdict(list)
     for path in sorted(rule_files):
         tree, issues = parse_yaml(path, rule_files[path])

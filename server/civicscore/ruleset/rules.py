@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -176,9 +177,20 @@ def _read_params(reader: Reader, node: YNode, what: str, fact: str | None) -> di
         elif not isinstance(value, int | float | str | bool):
             reader.error(value_node.pos, f"parameter `{name}` of {what} must be a number, text or true/false")
             ok = False
+        elif not isinstance(value, bool | str) and not _finite(value):
+            reader.error(value_node.pos, f"parameter `{name}` of {what} must be a number of reasonable size, e.g. "
+                                         "`threshold: 0.8`, not infinity, NaN or hundreds of digits")
+            ok = False
         else:
             params[name] = value
     return params if ok else None
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))  # every check compares numbers as floats
+    except OverflowError:
+        return False
 
 
 def resolve_condition(
