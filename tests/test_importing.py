@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import random
 import unicodedata
 from pathlib import Path
 
 import pytest
 
 from civicscore_api.v1 import assignments_pb2, outcomes_pb2
+from civicscore_client._import_records import Lines, LineTooLong
 from civicscore_client.importing import (
     ImportFileError,
     Reject,
     column_of,
     decode,
     detect_format,
+    open_import_file,
     parse_assignments,
     parse_measurements,
     parse_outcomes,
@@ -325,3 +329,44 @@ def test_server_field_paths_map_back_to_file_columns() -> None:
     assert column_of("outcomes", "outcomes[0].reported_at.seconds") == "reported_at"
     assert column_of("assignments", "assignments[12].due_on") == "due_on"
     assert column_of("outcomes", "idempotency_key") == "idempotency_key"
+
+
+# ---- reading a stream ---------------------------------------------------------------------
+
+
+def test_lines_split_like_universal_newlines_at_every_chunk_boundary_and_skip_long_lines() -> None:
+    """The streamed reader against io's own universal newlines, over random texts with `\\r\\n` pairs and
+    multi-byte characters cut at every kind of chunk boundary; a line over the limit is refused, then skipped."""
+    rnd = random.Random(11)
+    pieces = ["a", "b", "\r", "\n", "\r\n", "é", "Đ", "x" * 7]
+    for _ in range(3000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 60)))
+        limit, chunk = rnd.randint(1, 12), rnd.randint(1, 9)
+        expected = [(None if len(line.encode()) > limit else line, number)
+                    for number, line in enumerate(io.StringIO(text, newline=""), start=1)]
+        lines = Lines(io.BytesIO(text.encode()), source="t", limit=limit, chunk_bytes=chunk)
+        read: list[tuple[str | None, int]] = []
+        while True:
+            try:
+                line = lines.next_line()
+            except LineTooLong as refused:
+                read.append((None, refused.line))
+                continue
+            if line is None:
+                break
+            read.append((line, lines.number))
+        assert read == expected, (text, limit, chunk)
+
+
+def test_a_file_read_as_a_stream_gives_what_its_text_gives(tmp_path: Path) -> None:
+    text = "\ufeff" + csv_text(OUTCOME_HEADER, "O-1,A-1,in_progress,,,,2026-07-10T09:30:00+07:00,sys,\"Ghi\r\nchú\"",
+                               "O-2,A-1,done,,,,2026-07-10,sys,")
+    path = tmp_path / "o.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    with open_import_file(path) as stream:
+        streamed = parse_outcomes(stream, source=path.name)
+    assert streamed == parse_outcomes(text, source=path.name)
+    assert [row.line for row in streamed.rows] == [2]
+    assert streamed.rows[0].message.note == "Ghi\r\nchú"
+    assert [str(r) for r in streamed.rejects] == ["line 4: status: unknown value 'done'; expected completed | "
+                                                  "in_progress | cancelled"]

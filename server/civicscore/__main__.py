@@ -16,6 +16,7 @@ import grpc
 from civicscore.app import CivicscoreServer, ServerConfig
 from civicscore.auth.policy import Access, Permission
 from civicscore.rulebook import RulesetRefused
+from civicscore.store.diagnosis import explain_failure
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -91,21 +92,24 @@ def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.Generic
                           rate_burst=args.rate_burst, max_in_flight_per_identity=args.max_in_flight,
                           rate_limit_hold_s=args.rate_limit_hold,
                           max_concurrent_rpcs=args.max_concurrent_rpcs)
-    if config.database_url.startswith("sqlite:///"):
-        Path(config.database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
+    try:  # opening the store creates a SQLite file's missing folder, or says why it cannot
         server = CivicscoreServer(config, extra_handlers, extra_access)
     except RulesetRefused as refused:  # a broken rules folder and no ruleset in force to fall back on
         log.error("cannot start: the rules folder %s has %d problem(s):\n%s", config.rules_dir, len(refused.issues),
                   "\n".join(f"  {issue}" for issue in refused.issues))
         return 2
-    except Exception as exc:  # a bad database URL or a busy port: say what, without a traceback
-        log.error("cannot start: %s", exc)
+    except Exception as exc:  # a bad or unusable database, a busy port: say what and why, without a traceback
+        log.error("cannot start: %s", explain_failure(exc, config.database_url))
         return 2
     if args.demo_data:
         from civicscore.demo import load_demo_data
 
-        load_demo_data(server.runtime)
+        try:
+            load_demo_data(server.runtime)
+        except Exception as exc:  # a disk that fills while the demo data loads: the same refusal, no traceback
+            server.stop()
+            log.error("cannot start: loading the demo data failed: %s", explain_failure(exc, config.database_url))
+            return 2
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %s received; shutting down", signal.Signals(signum).name)

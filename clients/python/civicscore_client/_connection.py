@@ -21,6 +21,7 @@ from civicscore_api.v1 import (
     audit_pb2_grpc,
     evaluations_pb2_grpc,
     identities_pb2_grpc,
+    maintenance_pb2_grpc,
     measurements_pb2_grpc,
     outcomes_pb2_grpc,
     periods_pb2_grpc,
@@ -111,6 +112,7 @@ class Connection:
         self._rulesets = rulesets_pb2_grpc.RulesetServiceStub(self._channel)
         self._identities = identities_pb2_grpc.IdentityServiceStub(self._channel)
         self._audit = audit_pb2_grpc.AuditServiceStub(self._channel)
+        self._maintenance = maintenance_pb2_grpc.MaintenanceServiceStub(self._channel)
         self._periods = periods_pb2_grpc.PeriodServiceStub(self._channel)
         self._reports = reports_pb2_grpc.ReportServiceStub(self._channel)
         self._reviews = reviews_pb2_grpc.ReviewServiceStub(self._channel)
@@ -150,6 +152,9 @@ def channel_credentials(
     return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=chain)
 
 
+MAX_PEM_BYTES = 1024 * 1024  # a certificate chain or key is a few KiB
+
+
 def read_pem(source: PemSource, what: str, kind: str) -> bytes:
     """PEM bytes from bytes, text or a file path; `kind` is the expected block, e.g. CERTIFICATE."""
     if isinstance(source, bytes):
@@ -160,7 +165,8 @@ def read_pem(source: PemSource, what: str, kind: str) -> bytes:
         path = Path(source).expanduser()
         origin = f"the {what} file {path}"
         try:
-            data = path.read_bytes()
+            with path.open("rb") as file:
+                data = file.read(MAX_PEM_BYTES + 1)  # a PEM file is a few KiB: never read a huge one whole
         except FileNotFoundError:
             raise CredentialsError(f"{origin} does not exist") from None
         except IsADirectoryError:
@@ -169,6 +175,8 @@ def read_pem(source: PemSource, what: str, kind: str) -> bytes:
             raise CredentialsError(f"{origin} is not readable (permission denied)") from None
         except OSError as err:
             raise CredentialsError(f"cannot read {origin}: {err.strerror or err}") from None
+    if len(data) > MAX_PEM_BYTES:
+        raise CredentialsError(f"{origin} is larger than {MAX_PEM_BYTES // 1024} KiB: it is not a PEM file")
     if f"{_PEM_BEGIN} ".encode() not in data or f"{kind}-----".encode() not in data:
         raise CredentialsError(f"{origin} is not PEM: expected a '-----BEGIN ... {kind}-----' block")
     if kind == "PRIVATE KEY" and b"ENCRYPTED" in data:

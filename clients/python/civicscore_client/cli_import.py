@@ -26,13 +26,15 @@ from civicscore_client.import_run import (
     start_summary,
 )
 from civicscore_client.importing import (
+    MAX_JSON_NESTING,
+    MAX_RECORD_BYTES,
     Format,
     ParsedFile,
     detect_format,
+    open_import_file,
     parse_assignments,
     parse_measurements,
     parse_outcomes,
-    read_text,
 )
 
 M = TypeVar("M", bound=Message)
@@ -77,14 +79,16 @@ def _reflow(text: str) -> str:
     return "\n\n".join(" ".join(paragraph.split()) for paragraph in text.strip().split("\n\n"))
 
 
-_COMMON = """
-Rows the file itself gets wrong (bad date, unknown value, missing value) are rejected before
-anything is sent. Every rejected line is listed as `line N: column: reason`. Exit code 0 when every
-row was stored (or already was), 1 when any row was rejected or not stored, 2 when the file cannot
-be read at all.
+_COMMON = f"""
+Rows the file itself gets wrong (bad date, unknown value, missing value, a value outside what the
+server accepts) are rejected before anything is sent. Every rejected line is listed as
+`line N: column: reason`. Exit code 0 when every row was stored (or already was), 1 when any row
+was rejected or not stored, 2 when the file cannot be read at all.
 
 Dates: YYYY-MM-DD (or DD/MM/YYYY). reported_at: ISO 8601, e.g. 2026-07-15T09:30:00+07:00; without
-an offset it is Hanoi time (+07:00).
+an offset it is Hanoi time (+07:00). Dates, times and quarters fall in the years 2000-2100; numbers
+are finite. The file is read a line at a time: a record longer than {MAX_RECORD_BYTES:,} bytes, or
+JSON nested deeper than {MAX_JSON_NESTING} levels, is a rejected line.
 """
 
 
@@ -113,7 +117,8 @@ def import_outcomes(
 ) -> None:
     session = session_of(ctx)
     with session.reporting_errors():
-        parsed = parse_outcomes(read_text(file), format=_format(file, format), source=file.name)
+        with open_import_file(file) as opened:
+            parsed = parse_outcomes(opened, format=_format(file, format), source=file.name)
         if stream and not dry_run:
             _finish(session, _stream(session, parsed, batch_size, file.name))
         else:
@@ -138,7 +143,8 @@ def import_assignments(
 ) -> None:
     session = session_of(ctx)
     with session.reporting_errors():
-        parsed = parse_assignments(read_text(file), format=_format(file, format), source=file.name)
+        with open_import_file(file) as opened:
+            parsed = parse_assignments(opened, format=_format(file, format), source=file.name)
         _finish(session, _send(session, parsed, ASSIGNMENTS, batch_size, file.name, dry_run=dry_run))
 
 
@@ -161,7 +167,8 @@ def import_measurements(
 ) -> None:
     session = session_of(ctx)
     with session.reporting_errors():
-        parsed = parse_measurements(read_text(file), format=_format(file, format), source=file.name)
+        with open_import_file(file) as opened:
+            parsed = parse_measurements(opened, format=_format(file, format), source=file.name)
         _finish(session, _send(session, parsed, MEASUREMENTS, batch_size, file.name, dry_run=dry_run))
 
 

@@ -11,8 +11,9 @@ from rich.table import Table
 from rich.text import Text
 
 from civicscore_api.v1 import evaluations_pb2, reviews_pb2
+from civicscore_client._errors import OutOfRange
 from civicscore_client.cli_session import Session, message_dict, messages_json, session_of
-from civicscore_client.importing import detect_format, parse_outcomes, read_text
+from civicscore_client.importing import detect_format, open_import_file, parse_outcomes
 
 review_app = typer.Typer(help="Approve, reject or defer a recommendation (committee), with a reason.",
                          no_args_is_help=True)
@@ -95,7 +96,8 @@ def contest(
     corrections = []
     with session.reporting_errors():
         if outcomes is not None:
-            parsed = parse_outcomes(read_text(outcomes), format=detect_format(outcomes), source=str(outcomes))
+            with open_import_file(outcomes) as opened:  # read a record at a time: the file may be huge
+                parsed = parse_outcomes(opened, format=detect_format(outcomes), source=str(outcomes))
             if parsed.rejects:
                 session.fail("\n".join([f"{outcomes}: {len(parsed.rejects)} line(s) rejected; nothing was sent",
                                         *(f"  {r}" for r in parsed.rejects[:20])]), code=2)
@@ -167,6 +169,9 @@ def watch(
                                        f"{r.name} id={r.recommendation_id} -> {_status(r.status)}{extra}"))
         except KeyboardInterrupt:
             pass
+        except OutOfRange as past:  # a cursor from another database or from before a restore
+            session.fail(f"{past.message}\n  `civicscore watch --from CURSOR` resumes after a cursor this server "
+                         "printed; `civicscore watch --from 0` replays every change")
         finally:
             stream.cancel()
 

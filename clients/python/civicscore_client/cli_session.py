@@ -43,6 +43,9 @@ TOKEN_HELP = "--token-file FILE or CIVICSCORE_TOKEN_FILE"
 HIDDEN = "[token hidden]"
 
 
+MAX_TOKEN_FILE_BYTES = 64 * 1024
+
+
 @dataclass
 class Session:
     """Options given before the command, plus the consoles the command writes to."""
@@ -115,7 +118,8 @@ class Session:
     def _read_token_file(self, path: Path) -> str:
         where = f"the token file {path} (--token-file / CIVICSCORE_TOKEN_FILE)"
         try:
-            data = path.expanduser().read_bytes()
+            with path.expanduser().open("rb") as file:
+                data = file.read(MAX_TOKEN_FILE_BYTES + 1)  # a token is 60 characters: never read a huge file
             mode = path.expanduser().stat().st_mode
         except FileNotFoundError:
             self.fail(f"{where} does not exist", code=2)
@@ -125,6 +129,9 @@ class Session:
             self.fail(f"{where} is not readable (permission denied)", code=2)
         except OSError as err:
             self.fail(f"cannot read {where}: {err.strerror or err}", code=2)
+        if len(data) > MAX_TOKEN_FILE_BYTES:
+            self.fail(f"{where} is larger than {MAX_TOKEN_FILE_BYTES // 1024} KiB: it should hold one token like "
+                      "cs_<hex>_<43 characters>", code=2)
         try:
             token = data.decode("ascii").strip()
         except UnicodeDecodeError:

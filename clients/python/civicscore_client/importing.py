@@ -18,8 +18,13 @@ measurements  unit, period, indicator, numerator, denominator, reported_at, repo
               period: a quarter such as 2026-Q3; numerator and denominator: numbers
 
 Dates are `YYYY-MM-DD` (or `DD/MM/YYYY`). `reported_at` is ISO 8601, e.g. `2026-07-15T09:30:00+07:00`;
-without an offset it is Hanoi time (+07:00). Units are codes such as `SNV` (or `units/SNV`).
+without an offset it is Hanoi time (+07:00). Dates, times and quarters fall in the years 2000-2100
+(Hanoi time), numbers are finite: the server's domains. Units are codes such as `SNV` (or `units/SNV`).
 Optional columns (completed_on, quality, reminders, note, source_document, priority) may be left out.
+
+Files are read as streams (`open_import_file`), one record at a time: a record longer than
+MAX_RECORD_BYTES or JSON nested deeper than MAX_JSON_NESTING is a reject at its line, read
+without being kept.
 """
 
 from __future__ import annotations
@@ -27,19 +32,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, Literal, TypeVar
+from typing import BinaryIO, Generic, Literal, TypeVar
 
 from google.protobuf.message import Message
 
 from civicscore_api.v1 import assignments_pb2, measurements_pb2, outcomes_pb2
 from civicscore_client._import_cells import HANOI, Cells
 from civicscore_client._import_records import (
+    MAX_JSON_NESTING,
+    MAX_RECORD_BYTES,
     ROW,
     Columns,
     ImportFileError,
     Reject,
     csv_records,
     jsonl_records,
+    text_stream,
 )
 from civicscore_client._names import assignment_name, unit_name
 
@@ -50,6 +58,8 @@ M = TypeVar("M", bound=Message)
 __all__ = [
     "COLUMNS",
     "HANOI",
+    "MAX_JSON_NESTING",
+    "MAX_RECORD_BYTES",
     "ROW",
     "Columns",
     "Format",
@@ -61,6 +71,7 @@ __all__ = [
     "column_of",
     "decode",
     "detect_format",
+    "open_import_file",
     "parse_assignments",
     "parse_measurements",
     "parse_outcomes",
@@ -157,7 +168,11 @@ def decode(data: bytes, *, source: str = "input") -> str:
 
 
 def read_text(path: Path) -> str:
-    """A file's text, decoded as UTF-8 with or without a byte-order mark."""
+    """A whole file's text, decoded as UTF-8 with or without a byte-order mark.
+
+    For small files only: it holds the whole file, however long its lines. Import files are
+    read as streams with `open_import_file`, a record at a time.
+    """
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -165,37 +180,57 @@ def read_text(path: Path) -> str:
     return decode(data, source=path.name)
 
 
-def parse_outcomes(text: str, *, format: Format = "csv", source: str = "input") -> ParsedFile[outcomes_pb2.Outcome]:
+def open_import_file(path: Path) -> BinaryIO:
+    """The file opened for the parse functions, which read it a record at a time (close it after)."""
+    try:
+        return path.open("rb")
+    except OSError as err:
+        raise ImportFileError(f"{path}: cannot read the file ({err.strerror or err})") from None
+
+
+Content = str | BinaryIO  # the text of a file, or the file opened in binary mode (`open_import_file`)
+
+
+def parse_outcomes(
+    content: Content, *, format: Format = "csv", source: str = "input"
+) -> ParsedFile[outcomes_pb2.Outcome]:
     """Parse an outcomes file (the module docstring lists the columns)."""
-    return _parse("outcomes", _build_outcome, text, format, source)
+    return _parse("outcomes", _build_outcome, content, format, source)
 
 
 def parse_assignments(
-    text: str, *, format: Format = "csv", source: str = "input"
+    content: Content, *, format: Format = "csv", source: str = "input"
 ) -> ParsedFile[assignments_pb2.Assignment]:
     """Parse an assignments file (the module docstring lists the columns)."""
-    return _parse("assignments", _build_assignment, text, format, source)
+    return _parse("assignments", _build_assignment, content, format, source)
 
 
 def parse_measurements(
-    text: str, *, format: Format = "csv", source: str = "input"
+    content: Content, *, format: Format = "csv", source: str = "input"
 ) -> ParsedFile[measurements_pb2.Measurement]:
     """Parse a measurements file (the module docstring lists the columns)."""
-    return _parse("measurements", _build_measurement, text, format, source)
+    return _parse("measurements", _build_measurement, content, format, source)
 
 
-def _parse(kind: Kind, build: Callable[[Cells], M], text: str, format: Format, source: str) -> ParsedFile[M]:
+def _parse(kind: Kind, build: Callable[[Cells], M], content: Content, format: Format, source: str) -> ParsedFile[M]:
     """Records of the file, each turned into a message or into rejects."""
     columns = COLUMNS[kind]
-    text = text.removeprefix("\ufeff")  # text read without utf-8-sig still starts with the mark
-    records = csv_records(text, columns, source) if format == "csv" else jsonl_records(text, columns)
+    stream = text_stream(content) if isinstance(content, str) else content
+    records = csv_records(stream, columns, source) if format == "csv" else jsonl_records(stream, columns, source)
     parsed: ParsedFile[M] = ParsedFile(kind)
     for line, values in records:
         if isinstance(values, Reject):
             parsed.rejects.append(values)
             continue
         cells = Cells(line, values)
-        message = build(cells)
+        try:
+            message = build(cells)
+        except (ValueError, TypeError, OverflowError) as err:
+            # The cells check every value a message field can refuse; this keeps one they missed
+            # a reject at its line instead of ending the whole import.
+            cells.reject(ROW, f"cannot be turned into a request ({err})")
+            parsed.rejects.extend(cells.rejects)
+            continue
         if cells.rejects:
             parsed.rejects.extend(cells.rejects)
         else:

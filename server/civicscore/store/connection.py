@@ -2,9 +2,10 @@
 
 SQLite is tuned for a server with several handler threads: WAL (readers never
 block the writer), `synchronous=FULL` (an acknowledged commit survives a
-crash or SIGKILL), foreign keys on, a busy timeout, and write transactions
-that take the write lock up front with `BEGIN IMMEDIATE`, so concurrent
-writers queue instead of failing with "database is locked". `SqlStore`
+crash or SIGKILL), foreign keys on, a busy timeout (30 s, or the URL's
+`?timeout=` in seconds), and write transactions that take the write lock up
+front with `BEGIN IMMEDIATE`, so concurrent writers queue instead of failing
+with "database is locked". `SqlStore`
 checkpoints the WAL on a background thread (see `checkpoints`); request
 connections only checkpoint as a backstop, past `WAL_AUTOCHECKPOINT_PAGES`.
 """
@@ -16,12 +17,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, RootTransaction, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from civicscore.store.checkpoints import passive_checkpoint
+from civicscore.store.diagnosis import check_schema_is_ours
 
 # Execution option that marks a connection's transactions as writes (BEGIN IMMEDIATE on SQLite).
 WRITE_OPTION = "civicscore_write"
@@ -47,13 +50,14 @@ def create_store_engine(url: str, *, pool_size: int = 10) -> Engine:
                 f"in-memory SQLite ({url!r}) is not supported: every connection would see its own "
                 "empty database; use a file, e.g. sqlite:///var/civicscore.db"
             )
+        busy_timeout_ms = _busy_timeout_ms(parsed.query.get("timeout"), url)
         engine = create_engine(
             parsed,
             pool_size=pool_size,
             max_overflow=2 * pool_size,
-            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+            connect_args={"timeout": busy_timeout_ms / 1000},
         )
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, busy_timeout_ms)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() != "psycopg":
@@ -62,7 +66,20 @@ def create_store_engine(url: str, *, pool_size: int = 10) -> Engine:
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql+psycopg://...")
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _busy_timeout_ms(given: str | tuple[str, ...] | None, url: str) -> int:
+    """The busy timeout in milliseconds: the URL's `timeout` (seconds), else BUSY_TIMEOUT_MS."""
+    if given is None:
+        return BUSY_TIMEOUT_MS
+    try:
+        seconds = float(given if isinstance(given, str) else given[-1])
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ValueError(f"the timeout in {url!r} must be seconds from 0 to 3600, e.g. ?timeout=30")
+    return round(seconds * 1000)
+
+
+def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     """The SQLAlchemy-documented recipe for taking over BEGIN from the sqlite3 module."""
 
     @event.listens_for(engine, "connect")
@@ -78,7 +95,7 @@ def _tune_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         finally:
             cursor.close()
 
@@ -111,14 +128,25 @@ def migrations_config(**attributes: Any) -> Config:
     return config
 
 
+def schema_revisions() -> tuple[list[str], str]:
+    """The schema revisions this civicscore's migrations know, newest first, and the newest."""
+    script = ScriptDirectory.from_config(migrations_config())
+    return [revision.revision for revision in script.walk_revisions()], script.get_current_head() or ""
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Run every migration up to head in one transaction (a no-op on an up-to-date database).
 
-    On SQLite a passive checkpoint follows, so a migration that rewrote much
-    (0002's backfill) is copied into the database file now, not by whichever
-    request commits first.
+    A database that is not civicscore's, or that a newer civicscore migrated, is refused
+    before anything changes (see `diagnosis.check_schema_is_ours`). On SQLite a passive
+    checkpoint follows, so a migration that rewrote much (0002's backfill) is copied into
+    the database file now, not by whichever request commits first.
     """
+    config = migrations_config()
+    revisions, head = schema_revisions()
     with engine.connect() as connection, begin_schema_change(connection):
-        command.upgrade(migrations_config(connection=connection), "head")
+        check_schema_is_ours(connection, revisions=revisions, head=head)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
     if engine.dialect.name == "sqlite":
         passive_checkpoint(engine)

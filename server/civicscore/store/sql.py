@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -61,7 +62,8 @@ from civicscore.store.base import (
     review_result_from_json,
 )
 from civicscore.store.checkpoints import Checkpointer
-from civicscore.store.connection import create_store_engine, upgrade_schema
+from civicscore.store.connection import create_store_engine, schema_revisions, upgrade_schema
+from civicscore.store.diagnosis import check_sqlite_schema_is_ours, database_unusable, prepare_sqlite_file
 from civicscore.store.tables import assignments
 from civicscore.store.transactions import Clock, Database, stored_result
 
@@ -76,14 +78,25 @@ def _utc_now() -> dt.datetime:
 def open_store(url: str, *, clock: Clock | None = None, pool_size: int = 10) -> SqlStore:
     """Connect to `url` (sqlite:///path or postgresql+psycopg://...) and migrate its schema to head.
 
-    `clock` stamps evaluations and idempotency keys (tests pass a fixed one).
+    A database that cannot be used (read-only, disk full, locked, not SQLite, not civicscore's,
+    from a newer civicscore) raises DatabaseUnusable naming it and the cause; a SQLite file's
+    missing parent folder is created. `clock` stamps evaluations and idempotency keys (tests
+    pass a fixed one).
     """
     engine = create_store_engine(url, pool_size=pool_size)
     try:
+        if engine.dialect.name == "sqlite":
+            path = Path(engine.url.database or "").absolute()
+            prepare_sqlite_file(path)
+            revisions, head = schema_revisions()
+            check_sqlite_schema_is_ours(path, revisions=revisions, head=head)
         upgrade_schema(engine)
-    except BaseException:
+    except BaseException as error:
         engine.dispose()
-        raise
+        unusable = database_unusable(error, engine.url)
+        if unusable is None or unusable is error:
+            raise
+        raise unusable from error
     return SqlStore(engine, clock=clock or _utc_now)
 
 
