@@ -1,7 +1,10 @@
 """The API reference (docs/api.md), made from the comments in protos/; used by gen_protos.py.
 
-Every service, RPC, message, field, enum and enum value must have a comment: the
-ones that do not are listed, and `make check-gen` fails on them.
+Every service, RPC, message, field, enum and enum value must have a comment, and
+every string and number field of a message a request can carry must declare its
+domain (`(civicscore.v1.domain)`, see domains.proto): the ones that do not are
+listed, and `make check-gen` fails on them. Each request field's domain is
+rendered in words beside its comment.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpc_tools import protoc
 
 # Field numbers in descriptor.proto, for SourceCodeInfo paths.
@@ -34,7 +38,7 @@ def descriptor_set(proto_root: Path) -> descriptor_pb2.FileDescriptorSet:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
         wkt = Path(protoc.__file__).parent / "_proto"
-        args = ["protoc", f"-I{proto_root}", f"-I{wkt}", "--include_source_info",
+        args = ["protoc", f"-I{proto_root}", f"-I{wkt}", "--include_source_info", "--include_imports",
                 f"--descriptor_set_out={out}", *protos]
         if protoc.main(args) != 0:
             raise SystemExit("protoc failed")
@@ -79,6 +83,111 @@ def _name_of(file: descriptor_pb2.FileDescriptorProto, path: tuple[int, ...]) ->
     return ".".join(names)
 
 
+_F = descriptor_pb2.FieldDescriptorProto
+_STRING_KINDS = {"TEXT", "ID", "UNIT_CODE", "IDENTITY_ID", "INDICATOR_CODE", "DATE", "PERIOD", "RESOURCE_NAME",
+                 "LANGUAGE_CODE", "FILE_CONTENT", "DIGEST", "OUTPUT_ONLY"}
+_NUMBER_KINDS = {_F.TYPE_DOUBLE: {"NUMBER", "OUTPUT_ONLY"}, _F.TYPE_FLOAT: {"NUMBER", "OUTPUT_ONLY"}}
+_INTEGER_TYPES = (_F.TYPE_INT32, _F.TYPE_INT64, _F.TYPE_UINT32, _F.TYPE_UINT64, _F.TYPE_SINT32, _F.TYPE_SINT64)
+
+
+class _Domains:
+    """Reads `(civicscore.v1.domain)` options with a descriptor pool of its own, built from the compiled
+    protos: no generated code needed, and the same answer whether or not a process imported it."""
+
+    def __init__(self, files: descriptor_pb2.FileDescriptorSet) -> None:
+        pool = descriptor_pool.DescriptorPool()
+        for file in files.file:
+            pool.Add(file)
+        self.options_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("google.protobuf.FieldOptions"))
+        self.extension = pool.FindExtensionByName("civicscore.v1.domain")
+        kind_enum = pool.FindEnumTypeByName("civicscore.v1.ValueKind")
+        self.kind_names = {v.number: v.name.removeprefix("VALUE_KIND_") for v in kind_enum.values}
+
+    def of(self, field: descriptor_pb2.FieldDescriptorProto) -> Any:
+        """The field's domain option, or None."""
+        options: Any = self.options_class.FromString(field.options.SerializeToString())
+        return options.Extensions[self.extension] if options.HasExtension(self.extension) else None
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if value == int(value) else f"{value:g}"
+
+
+_TYPE_MAX = {_F.TYPE_INT32: 2**31 - 1, _F.TYPE_INT64: 2**63 - 1, _F.TYPE_UINT32: 2**32 - 1,
+             _F.TYPE_UINT64: 2**64 - 1}
+
+
+def _domain_words(domain: Any, kind: str, field_type: int = 0) -> str:
+    """A declared domain in words, as docs/api.md states it."""
+    d: Any = domain
+    maximum = _TYPE_MAX.get(field_type, 0) if d.maximum == 0 and d.minimum == 0 else d.maximum
+    words = {
+        "OUTPUT_ONLY": "output only; ignored in requests",
+        "TEXT": f"text of at most {_number(d.max_length)} characters, without control, bidirectional-override, "
+                "zero-width or noncharacter code points",
+        "ID": f"1-{_number(d.max_length)} characters of letters, digits and `._:-`",
+        "UNIT_CODE": "a unit code: 1-40 characters of A-Z, 0-9 and `-`, starting with a letter or digit",
+        "IDENTITY_ID": "an identity id: 2-63 characters of a-z, 0-9, `-` and `.`, starting with a letter or digit",
+        "INDICATOR_CODE": "an indicator code: dot-separated words of a-z, 0-9 and `_`, at most 100 characters",
+        "DATE": "a date `YYYY-MM-DD` from 2000-01-01 to 2100-12-31",
+        "PERIOD": "a quarter `YYYY-Qn` from 2000-Q1 to 2100-Q4 (`periods/` in front is accepted)",
+        "NUMBER": f"a finite number from {_number(d.minimum)} to {_number(d.maximum)}",
+        "INTEGER": f"a whole number from {_number(d.minimum)} to {_number(maximum)}",
+        "RESOURCE_NAME": "a resource name " + " or ".join(f"`{p.strip()}`" for p in d.pattern.split("|")),
+        "LANGUAGE_CODE": "`vi` or `en`",
+        "FILE_CONTENT": f"UTF-8 text of at most {_number(d.max_length)} characters",
+        "DIGEST": "a SHA-256 digest: 64 lowercase hexadecimal digits",
+    }
+    return words[kind]
+
+
+def _request_messages(files: descriptor_pb2.FileDescriptorSet) -> set[str]:
+    """Full names (`.civicscore.v1.Outcome`) of every message a request can carry, directly or nested."""
+    messages: dict[str, descriptor_pb2.DescriptorProto] = {}
+    for file in files.file:
+        if file.package == "civicscore.v1":
+            for path, message in _messages(file, entries=True):
+                messages[f".{file.package}.{_name_of(file, path)}"] = message
+    todo = [method.input_type for file in files.file if file.package == "civicscore.v1"
+            for service in file.service for method in service.method]
+    found: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in found or name not in messages:
+            continue
+        found.add(name)
+        todo.extend(f.type_name for f in messages[name].field if f.type == _F.TYPE_MESSAGE)
+    return found
+
+
+def _field_domain(field: descriptor_pb2.FieldDescriptorProto, domains: _Domains, owner: str) -> tuple[str, str | None]:
+    """(the domain in words, or a problem with the declaration) of one field of a request message."""
+    domain = domains.of(field)
+    kind_names = domains.kind_names
+    if field.type == _F.TYPE_MESSAGE:
+        if field.type_name == ".google.protobuf.Timestamp":
+            if domain is not None and kind_names[domain.kind] == "OUTPUT_ONLY":
+                return _domain_words(domain, "OUTPUT_ONLY"), None
+            return ("a time from 2000-01-01T00:00:00+07:00 to 2100-12-31T23:59:59.999999999+07:00 "
+                    "(Hanoi time); nanos 0-999,999,999"), None
+        return "", None
+    if field.type == _F.TYPE_ENUM:
+        return f"one of the values of `{field.type_name.rsplit('.', 1)[-1]}`", None
+    if field.type == _F.TYPE_BOOL:
+        if domain is not None and kind_names[domain.kind] == "OUTPUT_ONLY":
+            return _domain_words(domain, "OUTPUT_ONLY"), None
+        return "", None
+    if domain is None:
+        return "", f"{owner}.{field.name} (a request can carry it) declares no (domain)"
+    kind = kind_names.get(domain.kind, "UNSPECIFIED")
+    allowed = (_STRING_KINDS if field.type == _F.TYPE_STRING
+               else {"INTEGER", "OUTPUT_ONLY"} if field.type in _INTEGER_TYPES
+               else _NUMBER_KINDS.get(field.type, set()))
+    if kind not in allowed:
+        return "", f"{owner}.{field.name}: domain {kind} does not fit its type"
+    return _domain_words(domain, kind, field.type), None
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -90,6 +199,8 @@ def render(files: descriptor_pb2.FileDescriptorSet) -> tuple[str, list[str]]:
              "Generated by `make gen` from the comments in `protos/civicscore/v1/`; do not edit by hand.",
              "Every RPC is authorised by `server/civicscore/auth/policy.py` (see README, Security).", ""]
     ours = [f for f in files.file if f.package == "civicscore.v1"]
+    requested = _request_messages(files)
+    domains = _Domains(files)
     for file in ours:
         notes = _comments(file)
         maps = _map_types(file)
@@ -117,11 +228,19 @@ def render(files: descriptor_pb2.FileDescriptorSet) -> tuple[str, list[str]]:
             lines += [f"### message `{message.name}`", "", doc or "", ""]
             if message.field:
                 lines += ["| field | type | |", "|---|---|---|"]
+            full_name = f".{file.package}.{_name_of(file, path)}"
             for f_index, field in enumerate(message.field):
                 fdoc = notes.get((*path, _FIELD, f_index))
                 if fdoc is None:
                     missing.append(f"{file.name}: field {message.name}.{field.name}")
-                lines.append(f"| `{field.name}` | `{_type(field, maps)}` | {_cell(fdoc or '')} |")
+                text = fdoc or ""
+                if full_name in requested:
+                    words, problem = _field_domain(field, domains, message.name)
+                    if problem:
+                        missing.append(f"{file.name}: {problem}")
+                    if words:
+                        text = f"{text} *Domain:* {words}."
+                lines.append(f"| `{field.name}` | `{_type(field, maps)}` | {_cell(text)} |")
             lines.append("")
         for path, enum in _enums(file):
             doc = notes.get(path)

@@ -86,7 +86,7 @@ def api_docs() -> str:
     """docs/api.md as it should be; exits when an element of the protos has no comment."""
     text, missing = render(descriptor_set(PROTO_ROOT))
     if missing:
-        print("these have no comment in protos/ (every one needs one, for docs/api.md):", file=sys.stderr)
+        print("these have no comment, or no domain, in protos/ (docs/api.md needs both):", file=sys.stderr)
         print("\n".join(f"  {item}" for item in missing), file=sys.stderr)
         raise SystemExit(1)
     return text

@@ -47,11 +47,12 @@ def test_the_protos_do_not_break_the_released_contract(protos: Path) -> None:
 def test_a_changed_field_type_is_breaking(protos: Path) -> None:
     units = protos / "civicscore" / "v1" / "units.proto"
     text = units.read_text(encoding="utf-8")
-    assert "  string display_name_vi = 3;" in text
-    units.write_text(text.replace("  string display_name_vi = 3;", "  bytes display_name_vi = 3;"), encoding="utf-8")
+    field = "  string block = 6 [(domain) = {kind: VALUE_KIND_TEXT, max_length: 60}];"
+    assert field in text
+    units.write_text(text.replace(field, "  bytes block = 6;"), encoding="utf-8")
     result = breaking(protos)
     assert result.returncode != 0
-    assert "display_name_vi" in result.stdout and 'changed type from "string" to "bytes"' in result.stdout
+    assert '"block"' in result.stdout and 'changed type from "string" to "bytes"' in result.stdout
     units.write_text(text, encoding="utf-8")  # reverting fixes it
     assert breaking(protos).returncode == 0
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 
 from civicscore.api.errors import handle_errors, to_status
 from civicscore.errors import EvaluationFailed, InvalidInput, Violation
@@ -28,10 +29,26 @@ def test_race_and_infrastructure_errors_map_to_their_codes(error: Exception, cod
 def test_a_long_violation_list_is_cut_to_the_trailer_budget_and_summarised() -> None:
     violations = [Violation(f"outcomes[{i}].assignment", "assignment does not exist", "UNKNOWN_ASSIGNMENT", i)
                   for i in range(5000)]
-    status = to_status(InvalidInput(violations))
+    status = to_status(InvalidInput(violations), validate_only=True)
     details = dict(status.trailing_metadata)["grpc-status-details-bin"]
     assert len(details) < 8192
     assert "validate_only=true" in status.details
+    # A call that has no validate_only is not told to send it.
+    plain = to_status(InvalidInput(violations))
+    assert "validate_only" not in plain.details
+    assert "Fix these and send the request again" in plain.details
+
+
+def test_one_huge_violation_is_still_listed_cut_to_fit() -> None:
+    """A violation whose text alone exceeds the budget is cut, never dropped ("the first 0 are listed")."""
+    status = to_status(InvalidInput([Violation("units[0].code", "x" * 20_000, "INVALID_FORMAT", 0)]))
+    details = dict(status.trailing_metadata)["grpc-status-details-bin"]
+    assert len(details) < 8192
+    decoded = status_pb2.Status.FromString(details)
+    request = error_details_pb2.BadRequest()
+    decoded.details[0].Unpack(request)
+    assert [v.field for v in request.field_violations] == ["units[0].code"]
+    assert "the first 0" not in status.details
 
 
 class _Boom:

@@ -79,7 +79,7 @@ def test_batch_with_bad_items_stores_nothing_and_names_every_bad_item(ready: Ser
         ("outcomes[5].completed_on", "REQUIRED"),
         ("outcomes[7].completed_on", "BEFORE_ASSIGNMENT"),
         ("outcomes[9].completed_on", "IN_FUTURE"),
-        ("outcomes[11].reminders", "NEGATIVE"),
+        ("outcomes[11].reminders", "OUT_OF_RANGE"),
         ("outcomes[13].reporting_system", "REQUIRED"),
         ("outcomes[14].note", "TOO_LONG"),
         ("outcomes[16].status", "INVALID_ENUM"),

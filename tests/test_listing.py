@@ -34,7 +34,7 @@ def test_pages_cover_every_unit_once_in_code_order(seeded_server: ServerProcess)
         ({"filter": "colour=red"}, "cannot filter on 'colour'"),
         ({"filter": "kind"}, "is not of the form field=value"),
         ({"filter": "kind=planet"}, "kind 'planet' is not one of"),
-        ({"page_size": -1}, "page_size must not be negative"),
+        ({"page_size": -1}, "page_size is -1; it must be from 0"),
     ],
 )
 def test_bad_list_requests_are_invalid_argument(seeded_server: ServerProcess, request_fields: dict[str, object],

@@ -22,8 +22,10 @@ from civicscore.api.ingest_servicers import (
     OutcomeServicer,
     UnitServicer,
 )
+from civicscore.api.maintenance_servicers import MaintenanceServicer
 from civicscore.api.read_servicers import EvaluationServicer, PeriodServicer
 from civicscore.api.report_servicers import ReportServicer
+from civicscore.api.request_checks import RequestCheckInterceptor
 from civicscore.api.review_servicers import ReviewServicer
 from civicscore.api.ruleset_servicers import RulesetServicer
 from civicscore.auth.auditlog import RefusalAudit
@@ -47,6 +49,8 @@ from civicscore_api.v1 import (
     evaluations_pb2_grpc,
     identities_pb2,
     identities_pb2_grpc,
+    maintenance_pb2,
+    maintenance_pb2_grpc,
     measurements_pb2,
     measurements_pb2_grpc,
     outcomes_pb2,
@@ -65,22 +69,22 @@ from civicscore_api.v1 import (
 
 log = logging.getLogger("civicscore")
 
-SERVICE_NAMES = tuple(
-    module.DESCRIPTOR.services_by_name[name].full_name
-    for module, name in (
-        (units_pb2, "UnitService"),
-        (assignments_pb2, "AssignmentService"),
-        (outcomes_pb2, "OutcomeService"),
-        (measurements_pb2, "MeasurementService"),
-        (periods_pb2, "PeriodService"),
-        (evaluations_pb2, "EvaluationService"),
-        (rulesets_pb2, "RulesetService"),
-        (identities_pb2, "IdentityService"),
-        (reports_pb2, "ReportService"),
-        (audit_pb2, "AuditService"),
-        (reviews_pb2, "ReviewService"),
-    )
+_SERVICES = (
+    (units_pb2, "UnitService"),
+    (assignments_pb2, "AssignmentService"),
+    (outcomes_pb2, "OutcomeService"),
+    (measurements_pb2, "MeasurementService"),
+    (periods_pb2, "PeriodService"),
+    (evaluations_pb2, "EvaluationService"),
+    (rulesets_pb2, "RulesetService"),
+    (identities_pb2, "IdentityService"),
+    (reports_pb2, "ReportService"),
+    (audit_pb2, "AuditService"),
+    (reviews_pb2, "ReviewService"),
+    (maintenance_pb2, "MaintenanceService"),
 )
+SERVICE_MODULES = tuple(module for module, _ in _SERVICES)
+SERVICE_NAMES = tuple(module.DESCRIPTOR.services_by_name[name].full_name for module, name in _SERVICES)
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,8 @@ class CivicscoreServer:
             futures.ThreadPoolExecutor(max_workers=config.handler_threads, thread_name_prefix="rpc"),
             maximum_concurrent_rpcs=config.max_concurrent_rpcs,
             options=options,
-            interceptors=[interceptor],
+            # Authentication and limits first, then every request's bytes and field domains.
+            interceptors=[interceptor, RequestCheckInterceptor(module.DESCRIPTOR for module in SERVICE_MODULES)],
         )
         rt = self.runtime
         units_pb2_grpc.add_UnitServiceServicer_to_server(UnitServicer(rt), self.server)
@@ -196,6 +201,7 @@ class CivicscoreServer:
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(rt), self.server)
         reports_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(rt), self.server)
         reviews_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(rt), self.server)
+        maintenance_pb2_grpc.add_MaintenanceServiceServicer_to_server(MaintenanceServicer(rt), self.server)
         if extra_handlers:
             self.server.add_generic_rpc_handlers(tuple(extra_handlers))
         self.health = health.HealthServicer()
@@ -247,6 +253,7 @@ class CivicscoreServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.rulesets.stop_checks()  # a rule check in a child process ends now, not after the grace
         self.health.enter_graceful_shutdown()
         if self.watcher is not None:
             self.watcher.stop()

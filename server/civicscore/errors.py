@@ -5,7 +5,9 @@
      ├── NotFound              NOT_FOUND
      ├── AlreadyExists         ALREADY_EXISTS (same id or key, different content)
      ├── FailedPrecondition    FAILED_PRECONDITION (e.g. no ruleset in force)
- ├── PermissionDenied      PERMISSION_DENIED (e.g. a reporter writing for a unit outside its scope)
+     │    └── UnitInactive     FAILED_PRECONDITION, reason UNIT_INACTIVE (no evaluation: the unit is inactive)
+     ├── OutOfRange            OUT_OF_RANGE (e.g. a watch cursor past the newest change)
+     ├── PermissionDenied      PERMISSION_DENIED (e.g. a reporter writing for a unit outside its scope)
      ├── EvaluationFailed      UNAVAILABLE (the engine could not finish; retry later)
      └── Cancelled             CANCELLED (the client has gone: the work stopped, nothing was stored)
 """
@@ -48,6 +50,7 @@ class InvalidInput(CivicscoreError):
                 f"{len(self.violations)} problem(s) in {len(items)} item(s); nothing was stored. "
                 f"First: {first.field}: {first.description}"
                 if items
+                else first.description if first.description.startswith(first.field)
                 else f"{first.field}: {first.description}"
             )
         super().__init__(message)
@@ -73,6 +76,19 @@ class FailedPrecondition(CivicscoreError):
     reason = "FAILED_PRECONDITION"
 
 
+class UnitInactive(FailedPrecondition):
+    """What was asked for does not exist because the unit is inactive, and inactive units are not evaluated."""
+
+    reason = "UNIT_INACTIVE"
+
+
+class OutOfRange(CivicscoreError):
+    """A position beyond what exists (e.g. a watch cursor past the newest change); the message names the
+    last valid position."""
+
+    reason = "OUT_OF_RANGE"
+
+
 class PermissionDenied(CivicscoreError):
     """The caller is authenticated but may not do this (e.g. a unit outside its scope)."""
 
@@ -87,3 +103,16 @@ class Cancelled(CivicscoreError):
     """The client cancelled the call or its deadline passed: the work stopped and nothing was stored."""
 
     reason = "CANCELLED"
+
+
+SHOWN_CHARS = 60
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`value` as an error message echoes it: quoted, and cut to `limit` characters with its length stated."""
+    text = repr(value)
+    if len(text) <= limit + 2:
+        return text
+    if isinstance(value, str):
+        return f"{text[:limit + 1]}…{text[0]} ({len(value):,} characters)"
+    return f"{text[:limit]}… ({len(text):,} characters)"

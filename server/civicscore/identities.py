@@ -24,7 +24,7 @@ from pathlib import Path
 from civicscore.auth.policy import ALL_UNITS, ROLE_VALUES, Role
 from civicscore.auth.tokens import new_token
 from civicscore.domain.canonical import digest_of, record_from_json
-from civicscore.errors import AlreadyExists, FailedPrecondition, InvalidInput, NotFound, Violation
+from civicscore.errors import AlreadyExists, FailedPrecondition, InvalidInput, NotFound, Violation, shown
 from civicscore.idempotency import claim_key
 from civicscore.store import Store
 from civicscore.store.base import Conflict, CredentialRecord, IdentityRecord, NewAuditEvent
@@ -62,7 +62,7 @@ def create_identity(store: Store, *, identity_id: str, display_name: str, roles:
         return record_from_json(IdentityRecord, replayed)
     violations: list[Violation] = []
     if not IDENTITY_ID.fullmatch(identity_id):
-        violations.append(Violation("identity.identity_id", f"{identity_id!r} is not a valid id: 2-63 lowercase "
+        violations.append(Violation("identity.identity_id", f"{shown(identity_id)} is not a valid id: 2-63 lowercase "
                                     "letters, digits, `-` or `.`, e.g. snv-task-tracker", "INVALID_ID"))
     if not display_name.strip() or len(display_name) > 200:
         violations.append(Violation("identity.display_name", "give a display name of 1-200 characters",
@@ -72,7 +72,7 @@ def create_identity(store: Store, *, identity_id: str, display_name: str, roles:
                                     + ", ".join(sorted(ROLE_VALUES)), "REQUIRED"))
     for index, role in enumerate(roles):
         if role not in ROLE_VALUES:
-            violations.append(Violation(f"identity.roles[{index}]", f"unknown role {role!r}; roles: "
+            violations.append(Violation(f"identity.roles[{index}]", f"unknown role {shown(role)}; roles: "
                                         + ", ".join(sorted(ROLE_VALUES)), "UNKNOWN_ROLE"))
     codes = [unit.removeprefix("units/") for unit in scope_units]
     if Role.REPORTER.value in roles and not codes:
@@ -167,7 +167,7 @@ def register_certificate(store: Store, *, identity: str, subject: str, valid_day
 def credential_name(name: str) -> tuple[str, str]:
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != "identities" or parts[2] != "credentials" or not parts[1] or not parts[3]:
-        raise InvalidInput([Violation("name", f"{name!r} is not a credential name; write "
+        raise InvalidInput([Violation("name", f"{shown(name)} is not a credential name; write "
                                       "identities/ID/credentials/CREDENTIAL", "INVALID_NAME")])
     return parts[1], parts[3]
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import (
@@ -24,7 +25,7 @@ from civicscore.domain.model import (
     UpsertCounts,
 )
 from civicscore.domain.periods import InvalidPeriod, Quarter
-from civicscore.errors import InvalidInput, Violation
+from civicscore.errors import InvalidInput, Violation, shown
 from civicscore.idempotency import claim_key
 from civicscore.ingest_outcomes import OutcomeInput, OutcomeSubmission, submit_outcomes, validate_outcomes
 from civicscore.store import IdempotencyRecord, Store
@@ -40,8 +41,8 @@ from civicscore.validation import (
 )
 
 __all__ = [
-    "AssignmentInput", "MeasurementInput", "OutcomeInput", "OutcomeSubmission", "TargetInput", "UnitInput",
-    "submit_measurements", "submit_outcomes", "upsert_assignments", "upsert_targets", "upsert_units",
+    "AssignmentInput", "BatchResult", "MeasurementInput", "OutcomeInput", "OutcomeSubmission", "TargetInput",
+    "UnitInput", "submit_measurements", "submit_outcomes", "upsert_assignments", "upsert_targets", "upsert_units",
     "validate_outcomes",
 ]
 
@@ -56,6 +57,7 @@ class UnitInput:
     parent: str
     active: bool
     under_review_periods: tuple[str, ...]
+    activity: str = ""  # "active" or "inactive" when said explicitly, "" when not
 
 
 @dataclass(frozen=True)
@@ -95,14 +97,43 @@ def _enum(checker: Checker, name: str, value: str, enum: type[UnitKind] | type[A
     return enum_value(checker, name, value, frozenset(m.value for m in enum), required=required)
 
 
+class BatchResult(NamedTuple):
+    """A batch write's reply: what was stored, or (validate_only) every violation found, nothing stored."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    violations: tuple[Violation, ...] = ()
+
+
+class _Refused(Exception):
+    """Violations found; with validate_only they are the reply, otherwise InvalidInput."""
+
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__(violations)
+        self.violations = violations
+
+
 def _reject_or_continue(violations: list[Violation]) -> None:
     if violations:
-        raise InvalidInput(violations)
+        raise _Refused(violations)
 
 
-def _replay(store: Store, key: str, method: str, request: object) -> tuple[IdempotencyRecord | None, str | None]:
-    """Claim the key for the decoded request (digest computed only when a key is given)."""
-    return claim_key(store, key, method, digest_of(request)) if key else (None, None)
+def _validated(write: Callable[[], UpsertCounts], *, validate_only: bool) -> BatchResult:
+    """Run a batch write: its violations are raised as InvalidInput, or returned when `validate_only`."""
+    try:
+        counts = write()
+    except _Refused as refused:
+        if validate_only:
+            return BatchResult(violations=tuple(refused.violations))
+        raise InvalidInput(refused.violations) from None
+    return BatchResult(counts.created, counts.updated, counts.unchanged)
+
+
+def _replay(store: Store, key: str, method: str, request: object, *, validate_only: bool = False
+            ) -> tuple[IdempotencyRecord | None, str | None]:
+    """Claim the key for the decoded request (digest computed only when a key is given; never to validate)."""
+    return claim_key(store, key, method, digest_of(request)) if key and not validate_only else (None, None)
 
 
 def _counts(result_json: str) -> UpsertCounts:
@@ -113,18 +144,70 @@ def _counts(result_json: str) -> UpsertCounts:
 # ---- units -------------------------------------------------------------------
 
 
-def upsert_units(store: Store, items: Sequence[UnitInput], *, idempotency_key: str, actor: str) -> UpsertCounts:
-    """Create or replace units by code (atomic)."""
+def upsert_units(store: Store, items: Sequence[UnitInput], *, idempotency_key: str, actor: str,
+                 validate_only: bool = False) -> BatchResult:
+    """Create or replace units by code (atomic); with `validate_only`, only report what is wrong."""
+    return _validated(lambda: _upsert_units(store, items, idempotency_key=idempotency_key, actor=actor,
+                                            validate_only=validate_only), validate_only=validate_only)
+
+
+def _activity(c: Checker, item: UnitInput, stored: Unit | None) -> bool:
+    """Whether the unit is to be active: said by `activity`, or by `active` when that can mean only one thing."""
+    if item.activity:
+        return item.activity == "active"
+    if item.active:
+        return True
+    if stored is not None and not stored.active:
+        return False  # sent again as it is stored
+    what = (f"units/{item.code} is active; to take it out of force" if stored is not None
+            else f"say whether units/{item.code} is in force; to create it inactive")
+    c.add("activity", "ACTIVITY_REQUIRED",
+          f"{what}, set activity to UNIT_ACTIVITY_INACTIVE (active=false alone cannot be told apart from "
+          "'not set'), or set activity to UNIT_ACTIVITY_ACTIVE")
+    return False
+
+
+def _cycle(code: str, parents: Mapping[str, str | None]) -> list[str] | None:
+    """The parent chain from `code` back to itself, if following parents from `code` returns to it."""
+    chain = [code]
+    seen = {code}
+    parent = parents.get(code)
+    while parent is not None:
+        if parent == code:
+            return [*chain, code]
+        if parent in seen:
+            return None  # a cycle further up, reported for the units on it
+        chain.append(parent)
+        seen.add(parent)
+        parent = parents.get(parent)
+    return None
+
+
+def _parents_after(store: Store, batch: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Each unit's parent as the batch would leave them: the batch's, else the stored ones (fetched as needed)."""
+    parents: dict[str, str | None] = dict(batch)
+    todo = {p for p in batch.values() if p is not None and p not in parents}
+    while todo:
+        found = store.get_units(sorted(todo))
+        for code in todo:
+            parents[code] = found[code].parent_code if code in found else None
+        todo = {p for p in (parents[c] for c in todo) if p is not None and p not in parents}
+    return parents
+
+
+def _upsert_units(store: Store, items: Sequence[UnitInput], *, idempotency_key: str, actor: str,
+                  validate_only: bool) -> UpsertCounts:
     _reject_or_continue(check_batch_size(len(items), "units") + check_idempotency_key(idempotency_key))
-    claim, replayed = _replay(store, idempotency_key, "UpsertUnits", items)
+    claim, replayed = _replay(store, idempotency_key, "UpsertUnits", items, validate_only=validate_only)
     if replayed is not None:
         return _counts(replayed)
     violations: list[Violation] = []
     units: list[Unit] = []
     codes_in_batch = {item.code for item in items}
     parents = {p.removeprefix("units/") for p in (i.parent for i in items) if p}
-    known_parents = store.get_units(sorted(parents - codes_in_batch)) if parents else {}
+    stored = store.get_units(sorted(codes_in_batch | parents))
     seen: set[str] = set()
+    batch_parents: dict[str, str | None] = {}
     for index, item in enumerate(items):
         c = Checker(f"units[{index}]", index)
         code = c.identifier("code", item.code, pattern=UNIT_CODE_PATTERN,
@@ -136,26 +219,38 @@ def upsert_units(store: Store, items: Sequence[UnitInput], *, idempotency_key: s
         name_en = c.text("display_name_en", item.name_en, max_len=300)
         kind = _enum(c, "kind", item.kind, UnitKind)
         block = c.text("block", item.block, max_len=60)
+        active = _activity(c, item, stored.get(code))
         parent_code: str | None = None
         if item.parent:
             parent_code = c.reference("parent", item.parent, "units")
-            if parent_code is not None and parent_code not in codes_in_batch and parent_code not in known_parents:
+            if parent_code is not None and parent_code not in codes_in_batch and parent_code not in stored:
                 c.add("parent", "UNKNOWN_UNIT",
                       f"parent {item.parent} does not exist; create it first or in this batch")
             if parent_code == code:
                 c.add("parent", "SELF_PARENT", "a unit cannot be its own parent")
+        batch_parents[code] = parent_code
         periods: list[str] = []
         for p_index, period in enumerate(item.under_review_periods):
             try:
-                periods.append(str(Quarter.parse(period)))
+                periods.append(str(Quarter.parse(period.removeprefix("periods/"))))
             except InvalidPeriod as exc:
                 c.add(f"under_review_periods[{p_index}]", "INVALID_PERIOD", str(exc))
         violations.extend(c.violations)
         if not c.violations and kind is not None:
             units.append(Unit(code=code, name_vi=name_vi, name_en=name_en, kind=UnitKind(kind), block=block,
-                              parent_code=parent_code, active=item.active,
+                              parent_code=parent_code, active=active,
                               under_review_periods=tuple(sorted(set(periods)))))
+    after = _parents_after(store, batch_parents)
+    for index, item in enumerate(items):
+        cycle = _cycle(item.code, after) if batch_parents.get(item.code) not in (None, item.code) else None
+        if cycle is not None:
+            path = " → ".join(f"units/{code}" for code in cycle)
+            violations.append(Violation(f"units[{index}].parent", f"units[{index}].parent would make a cycle of "
+                                        f"parents ({path}); a unit cannot be its own ancestor", "PARENT_CYCLE",
+                                        index))
     _reject_or_continue(violations)
+    if validate_only:
+        return UpsertCounts()
     return store.upsert_units(units, idempotency=claim, recorded_by=actor)
 
 
@@ -163,10 +258,16 @@ def upsert_units(store: Store, items: Sequence[UnitInput], *, idempotency_key: s
 
 
 def upsert_assignments(store: Store, items: Sequence[AssignmentInput], *, idempotency_key: str,
-                       actor: str) -> UpsertCounts:
-    """Create or replace assignments by id (atomic); their outcomes are kept."""
+                       actor: str, validate_only: bool = False) -> BatchResult:
+    """Create or replace assignments by id (atomic); their outcomes are kept. `validate_only`: report only."""
+    return _validated(lambda: _upsert_assignments(store, items, idempotency_key=idempotency_key, actor=actor,
+                                                  validate_only=validate_only), validate_only=validate_only)
+
+
+def _upsert_assignments(store: Store, items: Sequence[AssignmentInput], *, idempotency_key: str,
+                        actor: str, validate_only: bool) -> UpsertCounts:
     _reject_or_continue(check_batch_size(len(items), "assignments") + check_idempotency_key(idempotency_key))
-    claim, replayed = _replay(store, idempotency_key, "UpsertAssignments", items)
+    claim, replayed = _replay(store, idempotency_key, "UpsertAssignments", items, validate_only=validate_only)
     if replayed is not None:
         return _counts(replayed)
     unit_codes = sorted({i.unit.removeprefix("units/") for i in items if i.unit})
@@ -198,6 +299,8 @@ def upsert_assignments(store: Store, items: Sequence[AssignmentInput], *, idempo
                                      area=Area(area), assigned_on=assigned_on, due_on=due_on,
                                      source_document=source, priority=Priority(priority)))
     _reject_or_continue(violations)
+    if validate_only:
+        return UpsertCounts()
     return store.upsert_assignments(result, idempotency=claim, recorded_by=actor)
 
 
@@ -227,16 +330,25 @@ def _indicator(c: Checker, value: str, indicators: IndicatorsFor, period: str | 
     if not INDICATOR_PATTERN.match(value) or value not in known:
         which = f"the ruleset in force for {period}" if period else "the active ruleset"
         c.add("indicator", "UNKNOWN_INDICATOR",
-              f"indicator {value!r} is not in {which} (known: {', '.join(sorted(known))})")
+              f"indicator {shown(value)} is not in {which} (known: {', '.join(sorted(known))})")
         return None
     return value
 
 
 def submit_measurements(store: Store, items: Sequence[MeasurementInput], *, now: dt.datetime,
-                        indicators: IndicatorsFor, idempotency_key: str, actor: str) -> UpsertCounts:
-    """Validate and store indicator measurements (atomic); the latest reported_at wins."""
+                        indicators: IndicatorsFor, idempotency_key: str, actor: str,
+                        validate_only: bool = False) -> BatchResult:
+    """Validate and store indicator measurements (atomic); the latest reported_at wins. `validate_only`: report."""
+    return _validated(lambda: _submit_measurements(store, items, now=now, indicators=indicators,
+                                                   idempotency_key=idempotency_key, actor=actor,
+                                                   validate_only=validate_only), validate_only=validate_only)
+
+
+def _submit_measurements(store: Store, items: Sequence[MeasurementInput], *, now: dt.datetime,
+                         indicators: IndicatorsFor, idempotency_key: str, actor: str,
+                         validate_only: bool) -> UpsertCounts:
     _reject_or_continue(check_batch_size(len(items), "measurements") + check_idempotency_key(idempotency_key))
-    claim, replayed = _replay(store, idempotency_key, "SubmitMeasurements", items)
+    claim, replayed = _replay(store, idempotency_key, "SubmitMeasurements", items, validate_only=validate_only)
     if replayed is not None:
         return _counts(replayed)
     units = store.get_units(sorted({i.unit.removeprefix("units/") for i in items if i.unit}))
@@ -276,14 +388,22 @@ def submit_measurements(store: Store, items: Sequence[MeasurementInput], *, now:
                                       numerator=float(item.numerator), denominator=float(item.denominator),
                                       reported_at=item.reported_at.astimezone(dt.UTC), reporting_system=system))
     _reject_or_continue(violations)
+    if validate_only:
+        return UpsertCounts()
     return store.record_measurements(result, idempotency=claim, recorded_by=actor)
 
 
 def upsert_targets(store: Store, items: Sequence[TargetInput], *, indicators: IndicatorsFor,
-                   idempotency_key: str, actor: str) -> UpsertCounts:
-    """Create or replace targets by (indicator, period, unit or kind) (atomic)."""
+                   idempotency_key: str, actor: str, validate_only: bool = False) -> BatchResult:
+    """Create or replace targets by (indicator, period, unit or kind) (atomic). `validate_only`: report only."""
+    return _validated(lambda: _upsert_targets(store, items, indicators=indicators, idempotency_key=idempotency_key,
+                                              actor=actor, validate_only=validate_only), validate_only=validate_only)
+
+
+def _upsert_targets(store: Store, items: Sequence[TargetInput], *, indicators: IndicatorsFor,
+                    idempotency_key: str, actor: str, validate_only: bool) -> UpsertCounts:
     _reject_or_continue(check_batch_size(len(items), "targets") + check_idempotency_key(idempotency_key))
-    claim, replayed = _replay(store, idempotency_key, "UpsertTargets", items)
+    claim, replayed = _replay(store, idempotency_key, "UpsertTargets", items, validate_only=validate_only)
     if replayed is not None:
         return _counts(replayed)
     units = store.get_units(sorted({i.unit.removeprefix("units/") for i in items if i.unit}))
@@ -315,4 +435,6 @@ def upsert_targets(store: Store, items: Sequence[TargetInput], *, indicators: In
             result.append(Target(indicator=indicator, period=period, value=float(item.value), unit_code=unit_code,
                                  unit_kind=UnitKind(kind) if kind else None))
     _reject_or_continue(violations)
+    if validate_only:
+        return UpsertCounts()
     return store.upsert_targets(result, idempotency=claim, recorded_by=actor)

@@ -129,10 +129,8 @@ def _check_outcome(c: Checker, item: OutcomeInput, assigned: Mapping[str, dt.dat
     quality = enum_value(c, "quality", item.quality, QUALITIES, required=False)
     if quality and status and status != COMPLETED:
         c.add("quality", "NOT_ALLOWED", "quality may only be set when status is completed")
-    if item.reminders < 0:
-        c.add("reminders", "NEGATIVE", f"reminders is {item.reminders}; it counts reminders received, 0 or more")
-    elif item.reminders > MAX_REMINDERS:
-        c.add("reminders", "IMPLAUSIBLE", f"reminders {item.reminders} is implausible (more than {MAX_REMINDERS:,})")
+    if not 0 <= item.reminders <= MAX_REMINDERS:
+        c.add("reminders", "OUT_OF_RANGE", f"reminders is {item.reminders:,}; it must be from 0 to {MAX_REMINDERS:,}")
     reported_at = item.reported_at
     if reported_at is None:
         c.add("reported_at", "REQUIRED", "reported_at is required (when the reporting system recorded this state)")

@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from civicscore.domain.model import RecommendationStatus
 from civicscore.domain.ranking import Rankable, rank
 from civicscore.engine.port import EngineError, evaluation_from_json
-from civicscore.errors import EvaluationFailed, FailedPrecondition, InvalidInput, NotFound, Violation
+from civicscore.errors import (
+    CivicscoreError,
+    EvaluationFailed,
+    FailedPrecondition,
+    InvalidInput,
+    NotFound,
+    UnitInactive,
+    Violation,
+    shown,
+)
 from civicscore.evaluate import gather_facts, parse_period
 from civicscore.explain import Explanation
 from civicscore.explain import explain as explain_evaluation
@@ -30,9 +39,28 @@ def get_evaluation(store: Store, *, unit_code: str, period: str, revision: int) 
         raise InvalidInput([Violation("revision", "revision must be 0 (latest) or a positive number", "OUT_OF_RANGE")])
     record = store.get_evaluation(unit_code=unit_code, period=str(quarter), revision=revision)
     if record is None:
-        what = f"periods/{quarter}/evaluations/{unit_code}" + (f" revision {revision}" if revision else "")
-        raise NotFound(what, f"{what} does not exist: evaluate the period first or check the unit code")
+        raise _no_evaluation(store, unit_code=unit_code, period=str(quarter), revision=revision)
     return record
+
+
+def _no_evaluation(store: Store, *, unit_code: str, period: str, revision: int) -> CivicscoreError:
+    """Why an evaluation does not exist, and what would make it exist (read only when it is missing)."""
+    name = f"periods/{period}/evaluations/{unit_code}"
+    what = name + (f" revision {revision}" if revision else "")
+    latest = store.get_evaluation(unit_code=unit_code, period=period, revision=0) if revision else None
+    if latest is not None:
+        return NotFound(what, f"{what} does not exist: the latest revision is {latest.revision}")
+    unit = store.get_units([unit_code]).get(unit_code)
+    if unit is None:
+        return NotFound(what, f"{what} does not exist: there is no unit {shown(unit_code)}; check the unit code "
+                              "(ListUnits lists them)")
+    if not unit.active:
+        # EvaluatePeriod skips inactive units, so evaluating the period again would not help.
+        return UnitInactive(f"unit {unit_code} is inactive, so it is not evaluated: {name} does not exist. "
+                            f"Mark units/{unit_code} active (UpsertUnits with active=true) and evaluate "
+                            f"{period} again to evaluate it")
+    return NotFound(what, f"{what} does not exist: units/{unit_code} has no evaluation for {period} yet; "
+                          "evaluate the period first (EvaluatePeriod)")
 
 
 def rankings(store: Store, *, period: str, block: str) -> list[tuple[int, EvaluationRecord]]:
@@ -68,7 +96,7 @@ def recommendation_status(value: str) -> RecommendationStatus:
         return RecommendationStatus(value)
     except ValueError:
         allowed = ", ".join(s.value for s in RecommendationStatus)
-        raise InvalidInput([Violation("filter", f"status {value!r} is not known (one of: {allowed})",
+        raise InvalidInput([Violation("filter", f"status {shown(value)} is not known (one of: {allowed})",
                                       "INVALID_FILTER")]) from None
 
 

@@ -22,12 +22,21 @@ from collections.abc import Sequence
 from civicscore import evaluate
 from civicscore.auth.caller import current_caller
 from civicscore.domain.canonical import canonical_json, digest_of, record_from_json
-from civicscore.errors import FailedPrecondition, InvalidInput, NotFound, PermissionDenied, Violation
+from civicscore.errors import (
+    FailedPrecondition,
+    InvalidInput,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    Violation,
+    shown,
+)
 from civicscore.idempotency import claim_key
 from civicscore.ingest_outcomes import OutcomeInput, submit_outcomes
 from civicscore.rulebook import RulesetRegistry
 from civicscore.store import Store
 from civicscore.store.base import (
+    ChangeRecord,
     ContestRecord,
     EvaluationRecord,
     InvalidTransition,
@@ -36,9 +45,11 @@ from civicscore.store.base import (
     ReviewRecord,
     review_result_from_json,
 )
+from civicscore.store.reviews import CursorPastHead
 from civicscore.validation import nfc
 
 MAX_TEXT = 4000
+MAX_CURSOR_DIGITS = 1000  # far past any sequence number (19 digits), well under int()'s limit
 DECISIONS = ("approved", "rejected", "deferred")
 _VERB = {"approved": "approved", "rejected": "rejected", "deferred": "deferred"}
 
@@ -167,13 +178,37 @@ def get_contest(store: Store, name: str) -> ContestRecord:
 
 
 def parse_cursor(cursor: str) -> int:
-    """A watch cursor: the decimal sequence number of the last change received ("" = from the start)."""
+    """A watch cursor: the decimal sequence number of the last change received ("" = from the start).
+
+    Any number is accepted here, however large; one past the newest change is refused when the log
+    is read (`changes_after`), naming the newest change."""
     if not cursor:
         return 0
-    if not cursor.isdigit():
-        raise InvalidInput([Violation("cursor", f"{cursor!r} is not a cursor from WatchRecommendations",
-                                      "INVALID_CURSOR")])
+    # isdigit alone accepts "²" and other non-ASCII digits; int() refuses more than 4,300 digits.
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > MAX_CURSOR_DIGITS:
+        raise InvalidInput([Violation("cursor", f"{shown(cursor)} is not a cursor from WatchRecommendations: "
+                                      "a cursor is the decimal number sent with each change; leave it empty "
+                                      "to start from the first change", "INVALID_CURSOR")])
     return int(cursor)
+
+
+def changes_after(store: Store, position: int, *, limit: int = 500) -> list[ChangeRecord]:
+    """The changes after a watch position, oldest first. A position past the newest change is
+    OutOfRange naming it: waiting there would silently miss every change up to that position."""
+    try:
+        return store.recommendation_changes(after_seq=position, limit=limit)
+    except CursorPastHead as past:
+        text = str(past.cursor)
+        cursor = text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} digits)"
+        if past.head:
+            newest = f"the newest change is cursor {past.head}"
+            resume = f"Resume from a cursor of at most {past.head}, or from 0 (an empty cursor) to replay every change"
+        else:
+            newest = "no change has been recorded yet (the head is 0)"
+            resume = "Resume from 0 (an empty cursor)"
+        raise OutOfRange(f"cursor {cursor} is past the head of the change log: {newest}, so this server never "
+                         f"sent it (it may come from another database, or from before a restore). {resume}"
+                         ) from None
 
 
 def decode_json(text: str) -> object:

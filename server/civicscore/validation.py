@@ -1,5 +1,11 @@
 """Field checks shared by every write: each returns violations, never raises.
 
+The primitives of the field domains (`api/domains.py` applies them to every
+request field as the contract declares): the years a date may name, the
+characters text may hold, the identifier formats, and `shown`, which is how a
+value is echoed in an error message (never whole: a 10 KB id must not
+overflow the trailer the error travels in; `errors.shown`).
+
 A `Checker` collects violations for one item (`outcomes[3]`) so that a batch
 reports every bad field of every bad item at once.
 """
@@ -12,7 +18,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from civicscore.errors import Violation
+from civicscore.domain.periods import FIRST_YEAR, LAST_YEAR
+from civicscore.errors import Violation, shown
 
 HANOI = dt.timezone(dt.timedelta(hours=7), "ICT")
 MAX_BATCH = 10_000
@@ -21,8 +28,35 @@ MAX_STREAM = 1_000_000
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 UNIT_CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,39}\Z")
-INDICATOR_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+INDICATOR_PATTERN = re.compile(r"^(?=.{1,100}\Z)[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
+IDENTITY_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,62}\Z")
+DIGEST_PATTERN = re.compile(r"^[0-9a-f]{64}\Z")
+FIRST_DAY, LAST_DAY = dt.date(FIRST_YEAR, 1, 1), dt.date(LAST_YEAR, 12, 31)
+FIRST_INSTANT = dt.datetime(FIRST_YEAR, 1, 1, tzinfo=HANOI)
+LAST_INSTANT = dt.datetime(LAST_YEAR + 1, 1, 1, tzinfo=HANOI)  # exclusive
+# Code points text may not hold: controls but tab and line breaks (C0, DEL, C1), zero-width characters and
+# marks (U+200B-U+200F, U+2060, U+FEFF), bidirectional embeddings, overrides and isolates (U+202A-U+202E,
+# U+2066-U+2069), and Unicode noncharacters (U+FDD0-U+FDEF and the last two of every plane). Each can make
+# a name look like another or reorder what a person reads.
+FORBIDDEN_TEXT = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff\ufdd0-\ufdef"
+    + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(17))
+    + "]"
+)
+_CONTROL = FORBIDDEN_TEXT  # the name the checks below grew up with
+
+
+def forbidden_character(value: str) -> str | None:
+    """What is wrong with `value`'s first forbidden code point (`U+202E RIGHT-TO-LEFT OVERRIDE at character
+    5`), or None when it has none."""
+    found = FORBIDDEN_TEXT.search(value)
+    if found is None:
+        return None
+    char = found.group()
+    name = unicodedata.name(char, "")
+    if not name:
+        name = "a noncharacter" if (ord(char) & 0xFFFE) == 0xFFFE or 0xFDD0 <= ord(char) <= 0xFDEF else "a control"
+    return f"U+{ord(char):04X} {name} at character {found.start() + 1}"
 
 
 def nfc(text: str) -> str:
@@ -39,14 +73,14 @@ def text_ok(value: str, max_len: int, *, required: bool) -> bool:
 
 @functools.lru_cache(maxsize=8192)
 def parse_date(value: str) -> dt.date | None:
-    """`YYYY-MM-DD` from the year 2000 on, else None; cached because batches repeat dates."""
-    if len(value) != 10:
+    """`YYYY-MM-DD` in the years 2000-2100, else None; cached because batches repeat dates."""
+    if len(value) != 10 or value[4] != "-" or value[7] != "-":
         return None
     try:
         parsed = dt.date.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.year >= 2000 else None
+    return parsed if FIRST_YEAR <= parsed.year <= LAST_YEAR else None
 
 
 @dataclass
@@ -70,15 +104,16 @@ class Checker:
             return value
         if len(value) > max_len:
             self.add(name, "TOO_LONG", f"{name} has {len(value)} characters; at most {max_len} are allowed")
-        if _CONTROL.search(value):
-            self.add(name, "CONTROL_CHARACTER", f"{name} contains a control character; remove it")
+        problem = forbidden_character(value)
+        if problem is not None:
+            self.add(name, "FORBIDDEN_CHARACTER", f"{name} contains {problem}; remove it")
         return value
 
     def identifier(self, name: str, value: str, *, pattern: re.Pattern[str] = ID_PATTERN, hint: str) -> str:
         if not value:
             self.add(name, "REQUIRED", f"{name} is required ({hint})")
         elif not pattern.match(value):
-            self.add(name, "INVALID_FORMAT", f"{name} {value!r} is not valid: {hint}")
+            self.add(name, "INVALID_FORMAT", f"{name} {shown(value)} is not valid: {hint}")
         return value
 
     def date(self, name: str, value: str, *, required: bool = True) -> dt.date | None:
@@ -89,8 +124,8 @@ class Checker:
             return None
         parsed = parse_date(value)
         if parsed is None:
-            self.add(name, "INVALID_DATE",
-                     f"{name} {value!r} is not a date from 2000 on; write YYYY-MM-DD, e.g. 2026-09-30")
+            self.add(name, "INVALID_DATE", f"{name} {shown(value)} is not a date from {FIRST_DAY} to {LAST_DAY}; "
+                     "write YYYY-MM-DD, e.g. 2026-09-30")
         return parsed
 
     def reference(self, name: str, value: str, collection: str) -> str | None:
@@ -100,7 +135,7 @@ class Checker:
             self.add(name, "REQUIRED", f"{name} is required, as {collection}/{{id}}")
             return None
         if not value.startswith(prefix) or not value[len(prefix):]:
-            self.add(name, "INVALID_NAME", f"{name} {value!r} must be a resource name {collection}/{{id}}")
+            self.add(name, "INVALID_NAME", f"{name} {shown(value)} must be a resource name {collection}/{{id}}")
             return None
         return value[len(prefix):]
 

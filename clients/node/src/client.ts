@@ -20,6 +20,7 @@ import { AssignmentServiceDefinition } from "./gen/civicscore/v1/assignments.js"
 import { AuditServiceDefinition } from "./gen/civicscore/v1/audit.js";
 import { EvaluationServiceDefinition } from "./gen/civicscore/v1/evaluations.js";
 import { IdentityServiceDefinition } from "./gen/civicscore/v1/identities.js";
+import { MaintenanceServiceDefinition } from "./gen/civicscore/v1/maintenance.js";
 import { MeasurementServiceDefinition } from "./gen/civicscore/v1/measurements.js";
 import { OutcomeServiceDefinition } from "./gen/civicscore/v1/outcomes.js";
 import type { DeepPartial } from "./gen/civicscore/v1/outcomes.js";
@@ -53,6 +54,7 @@ export const SERVICES = {
   reviews: ReviewServiceDefinition,
   reports: ReportServiceDefinition,
   audit: AuditServiceDefinition,
+  maintenance: MaintenanceServiceDefinition,
 } as const;
 
 export interface ClientOptions {
@@ -221,6 +223,7 @@ export class CivicscoreClient implements Services {
   declare readonly reviews: Services["reviews"];
   declare readonly reports: Services["reports"];
   declare readonly audit: Services["audit"];
+  declare readonly maintenance: Services["maintenance"];
 
   /** The address the client connects to. */
   readonly address: string;

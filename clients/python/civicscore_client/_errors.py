@@ -4,7 +4,8 @@ CivicscoreError                 any failed call; `.code`, `.message`, `.reason`
  ├── InvalidArgument            INVALID_ARGUMENT, with `.violations`
  ├── NotFound                   NOT_FOUND
  ├── AlreadyExists              ALREADY_EXISTS, with the conflicting `.ids`
- ├── FailedPrecondition         FAILED_PRECONDITION (closed period, no ruleset in force)
+ ├── FailedPrecondition         FAILED_PRECONDITION (closed period, no ruleset in force, inactive unit)
+ │    └── OutOfRange            OUT_OF_RANGE (a watch cursor past the newest change: the message names it)
  ├── ResourceExhausted          RESOURCE_EXHAUSTED (limits, overload)
  ├── Unauthenticated            UNAUTHENTICATED
  ├── PermissionDenied           PERMISSION_DENIED
@@ -108,6 +109,12 @@ class FailedPrecondition(CivicscoreError):
     """The system is not in a state that allows the call (closed period, no ruleset in force)."""
 
 
+class OutOfRange(FailedPrecondition):
+    """A position beyond what exists, e.g. a watch cursor past the newest change (from another database,
+    or from before a restore); the message names the newest position. A FailedPrecondition too, as
+    gRPC describes OUT_OF_RANGE as its more specific form."""
+
+
 class ResourceExhausted(CivicscoreError):
     """A limit was hit (message size, request rate, server overload); retry later or send less.
 
@@ -141,7 +148,7 @@ class ServerError(CivicscoreError):
 _BY_CODE: dict[grpc.StatusCode, type[CivicscoreError]] = {
     grpc.StatusCode.NOT_FOUND: NotFound,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.OUT_OF_RANGE: FailedPrecondition,
+    grpc.StatusCode.OUT_OF_RANGE: OutOfRange,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,

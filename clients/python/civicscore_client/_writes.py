@@ -7,8 +7,9 @@ says in `committed` how many leading items earlier batches stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
+import grpc
 from google.protobuf.message import Message
 
 from civicscore_api.v1 import (
@@ -38,42 +39,33 @@ class WriteCalls(Connection):
         units: Sequence[units_pb2.Unit],
         *,
         idempotency_key: str | None = None,
+        validate_only: bool = False,
         batch_size: int = MAX_BATCH,
         timeout: float | None = None,
     ) -> units_pb2.UpsertUnitsResponse:
-        """Create or replace units by code; each batch is atomic, counts are summed over batches."""
+        """Create or replace units by code; each batch is atomic, counts are summed over batches.
 
-        def send(batch: Sequence[units_pb2.Unit], key: str) -> units_pb2.UpsertUnitsResponse:
-            request = units_pb2.UpsertUnitsRequest(units=batch, idempotency_key=key)
-            return self._calls.unary(self._units.UpsertUnits, request, timeout=timeout)
-
-        total = units_pb2.UpsertUnitsResponse()
-        for reply in _write_batches(units, batch_size, idempotency_key, send):
-            total.created += reply.created
-            total.updated += reply.updated
-            total.unchanged += reply.unchanged
-        return total
+        Say whether each unit is in force with `activity` (UNIT_ACTIVITY_ACTIVE or _INACTIVE): a new
+        unit sent with `active` false and no activity is refused, as proto3 cannot tell false from unset.
+        """
+        return self._batch_write(
+            self._units.UpsertUnits, units_pb2.UpsertUnitsRequest, units_pb2.UpsertUnitsResponse, "units", units,
+            idempotency_key, validate_only, batch_size, timeout)
 
     def upsert_assignments(
         self,
         assignments: Sequence[assignments_pb2.Assignment],
         *,
         idempotency_key: str | None = None,
+        validate_only: bool = False,
         batch_size: int = MAX_BATCH,
         timeout: float | None = None,
     ) -> assignments_pb2.UpsertAssignmentsResponse:
         """Create or replace assignments by id; each batch is atomic, counts are summed over batches."""
-
-        def send(batch: Sequence[assignments_pb2.Assignment], key: str) -> assignments_pb2.UpsertAssignmentsResponse:
-            request = assignments_pb2.UpsertAssignmentsRequest(assignments=batch, idempotency_key=key)
-            return self._calls.unary(self._assignments.UpsertAssignments, request, timeout=timeout)
-
-        total = assignments_pb2.UpsertAssignmentsResponse()
-        for reply in _write_batches(assignments, batch_size, idempotency_key, send):
-            total.created += reply.created
-            total.updated += reply.updated
-            total.unchanged += reply.unchanged
-        return total
+        return self._batch_write(
+            self._assignments.UpsertAssignments, assignments_pb2.UpsertAssignmentsRequest,
+            assignments_pb2.UpsertAssignmentsResponse, "assignments", assignments, idempotency_key, validate_only,
+            batch_size, timeout)
 
     def submit_outcomes(
         self,
@@ -91,18 +83,30 @@ class WriteCalls(Connection):
         stored by earlier batches. An INVALID_ARGUMENT error always lists every violation: when the
         server could not fit them all, the batch is re-checked with `validate_only` to fetch the rest.
         """
-        if not 1 <= batch_size <= MAX_BATCH:
-            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH:,}, not {batch_size}")
-        total = outcomes_pb2.SubmitOutcomesResponse()
-        for offset, batch, key in _batches(outcomes, batch_size, idempotency_key):
-            request = outcomes_pb2.SubmitOutcomesRequest(
-                outcomes=batch, idempotency_key=key, validate_only=validate_only
-            )
+        return self._batch_write(
+            self._outcomes.SubmitOutcomes, outcomes_pb2.SubmitOutcomesRequest, outcomes_pb2.SubmitOutcomesResponse,
+            "outcomes", outcomes, idempotency_key, validate_only, batch_size, timeout)
+
+    def _batch_write(self, method: grpc.UnaryUnaryMultiCallable[Any, _Reply], request_type: Callable[..., Message],
+                     reply_type: Callable[[], _Reply], field: str, items: Sequence[_Message],
+                     idempotency_key: str | None, validate_only: bool, batch_size: int, timeout: float | None
+                     ) -> _Reply:
+        """Send `items` in atomic batches of `request_type` (whose batch field is `field`); sum the replies.
+
+        Every batch write works the same way: counts are summed, violation indexes are shifted to
+        positions in `items`, a refused batch says in `committed` how many items earlier batches
+        stored, and an INVALID_ARGUMENT whose list was cut to fit is completed with `validate_only`.
+        """
+        total: Any = reply_type()
+        for offset, batch, key in _batches(items, batch_size, idempotency_key):
+            request = request_type(**{field: batch}, idempotency_key=key, validate_only=validate_only)
             try:
-                reply = self._calls.unary(self._outcomes.SubmitOutcomes, request, timeout=timeout)
+                reply: Any = self._calls.unary(method, request, timeout=timeout)
             except InvalidArgument as err:
                 if not err.complete and not validate_only:
-                    err.violations = self._every_violation(batch, timeout=timeout)
+                    again = request_type(**{field: batch}, idempotency_key=new_idempotency_key(), validate_only=True)
+                    checked: Any = self._calls.unary(method, again, timeout=timeout)
+                    err.violations = [_from_field_violation(v) for v in checked.violations]
                     err.total_violations = len(err.violations)
                 err.violations = [_shifted(v, offset) for v in err.violations]
                 err.committed = offset
@@ -110,12 +114,13 @@ class WriteCalls(Connection):
             except CivicscoreError as err:
                 err.committed = offset
                 raise
-            total.accepted += reply.accepted
-            total.duplicates += reply.duplicates
+            for counter, value in reply.ListFields():
+                if counter.name != "violations":
+                    setattr(total, counter.name, getattr(total, counter.name) + value)
             total.violations.extend(
                 _as_field_violation(_shifted(_from_field_violation(v), offset)) for v in reply.violations
             )
-        return total
+        return cast(_Reply, total)
 
     def validate_outcomes(
         self, outcomes: Sequence[outcomes_pb2.Outcome], *, timeout: float | None = None
@@ -163,44 +168,30 @@ class WriteCalls(Connection):
         measurements: Sequence[measurements_pb2.Measurement],
         *,
         idempotency_key: str | None = None,
+        validate_only: bool = False,
         batch_size: int = MAX_BATCH,
         timeout: float | None = None,
     ) -> measurements_pb2.SubmitMeasurementsResponse:
         """Store indicator measurements in atomic batches; counts are summed over batches."""
-
-        def send(
-            batch: Sequence[measurements_pb2.Measurement], key: str
-        ) -> measurements_pb2.SubmitMeasurementsResponse:
-            request = measurements_pb2.SubmitMeasurementsRequest(measurements=batch, idempotency_key=key)
-            return self._calls.unary(self._measurements.SubmitMeasurements, request, timeout=timeout)
-
-        total = measurements_pb2.SubmitMeasurementsResponse()
-        for reply in _write_batches(measurements, batch_size, idempotency_key, send):
-            total.created += reply.created
-            total.updated += reply.updated
-            total.unchanged += reply.unchanged
-        return total
+        return self._batch_write(
+            self._measurements.SubmitMeasurements, measurements_pb2.SubmitMeasurementsRequest,
+            measurements_pb2.SubmitMeasurementsResponse, "measurements", measurements, idempotency_key,
+            validate_only, batch_size, timeout)
 
     def upsert_targets(
         self,
         targets: Sequence[measurements_pb2.Target],
         *,
         idempotency_key: str | None = None,
+        validate_only: bool = False,
         batch_size: int = MAX_BATCH,
         timeout: float | None = None,
     ) -> measurements_pb2.UpsertTargetsResponse:
         """Create or replace indicator targets in atomic batches; counts are summed over batches."""
-
-        def send(batch: Sequence[measurements_pb2.Target], key: str) -> measurements_pb2.UpsertTargetsResponse:
-            request = measurements_pb2.UpsertTargetsRequest(targets=batch, idempotency_key=key)
-            return self._calls.unary(self._measurements.UpsertTargets, request, timeout=timeout)
-
-        total = measurements_pb2.UpsertTargetsResponse()
-        for reply in _write_batches(targets, batch_size, idempotency_key, send):
-            total.created += reply.created
-            total.updated += reply.updated
-            total.unchanged += reply.unchanged
-        return total
+        return self._batch_write(
+            self._measurements.UpsertTargets, measurements_pb2.UpsertTargetsRequest,
+            measurements_pb2.UpsertTargetsResponse, "targets", targets, idempotency_key, validate_only, batch_size,
+            timeout)
 
     def evaluate_period(
         self, period: str, *, idempotency_key: str | None = None, timeout: float | None = None
@@ -210,14 +201,6 @@ class WriteCalls(Connection):
             period=period_name(period), idempotency_key=idempotency_key or new_idempotency_key()
         )
         return self._calls.unary(self._evaluations.EvaluatePeriod, request, timeout=timeout)
-
-    def _every_violation(self, batch: Sequence[outcomes_pb2.Outcome], *, timeout: float | None) -> list[Violation]:
-        """Re-check a refused batch with `validate_only`, whose reply carries every violation."""
-        request = outcomes_pb2.SubmitOutcomesRequest(
-            outcomes=batch, idempotency_key=new_idempotency_key(), validate_only=True
-        )
-        reply = self._calls.unary(self._outcomes.SubmitOutcomes, request, timeout=timeout)
-        return [_from_field_violation(v) for v in reply.violations]
 
 
 def _batches(
@@ -229,22 +212,6 @@ def _batches(
     slices = list(split(items, batch_size))
     for (offset, batch), batch_key in zip(slices, batch_keys(key, len(slices)), strict=True):
         yield offset, batch, batch_key
-
-
-def _write_batches(
-    items: Sequence[_Message],
-    batch_size: int,
-    key: str | None,
-    send: Callable[[Sequence[_Message], str], _Reply],
-) -> Iterator[_Reply]:
-    """Send each batch in turn; on failure record in the error how many items earlier batches stored."""
-    for offset, batch, batch_key in _batches(items, batch_size, key):
-        try:
-            reply = send(batch, batch_key)
-        except CivicscoreError as err:
-            err.committed = offset
-            raise
-        yield reply
 
 
 def _shifted(violation: Violation, offset: int) -> Violation:

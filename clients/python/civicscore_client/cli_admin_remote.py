@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from google.protobuf import timestamp_pb2
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -148,6 +149,32 @@ def register(app: typer.Typer) -> None:
         with session.reporting_errors(), session.connect() as client:
             revoked = client.revoke_identity(identity)
             session.out.print(f"revoked {revoked.name} and all its credentials")
+
+    @app.command("check-data")
+    def check_data(
+        ctx: typer.Context,
+        limit: Annotated[int, typer.Option("--limit", min=1, max=10_000,
+                                           help="The most findings to list (all are counted).")] = 1000,
+    ) -> None:
+        """Check every stored unit, assignment, outcome, measurement and target against the domains of
+        its fields (Kiểm tra dữ liệu đã lưu); exit code 1 when a value is outside its domain."""
+        session = session_of(ctx)
+        with session.reporting_errors(), session.connect() as client:
+            reply = client.check_stored_data(max_findings=limit, timeout=600)
+        if session.json_output:
+            session.print_json(message_dict(reply))
+        else:
+            checked = ", ".join(f"{count:,} {collection}" for collection, count in sorted(reply.checked.items()))
+            session.out.print(f"checked {checked}")
+            for finding in reply.findings:
+                session.out.print(f"{escape(finding.resource)} {escape(finding.field)} = {escape(finding.value)}: "
+                                  f"{escape(finding.problem)}")
+            if reply.total_findings > len(reply.findings):
+                session.out.print(f"… and {reply.total_findings - len(reply.findings):,} more")
+            session.out.print(f"{reply.total_findings:,} value(s) outside their domain" if reply.total_findings
+                              else "every stored value is within its domain")
+        if reply.total_findings:
+            raise typer.Exit(1)
 
     @app.command("whoami")
     def whoami(ctx: typer.Context) -> None:

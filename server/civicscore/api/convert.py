@@ -104,10 +104,13 @@ def timestamp_out(value: dt.datetime) -> timestamp_pb2.Timestamp:
 # ---- requests -> use case inputs ----------------------------------------------------
 
 
+_ACTIVITY_TEXT = {units_pb2.UNIT_ACTIVITY_ACTIVE: "active", units_pb2.UNIT_ACTIVITY_INACTIVE: "inactive"}
+
+
 def unit_input(m: units_pb2.Unit) -> UnitInput:
     return UnitInput(code=m.code, name_vi=m.display_name_vi, name_en=m.display_name_en,
                      kind=_enum_text(m.kind, UNIT_KINDS), block=m.block, parent=m.parent, active=m.active,
-                     under_review_periods=tuple(m.under_review_periods))
+                     under_review_periods=tuple(m.under_review_periods), activity=_ACTIVITY_TEXT.get(m.activity, ""))
 
 
 def assignment_input(m: assignments_pb2.Assignment) -> AssignmentInput:
@@ -160,7 +163,8 @@ def unit_out(u: Unit) -> units_pb2.Unit:
     return units_pb2.Unit(name=f"units/{u.code}", code=u.code, display_name_vi=u.name_vi, display_name_en=u.name_en,
                           kind=_back(u.kind, UNIT_KINDS), block=u.block,
                           parent=f"units/{u.parent_code}" if u.parent_code else "", active=u.active,
-                          under_review_periods=list(u.under_review_periods))
+                          under_review_periods=list(u.under_review_periods),
+                          activity=units_pb2.UNIT_ACTIVITY_ACTIVE if u.active else units_pb2.UNIT_ACTIVITY_INACTIVE)
 
 
 def assignment_out(a: Assignment) -> assignments_pb2.Assignment:

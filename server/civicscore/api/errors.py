@@ -27,6 +27,7 @@ from civicscore.errors import (
     FailedPrecondition,
     InvalidInput,
     NotFound,
+    OutOfRange,
     PermissionDenied,
 )
 from civicscore.store import IdempotencyConflict, StoreError
@@ -44,6 +45,7 @@ _CODES: dict[type[Exception], tuple[grpc.StatusCode, int]] = {
     AlreadyExists: (grpc.StatusCode.ALREADY_EXISTS, code_pb2.ALREADY_EXISTS),
     IdempotencyConflict: (grpc.StatusCode.ALREADY_EXISTS, code_pb2.ALREADY_EXISTS),
     FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),
+    OutOfRange: (grpc.StatusCode.OUT_OF_RANGE, code_pb2.OUT_OF_RANGE),
     PermissionDenied: (grpc.StatusCode.PERMISSION_DENIED, code_pb2.PERMISSION_DENIED),
     EvaluationFailed: (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE),
     Cancelled: (grpc.StatusCode.CANCELLED, code_pb2.CANCELLED),
@@ -64,44 +66,54 @@ def _error_info(reason: str, **metadata: str) -> any_pb2.Any:
     return _pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata))
 
 
-def _bad_request(exc: InvalidInput, status: status_pb2.Status) -> None:
+MESSAGE_CHARS = 1000  # a status message longer than this is cut (it travels in the grpc-message trailer)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 1]}…"
+
+
+def _bad_request(exc: InvalidInput, status: status_pb2.Status, *, validate_only: bool) -> None:
+    """Every violation that fits the trailer (at least one, cut if it must be); the count of the rest."""
     request = error_details_pb2.BadRequest()
     listed = 0
     for violation in exc.violations:
-        entry = request.field_violations.add(field=violation.field, description=violation.description)
+        entry = request.field_violations.add(field=_cut(violation.field, 200),
+                                             description=_cut(violation.description, 2000))
         entry.reason = violation.reason
-        if status.ByteSize() + request.ByteSize() > DETAILS_BUDGET:
+        if status.ByteSize() + request.ByteSize() > DETAILS_BUDGET and listed:
             del request.field_violations[-1]
             break
         listed += 1
     status.details.append(_pack(request))
     if listed < len(exc.violations):
-        status.message = (
-            f"{len(exc.violations)} violations; the first {listed} are listed. Nothing was stored. "
-            "Send the same request with validate_only=true to receive every violation in the response."
-        )
+        rest = ("Send the same request with validate_only=true to receive every violation in the response."
+                if validate_only else "Fix these and send the request again to see the rest.")
+        status.message = (f"{len(exc.violations):,} violations; the first {listed:,} are listed. "
+                          f"Nothing was stored. {rest}")
         status.details.append(_error_info("TOO_MANY_VIOLATIONS", total=str(len(exc.violations)), listed=str(listed)))
 
 
-def to_status(exc: Exception) -> grpc.Status:
-    """Map an error a caller caused to a rich gRPC status."""
+def to_status(exc: Exception, *, validate_only: bool = False) -> grpc.Status:
+    """Map an error a caller caused to a rich gRPC status that fits in a trailer; `validate_only` says whether
+    the call could have been sent with validate_only=true (only then does the message suggest it)."""
     code, rpc_code = next(
         (codes for kind, codes in _CODES.items() if isinstance(exc, kind)),
         (grpc.StatusCode.INTERNAL, code_pb2.INTERNAL),
     )
     message = exc.message if isinstance(exc, CivicscoreError) else str(exc)
-    status = status_pb2.Status(code=rpc_code, message=message)
+    status = status_pb2.Status(code=rpc_code, message=_cut(message, MESSAGE_CHARS))
     if isinstance(exc, InvalidInput):
-        _bad_request(exc, status)
+        _bad_request(exc, status, validate_only=validate_only)
     elif isinstance(exc, AlreadyExists):
         status.details.append(_error_info(exc.reason, ids=",".join(exc.ids)[:2000]))
     elif isinstance(exc, IdempotencyConflict):
-        status.details.append(_error_info("IDEMPOTENCY_KEY_REUSED", key=exc.key, method=exc.method))
+        status.details.append(_error_info("IDEMPOTENCY_KEY_REUSED", key=_cut(exc.key, 200), method=exc.method))
     elif isinstance(exc, CivicscoreError):
         status.details.append(_error_info(exc.reason))
     elif isinstance(exc, InvalidCursor):
         request = error_details_pb2.BadRequest()
-        request.field_violations.add(field="page_token", description=str(exc))
+        request.field_violations.add(field="page_token", description=_cut(str(exc), 2000))
         status.details.append(_pack(request))
     assert code.value[0] == rpc_code
     result: grpc.Status = rpc_status.to_status(status)
@@ -109,6 +121,12 @@ def to_status(exc: Exception) -> grpc.Status:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def has_validate_only(request: Any) -> bool:
+    """Whether `request` (a message; a stream's iterator is not one) has a validate_only field."""
+    descriptor = getattr(request, "DESCRIPTOR", None)
+    return descriptor is not None and "validate_only" in descriptor.fields_by_name
 
 
 def handle_errors(method: F) -> F:
@@ -119,7 +137,7 @@ def handle_errors(method: F) -> F:
         try:
             return method(self, request, context)
         except tuple(_CODES) as exc:
-            context.abort_with_status(to_status(exc))
+            context.abort_with_status(to_status(exc, validate_only=has_validate_only(request)))
         except Exception:
             incident = uuid.uuid4().hex[:12]
             log.exception("internal error in %s (incident %s)", method.__qualname__, incident)

@@ -14,7 +14,7 @@ from civicscore.auth.authenticator import Authenticator
 from civicscore.auth.caller import current_caller
 from civicscore.auth.policy import ROLE_VALUES
 from civicscore.auth.tokens import token_prefix
-from civicscore.errors import FailedPrecondition, InvalidInput, NotFound, Violation
+from civicscore.errors import FailedPrecondition, InvalidInput, NotFound, Violation, shown
 from civicscore.runtime import Runtime
 from civicscore.store.base import CredentialRecord, IdentityRecord
 from civicscore_api.v1 import identities_pb2, identities_pb2_grpc
@@ -94,7 +94,7 @@ class IdentityServicer(identities_pb2_grpc.IdentityServiceServicer):
         terms = parse_filter(request.filter, {"role", "revoked"})
         role = terms.get("role")
         if role is not None and role not in ROLE_VALUES:
-            raise InvalidInput([Violation("filter", f"unknown role {role!r}", "INVALID_FILTER")])
+            raise InvalidInput([Violation("filter", f"unknown role {shown(role)}", "INVALID_FILTER")])
         revoked = terms.get("revoked")
         if revoked not in (None, "true", "false"):
             raise InvalidInput([Violation("filter", "revoked must be true or false", "INVALID_FILTER")])

@@ -13,12 +13,13 @@ from civicscore.api.filters import parse_filter
 from civicscore.api.identity import caller
 from civicscore.api.paging import decode_token, encode_token, page_size
 from civicscore.domain.model import UnitKind
-from civicscore.errors import InvalidInput, NotFound, Violation
+from civicscore.errors import InvalidInput, NotFound, Violation, shown
 from civicscore.runtime import Runtime
 from civicscore.validation import MAX_BATCH, MAX_STREAM
 from civicscore_api.v1 import (
     assignments_pb2,
     assignments_pb2_grpc,
+    common_pb2,
     measurements_pb2,
     measurements_pb2_grpc,
     outcomes_pb2,
@@ -30,7 +31,7 @@ from civicscore_api.v1 import (
 
 def _bool(value: str, field: str = "filter") -> bool:
     if value not in ("true", "false"):
-        raise InvalidInput([Violation(field, f"expected true or false, got {value!r}", "INVALID_FILTER")])
+        raise InvalidInput([Violation(field, f"expected true or false, got {shown(value)}", "INVALID_FILTER")])
     return value == "true"
 
 
@@ -38,8 +39,12 @@ def _kind(value: str) -> UnitKind:
     try:
         return UnitKind(value)
     except ValueError:
-        raise InvalidInput([Violation("filter", f"kind {value!r} is not one of "
+        raise InvalidInput([Violation("filter", f"kind {shown(value)} is not one of "
                                       f"{', '.join(k.value for k in UnitKind)}", "INVALID_FILTER")]) from None
+
+
+def _violations(result: ingest.BatchResult) -> list[common_pb2.FieldViolation]:
+    return [convert.violation_out(v) for v in result.violations]
 
 
 class UnitServicer(units_pb2_grpc.UnitServiceServicer):
@@ -50,16 +55,17 @@ class UnitServicer(units_pb2_grpc.UnitServiceServicer):
     def UpsertUnits(self, request: units_pb2.UpsertUnitsRequest, context: grpc.ServicerContext
                     ) -> units_pb2.UpsertUnitsResponse:
         counts = ingest.upsert_units(self.rt.store, [convert.unit_input(u) for u in request.units],
-                                     idempotency_key=request.idempotency_key, actor=caller(context))
+                                     idempotency_key=request.idempotency_key, actor=caller(context),
+                                     validate_only=request.validate_only)
         return units_pb2.UpsertUnitsResponse(created=counts.created, updated=counts.updated,
-                                             unchanged=counts.unchanged)
+                                             unchanged=counts.unchanged, violations=_violations(counts))
 
     @handle_errors
     def GetUnit(self, request: units_pb2.GetUnitRequest, context: grpc.ServicerContext) -> units_pb2.GetUnitResponse:
         code = request.name.removeprefix("units/")
         unit = self.rt.store.get_units([code]).get(code) if request.name.startswith("units/") else None
         if unit is None:
-            raise NotFound(request.name or "(empty name)", f"unit {request.name!r} does not exist "
+            raise NotFound(request.name or "(empty name)", f"unit {shown(request.name)} does not exist "
                            "(names look like units/SNV)")
         return units_pb2.GetUnitResponse(unit=convert.unit_out(unit))
 
@@ -84,9 +90,10 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
     def UpsertAssignments(self, request: assignments_pb2.UpsertAssignmentsRequest, context: grpc.ServicerContext
                           ) -> assignments_pb2.UpsertAssignmentsResponse:
         counts = ingest.upsert_assignments(self.rt.store, [convert.assignment_input(a) for a in request.assignments],
-                                           idempotency_key=request.idempotency_key, actor=caller(context))
+                                           idempotency_key=request.idempotency_key, actor=caller(context),
+                                           validate_only=request.validate_only)
         return assignments_pb2.UpsertAssignmentsResponse(created=counts.created, updated=counts.updated,
-                                                         unchanged=counts.unchanged)
+                                                         unchanged=counts.unchanged, violations=_violations(counts))
 
     @handle_errors
     def GetAssignment(self, request: assignments_pb2.GetAssignmentRequest, context: grpc.ServicerContext
@@ -94,7 +101,7 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
         assignment_id = request.name.removeprefix("assignments/")
         found = self.rt.store.get_assignments([assignment_id]).get(assignment_id)
         if found is None or not request.name.startswith("assignments/"):
-            raise NotFound(request.name or "(empty name)", f"assignment {request.name!r} does not exist "
+            raise NotFound(request.name or "(empty name)", f"assignment {shown(request.name)} does not exist "
                            "(names look like assignments/{assignment_id})")
         return assignments_pb2.GetAssignmentResponse(assignment=convert.assignment_out(found))
 
@@ -107,7 +114,7 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
         quarter = parse_period(terms["due_in"], "filter") if "due_in" in terms else None
         area = terms.get("area")
         if area is not None and area not in ("par", "dx"):
-            raise InvalidInput([Violation("filter", f"area {area!r} is not par or dx", "INVALID_FILTER")])
+            raise InvalidInput([Violation("filter", f"area {shown(area)} is not par or dx", "INVALID_FILTER")])
         page = self.rt.store.list_assignments(
             unit_code=terms["unit"].removeprefix("units/") if "unit" in terms else None, area=area,
             due_from=quarter.start if quarter else None, due_to=quarter.end if quarter else None,
@@ -189,9 +196,10 @@ class MeasurementServicer(measurements_pb2_grpc.MeasurementServiceServicer):
         scope.check_measurements([m.unit for m in request.measurements])
         counts = ingest.submit_measurements(
             self.rt.store, [convert.measurement_input(m) for m in request.measurements], now=self.rt.clock(),
-            indicators=self.rt.indicators_for, idempotency_key=request.idempotency_key, actor=caller(context))
+            indicators=self.rt.indicators_for, idempotency_key=request.idempotency_key, actor=caller(context),
+            validate_only=request.validate_only)
         return measurements_pb2.SubmitMeasurementsResponse(created=counts.created, updated=counts.updated,
-                                                           unchanged=counts.unchanged)
+                                                           unchanged=counts.unchanged, violations=_violations(counts))
 
     @handle_errors
     def ListMeasurements(self, request: measurements_pb2.ListMeasurementsRequest, context: grpc.ServicerContext
@@ -210,9 +218,10 @@ class MeasurementServicer(measurements_pb2_grpc.MeasurementServiceServicer):
                       ) -> measurements_pb2.UpsertTargetsResponse:
         counts = ingest.upsert_targets(self.rt.store, [convert.target_input(t) for t in request.targets],
                                        indicators=self.rt.indicators_for,
-                                       idempotency_key=request.idempotency_key, actor=caller(context))
+                                       idempotency_key=request.idempotency_key, actor=caller(context),
+                                       validate_only=request.validate_only)
         return measurements_pb2.UpsertTargetsResponse(created=counts.created, updated=counts.updated,
-                                                      unchanged=counts.unchanged)
+                                                      unchanged=counts.unchanged, violations=_violations(counts))
 
     @handle_errors
     def ListTargets(self, request: measurements_pb2.ListTargetsRequest, context: grpc.ServicerContext

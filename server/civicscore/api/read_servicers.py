@@ -11,7 +11,7 @@ from civicscore.api.explain_out import explanation_out
 from civicscore.api.filters import parse_filter
 from civicscore.api.identity import caller
 from civicscore.api.paging import decode_token, encode_token, page_size
-from civicscore.errors import InvalidInput, Violation
+from civicscore.errors import InvalidInput, Violation, shown
 from civicscore.runtime import Runtime
 from civicscore_api.v1 import (
     evaluations_pb2,
@@ -25,7 +25,7 @@ def _evaluation_name(name: str) -> tuple[str, str]:
     """Split `periods/{period}/evaluations/{code}`."""
     parts = name.split("/")
     if len(parts) != 4 or parts[0] != "periods" or parts[2] != "evaluations" or not parts[3]:
-        raise InvalidInput([Violation("name", f"{name!r} is not an evaluation name; "
+        raise InvalidInput([Violation("name", f"{shown(name)} is not an evaluation name; "
                                       "write periods/2026-Q3/evaluations/SNV", "INVALID_NAME")])
     return parts[1], parts[3]
 
@@ -97,7 +97,7 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
         terms = parse_filter(request.filter, {"kind", "flag", "status", "unit"})
         kind = terms.get("kind")
         if kind is not None and kind not in ("commendation", "criticism"):
-            raise InvalidInput([Violation("filter", f"kind {kind!r} is not commendation or criticism",
+            raise InvalidInput([Violation("filter", f"kind {shown(kind)} is not commendation or criticism",
                                           "INVALID_FILTER")])
         scope = f"{quarter}|{request.filter}"
         page = self.rt.store.list_recommendations(

@@ -16,7 +16,7 @@ from civicscore.api.identity import caller
 from civicscore.api.paging import decode_token, encode_token, page_size
 from civicscore.errors import InvalidInput, Violation
 from civicscore.runtime import Runtime
-from civicscore.store.base import ContestRecord, ReviewRecord
+from civicscore.store.base import ChangeRecord, ContestRecord, ReviewRecord
 from civicscore_api.v1 import evaluations_pb2, outcomes_pb2, reviews_pb2, reviews_pb2_grpc
 
 _DECISIONS = {
@@ -118,10 +118,16 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
                              ) -> Iterator[reviews_pb2.WatchRecommendationsResponse]:
         return self._watch(request, context)
 
+    # The stream's steps are wrapped one by one: an error raised while a generator runs would
+    # otherwise reach the client as UNKNOWN instead of its own status.
     @handle_errors
     def _first_position(self, request: reviews_pb2.WatchRecommendationsRequest, context: grpc.ServicerContext
                         ) -> int:
         return reviews.parse_cursor(request.cursor)
+
+    @handle_errors
+    def _changes(self, position: int, context: grpc.ServicerContext) -> list[ChangeRecord]:
+        return reviews.changes_after(self.rt.store, position, limit=500)
 
     def _watch(self, request: reviews_pb2.WatchRecommendationsRequest, context: grpc.ServicerContext
                ) -> Iterator[reviews_pb2.WatchRecommendationsResponse]:
@@ -130,7 +136,7 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
         context.add_callback(ended.set)
         caught_up = False
         while context.is_active() and not ended.is_set():
-            changes = self.rt.store.recommendation_changes(after_seq=position, limit=500)
+            changes = self._changes(position, context)
             for change in changes:
                 position = change.seq
                 out = reviews_pb2.RecommendationChange(

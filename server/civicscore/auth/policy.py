@@ -31,6 +31,7 @@ class Permission(StrEnum):
     REVIEW = "recommendations.review"  # approve, reject, defer
     CONTEST = "recommendations.contest"  # a unit's right of reply, within the caller's unit scope
     AUDIT = "audit.read"  # list and verify the audit log
+    DATA_CHECK = "data.check"  # check stored data against the field domains
 
 
 class Access(StrEnum):
@@ -44,7 +45,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.POLICY: frozenset({Permission.READ, Permission.RULES_CHECK, Permission.RULES_ACTIVATE, Permission.TARGETS}),
     Role.COMMITTEE: frozenset({Permission.READ, Permission.ASSIGN, Permission.EVALUATE, Permission.REVIEW,
                                Permission.AUDIT}),
-    Role.ADMIN: frozenset({Permission.READ, Permission.UNITS, Permission.IDENTITIES, Permission.AUDIT}),
+    Role.ADMIN: frozenset({Permission.READ, Permission.UNITS, Permission.IDENTITIES, Permission.AUDIT,
+                           Permission.DATA_CHECK}),
 }
 
 ROLE_VALUES = frozenset(role.value for role in Role)
@@ -92,6 +94,7 @@ METHOD_ACCESS: dict[str, Permission | Access] = {
     **_service("civicscore.v1.ReviewService", {
         "ReviewRecommendation": P.REVIEW, "ListRecommendationReviews": P.READ, "ContestRecommendation": P.CONTEST,
         "GetContest": P.READ, "ListContests": P.READ, "WatchRecommendations": P.READ}),
+    **_service("civicscore.v1.MaintenanceService", {"CheckStoredData": P.DATA_CHECK}),
 }
 
 REFLECTION_METHODS = frozenset({

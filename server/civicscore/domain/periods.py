@@ -6,7 +6,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+from civicscore.errors import shown
+
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])\Z")
+# The years anything that names a quarter may fall in (dates, quarters, timestamps): the field domains.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 
 
 class InvalidPeriod(ValueError):
@@ -22,8 +26,8 @@ class Quarter:
     def parse(cls, text: str) -> Quarter:
         """Parse `2026-Q3`; raise InvalidPeriod with the expected form otherwise."""
         match = _QUARTER.match(text)
-        if not match or not 2000 <= int(match.group(1)) <= 2100:
-            raise InvalidPeriod(f"{text!r} is not a quarter; write it as YYYY-Qn, e.g. 2026-Q3")
+        if not match or not FIRST_YEAR <= int(match.group(1)) <= LAST_YEAR:
+            raise InvalidPeriod(f"{shown(text)} is not a quarter; write it as YYYY-Qn, e.g. 2026-Q3")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @classmethod

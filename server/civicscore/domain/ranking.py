@@ -1,4 +1,7 @@
-"""Rankings within a block: by score, ties by timeliness, then code; unassessable units last, unranked."""
+"""Rankings within a block: by unrounded score, ties by timeliness, then code; unassessable units last, unranked.
+
+The score is never rounded here: two units 0.002 apart are ordered by score even when both show
+the same 2-decimal score; the tie-breaks only decide between equal scores."""
 
 from __future__ import annotations
 

@@ -101,5 +101,6 @@ def combine(rates: TaskRates, dx: float | None, penalty: float, params: ScoringP
 
 
 def display_score(score: float) -> float:
-    """The score as shown and stored: 2 decimals, half away from zero."""
+    """The score as shown to people: 2 decimals, half away from zero. Only for display: evaluations
+    store, rank on and return the unrounded score."""
     return round_half_away(score, 2)

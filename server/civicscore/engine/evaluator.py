@@ -21,7 +21,7 @@ from typing import NamedTuple, Protocol
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import FiredRule, FlagResult, IndicatorScore, UnitEvaluation, UnitFacts
-from civicscore.domain.scoring import TaskRates, combine, display_score, dx_result, overdue_penalty, task_rates
+from civicscore.domain.scoring import TaskRates, combine, dx_result, overdue_penalty, task_rates
 from civicscore.domain.text import Language, format_value, template_segments
 from civicscore.engine.facts import (
     Fact,
@@ -192,7 +192,9 @@ class UnitEvaluator:
             unit_code=unit.unit_code,
             period=unit.period,
             assessable=assessable,
-            score=display_score(breakdown.score) if breakdown else None,
+            # Unrounded, as the grade and flag rules saw it: rankings order on it and the API
+            # returns it; rounding is for display only (`display_score`).
+            score=breakdown.score if breakdown else None,
             grade=grade.grade,
             grade_vi=grade.label_vi,
             grade_en=grade.label_en,

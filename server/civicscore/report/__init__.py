@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from civicscore.errors import InvalidInput, Violation
+from civicscore.errors import InvalidInput, Violation, shown
 from civicscore.report.data import QuarterlyData, gather
 from civicscore.report.labels import LANGUAGES
 from civicscore.report.pdf import ChromiumMissing, PdfFailed, find_chromium, html_to_pdf
@@ -38,7 +38,7 @@ def check_language(lang: str, field: str = "language_code") -> str:
     """`vi` (also the default when empty) or `en`."""
     lang = (lang or "vi").strip().lower()
     if lang not in LANGUAGES:
-        raise InvalidInput([Violation(field, f"language {lang!r} is not available; use vi or en",
+        raise InvalidInput([Violation(field, f"language {shown(lang)} is not available; use vi or en",
                                       "UNSUPPORTED_LANGUAGE")])
     return lang
 

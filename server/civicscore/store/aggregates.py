@@ -25,7 +25,7 @@ from civicscore.domain.model import (
     Quality,
     TaskCounts,
 )
-from civicscore.domain.periods import InvalidPeriod, Quarter
+from civicscore.domain.periods import FIRST_YEAR, LAST_YEAR, InvalidPeriod, Quarter
 from civicscore.store.driver import Driver
 from civicscore.store.rows import tuple_of
 from civicscore.store.tables import assignment_states, assignments, evaluations, measurements, targets, units
@@ -188,7 +188,9 @@ def periods_with_data(connection: Connection) -> list[str]:
         extract("month", assignments.c.due_on).label("month"),
     ).distinct()
     for row in connection.execute(months):
-        quarters.add(Quarter(int(row.year), (int(row.month) - 1) // 3 + 1))
+        year = int(row.year)
+        if FIRST_YEAR <= year <= LAST_YEAR:  # a due date outside the domain names no quarter (admin check-data)
+            quarters.add(Quarter(year, (int(row.month) - 1) // 3 + 1))
     for period in connection.scalars(select(evaluations.c.period).distinct()):
         try:
             quarters.add(Quarter.parse(period))

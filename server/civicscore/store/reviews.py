@@ -225,10 +225,40 @@ def list_contests(connection: Connection, *, period: str, after: str | None, lim
     return page_of([_contest(row) for row in found], keys, listing="contests", limit=limit)
 
 
+# Sequence numbers are 64-bit signed integers (PostgreSQL bigserial, SQLite INTEGER): no cursor beyond
+# this was ever given out, and a larger number cannot even be bound as a SQL parameter.
+MAX_SEQ = 2**63 - 1
+
+
+class CursorPastHead(Exception):
+    """A watch cursor beyond the newest change in the log: the log never reached it, so it came from
+    another database (or this one was restored from an older copy). Waiting on it would skip every
+    change up to it, so it is refused; `head` is the newest change's sequence number (0: none yet)."""
+
+    def __init__(self, cursor: int, head: int) -> None:
+        super().__init__(f"cursor {cursor} is past the head of the change log ({head})")
+        self.cursor = cursor
+        self.head = head
+
+
+def change_log_head(connection: Connection) -> int:
+    """The sequence number of the newest change, 0 when there is none."""
+    return int(connection.scalar(select(func.max(recommendation_changes.c.seq))) or 0)
+
+
 def recommendation_changes_after(connection: Connection, *, after_seq: int, limit: int) -> list[ChangeRecord]:
+    """Changes with a sequence number above `after_seq`, oldest first; CursorPastHead when `after_seq`
+    is beyond the newest change (checked only when nothing is found, so a live watch pays one extra
+    lookup per idle poll, and also notices a database that went back to an older copy)."""
+    if after_seq > MAX_SEQ:
+        raise CursorPastHead(after_seq, change_log_head(connection))
     found = list(connection.execute(
         select(recommendation_changes).where(recommendation_changes.c.seq > after_seq)
         .order_by(recommendation_changes.c.seq).limit(limit)))
+    if not found and after_seq > 0:
+        head = change_log_head(connection)
+        if after_seq > head:
+            raise CursorPastHead(after_seq, head)
     current = _recommendations(connection, [int(row.recommendation_id) for row in found])
     return [ChangeRecord(seq=int(row.seq), change=row.change, changed_at=row.changed_at,
                          recommendation=current[int(row.recommendation_id)]) for row in found]

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from civicscore_api.v1 import common_pb2 as _common_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -93,7 +94,7 @@ class Assignment(_message.Message):
     name: _builtins.str
     """Resource name, `assignments/{assignment_id}`. Output only."""
     assignment_id: _builtins.str
-    """Stable id chosen by the assigning system: 1-64 characters of letters,
+    """Stable id chosen by the assigning system: 1-128 characters of letters,
     digits and `._:-`.
     """
     unit: _builtins.str
@@ -139,8 +140,11 @@ class UpsertAssignmentsRequest(_message.Message):
 
     ASSIGNMENTS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Client-chosen key (1-128 characters) for safe retries."""
+    validate_only: _builtins.bool
+    """Validate only: store nothing and return every violation in the response."""
     @_builtins.property
     def assignments(self) -> _containers.RepeatedCompositeFieldContainer[Global___Assignment]:
         """Assignments to create or replace by `assignment_id`; at most 10,000.
@@ -153,10 +157,11 @@ class UpsertAssignmentsRequest(_message.Message):
         *,
         assignments: _abc.Iterable[Global___Assignment] | None = ...,
         idempotency_key: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments", b"assignments", "idempotency_key", b"idempotency_key", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -171,22 +176,28 @@ class UpsertAssignmentsResponse(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
     UNCHANGED_FIELD_NUMBER: _builtins.int
+    VIOLATIONS_FIELD_NUMBER: _builtins.int
     created: _builtins.int
     """Assignments that did not exist before."""
     updated: _builtins.int
     """Existing assignments whose content changed."""
     unchanged: _builtins.int
     """Existing assignments sent again with identical content."""
+    @_builtins.property
+    def violations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]:
+        """With `validate_only`: every violation found (empty when the batch is valid)."""
+
     def __init__(
         self,
         *,
         created: _builtins.int = ...,
         updated: _builtins.int = ...,
         unchanged: _builtins.int = ...,
+        violations: _abc.Iterable[_common_pb2.FieldViolation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "unchanged", b"unchanged", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "unchanged", b"unchanged", "updated", b"updated", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

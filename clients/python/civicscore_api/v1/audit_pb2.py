@@ -22,28 +22,39 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from civicscore_api.v1 import domains_pb2 as civicscore_dot_v1_dot_domains__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63ivicscore/v1/audit.proto\x12\rcivicscore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x01\n\nAuditEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65tail_json\x18\x07 \x01(\t\x12\x11\n\tprev_hash\x18\x08 \x01(\t\x12\x12\n\nentry_hash\x18\t \x01(\t\"O\n\x16ListAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"]\n\x17ListAuditEventsResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.civicscore.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"?\n\x0c\x41uditProblem\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t\"F\n\x12VerifyAuditRequest\x12\x19\n\x11\x65xpected_sequence\x18\x01 \x01(\x03\x12\x15\n\rexpected_hash\x18\x02 \x01(\t\"\x96\x01\n\x13VerifyAuditResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x17\n\x0f\x65ntries_checked\x18\x02 \x01(\x03\x12-\n\x08problems\x18\x03 \x03(\x0b\x32\x1b.civicscore.v1.AuditProblem\x12\x15\n\rhead_sequence\x18\x04 \x01(\x03\x12\x11\n\thead_hash\x18\x05 \x01(\t2\xc6\x01\n\x0c\x41uditService\x12`\n\x0fListAuditEvents\x12%.civicscore.v1.ListAuditEventsRequest\x1a&.civicscore.v1.ListAuditEventsResponse\x12T\n\x0bVerifyAudit\x12!.civicscore.v1.VerifyAuditRequest\x1a\".civicscore.v1.VerifyAuditResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63ivicscore/v1/audit.proto\x12\rcivicscore.v1\x1a\x1b\x63ivicscore/v1/domains.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xca\x01\n\nAuditEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65tail_json\x18\x07 \x01(\t\x12\x11\n\tprev_hash\x18\x08 \x01(\t\x12\x12\n\nentry_hash\x18\t \x01(\t\"m\n\x16ListAuditEventsRequest\x12\x19\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"]\n\x17ListAuditEventsResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.civicscore.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"?\n\x0c\x41uditProblem\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x0f\n\x07message\x18\x03 \x01(\t\"V\n\x12VerifyAuditRequest\x12!\n\x11\x65xpected_sequence\x18\x01 \x01(\x03\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\rexpected_hash\x18\x02 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x0e\"\x96\x01\n\x13VerifyAuditResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x17\n\x0f\x65ntries_checked\x18\x02 \x01(\x03\x12-\n\x08problems\x18\x03 \x03(\x0b\x32\x1b.civicscore.v1.AuditProblem\x12\x15\n\rhead_sequence\x18\x04 \x01(\x03\x12\x11\n\thead_hash\x18\x05 \x01(\t2\xc6\x01\n\x0c\x41uditService\x12`\n\x0fListAuditEvents\x12%.civicscore.v1.ListAuditEventsRequest\x1a&.civicscore.v1.ListAuditEventsResponse\x12T\n\x0bVerifyAudit\x12!.civicscore.v1.VerifyAuditRequest\x1a\".civicscore.v1.VerifyAuditResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'civicscore_api.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDITEVENT']._serialized_start=78
-  _globals['_AUDITEVENT']._serialized_end=280
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=282
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=361
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=363
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=456
-  _globals['_AUDITPROBLEM']._serialized_start=458
-  _globals['_AUDITPROBLEM']._serialized_end=521
-  _globals['_VERIFYAUDITREQUEST']._serialized_start=523
-  _globals['_VERIFYAUDITREQUEST']._serialized_end=593
-  _globals['_VERIFYAUDITRESPONSE']._serialized_start=596
-  _globals['_VERIFYAUDITRESPONSE']._serialized_end=746
-  _globals['_AUDITSERVICE']._serialized_start=749
-  _globals['_AUDITSERVICE']._serialized_end=947
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342\371\030\002\010\n'
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['filter']._loaded_options = None
+  _globals['_LISTAUDITEVENTSREQUEST'].fields_by_name['filter']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
+  _globals['_VERIFYAUDITREQUEST'].fields_by_name['expected_sequence']._loaded_options = None
+  _globals['_VERIFYAUDITREQUEST'].fields_by_name['expected_sequence']._serialized_options = b'\342\371\030\002\010\n'
+  _globals['_VERIFYAUDITREQUEST'].fields_by_name['expected_hash']._loaded_options = None
+  _globals['_VERIFYAUDITREQUEST'].fields_by_name['expected_hash']._serialized_options = b'\342\371\030\002\010\016'
+  _globals['_AUDITEVENT']._serialized_start=107
+  _globals['_AUDITEVENT']._serialized_end=309
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=311
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=420
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=422
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=515
+  _globals['_AUDITPROBLEM']._serialized_start=517
+  _globals['_AUDITPROBLEM']._serialized_end=580
+  _globals['_VERIFYAUDITREQUEST']._serialized_start=582
+  _globals['_VERIFYAUDITREQUEST']._serialized_end=668
+  _globals['_VERIFYAUDITRESPONSE']._serialized_start=671
+  _globals['_VERIFYAUDITRESPONSE']._serialized_end=821
+  _globals['_AUDITSERVICE']._serialized_start=824
+  _globals['_AUDITSERVICE']._serialized_end=1022
 # @@protoc_insertion_point(module_scope)

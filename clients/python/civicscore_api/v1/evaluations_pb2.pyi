@@ -284,11 +284,17 @@ class Evaluation(_message.Message):
     assessable: _builtins.bool
     """Whether enough assignments were due to grade the unit."""
     score: _builtins.float
-    """Score 0-100, unrounded; meaningful only when `has_score`."""
+    """Score 0-100, unrounded: the value the grade and flag rules compare and
+    rankings order on; meaningful only when `has_score`. Revisions stored
+    before scores were kept unrounded carry it rounded to 2 decimals; the next
+    EvaluatePeriod of their quarter stores a new revision with the unrounded score.
+    """
     has_score: _builtins.bool
     """False when no assignment was due (no score)."""
     score_display: _builtins.str
-    """Score rounded to 2 decimals (half away from zero), as displayed."""
+    """Score rounded to 2 decimals (half away from zero), as displayed; for
+    people, not for comparing.
+    """
     grade: _builtins.str
     """Grade id from the ruleset: `excellent`, `good`, `completed`,
     `not_completed` or `not_assessable`.
@@ -887,9 +893,13 @@ class RankingEntry(_message.Message):
     unit_display_name_vi: _builtins.str
     """Vietnamese name of the unit."""
     score: _builtins.float
-    """Score, unrounded."""
+    """Score 0-100, unrounded. Entries are ordered by it (not by
+    `score_display`), then by timeliness, then by unit code.
+    """
     score_display: _builtins.str
-    """Score as displayed."""
+    """Score rounded to 2 decimals, as displayed; two entries may show the same
+    and still rank apart by `score`.
+    """
     grade: _builtins.str
     """Grade id."""
     grade_label_vi: _builtins.str

@@ -81,6 +81,8 @@ class EvaluationServiceServicer:
 
     def GetEvaluation(self, request, context):
         """Reads one unit's evaluation (latest revision unless one is named).
+        FAILED_PRECONDITION (reason UNIT_INACTIVE) when the unit is inactive and so
+        has no evaluation for the quarter; NOT_FOUND when it has none for another reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,7 +111,9 @@ class EvaluationServiceServicer:
 
     def ExplainEvaluation(self, request, context):
         """Explains one evaluation: the rules that fired, each indicator's contribution, and the
-        smallest changes that would move the grade or a flag.
+        smallest changes that would move the grade or a flag. FAILED_PRECONDITION
+        (reason UNIT_INACTIVE) when the unit is inactive; NOT_FOUND when there is
+        no evaluation for another reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

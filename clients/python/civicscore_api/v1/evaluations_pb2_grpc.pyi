@@ -38,7 +38,10 @@ class EvaluationServiceStub:
     stores the results; unchanged results make no new revision.
     """
     GetEvaluation: _grpc.UnaryUnaryMultiCallable[_evaluations_pb2.GetEvaluationRequest, _evaluations_pb2.GetEvaluationResponse]
-    """Reads one unit's evaluation (latest revision unless one is named)."""
+    """Reads one unit's evaluation (latest revision unless one is named).
+    FAILED_PRECONDITION (reason UNIT_INACTIVE) when the unit is inactive and so
+    has no evaluation for the quarter; NOT_FOUND when it has none for another reason.
+    """
     ListEvaluations: _grpc.UnaryUnaryMultiCallable[_evaluations_pb2.ListEvaluationsRequest, _evaluations_pb2.ListEvaluationsResponse]
     """Lists the latest evaluations of a quarter."""
     ListRankings: _grpc.UnaryUnaryMultiCallable[_evaluations_pb2.ListRankingsRequest, _evaluations_pb2.ListRankingsResponse]
@@ -47,7 +50,9 @@ class EvaluationServiceStub:
     """Lists recommendations of a quarter."""
     ExplainEvaluation: _grpc.UnaryUnaryMultiCallable[_evaluations_pb2.ExplainEvaluationRequest, _evaluations_pb2.ExplainEvaluationResponse]
     """Explains one evaluation: the rules that fired, each indicator's contribution, and the
-    smallest changes that would move the grade or a flag.
+    smallest changes that would move the grade or a flag. FAILED_PRECONDITION
+    (reason UNIT_INACTIVE) when the unit is inactive; NOT_FOUND when there is
+    no evaluation for another reason.
     """
 
 @_typing.type_check_only
@@ -60,7 +65,10 @@ class EvaluationServiceAsyncStub(EvaluationServiceStub):
     stores the results; unchanged results make no new revision.
     """
     GetEvaluation: _aio.UnaryUnaryMultiCallable[_evaluations_pb2.GetEvaluationRequest, _evaluations_pb2.GetEvaluationResponse]  # type: ignore[assignment]
-    """Reads one unit's evaluation (latest revision unless one is named)."""
+    """Reads one unit's evaluation (latest revision unless one is named).
+    FAILED_PRECONDITION (reason UNIT_INACTIVE) when the unit is inactive and so
+    has no evaluation for the quarter; NOT_FOUND when it has none for another reason.
+    """
     ListEvaluations: _aio.UnaryUnaryMultiCallable[_evaluations_pb2.ListEvaluationsRequest, _evaluations_pb2.ListEvaluationsResponse]  # type: ignore[assignment]
     """Lists the latest evaluations of a quarter."""
     ListRankings: _aio.UnaryUnaryMultiCallable[_evaluations_pb2.ListRankingsRequest, _evaluations_pb2.ListRankingsResponse]  # type: ignore[assignment]
@@ -69,7 +77,9 @@ class EvaluationServiceAsyncStub(EvaluationServiceStub):
     """Lists recommendations of a quarter."""
     ExplainEvaluation: _aio.UnaryUnaryMultiCallable[_evaluations_pb2.ExplainEvaluationRequest, _evaluations_pb2.ExplainEvaluationResponse]  # type: ignore[assignment]
     """Explains one evaluation: the rules that fired, each indicator's contribution, and the
-    smallest changes that would move the grade or a flag.
+    smallest changes that would move the grade or a flag. FAILED_PRECONDITION
+    (reason UNIT_INACTIVE) when the unit is inactive; NOT_FOUND when there is
+    no evaluation for another reason.
     """
 
 class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -91,7 +101,10 @@ class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _evaluations_pb2.GetEvaluationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_evaluations_pb2.GetEvaluationResponse, _abc.Awaitable[_evaluations_pb2.GetEvaluationResponse]]:
-        """Reads one unit's evaluation (latest revision unless one is named)."""
+        """Reads one unit's evaluation (latest revision unless one is named).
+        FAILED_PRECONDITION (reason UNIT_INACTIVE) when the unit is inactive and so
+        has no evaluation for the quarter; NOT_FOUND when it has none for another reason.
+        """
 
     @_abc_1.abstractmethod
     def ListEvaluations(
@@ -124,7 +137,9 @@ class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_evaluations_pb2.ExplainEvaluationResponse, _abc.Awaitable[_evaluations_pb2.ExplainEvaluationResponse]]:
         """Explains one evaluation: the rules that fired, each indicator's contribution, and the
-        smallest changes that would move the grade or a flag.
+        smallest changes that would move the grade or a flag. FAILED_PRECONDITION
+        (reason UNIT_INACTIVE) when the unit is inactive; NOT_FOUND when there is
+        no evaluation for another reason.
         """
 
 def add_EvaluationServiceServicer_to_server(servicer: EvaluationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

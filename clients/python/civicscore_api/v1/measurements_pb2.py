@@ -22,37 +22,79 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from civicscore_api.v1 import common_pb2 as civicscore_dot_v1_dot_common__pb2
+from civicscore_api.v1 import domains_pb2 as civicscore_dot_v1_dot_domains__pb2
 from civicscore_api.v1 import units_pb2 as civicscore_dot_v1_dot_units__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n civicscore/v1/measurements.proto\x12\rcivicscore.v1\x1a\x19\x63ivicscore/v1/units.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x01\n\x0bMeasurement\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x11\n\tindicator\x18\x04 \x01(\t\x12\x11\n\tnumerator\x18\x05 \x01(\x01\x12\x13\n\x0b\x64\x65nominator\x18\x06 \x01(\x01\x12/\n\x0breported_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10reporting_system\x18\x08 \x01(\t\"f\n\x19SubmitMeasurementsRequest\x12\x30\n\x0cmeasurements\x18\x01 \x03(\x0b\x32\x1a.civicscore.v1.Measurement\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"Q\n\x1aSubmitMeasurementsResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07updated\x18\x02 \x01(\x05\x12\x11\n\tunchanged\x18\x03 \x01(\x05\"P\n\x17ListMeasurementsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"e\n\x18ListMeasurementsResponse\x12\x30\n\x0cmeasurements\x18\x01 \x03(\x0b\x32\x1a.civicscore.v1.Measurement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x82\x01\n\x06Target\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tindicator\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12*\n\tunit_kind\x18\x05 \x01(\x0e\x32\x17.civicscore.v1.UnitKind\x12\r\n\x05value\x18\x06 \x01(\x01\"W\n\x14UpsertTargetsRequest\x12&\n\x07targets\x18\x01 \x03(\x0b\x32\x15.civicscore.v1.Target\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"L\n\x15UpsertTargetsResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07updated\x18\x02 \x01(\x05\x12\x11\n\tunchanged\x18\x03 \x01(\x05\"K\n\x12ListTargetsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"V\n\x13ListTargetsResponse\x12&\n\x07targets\x18\x01 \x03(\x0b\x32\x15.civicscore.v1.Target\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x96\x03\n\x12MeasurementService\x12i\n\x12SubmitMeasurements\x12(.civicscore.v1.SubmitMeasurementsRequest\x1a).civicscore.v1.SubmitMeasurementsResponse\x12\x63\n\x10ListMeasurements\x12&.civicscore.v1.ListMeasurementsRequest\x1a\'.civicscore.v1.ListMeasurementsResponse\x12Z\n\rUpsertTargets\x12#.civicscore.v1.UpsertTargetsRequest\x1a$.civicscore.v1.UpsertTargetsResponse\x12T\n\x0bListTargets\x12!.civicscore.v1.ListTargetsRequest\x1a\".civicscore.v1.ListTargetsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n civicscore/v1/measurements.proto\x12\rcivicscore.v1\x1a\x1a\x63ivicscore/v1/common.proto\x1a\x1b\x63ivicscore/v1/domains.proto\x1a\x19\x63ivicscore/v1/units.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n\x0bMeasurement\x12\x14\n\x04name\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x01\x12\'\n\x04unit\x18\x02 \x01(\tB\x19\xe2\xf9\x18\x15\x08\x0b*\x11units/{unit_code}\x12\x16\n\x06period\x18\x03 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x08\x12\x19\n\tindicator\x18\x04 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x06\x12\"\n\tnumerator\x18\x05 \x01(\x01\x42\x0f\xe2\xf9\x18\x0b\x08\t!\x00\x00\x00\xa2\x94\x1amB\x12$\n\x0b\x64\x65nominator\x18\x06 \x01(\x01\x42\x0f\xe2\xf9\x18\x0b\x08\t!\x00\x00\x00\xa2\x94\x1amB\x12/\n\x0breported_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x10reporting_system\x18\x08 \x01(\tB\x08\xe2\xf9\x18\x04\x08\x02\x10\x64\"\x88\x01\n\x19SubmitMeasurementsRequest\x12\x30\n\x0cmeasurements\x18\x01 \x03(\x0b\x32\x1a.civicscore.v1.Measurement\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"\x84\x01\n\x1aSubmitMeasurementsResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07updated\x18\x02 \x01(\x05\x12\x11\n\tunchanged\x18\x03 \x01(\x05\x12\x31\n\nviolations\x18\x04 \x03(\x0b\x32\x1d.civicscore.v1.FieldViolation\"n\n\x17ListMeasurementsRequest\x12\x19\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"e\n\x18ListMeasurementsResponse\x12\x30\n\x0cmeasurements\x18\x01 \x03(\x0b\x32\x1a.civicscore.v1.Measurement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc6\x01\n\x06Target\x12\x14\n\x04name\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x01\x12\x19\n\tindicator\x18\x02 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x06\x12\x16\n\x06period\x18\x03 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x08\x12\'\n\x04unit\x18\x04 \x01(\tB\x19\xe2\xf9\x18\x15\x08\x0b*\x11units/{unit_code}\x12*\n\tunit_kind\x18\x05 \x01(\x0e\x32\x17.civicscore.v1.UnitKind\x12\x1e\n\x05value\x18\x06 \x01(\x01\x42\x0f\xe2\xf9\x18\x0b\x08\t!\x00\x00\x00\x00\x00\x00\xf0?\"y\n\x14UpsertTargetsRequest\x12&\n\x07targets\x18\x01 \x03(\x0b\x32\x15.civicscore.v1.Target\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"\x7f\n\x15UpsertTargetsResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07updated\x18\x02 \x01(\x05\x12\x11\n\tunchanged\x18\x03 \x01(\x05\x12\x31\n\nviolations\x18\x04 \x03(\x0b\x32\x1d.civicscore.v1.FieldViolation\"i\n\x12ListTargetsRequest\x12\x19\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"V\n\x13ListTargetsResponse\x12&\n\x07targets\x18\x01 \x03(\x0b\x32\x15.civicscore.v1.Target\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x96\x03\n\x12MeasurementService\x12i\n\x12SubmitMeasurements\x12(.civicscore.v1.SubmitMeasurementsRequest\x1a).civicscore.v1.SubmitMeasurementsResponse\x12\x63\n\x10ListMeasurements\x12&.civicscore.v1.ListMeasurementsRequest\x1a\'.civicscore.v1.ListMeasurementsResponse\x12Z\n\rUpsertTargets\x12#.civicscore.v1.UpsertTargetsRequest\x1a$.civicscore.v1.UpsertTargetsResponse\x12T\n\x0bListTargets\x12!.civicscore.v1.ListTargetsRequest\x1a\".civicscore.v1.ListTargetsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'civicscore_api.v1.measurements_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEASUREMENT']._serialized_start=112
-  _globals['_MEASUREMENT']._serialized_end=303
-  _globals['_SUBMITMEASUREMENTSREQUEST']._serialized_start=305
-  _globals['_SUBMITMEASUREMENTSREQUEST']._serialized_end=407
-  _globals['_SUBMITMEASUREMENTSRESPONSE']._serialized_start=409
-  _globals['_SUBMITMEASUREMENTSRESPONSE']._serialized_end=490
-  _globals['_LISTMEASUREMENTSREQUEST']._serialized_start=492
-  _globals['_LISTMEASUREMENTSREQUEST']._serialized_end=572
-  _globals['_LISTMEASUREMENTSRESPONSE']._serialized_start=574
-  _globals['_LISTMEASUREMENTSRESPONSE']._serialized_end=675
-  _globals['_TARGET']._serialized_start=678
-  _globals['_TARGET']._serialized_end=808
-  _globals['_UPSERTTARGETSREQUEST']._serialized_start=810
-  _globals['_UPSERTTARGETSREQUEST']._serialized_end=897
-  _globals['_UPSERTTARGETSRESPONSE']._serialized_start=899
-  _globals['_UPSERTTARGETSRESPONSE']._serialized_end=975
-  _globals['_LISTTARGETSREQUEST']._serialized_start=977
-  _globals['_LISTTARGETSREQUEST']._serialized_end=1052
-  _globals['_LISTTARGETSRESPONSE']._serialized_start=1054
-  _globals['_LISTTARGETSRESPONSE']._serialized_end=1140
-  _globals['_MEASUREMENTSERVICE']._serialized_start=1143
-  _globals['_MEASUREMENTSERVICE']._serialized_end=1549
+  _globals['_MEASUREMENT'].fields_by_name['name']._loaded_options = None
+  _globals['_MEASUREMENT'].fields_by_name['name']._serialized_options = b'\342\371\030\002\010\001'
+  _globals['_MEASUREMENT'].fields_by_name['unit']._loaded_options = None
+  _globals['_MEASUREMENT'].fields_by_name['unit']._serialized_options = b'\342\371\030\025\010\013*\021units/{unit_code}'
+  _globals['_MEASUREMENT'].fields_by_name['period']._loaded_options = None
+  _globals['_MEASUREMENT'].fields_by_name['period']._serialized_options = b'\342\371\030\002\010\010'
+  _globals['_MEASUREMENT'].fields_by_name['indicator']._loaded_options = None
+  _globals['_MEASUREMENT'].fields_by_name['indicator']._serialized_options = b'\342\371\030\002\010\006'
+  _globals['_MEASUREMENT'].fields_by_name['numerator']._loaded_options = None
+  _globals['_MEASUREMENT'].fields_by_name['numerator']._serialized_options = b'\342\371\030\013\010\t!\000\000\000\242\224\032mB'
+  _globals['_MEASUREMENT'].fields_by_name['denominator']._loaded_options = None
+  _globals['_MEASUREMENT'].fields_by_name['denominator']._serialized_options = b'\342\371\030\013\010\t!\000\000\000\242\224\032mB'
+  _globals['_MEASUREMENT'].fields_by_name['reporting_system']._loaded_options = None
+  _globals['_MEASUREMENT'].fields_by_name['reporting_system']._serialized_options = b'\342\371\030\004\010\002\020d'
+  _globals['_SUBMITMEASUREMENTSREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
+  _globals['_SUBMITMEASUREMENTSREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\342\371\030\005\010\002\020\200\001'
+  _globals['_LISTMEASUREMENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTMEASUREMENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342\371\030\002\010\n'
+  _globals['_LISTMEASUREMENTSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTMEASUREMENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
+  _globals['_LISTMEASUREMENTSREQUEST'].fields_by_name['filter']._loaded_options = None
+  _globals['_LISTMEASUREMENTSREQUEST'].fields_by_name['filter']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
+  _globals['_TARGET'].fields_by_name['name']._loaded_options = None
+  _globals['_TARGET'].fields_by_name['name']._serialized_options = b'\342\371\030\002\010\001'
+  _globals['_TARGET'].fields_by_name['indicator']._loaded_options = None
+  _globals['_TARGET'].fields_by_name['indicator']._serialized_options = b'\342\371\030\002\010\006'
+  _globals['_TARGET'].fields_by_name['period']._loaded_options = None
+  _globals['_TARGET'].fields_by_name['period']._serialized_options = b'\342\371\030\002\010\010'
+  _globals['_TARGET'].fields_by_name['unit']._loaded_options = None
+  _globals['_TARGET'].fields_by_name['unit']._serialized_options = b'\342\371\030\025\010\013*\021units/{unit_code}'
+  _globals['_TARGET'].fields_by_name['value']._loaded_options = None
+  _globals['_TARGET'].fields_by_name['value']._serialized_options = b'\342\371\030\013\010\t!\000\000\000\000\000\000\360?'
+  _globals['_UPSERTTARGETSREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
+  _globals['_UPSERTTARGETSREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\342\371\030\005\010\002\020\200\001'
+  _globals['_LISTTARGETSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTTARGETSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342\371\030\002\010\n'
+  _globals['_LISTTARGETSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTTARGETSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
+  _globals['_LISTTARGETSREQUEST'].fields_by_name['filter']._loaded_options = None
+  _globals['_LISTTARGETSREQUEST'].fields_by_name['filter']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
+  _globals['_MEASUREMENT']._serialized_start=169
+  _globals['_MEASUREMENT']._serialized_end=455
+  _globals['_SUBMITMEASUREMENTSREQUEST']._serialized_start=458
+  _globals['_SUBMITMEASUREMENTSREQUEST']._serialized_end=594
+  _globals['_SUBMITMEASUREMENTSRESPONSE']._serialized_start=597
+  _globals['_SUBMITMEASUREMENTSRESPONSE']._serialized_end=729
+  _globals['_LISTMEASUREMENTSREQUEST']._serialized_start=731
+  _globals['_LISTMEASUREMENTSREQUEST']._serialized_end=841
+  _globals['_LISTMEASUREMENTSRESPONSE']._serialized_start=843
+  _globals['_LISTMEASUREMENTSRESPONSE']._serialized_end=944
+  _globals['_TARGET']._serialized_start=947
+  _globals['_TARGET']._serialized_end=1145
+  _globals['_UPSERTTARGETSREQUEST']._serialized_start=1147
+  _globals['_UPSERTTARGETSREQUEST']._serialized_end=1268
+  _globals['_UPSERTTARGETSRESPONSE']._serialized_start=1270
+  _globals['_UPSERTTARGETSRESPONSE']._serialized_end=1397
+  _globals['_LISTTARGETSREQUEST']._serialized_start=1399
+  _globals['_LISTTARGETSREQUEST']._serialized_end=1504
+  _globals['_LISTTARGETSRESPONSE']._serialized_start=1506
+  _globals['_LISTTARGETSRESPONSE']._serialized_end=1592
+  _globals['_MEASUREMENTSERVICE']._serialized_start=1595
+  _globals['_MEASUREMENTSERVICE']._serialized_end=2001
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from civicscore_api.v1 import common_pb2 as _common_pb2
 from civicscore_api.v1 import units_pb2 as _units_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
@@ -80,8 +81,11 @@ class SubmitMeasurementsRequest(_message.Message):
 
     MEASUREMENTS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Client-chosen key (1-128 characters) for safe retries."""
+    validate_only: _builtins.bool
+    """Validate only: store nothing and return every violation in the response."""
     @_builtins.property
     def measurements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Measurement]:
         """Measurements to store, at most 10,000; the latest `reported_at` per unit,
@@ -93,10 +97,11 @@ class SubmitMeasurementsRequest(_message.Message):
         *,
         measurements: _abc.Iterable[Global___Measurement] | None = ...,
         idempotency_key: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "measurements", b"measurements"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "measurements", b"measurements", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -111,22 +116,28 @@ class SubmitMeasurementsResponse(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
     UNCHANGED_FIELD_NUMBER: _builtins.int
+    VIOLATIONS_FIELD_NUMBER: _builtins.int
     created: _builtins.int
     """Measurements that created or replaced the current value."""
     updated: _builtins.int
     """Measurements that replaced an earlier value."""
     unchanged: _builtins.int
     """Measurements identical to the current value, or older than it."""
+    @_builtins.property
+    def violations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]:
+        """With `validate_only`: every violation found (empty when the batch is valid)."""
+
     def __init__(
         self,
         *,
         created: _builtins.int = ...,
         updated: _builtins.int = ...,
         unchanged: _builtins.int = ...,
+        violations: _abc.Iterable[_common_pb2.FieldViolation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "unchanged", b"unchanged", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "unchanged", b"unchanged", "updated", b"updated", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -242,8 +253,11 @@ class UpsertTargetsRequest(_message.Message):
 
     TARGETS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Client-chosen key (1-128 characters) for safe retries."""
+    validate_only: _builtins.bool
+    """Validate only: store nothing and return every violation in the response."""
     @_builtins.property
     def targets(self) -> _containers.RepeatedCompositeFieldContainer[Global___Target]:
         """Targets to create or replace by (indicator, period, unit or kind); at
@@ -255,10 +269,11 @@ class UpsertTargetsRequest(_message.Message):
         *,
         targets: _abc.Iterable[Global___Target] | None = ...,
         idempotency_key: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "targets", b"targets"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "targets", b"targets", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -273,22 +288,28 @@ class UpsertTargetsResponse(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
     UNCHANGED_FIELD_NUMBER: _builtins.int
+    VIOLATIONS_FIELD_NUMBER: _builtins.int
     created: _builtins.int
     """Targets that did not exist before."""
     updated: _builtins.int
     """Existing targets whose value changed."""
     unchanged: _builtins.int
     """Existing targets sent again with the same value."""
+    @_builtins.property
+    def violations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]:
+        """With `validate_only`: every violation found (empty when the batch is valid)."""
+
     def __init__(
         self,
         *,
         created: _builtins.int = ...,
         updated: _builtins.int = ...,
         unchanged: _builtins.int = ...,
+        violations: _abc.Iterable[_common_pb2.FieldViolation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "unchanged", b"unchanged", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "unchanged", b"unchanged", "updated", b"updated", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -23,38 +23,65 @@ _sym_db = _symbol_database.Default()
 
 
 from civicscore_api.v1 import common_pb2 as civicscore_dot_v1_dot_common__pb2
+from civicscore_api.v1 import domains_pb2 as civicscore_dot_v1_dot_domains__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ivicscore/v1/outcomes.proto\x12\rcivicscore.v1\x1a\x1a\x63ivicscore/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x02\n\x07Outcome\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\noutcome_id\x18\x02 \x01(\t\x12\x12\n\nassignment\x18\x03 \x01(\t\x12,\n\x06status\x18\x04 \x01(\x0e\x32\x1c.civicscore.v1.OutcomeStatus\x12\x14\n\x0c\x63ompleted_on\x18\x05 \x01(\t\x12\'\n\x07quality\x18\x06 \x01(\x0e\x32\x16.civicscore.v1.Quality\x12\x11\n\treminders\x18\x07 \x01(\x05\x12/\n\x0breported_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10reporting_system\x18\t \x01(\t\x12\x0c\n\x04note\x18\n \x01(\t\"q\n\x15SubmitOutcomesRequest\x12(\n\x08outcomes\x18\x01 \x03(\x0b\x32\x16.civicscore.v1.Outcome\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"q\n\x16SubmitOutcomesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\x12\x31\n\nviolations\x18\x03 \x03(\x0b\x32\x1d.civicscore.v1.FieldViolation\"|\n\x15StreamOutcomesRequest\x12,\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1b.civicscore.v1.OutcomeChunkH\x00\x12-\n\x06\x63ommit\x18\x02 \x01(\x0b\x32\x1b.civicscore.v1.StreamCommitH\x00\x42\x06\n\x04item\"8\n\x0cOutcomeChunk\x12(\n\x08outcomes\x18\x01 \x03(\x0b\x32\x16.civicscore.v1.Outcome\">\n\x0cStreamCommit\x12\x15\n\routcome_count\x18\x01 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\">\n\x16StreamOutcomesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\"L\n\x13ListOutcomesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"Y\n\x14ListOutcomesResponse\x12(\n\x08outcomes\x18\x01 \x03(\x0b\x32\x16.civicscore.v1.Outcome\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8b\x01\n\rOutcomeStatus\x12\x1e\n\x1aOUTCOME_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18OUTCOME_STATUS_COMPLETED\x10\x01\x12\x1e\n\x1aOUTCOME_STATUS_IN_PROGRESS\x10\x02\x12\x1c\n\x18OUTCOME_STATUS_CANCELLED\x10\x03*Y\n\x07Quality\x12\x17\n\x13QUALITY_UNSPECIFIED\x10\x00\x12\x14\n\x10QUALITY_ACCEPTED\x10\x01\x12\x1f\n\x1bQUALITY_RETURNED_FOR_REWORK\x10\x02\x32\xa9\x02\n\x0eOutcomeService\x12]\n\x0eSubmitOutcomes\x12$.civicscore.v1.SubmitOutcomesRequest\x1a%.civicscore.v1.SubmitOutcomesResponse\x12_\n\x0eStreamOutcomes\x12$.civicscore.v1.StreamOutcomesRequest\x1a%.civicscore.v1.StreamOutcomesResponse(\x01\x12W\n\x0cListOutcomes\x12\".civicscore.v1.ListOutcomesRequest\x1a#.civicscore.v1.ListOutcomesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ivicscore/v1/outcomes.proto\x12\rcivicscore.v1\x1a\x1a\x63ivicscore/v1/common.proto\x1a\x1b\x63ivicscore/v1/domains.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n\x07Outcome\x12\x14\n\x04name\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x01\x12\x1d\n\noutcome_id\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x03\x10\x80\x01\x12\x37\n\nassignment\x18\x03 \x01(\tB#\xe2\xf9\x18\x1f\x08\x0b*\x1b\x61ssignments/{assignment_id}\x12,\n\x06status\x18\x04 \x01(\x0e\x32\x1c.civicscore.v1.OutcomeStatus\x12\x1c\n\x0c\x63ompleted_on\x18\x05 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x07\x12\'\n\x07quality\x18\x06 \x01(\x0e\x32\x16.civicscore.v1.Quality\x12\"\n\treminders\x18\x07 \x01(\x05\x42\x0f\xe2\xf9\x18\x0b\x08\n!\x00\x00\x00\x00\x00@\x8f@\x12/\n\x0breported_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x10reporting_system\x18\t \x01(\tB\x08\xe2\xf9\x18\x04\x08\x02\x10\x64\x12\x17\n\x04note\x18\n \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xa0\x1f\"|\n\x15SubmitOutcomesRequest\x12(\n\x08outcomes\x18\x01 \x03(\x0b\x32\x16.civicscore.v1.Outcome\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"q\n\x16SubmitOutcomesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\x12\x31\n\nviolations\x18\x03 \x03(\x0b\x32\x1d.civicscore.v1.FieldViolation\"|\n\x15StreamOutcomesRequest\x12,\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x1b.civicscore.v1.OutcomeChunkH\x00\x12-\n\x06\x63ommit\x18\x02 \x01(\x0b\x32\x1b.civicscore.v1.StreamCommitH\x00\x42\x06\n\x04item\"8\n\x0cOutcomeChunk\x12(\n\x08outcomes\x18\x01 \x03(\x0b\x32\x16.civicscore.v1.Outcome\"Z\n\x0cStreamCommit\x12&\n\routcome_count\x18\x01 \x01(\x03\x42\x0f\xe2\xf9\x18\x0b\x08\n!\x00\x00\x00\x00\x80\x84.A\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\">\n\x16StreamOutcomesResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x05\x12\x12\n\nduplicates\x18\x02 \x01(\x05\"j\n\x13ListOutcomesRequest\x12\x19\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"Y\n\x14ListOutcomesResponse\x12(\n\x08outcomes\x18\x01 \x03(\x0b\x32\x16.civicscore.v1.Outcome\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x8b\x01\n\rOutcomeStatus\x12\x1e\n\x1aOUTCOME_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18OUTCOME_STATUS_COMPLETED\x10\x01\x12\x1e\n\x1aOUTCOME_STATUS_IN_PROGRESS\x10\x02\x12\x1c\n\x18OUTCOME_STATUS_CANCELLED\x10\x03*Y\n\x07Quality\x12\x17\n\x13QUALITY_UNSPECIFIED\x10\x00\x12\x14\n\x10QUALITY_ACCEPTED\x10\x01\x12\x1f\n\x1bQUALITY_RETURNED_FOR_REWORK\x10\x02\x32\xa9\x02\n\x0eOutcomeService\x12]\n\x0eSubmitOutcomes\x12$.civicscore.v1.SubmitOutcomesRequest\x1a%.civicscore.v1.SubmitOutcomesResponse\x12_\n\x0eStreamOutcomes\x12$.civicscore.v1.StreamOutcomesRequest\x1a%.civicscore.v1.StreamOutcomesResponse(\x01\x12W\n\x0cListOutcomes\x12\".civicscore.v1.ListOutcomesRequest\x1a#.civicscore.v1.ListOutcomesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'civicscore_api.v1.outcomes_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTCOMESTATUS']._serialized_start=1103
-  _globals['_OUTCOMESTATUS']._serialized_end=1242
-  _globals['_QUALITY']._serialized_start=1244
-  _globals['_QUALITY']._serialized_end=1333
-  _globals['_OUTCOME']._serialized_start=109
-  _globals['_OUTCOME']._serialized_end=389
-  _globals['_SUBMITOUTCOMESREQUEST']._serialized_start=391
-  _globals['_SUBMITOUTCOMESREQUEST']._serialized_end=504
-  _globals['_SUBMITOUTCOMESRESPONSE']._serialized_start=506
-  _globals['_SUBMITOUTCOMESRESPONSE']._serialized_end=619
-  _globals['_STREAMOUTCOMESREQUEST']._serialized_start=621
-  _globals['_STREAMOUTCOMESREQUEST']._serialized_end=745
-  _globals['_OUTCOMECHUNK']._serialized_start=747
-  _globals['_OUTCOMECHUNK']._serialized_end=803
-  _globals['_STREAMCOMMIT']._serialized_start=805
-  _globals['_STREAMCOMMIT']._serialized_end=867
-  _globals['_STREAMOUTCOMESRESPONSE']._serialized_start=869
-  _globals['_STREAMOUTCOMESRESPONSE']._serialized_end=931
-  _globals['_LISTOUTCOMESREQUEST']._serialized_start=933
-  _globals['_LISTOUTCOMESREQUEST']._serialized_end=1009
-  _globals['_LISTOUTCOMESRESPONSE']._serialized_start=1011
-  _globals['_LISTOUTCOMESRESPONSE']._serialized_end=1100
-  _globals['_OUTCOMESERVICE']._serialized_start=1336
-  _globals['_OUTCOMESERVICE']._serialized_end=1633
+  _globals['_OUTCOME'].fields_by_name['name']._loaded_options = None
+  _globals['_OUTCOME'].fields_by_name['name']._serialized_options = b'\342\371\030\002\010\001'
+  _globals['_OUTCOME'].fields_by_name['outcome_id']._loaded_options = None
+  _globals['_OUTCOME'].fields_by_name['outcome_id']._serialized_options = b'\342\371\030\005\010\003\020\200\001'
+  _globals['_OUTCOME'].fields_by_name['assignment']._loaded_options = None
+  _globals['_OUTCOME'].fields_by_name['assignment']._serialized_options = b'\342\371\030\037\010\013*\033assignments/{assignment_id}'
+  _globals['_OUTCOME'].fields_by_name['completed_on']._loaded_options = None
+  _globals['_OUTCOME'].fields_by_name['completed_on']._serialized_options = b'\342\371\030\002\010\007'
+  _globals['_OUTCOME'].fields_by_name['reminders']._loaded_options = None
+  _globals['_OUTCOME'].fields_by_name['reminders']._serialized_options = b'\342\371\030\013\010\n!\000\000\000\000\000@\217@'
+  _globals['_OUTCOME'].fields_by_name['reporting_system']._loaded_options = None
+  _globals['_OUTCOME'].fields_by_name['reporting_system']._serialized_options = b'\342\371\030\004\010\002\020d'
+  _globals['_OUTCOME'].fields_by_name['note']._loaded_options = None
+  _globals['_OUTCOME'].fields_by_name['note']._serialized_options = b'\342\371\030\005\010\002\020\240\037'
+  _globals['_SUBMITOUTCOMESREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
+  _globals['_SUBMITOUTCOMESREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\342\371\030\005\010\002\020\200\001'
+  _globals['_STREAMCOMMIT'].fields_by_name['outcome_count']._loaded_options = None
+  _globals['_STREAMCOMMIT'].fields_by_name['outcome_count']._serialized_options = b'\342\371\030\013\010\n!\000\000\000\000\200\204.A'
+  _globals['_STREAMCOMMIT'].fields_by_name['idempotency_key']._loaded_options = None
+  _globals['_STREAMCOMMIT'].fields_by_name['idempotency_key']._serialized_options = b'\342\371\030\005\010\002\020\200\001'
+  _globals['_LISTOUTCOMESREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTOUTCOMESREQUEST'].fields_by_name['page_size']._serialized_options = b'\342\371\030\002\010\n'
+  _globals['_LISTOUTCOMESREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTOUTCOMESREQUEST'].fields_by_name['page_token']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
+  _globals['_LISTOUTCOMESREQUEST'].fields_by_name['filter']._loaded_options = None
+  _globals['_LISTOUTCOMESREQUEST'].fields_by_name['filter']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
+  _globals['_OUTCOMESTATUS']._serialized_start=1303
+  _globals['_OUTCOMESTATUS']._serialized_end=1442
+  _globals['_QUALITY']._serialized_start=1444
+  _globals['_QUALITY']._serialized_end=1533
+  _globals['_OUTCOME']._serialized_start=138
+  _globals['_OUTCOME']._serialized_end=520
+  _globals['_SUBMITOUTCOMESREQUEST']._serialized_start=522
+  _globals['_SUBMITOUTCOMESREQUEST']._serialized_end=646
+  _globals['_SUBMITOUTCOMESRESPONSE']._serialized_start=648
+  _globals['_SUBMITOUTCOMESRESPONSE']._serialized_end=761
+  _globals['_STREAMOUTCOMESREQUEST']._serialized_start=763
+  _globals['_STREAMOUTCOMESREQUEST']._serialized_end=887
+  _globals['_OUTCOMECHUNK']._serialized_start=889
+  _globals['_OUTCOMECHUNK']._serialized_end=945
+  _globals['_STREAMCOMMIT']._serialized_start=947
+  _globals['_STREAMCOMMIT']._serialized_end=1037
+  _globals['_STREAMOUTCOMESRESPONSE']._serialized_start=1039
+  _globals['_STREAMOUTCOMESRESPONSE']._serialized_end=1101
+  _globals['_LISTOUTCOMESREQUEST']._serialized_start=1103
+  _globals['_LISTOUTCOMESREQUEST']._serialized_end=1209
+  _globals['_LISTOUTCOMESRESPONSE']._serialized_start=1211
+  _globals['_LISTOUTCOMESRESPONSE']._serialized_end=1300
+  _globals['_OUTCOMESERVICE']._serialized_start=1536
+  _globals['_OUTCOMESERVICE']._serialized_end=1833
 # @@protoc_insertion_point(module_scope)

@@ -77,7 +77,8 @@ Global___Quality: _TypeAlias = Quality  # noqa: Y015
 class Outcome(_message.Message):
     """An immutable report from a city system about one assignment. The latest
     report per assignment (by `reported_at`, then arrival) is its current state;
-    a correction is a new report.
+    a correction is a new report. Every rule the server enforces on an outcome
+    is stated on its fields, with the `FieldViolation.reason` it is refused with.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -95,30 +96,40 @@ class Outcome(_message.Message):
     name: _builtins.str
     """Resource name, `outcomes/{outcome_id}`. Output only."""
     outcome_id: _builtins.str
-    """Client-chosen id, the idempotency key of the outcome: 1-128 characters
-    of letters, digits and `._:-`. The same id with the same content is a
-    duplicate (accepted, not stored twice); with other content, ALREADY_EXISTS.
+    """Client-chosen id, the idempotency key of the outcome: required, 1-128
+    characters of letters, digits and `._:-`. The same id with the same
+    content is a duplicate (accepted, not stored twice); with other content,
+    ALREADY_EXISTS.
     """
     assignment: _builtins.str
-    """The assignment reported on, `assignments/{assignment_id}`; must exist."""
+    """The assignment reported on, `assignments/{assignment_id}`; required; it
+    must exist (UNKNOWN_ASSIGNMENT) and, for a reporter, belong to a unit in
+    its scope (PERMISSION_DENIED).
+    """
     status: Global___OutcomeStatus.ValueType
-    """Reported status; required."""
+    """Reported status; required (REQUIRED), one of the values above (INVALID_ENUM)."""
     completed_on: _builtins.str
-    """Completion date `YYYY-MM-DD`: required when completed, empty otherwise;
-    not before the assignment's `assigned_on`, not in the future.
+    """Completion date `YYYY-MM-DD`: required when the status is completed
+    (REQUIRED), empty otherwise (NOT_ALLOWED); not after today in Hanoi
+    (IN_FUTURE), not before the assignment's `assigned_on`
+    (BEFORE_ASSIGNMENT), and not after the day `reported_at` falls on in Hanoi
+    time (AFTER_REPORT: a report cannot tell of a completion after itself).
     """
     quality: Global___Quality.ValueType
-    """Quality judgement; only with status completed."""
+    """Quality judgement; only with status completed (NOT_ALLOWED)."""
     reminders: _builtins.int
-    """Reminders (đôn đốc) received so far; 0 or more."""
+    """Reminders (đôn đốc) received so far; 0-1,000 (OUT_OF_RANGE)."""
     reporting_system: _builtins.str
-    """Name of the reporting system, e.g. `hanoi-task-tracker`; 1-100 characters."""
+    """Name of the reporting system, e.g. `hanoi-task-tracker`; required,
+    1-100 characters.
+    """
     note: _builtins.str
     """Optional free text; at most 4,000 characters. Stored as NFC UTF-8."""
     @_builtins.property
     def reported_at(self) -> _timestamp_pb2.Timestamp:
-        """When the reporting system recorded this state; required, not more than
-        five minutes in the future.
+        """When the reporting system recorded this state; required (REQUIRED), not
+        more than five minutes in the future (IN_FUTURE), not before the day the
+        assignment was made, in Hanoi time (BEFORE_ASSIGNMENT).
         """
 
     def __init__(

@@ -594,7 +594,12 @@ class WatchRecommendationsRequest(_message.Message):
 
     CURSOR_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
-    """Cursor of the last change received; empty to start from the first change ever."""
+    """Cursor of the last change received (the `cursor` of a message of this
+    stream, a decimal number); empty or `0` to start from the first change
+    ever. A cursor past the newest change (from another database, or from
+    before a restore) is refused with OUT_OF_RANGE naming the newest change's
+    cursor: resume from at most that cursor, or from 0 to replay every change.
+    """
     def __init__(
         self,
         *,

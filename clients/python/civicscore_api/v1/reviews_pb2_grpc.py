@@ -108,6 +108,7 @@ class ReviewServiceServicer:
 
     def WatchRecommendations(self, request, context):
         """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
+        OUT_OF_RANGE when the cursor is past the newest change.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -44,7 +44,9 @@ class ReviewServiceStub:
     ListContests: _grpc.UnaryUnaryMultiCallable[_reviews_pb2.ListContestsRequest, _reviews_pb2.ListContestsResponse]
     """Contests of a quarter."""
     WatchRecommendations: _grpc.UnaryStreamMultiCallable[_reviews_pb2.WatchRecommendationsRequest, _reviews_pb2.WatchRecommendationsResponse]
-    """New and changed recommendations as they are committed, from a cursor; ends when the client cancels."""
+    """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
+    OUT_OF_RANGE when the cursor is past the newest change.
+    """
 
 @_typing.type_check_only
 class ReviewServiceAsyncStub(ReviewServiceStub):
@@ -62,7 +64,9 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     ListContests: _aio.UnaryUnaryMultiCallable[_reviews_pb2.ListContestsRequest, _reviews_pb2.ListContestsResponse]  # type: ignore[assignment]
     """Contests of a quarter."""
     WatchRecommendations: _aio.UnaryStreamMultiCallable[_reviews_pb2.WatchRecommendationsRequest, _reviews_pb2.WatchRecommendationsResponse]  # type: ignore[assignment]
-    """New and changed recommendations as they are committed, from a cursor; ends when the client cancels."""
+    """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
+    OUT_OF_RANGE when the cursor is past the newest change.
+    """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     """The committee's review of recommendations and the units' right of reply."""
@@ -113,6 +117,8 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reviews_pb2.WatchRecommendationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_reviews_pb2.WatchRecommendationsResponse], _abc.AsyncIterator[_reviews_pb2.WatchRecommendationsResponse]]:
-        """New and changed recommendations as they are committed, from a cursor; ends when the client cancels."""
+        """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
+        OUT_OF_RANGE when the cursor is past the newest change.
+        """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -103,14 +103,18 @@ class RulesetServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CheckRuleset(self, request, context):
-        """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them.
+        """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them,
+        in a child process with a time and memory budget; the call's deadline stops it
+        (DEADLINE_EXCEEDED, or CANCELLED when the client goes), and a server shutting down
+        answers UNAVAILABLE. At most 50 files of at most 1 MiB each.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ActivateRuleset(self, request, context):
-        """Activates new rule files or a stored ruleset; engine workers are swapped blue/green.
+        """Activates new rule files or a stored ruleset; engine workers are swapped blue/green. New
+        files are checked first as CheckRuleset checks them (with its budget and deadline).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,7 +135,8 @@ class RulesetServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SimulateRuleset(self, request, context):
-        """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing.
+        """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing. The
+        candidate is checked first as CheckRuleset checks it (with its budget and deadline).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

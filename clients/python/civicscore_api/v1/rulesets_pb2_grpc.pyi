@@ -40,15 +40,23 @@ class RulesetServiceStub:
     ListRulesetActivations: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.ListRulesetActivationsRequest, _rulesets_pb2.ListRulesetActivationsResponse]
     """Lists every activation ever made, newest first."""
     CheckRuleset: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.CheckRulesetRequest, _rulesets_pb2.CheckRulesetResponse]
-    """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them."""
+    """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them,
+    in a child process with a time and memory budget; the call's deadline stops it
+    (DEADLINE_EXCEEDED, or CANCELLED when the client goes), and a server shutting down
+    answers UNAVAILABLE. At most 50 files of at most 1 MiB each.
+    """
     ActivateRuleset: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.ActivateRulesetRequest, _rulesets_pb2.ActivateRulesetResponse]
-    """Activates new rule files or a stored ruleset; engine workers are swapped blue/green."""
+    """Activates new rule files or a stored ruleset; engine workers are swapped blue/green. New
+    files are checked first as CheckRuleset checks them (with its budget and deadline).
+    """
     RollbackRuleset: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.RollbackRulesetRequest, _rulesets_pb2.RollbackRulesetResponse]
     """Undoes the latest activation; what it replaced is in force again."""
     GetRulesetStatus: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.GetRulesetStatusRequest, _rulesets_pb2.GetRulesetStatusResponse]
     """Reports the active ruleset, what is in force when, and the last refused activation."""
     SimulateRuleset: _grpc.UnaryUnaryMultiCallable[_rulesets_pb2.SimulateRulesetRequest, _rulesets_pb2.SimulateRulesetResponse]
-    """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing."""
+    """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing. The
+    candidate is checked first as CheckRuleset checks it (with its budget and deadline).
+    """
 
 @_typing.type_check_only
 class RulesetServiceAsyncStub(RulesetServiceStub):
@@ -62,15 +70,23 @@ class RulesetServiceAsyncStub(RulesetServiceStub):
     ListRulesetActivations: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.ListRulesetActivationsRequest, _rulesets_pb2.ListRulesetActivationsResponse]  # type: ignore[assignment]
     """Lists every activation ever made, newest first."""
     CheckRuleset: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.CheckRulesetRequest, _rulesets_pb2.CheckRulesetResponse]  # type: ignore[assignment]
-    """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them."""
+    """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them,
+    in a child process with a time and memory budget; the call's deadline stops it
+    (DEADLINE_EXCEEDED, or CANCELLED when the client goes), and a server shutting down
+    answers UNAVAILABLE. At most 50 files of at most 1 MiB each.
+    """
     ActivateRuleset: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.ActivateRulesetRequest, _rulesets_pb2.ActivateRulesetResponse]  # type: ignore[assignment]
-    """Activates new rule files or a stored ruleset; engine workers are swapped blue/green."""
+    """Activates new rule files or a stored ruleset; engine workers are swapped blue/green. New
+    files are checked first as CheckRuleset checks them (with its budget and deadline).
+    """
     RollbackRuleset: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.RollbackRulesetRequest, _rulesets_pb2.RollbackRulesetResponse]  # type: ignore[assignment]
     """Undoes the latest activation; what it replaced is in force again."""
     GetRulesetStatus: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.GetRulesetStatusRequest, _rulesets_pb2.GetRulesetStatusResponse]  # type: ignore[assignment]
     """Reports the active ruleset, what is in force when, and the last refused activation."""
     SimulateRuleset: _aio.UnaryUnaryMultiCallable[_rulesets_pb2.SimulateRulesetRequest, _rulesets_pb2.SimulateRulesetResponse]  # type: ignore[assignment]
-    """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing."""
+    """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing. The
+    candidate is checked first as CheckRuleset checks it (with its budget and deadline).
+    """
 
 class RulesetServiceServicer(metaclass=_abc_1.ABCMeta):
     """The rules the engine evaluates with: versions, checks, activation and what-if."""
@@ -105,7 +121,11 @@ class RulesetServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rulesets_pb2.CheckRulesetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rulesets_pb2.CheckRulesetResponse, _abc.Awaitable[_rulesets_pb2.CheckRulesetResponse]]:
-        """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them."""
+        """Checks candidate rule files (the same checks as `civicscore rules check`) and test-loads them,
+        in a child process with a time and memory budget; the call's deadline stops it
+        (DEADLINE_EXCEEDED, or CANCELLED when the client goes), and a server shutting down
+        answers UNAVAILABLE. At most 50 files of at most 1 MiB each.
+        """
 
     @_abc_1.abstractmethod
     def ActivateRuleset(
@@ -113,7 +133,9 @@ class RulesetServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rulesets_pb2.ActivateRulesetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rulesets_pb2.ActivateRulesetResponse, _abc.Awaitable[_rulesets_pb2.ActivateRulesetResponse]]:
-        """Activates new rule files or a stored ruleset; engine workers are swapped blue/green."""
+        """Activates new rule files or a stored ruleset; engine workers are swapped blue/green. New
+        files are checked first as CheckRuleset checks them (with its budget and deadline).
+        """
 
     @_abc_1.abstractmethod
     def RollbackRuleset(
@@ -137,6 +159,8 @@ class RulesetServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _rulesets_pb2.SimulateRulesetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_rulesets_pb2.SimulateRulesetResponse, _abc.Awaitable[_rulesets_pb2.SimulateRulesetResponse]]:
-        """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing."""
+        """Evaluates a stored quarter with a candidate ruleset and compares; stores nothing. The
+        candidate is checked first as CheckRuleset checks it (with its budget and deadline).
+        """
 
 def add_RulesetServiceServicer_to_server(servicer: RulesetServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

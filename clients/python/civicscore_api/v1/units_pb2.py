@@ -22,31 +22,59 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from civicscore_api.v1 import common_pb2 as civicscore_dot_v1_dot_common__pb2
+from civicscore_api.v1 import domains_pb2 as civicscore_dot_v1_dot_domains__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63ivicscore/v1/units.proto\x12\rcivicscore.v1\"\xc8\x01\n\x04Unit\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x17\n\x0f\x64isplay_name_vi\x18\x03 \x01(\t\x12\x17\n\x0f\x64isplay_name_en\x18\x04 \x01(\t\x12%\n\x04kind\x18\x05 \x01(\x0e\x32\x17.civicscore.v1.UnitKind\x12\r\n\x05\x62lock\x18\x06 \x01(\t\x12\x0e\n\x06parent\x18\x07 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x08 \x01(\x08\x12\x1c\n\x14under_review_periods\x18\t \x03(\t\"Q\n\x12UpsertUnitsRequest\x12\"\n\x05units\x18\x01 \x03(\x0b\x32\x13.civicscore.v1.Unit\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"J\n\x13UpsertUnitsResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07updated\x18\x02 \x01(\x05\x12\x11\n\tunchanged\x18\x03 \x01(\x05\"\x1e\n\x0eGetUnitRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"4\n\x0fGetUnitResponse\x12!\n\x04unit\x18\x01 \x01(\x0b\x32\x13.civicscore.v1.Unit\"I\n\x10ListUnitsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x03 \x01(\t\"P\n\x11ListUnitsResponse\x12\"\n\x05units\x18\x01 \x03(\x0b\x32\x13.civicscore.v1.Unit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x82\x01\n\x08UnitKind\x12\x19\n\x15UNIT_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14UNIT_KIND_DEPARTMENT\x10\x01\x12\x12\n\x0eUNIT_KIND_WARD\x10\x02\x12\x15\n\x11UNIT_KIND_COMMUNE\x10\x03\x12\x16\n\x12UNIT_KIND_DISTRICT\x10\x04\x32\xfd\x01\n\x0bUnitService\x12T\n\x0bUpsertUnits\x12!.civicscore.v1.UpsertUnitsRequest\x1a\".civicscore.v1.UpsertUnitsResponse\x12H\n\x07GetUnit\x12\x1d.civicscore.v1.GetUnitRequest\x1a\x1e.civicscore.v1.GetUnitResponse\x12N\n\tListUnits\x12\x1f.civicscore.v1.ListUnitsRequest\x1a .civicscore.v1.ListUnitsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63ivicscore/v1/units.proto\x12\rcivicscore.v1\x1a\x1a\x63ivicscore/v1/common.proto\x1a\x1b\x63ivicscore/v1/domains.proto\"\xca\x02\n\x04Unit\x12\x14\n\x04name\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x01\x12\x14\n\x04\x63ode\x18\x02 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x04\x12\"\n\x0f\x64isplay_name_vi\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xac\x02\x12\"\n\x0f\x64isplay_name_en\x18\x04 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xac\x02\x12%\n\x04kind\x18\x05 \x01(\x0e\x32\x17.civicscore.v1.UnitKind\x12\x17\n\x05\x62lock\x18\x06 \x01(\tB\x08\xe2\xf9\x18\x04\x08\x02\x10<\x12)\n\x06parent\x18\x07 \x01(\tB\x19\xe2\xf9\x18\x15\x08\x0b*\x11units/{unit_code}\x12\x0e\n\x06\x61\x63tive\x18\x08 \x01(\x08\x12$\n\x14under_review_periods\x18\t \x03(\tB\x06\xe2\xf9\x18\x02\x08\x08\x12-\n\x08\x61\x63tivity\x18\n \x01(\x0e\x32\x1b.civicscore.v1.UnitActivity\"s\n\x12UpsertUnitsRequest\x12\"\n\x05units\x18\x01 \x03(\x0b\x32\x13.civicscore.v1.Unit\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"}\n\x13UpsertUnitsResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07updated\x18\x02 \x01(\x05\x12\x11\n\tunchanged\x18\x03 \x01(\x05\x12\x31\n\nviolations\x18\x04 \x03(\x0b\x32\x1d.civicscore.v1.FieldViolation\"9\n\x0eGetUnitRequest\x12\'\n\x04name\x18\x01 \x01(\tB\x19\xe2\xf9\x18\x15\x08\x0b*\x11units/{unit_code}\"4\n\x0fGetUnitResponse\x12!\n\x04unit\x18\x01 \x01(\x0b\x32\x13.civicscore.v1.Unit\"g\n\x10ListUnitsRequest\x12\x19\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"P\n\x11ListUnitsResponse\x12\"\n\x05units\x18\x01 \x03(\x0b\x32\x13.civicscore.v1.Unit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x82\x01\n\x08UnitKind\x12\x19\n\x15UNIT_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14UNIT_KIND_DEPARTMENT\x10\x01\x12\x12\n\x0eUNIT_KIND_WARD\x10\x02\x12\x15\n\x11UNIT_KIND_COMMUNE\x10\x03\x12\x16\n\x12UNIT_KIND_DISTRICT\x10\x04*c\n\x0cUnitActivity\x12\x1d\n\x19UNIT_ACTIVITY_UNSPECIFIED\x10\x00\x12\x18\n\x14UNIT_ACTIVITY_ACTIVE\x10\x01\x12\x1a\n\x16UNIT_ACTIVITY_INACTIVE\x10\x02\x32\xfd\x01\n\x0bUnitService\x12T\n\x0bUpsertUnits\x12!.civicscore.v1.UpsertUnitsRequest\x1a\".civicscore.v1.UpsertUnitsResponse\x12H\n\x07GetUnit\x12\x1d.civicscore.v1.GetUnitRequest\x1a\x1e.civicscore.v1.GetUnitResponse\x12N\n\tListUnits\x12\x1f.civicscore.v1.ListUnitsRequest\x1a .civicscore.v1.ListUnitsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'civicscore_api.v1.units_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UNITKIND']._serialized_start=650
-  _globals['_UNITKIND']._serialized_end=780
-  _globals['_UNIT']._serialized_start=45
-  _globals['_UNIT']._serialized_end=245
-  _globals['_UPSERTUNITSREQUEST']._serialized_start=247
-  _globals['_UPSERTUNITSREQUEST']._serialized_end=328
-  _globals['_UPSERTUNITSRESPONSE']._serialized_start=330
-  _globals['_UPSERTUNITSRESPONSE']._serialized_end=404
-  _globals['_GETUNITREQUEST']._serialized_start=406
-  _globals['_GETUNITREQUEST']._serialized_end=436
-  _globals['_GETUNITRESPONSE']._serialized_start=438
-  _globals['_GETUNITRESPONSE']._serialized_end=490
-  _globals['_LISTUNITSREQUEST']._serialized_start=492
-  _globals['_LISTUNITSREQUEST']._serialized_end=565
-  _globals['_LISTUNITSRESPONSE']._serialized_start=567
-  _globals['_LISTUNITSRESPONSE']._serialized_end=647
-  _globals['_UNITSERVICE']._serialized_start=783
-  _globals['_UNITSERVICE']._serialized_end=1036
+  _globals['_UNIT'].fields_by_name['name']._loaded_options = None
+  _globals['_UNIT'].fields_by_name['name']._serialized_options = b'\342\371\030\002\010\001'
+  _globals['_UNIT'].fields_by_name['code']._loaded_options = None
+  _globals['_UNIT'].fields_by_name['code']._serialized_options = b'\342\371\030\002\010\004'
+  _globals['_UNIT'].fields_by_name['display_name_vi']._loaded_options = None
+  _globals['_UNIT'].fields_by_name['display_name_vi']._serialized_options = b'\342\371\030\005\010\002\020\254\002'
+  _globals['_UNIT'].fields_by_name['display_name_en']._loaded_options = None
+  _globals['_UNIT'].fields_by_name['display_name_en']._serialized_options = b'\342\371\030\005\010\002\020\254\002'
+  _globals['_UNIT'].fields_by_name['block']._loaded_options = None
+  _globals['_UNIT'].fields_by_name['block']._serialized_options = b'\342\371\030\004\010\002\020<'
+  _globals['_UNIT'].fields_by_name['parent']._loaded_options = None
+  _globals['_UNIT'].fields_by_name['parent']._serialized_options = b'\342\371\030\025\010\013*\021units/{unit_code}'
+  _globals['_UNIT'].fields_by_name['under_review_periods']._loaded_options = None
+  _globals['_UNIT'].fields_by_name['under_review_periods']._serialized_options = b'\342\371\030\002\010\010'
+  _globals['_UPSERTUNITSREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
+  _globals['_UPSERTUNITSREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\342\371\030\005\010\002\020\200\001'
+  _globals['_GETUNITREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_GETUNITREQUEST'].fields_by_name['name']._serialized_options = b'\342\371\030\025\010\013*\021units/{unit_code}'
+  _globals['_LISTUNITSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTUNITSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342\371\030\002\010\n'
+  _globals['_LISTUNITSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTUNITSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
+  _globals['_LISTUNITSREQUEST'].fields_by_name['filter']._loaded_options = None
+  _globals['_LISTUNITSREQUEST'].fields_by_name['filter']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
+  _globals['_UNITKIND']._serialized_start=979
+  _globals['_UNITKIND']._serialized_end=1109
+  _globals['_UNITACTIVITY']._serialized_start=1111
+  _globals['_UNITACTIVITY']._serialized_end=1210
+  _globals['_UNIT']._serialized_start=102
+  _globals['_UNIT']._serialized_end=432
+  _globals['_UPSERTUNITSREQUEST']._serialized_start=434
+  _globals['_UPSERTUNITSREQUEST']._serialized_end=549
+  _globals['_UPSERTUNITSRESPONSE']._serialized_start=551
+  _globals['_UPSERTUNITSRESPONSE']._serialized_end=676
+  _globals['_GETUNITREQUEST']._serialized_start=678
+  _globals['_GETUNITREQUEST']._serialized_end=735
+  _globals['_GETUNITRESPONSE']._serialized_start=737
+  _globals['_GETUNITRESPONSE']._serialized_end=789
+  _globals['_LISTUNITSREQUEST']._serialized_start=791
+  _globals['_LISTUNITSREQUEST']._serialized_end=894
+  _globals['_LISTUNITSRESPONSE']._serialized_start=896
+  _globals['_LISTUNITSRESPONSE']._serialized_end=976
+  _globals['_UNITSERVICE']._serialized_start=1213
+  _globals['_UNITSERVICE']._serialized_end=1466
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from civicscore_api.v1 import common_pb2 as _common_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -51,6 +52,40 @@ UNIT_KIND_DISTRICT: UnitKind.ValueType  # 4
 """A district (quận, huyện, thị xã), for data from before July 2025."""
 Global___UnitKind: _TypeAlias = UnitKind  # noqa: Y015
 
+class _UnitActivity:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _UnitActivityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_UnitActivity.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    UNIT_ACTIVITY_UNSPECIFIED: _UnitActivity.ValueType  # 0
+    """Not said. On write, `active` = true means active; `active` = false with
+    this unset is refused unless the unit already exists and is inactive,
+    because proto3 cannot tell `false` from "not set".
+    """
+    UNIT_ACTIVITY_ACTIVE: _UnitActivity.ValueType  # 1
+    """In force: evaluated every quarter."""
+    UNIT_ACTIVITY_INACTIVE: _UnitActivity.ValueType  # 2
+    """Not in force (e.g. a district before July 2025): kept and listed, not
+    evaluated.
+    """
+
+class UnitActivity(_UnitActivity, metaclass=_UnitActivityEnumTypeWrapper):
+    """Whether a unit is in force."""
+
+UNIT_ACTIVITY_UNSPECIFIED: UnitActivity.ValueType  # 0
+"""Not said. On write, `active` = true means active; `active` = false with
+this unset is refused unless the unit already exists and is inactive,
+because proto3 cannot tell `false` from "not set".
+"""
+UNIT_ACTIVITY_ACTIVE: UnitActivity.ValueType  # 1
+"""In force: evaluated every quarter."""
+UNIT_ACTIVITY_INACTIVE: UnitActivity.ValueType  # 2
+"""Not in force (e.g. a district before July 2025): kept and listed, not
+evaluated.
+"""
+Global___UnitActivity: _TypeAlias = UnitActivity  # noqa: Y015
+
 @_typing.final
 class Unit(_message.Message):
     """A unit that receives assignments and is evaluated: a department or a
@@ -68,6 +103,7 @@ class Unit(_message.Message):
     PARENT_FIELD_NUMBER: _builtins.int
     ACTIVE_FIELD_NUMBER: _builtins.int
     UNDER_REVIEW_PERIODS_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `units/{code}`. Output only; derived from `code`."""
     code: _builtins.str
@@ -83,7 +119,14 @@ class Unit(_message.Message):
     parent: _builtins.str
     """Resource name of the parent unit, `units/{code}`, or empty."""
     active: _builtins.bool
-    """Whether the unit is in force. Inactive units are not evaluated."""
+    """Whether the unit is in force; inactive units are not evaluated. Always set
+    in responses. On write, prefer `activity`, which can say "not set": a
+    unit created with `active` false and `activity` unset is refused.
+    """
+    activity: Global___UnitActivity.ValueType
+    """Whether the unit is in force, said explicitly; when set it decides and
+    `active` is ignored on write. Always set in responses.
+    """
     @_builtins.property
     def under_review_periods(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Quarters (e.g. `2026-Q3`) in which the unit is under inspection,
@@ -102,10 +145,11 @@ class Unit(_message.Message):
         parent: _builtins.str = ...,
         active: _builtins.bool = ...,
         under_review_periods: _abc.Iterable[_builtins.str] | None = ...,
+        activity: Global___UnitActivity.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "block", b"block", "code", b"code", "display_name_en", b"display_name_en", "display_name_vi", b"display_name_vi", "kind", b"kind", "name", b"name", "parent", b"parent", "under_review_periods", b"under_review_periods"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "activity", b"activity", "block", b"block", "code", b"code", "display_name_en", b"display_name_en", "display_name_vi", b"display_name_vi", "kind", b"kind", "name", b"name", "parent", b"parent", "under_review_periods", b"under_review_periods"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -119,10 +163,13 @@ class UpsertUnitsRequest(_message.Message):
 
     UNITS_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     """Client-chosen key (1-128 characters) that makes a retry of this request
     return the first reply instead of writing again.
     """
+    validate_only: _builtins.bool
+    """Validate only: store nothing and return every violation in the response."""
     @_builtins.property
     def units(self) -> _containers.RepeatedCompositeFieldContainer[Global___Unit]:
         """Units to create or replace, keyed by `code`; at most 10,000. The batch is
@@ -134,10 +181,11 @@ class UpsertUnitsRequest(_message.Message):
         *,
         units: _abc.Iterable[Global___Unit] | None = ...,
         idempotency_key: _builtins.str = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "units", b"units"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "units", b"units", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -152,22 +200,28 @@ class UpsertUnitsResponse(_message.Message):
     CREATED_FIELD_NUMBER: _builtins.int
     UPDATED_FIELD_NUMBER: _builtins.int
     UNCHANGED_FIELD_NUMBER: _builtins.int
+    VIOLATIONS_FIELD_NUMBER: _builtins.int
     created: _builtins.int
     """Units that did not exist before."""
     updated: _builtins.int
     """Existing units whose content changed."""
     unchanged: _builtins.int
     """Existing units sent again with identical content."""
+    @_builtins.property
+    def violations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FieldViolation]:
+        """With `validate_only`: every violation found (empty when the batch is valid)."""
+
     def __init__(
         self,
         *,
         created: _builtins.int = ...,
         updated: _builtins.int = ...,
         unchanged: _builtins.int = ...,
+        violations: _abc.Iterable[_common_pb2.FieldViolation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "unchanged", b"unchanged", "updated", b"updated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "unchanged", b"unchanged", "updated", b"updated", "violations", b"violations"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
