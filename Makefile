@@ -11,7 +11,7 @@ CONTRACT := contract/civicscore-v1.binpb
 ADDR ?= 127.0.0.1:50051
 DB ?= var/civicscore.db
 
-.PHONY: pdf-deps help venv run test gen check-gen lint lint-proto release-contract bench clean test-node
+.PHONY: pdf-deps help venv run test gen check-gen lint lint-proto release-contract bench clean test-node fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ run: $(STAMP) ## Start the server on $(ADDR) with SQLite at $(DB) and the defaul
 test: $(STAMP) check-gen lint lint-proto ## Generated code, lint, buf lint and breaking-change check, then all tests: Python, then the Node.js client's against the real server (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-node
+
+fuzz: $(STAMP) ## Randomised fuzz run of every RPC against the real server, longer than make test's (CIVICSCORE_FUZZ_CALLS=200000 calls by default; CIVICSCORE_FUZZ_SEED=n repeats a run)
+	CIVICSCORE_FUZZ_CALLS=$${CIVICSCORE_FUZZ_CALLS:-200000} CIVICSCORE_FUZZ_RANDOM=1 \
+		$(PY) -m pytest -ra -o timeout=0 tests/test_fuzz.py $(PYTEST_ARGS)
 
 gen: $(STAMP) ## Regenerate Python code and typed stubs from protos/
 	$(PY) scripts/gen_protos.py
