@@ -66,7 +66,7 @@ def ruleset() -> Ruleset:
 @pytest.fixture(scope="module")
 def run() -> Iterator[CaseRun]:
     """Every case evaluated once, in one call, by real worker processes (as `civicscore rules test` does)."""
-    with EnginePool(rule_files(), workers=2) as pool:
+    with EnginePool(load_ruleset(rule_files()), workers=2) as pool:
         yield run_cases(pool, RULESET, CASES)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -146,7 +145,7 @@ def ruleset() -> Ruleset:
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[EnginePool]:
-    with EnginePool(rule_files(), workers=2) as engine:
+    with EnginePool(load_ruleset(rule_files()), workers=2) as engine:
         yield engine
 
 
@@ -405,16 +404,15 @@ def test_inputs_changed_when_the_facts_differ_from_the_evaluated_ones(ruleset: R
 
 
 @pytest.mark.slow
-def test_a_unit_with_200_due_tasks_needs_few_engine_calls_and_little_time(ruleset: Ruleset, pool: EnginePool) -> None:
+def test_a_unit_with_200_due_tasks_needs_few_engine_calls(ruleset: Ruleset, pool: EnginePool) -> None:
+    """The margins are searched in a few batched engine calls, not one per candidate change (its time is
+    measured by the benchmarks, not asserted here: machines are shared and noisy)."""
     facts = facts_of(LARGE)
     evaluation = pool.evaluate([facts])[0]
     engine = CountingEngine(pool)
-    started = time.perf_counter()
     explanation = explain(ruleset, engine, facts, evaluation)
-    elapsed = time.perf_counter() - started
     assert explanation.margins
     assert 1 <= len(engine.calls) <= 3, engine.calls
-    assert elapsed < 1.0
 
 
 @pytest.mark.slow

@@ -20,9 +20,9 @@ from typer.testing import CliRunner, Result
 
 from civicscore.engine.port import EngineError, EvaluationCancelled
 from civicscore.engine.sandbox import Budget, BudgetExceeded, run_budgeted
-from civicscore.rulebook import read_rule_files
 from civicscore.ruleset import RulesetInvalid, RulesetIssue, load_ruleset
 from civicscore.ruleset.limits import MAX_FILE_BYTES
+from civicscore.rulesets import read_rule_files
 from civicscore_api.v1 import rulesets_pb2
 from civicscore_client import CivicscoreError, DeadlineExceeded, InvalidArgument
 from tests.serverproc import RULES, ServerProcess

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from civicscore.engine.port import EngineError
-from civicscore.ruleset import check as check_module
-from civicscore.ruleset.check import check_ruleset_files
+from civicscore.rulesets import checking as check_module
+from civicscore.rulesets.checking import check_ruleset_files
 
 RULES = Path(__file__).resolve().parents[1] / "rules"
 CIVICSCORE = Path(sys.executable).with_name("civicscore")
@@ -106,7 +106,7 @@ def test_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_without_the_server_package_check_says_to_use_remote(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "civicscore.ruleset.check", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "civicscore.rulesets.checking", None)  # makes the import fail
     result = civicscore("rules", "check", str(RULES))
     assert result.exit_code == 2
     assert "server package cannot be imported" in result.output and "--remote" in result.output

@@ -1,4 +1,4 @@
-"""What-if comparison of two rulesets' results (`civicscore.simulate`) and its API encoding."""
+"""What-if comparison of two rulesets' results (`civicscore.rulesets.comparison`) and its API encoding."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from civicscore.api.simulate_out import simulation_out
 from civicscore.domain.model import FlagResult, TaskCounts, Unit, UnitEvaluation, UnitKind
-from civicscore.simulate import FlagChange, GradeChange, Simulation, compare, score_text
+from civicscore.rulesets.comparison import FlagChange, GradeChange, Simulation, compare, score_text
 from civicscore_api.v1 import rulesets_pb2
 
 FLAGS = {

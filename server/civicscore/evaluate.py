@@ -22,9 +22,10 @@ from civicscore.domain.periods import InvalidPeriod, Quarter
 from civicscore.engine.port import EncodedEvaluation, EngineError, EvaluationCancelled, RulesEngine
 from civicscore.errors import Cancelled, EvaluationFailed, FailedPrecondition, InvalidInput, Violation
 from civicscore.idempotency import claim_key
-from civicscore.rulebook import NoRulesetInForce, RulesetRefused, RulesetRegistry
+from civicscore.rulesets import NoRulesetInForce, RulesetChanged, RulesetRefused, Rulesets
+from civicscore.shutdown import Shutdown
 from civicscore.store import RecommendationRecord, SaveEvaluationsResult, Store
-from civicscore.store.base import NewEvaluation
+from civicscore.store.base import ActivationRecord, NewEvaluation
 from civicscore.validation import check_idempotency_key, hanoi_today
 
 log = logging.getLogger("civicscore.evaluate")
@@ -41,21 +42,42 @@ class PeriodEvaluation:
     ruleset_digest: str
 
 
-def cancellation_event(add_callback: Callable[[Callable[[], None]], bool]) -> threading.Event:
-    """An Event set when the RPC ends; pass the servicer's `context.add_callback`.
+class CallEnded(threading.Event):
+    """Set when the RPC ends (see `cancellation_event`); `by_shutdown` tells whether the server's
+    shutdown ended it (its grace passed with the call still running) rather than the client."""
+
+    def __init__(self, shutdown: Shutdown | None = None) -> None:
+        super().__init__()
+        self._shutdown = shutdown
+        self.by_shutdown = False
+
+    def end(self) -> None:
+        self.by_shutdown = self._shutdown is not None and self._shutdown.grace_over.is_set()
+        self.set()
+
+
+def cancellation_event(add_callback: Callable[[Callable[[], None]], bool], *,
+                       shutdown: Shutdown | None = None) -> CallEnded:
+    """An Event set when the RPC ends; pass the servicer's `context.add_callback`, and the runtime's
+    `shutdown` so that a call cut by the server's shutdown is not blamed on its client.
 
     gRPC runs the callback when the call terminates for any reason: the client
-    cancelled, its deadline passed, the connection dropped, or the reply was
-    sent (by then nobody looks at the event). If the call has already ended,
-    the event is set at once.
+    cancelled, its deadline passed, the connection dropped, the server's shutdown
+    grace passed, or the reply was sent (by then nobody looks at the event). If the
+    call has already ended, the event is set at once.
     """
-    event = threading.Event()
-    if not add_callback(event.set):
-        event.set()
+    event = CallEnded(shutdown)
+    if not add_callback(event.end):
+        event.end()
     return event
 
 
-def _cancelled(what: str, when: str) -> Cancelled:
+def _cancelled(what: str, when: str, cancelled: threading.Event | None = None) -> Cancelled:
+    if isinstance(cancelled, CallEnded) and cancelled.by_shutdown:
+        log.warning("%s stopped %s: cancelled by the server's shutdown (the call was still running when the "
+                    "shutdown grace ended), not by the client; nothing was saved, and the client, told UNAVAILABLE, "
+                    "may retry on another replica", what, when)
+        return Cancelled(f"{what} was cancelled by the server's shutdown; nothing was saved: retry the call")
     log.info("%s stopped %s: the client cancelled the call or its deadline passed; nothing was saved", what, when)
     return Cancelled(f"{what} was cancelled (the client cancelled the call or its deadline passed); "
                      "nothing was saved")
@@ -63,12 +85,13 @@ def _cancelled(what: str, when: str) -> Cancelled:
 
 def _stop_if_cancelled(cancelled: threading.Event | None, what: str, when: str) -> None:
     if cancelled is not None and cancelled.is_set():
-        raise _cancelled(what, when)
+        raise _cancelled(what, when, cancelled)
 
 
 @contextmanager
-def stops_when_cancelled(what: str) -> Iterator[None]:
-    """Turn the engine's EvaluationCancelled inside the block into Cancelled (gRPC CANCELLED), logged.
+def stops_when_cancelled(what: str, cancelled: threading.Event | None = None) -> Iterator[None]:
+    """Turn the engine's EvaluationCancelled inside the block into Cancelled (gRPC CANCELLED), logged
+    (as the shutdown's doing when `cancelled`, from `cancellation_event`, says so).
 
     For servicers that run the engine themselves (SimulateRuleset): put it inside
     any `except EngineError` so that a cancellation is not reported as a failure.
@@ -76,7 +99,7 @@ def stops_when_cancelled(what: str) -> Iterator[None]:
     try:
         yield
     except EvaluationCancelled:
-        raise _cancelled(what, "in the rules engine") from None
+        raise _cancelled(what, "in the rules engine", cancelled) from None
 
 
 def parse_period(value: str, field: str = "period") -> Quarter:
@@ -163,11 +186,19 @@ def to_new_evaluation(result: EncodedEvaluation, unit: Unit, now: dt.datetime) -
     )
 
 
-def evaluate_period(store: Store, rulesets: RulesetRegistry, period: str, *, now: dt.datetime,
+SAVE_ATTEMPTS = 3  # evaluations redone when another replica changes the ruleset in force meanwhile
+
+
+def evaluate_period(store: Store, rulesets: Rulesets, period: str, *, now: dt.datetime,
                     idempotency_key: str, actor: str, cancelled: threading.Event | None = None) -> PeriodEvaluation:
     """Evaluate every active unit for a quarter with the ruleset in force for that quarter, and store
-    new revisions where results changed. The engine is leased for the whole call: an activation
-    meanwhile does not change the ruleset this call evaluates with.
+    new revisions where results changed.
+
+    The ruleset in force is read from the database when the call starts, its engine is leased for
+    the whole evaluation, and the save checks, in its own transaction, that it is still the one in
+    force: when another replica activated or rolled back a ruleset meanwhile, nothing is saved and
+    the quarter is evaluated again with the ruleset now in force. No replica, however far behind,
+    ever saves an evaluation made with a ruleset no longer in force.
 
     When `cancelled` is set before the results are saved, the engine's remaining work is dropped,
     nothing is saved (the save is one transaction: all or nothing) and Cancelled is raised."""
@@ -176,18 +207,28 @@ def evaluate_period(store: Store, rulesets: RulesetRegistry, period: str, *, now
         raise InvalidInput(violations)
     if quarter.start > hanoi_today(now):
         raise FailedPrecondition(f"quarter {quarter} has not started yet; nothing to evaluate")
-    try:
-        with rulesets.lease(quarter) as (_, engine):
-            return _evaluate_with(store, engine, quarter, now=now, idempotency_key=idempotency_key,
-                                  actor=actor, cancelled=cancelled)
-    except NoRulesetInForce as missing:
-        raise FailedPrecondition(str(missing)) from None
-    except (RulesetRefused, EngineError) as failed:
-        raise EvaluationFailed(f"the rules engine for {quarter} could not start: {failed}") from failed
+    for attempt in range(1, SAVE_ATTEMPTS + 1):
+        try:
+            rulesets.reconcile()
+            with rulesets.lease(quarter) as (ruleset, engine):
+                return _evaluate_with(store, engine, quarter, now=now, idempotency_key=idempotency_key,
+                                      actor=actor, cancelled=cancelled,
+                                      in_force=rulesets.verify_in_force(quarter, ruleset.digest))
+        except RulesetChanged as changed:
+            if attempt == SAVE_ATTEMPTS:
+                raise EvaluationFailed(f"{changed}; the rulesets kept changing, so {quarter} was not evaluated: "
+                                       "try again once they settle") from None
+            log.info("%s; evaluating %s again (attempt %d)", changed, quarter, attempt + 1)
+        except NoRulesetInForce as missing:
+            raise FailedPrecondition(str(missing)) from None
+        except (RulesetRefused, EngineError) as failed:
+            raise EvaluationFailed(f"the rules engine for {quarter} could not start: {failed}") from failed
+    raise AssertionError("unreachable")
 
 
 def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: dt.datetime,
-                   idempotency_key: str, actor: str, cancelled: threading.Event | None) -> PeriodEvaluation:
+                   idempotency_key: str, actor: str, cancelled: threading.Event | None,
+                   in_force: Callable[[list[ActivationRecord]], None]) -> PeriodEvaluation:
     claim, replayed = claim_key(store, idempotency_key, "EvaluatePeriod",
                                 digest_of([str(quarter), engine.ruleset_digest]))
     if replayed is not None:
@@ -196,15 +237,18 @@ def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: 
     facts = gather_facts(store, quarter, unit_list)
     units = {u.code: u for u in unit_list}
     what = f"the evaluation of {quarter}"
+    # Says when the long part begins (operators, and the shutdown tests, watch for it).
+    log.info("evaluating %s: %d active unit(s), ruleset %s", quarter, len(facts), engine.ruleset_version)
     _stop_if_cancelled(cancelled, what, "before the rules engine ran")
     try:
-        with stops_when_cancelled(what):
+        with stops_when_cancelled(what, cancelled):
             results = engine.evaluate_encoded(facts, cancelled=cancelled)
     except EngineError as exc:
         raise EvaluationFailed(f"the rules engine could not evaluate {quarter}: {exc}") from exc
     new = [to_new_evaluation(r, units[r.unit_code], now) for r in results]
     _stop_if_cancelled(cancelled, what, "before saving")
-    saved = store.save_evaluations(new, period=str(quarter), idempotency=claim, recorded_by=actor)
+    saved = store.save_evaluations(new, period=str(quarter), idempotency=claim, recorded_by=actor,
+                                   in_force=in_force)
     return _period_evaluation(saved, engine)
 
 

@@ -20,7 +20,7 @@ from civicscore.errors import (
 from civicscore.evaluate import gather_facts, parse_period
 from civicscore.explain import Explanation
 from civicscore.explain import explain as explain_evaluation
-from civicscore.rulebook import NoRulesetInForce, RulesetRefused, RulesetRegistry
+from civicscore.rulesets import NoRulesetInForce, RulesetRefused, Rulesets
 from civicscore.store import EvaluationRecord, Store
 
 
@@ -100,7 +100,7 @@ def recommendation_status(value: str) -> RecommendationStatus:
                                       "INVALID_FILTER")]) from None
 
 
-def explain(store: Store, rulesets: RulesetRegistry, record: EvaluationRecord) -> Explanation:
+def explain(store: Store, rulesets: Rulesets, record: EvaluationRecord) -> Explanation:
     """Explain a stored evaluation with the ruleset it was made with, on the unit's current facts."""
     quarter = parse_period(record.period, "name")
     evaluation = evaluation_from_json(record.result_json)

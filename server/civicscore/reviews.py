@@ -33,7 +33,7 @@ from civicscore.errors import (
 )
 from civicscore.idempotency import claim_key
 from civicscore.ingest_outcomes import OutcomeInput, submit_outcomes
-from civicscore.rulebook import RulesetRegistry
+from civicscore.rulesets import Rulesets
 from civicscore.store import Store
 from civicscore.store.base import (
     ChangeRecord,
@@ -123,7 +123,7 @@ def snapshot(record: EvaluationRecord | None) -> dict[str, object]:
             "flags": list(record.flags)}
 
 
-def contest(store: Store, rulesets: RulesetRegistry, name: str, *, recommendation_id: int = 0, text: str,
+def contest(store: Store, rulesets: Rulesets, name: str, *, recommendation_id: int = 0, text: str,
             outcomes: Sequence[OutcomeInput], corrections_json: str, actor: str, now: dt.datetime,
             idempotency_key: str = "") -> ContestRecord:
     """A unit's reply: store the corrections through ingest, re-evaluate the quarter, keep before/after.

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from civicscore.domain.periods import InvalidPeriod, Quarter
-from civicscore.rulebook import RulesetRegistry
+from civicscore.rulesets import Rulesets
+from civicscore.shutdown import Shutdown
 from civicscore.store import Store
 
 
@@ -18,9 +19,10 @@ def utc_now() -> dt.datetime:
 @dataclass
 class Runtime:
     store: Store
-    rulesets: RulesetRegistry
+    rulesets: Rulesets
     clock: Callable[[], dt.datetime] = utc_now
     rules_folder: str = ""  # the folder watched for changes, if any
+    shutdown: Shutdown = field(default_factory=Shutdown)  # set by the server when it stops
 
     def indicators_for(self, period: str | None) -> frozenset[str]:
         """Indicator codes of the ruleset in force for `period` (the active ruleset without one)."""

@@ -114,8 +114,9 @@ def run_tests(
         from civicscore.engine.port import EngineError
         from civicscore.engine.sandbox import Budget, BudgetExceeded, run_budgeted
         from civicscore.ruleset import RulesetInvalid
-        from civicscore.ruleset.cases import CaseFileInvalid, run_case_files
+        from civicscore.ruleset.cases import CaseFileInvalid
         from civicscore.ruleset.limits import CASES_TIME_S, CHECK_MEMORY_BYTES
+        from civicscore.rulesets.checking import run_case_files
     except ImportError as error:
         _no_server_package(session, error, "`rules test` runs the rules engine on this machine")
     try:
@@ -152,7 +153,7 @@ def _check_local(
     session: Session, files: Mapping[str, str], load_timeout: float
 ) -> tuple[bool, list[Problem], dict[str, Any]]:
     try:
-        from civicscore.ruleset.check import CHECK_BUDGET, check_candidate
+        from civicscore.rulesets.checking import CHECK_BUDGET, check_candidate
     except ImportError as error:
         _no_server_package(session, error, "checking on this machine needs it")
     outcome = check_candidate(files, budget=replace(CHECK_BUDGET, time_s=load_timeout))

@@ -275,9 +275,18 @@ def status(ctx: typer.Context) -> None:
                       f" at {_when(activation.activate_time)}")
             if activation.reason:
                 out.print(f"  reason          {escape(activation.reason)}")
-        watching = (f"{escape(reply.rules_folder)} (watched: a change of its files is activated)"
-                    if reply.rules_folder else "none (changes on disk are not picked up)")
+        if not reply.rules_folder:
+            watching = "none (changes on disk are not picked up)"
+        elif reply.watching_rules_folder:
+            watching = f"{escape(reply.rules_folder)} (watched by this replica: a change of its files is activated)"
+        else:
+            watching = f"{escape(reply.rules_folder)} (watched by another replica)"
         out.print(f"  rules folder    {watching}")
+        following = {"notices": "the database's notices (up to date within a second or so)",
+                     "reconciling": "[yellow]reading the database every few seconds: its listener is down[/]",
+                     "single": "its own database (one process)"}.get(reply.following, reply.following)
+        out.print(f"[bold]Replica[/] {escape(reply.replica)}: applied activation #{reply.applied_activation} "
+                  f"at {_when(reply.applied_time) or '-'}; follows {following}")
         if reply.in_force:
             timeline = Table(title="In force by quarter")
             for column in ("From quarter", "To quarter", "Version", "Digest"):

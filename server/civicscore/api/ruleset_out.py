@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from collections.abc import Sequence
 
 from civicscore.api.convert import timestamp_out
-from civicscore.rulebook import InForce, RefusedAttempt, RulesetStatus
 from civicscore.ruleset import Ruleset, RulesetIssue
+from civicscore.rulesets import InForce, RefusedAttempt, RulesetStatus
 from civicscore.store.base import ActivationRecord
 from civicscore_api.v1 import rulesets_pb2
 
@@ -75,12 +77,19 @@ def refused_out(attempt: RefusedAttempt) -> rulesets_pb2.RefusedActivation:
         issues=issues_out(attempt.issues))
 
 
+_REPLICA = f"{socket.gethostname()}:{os.getpid()}"
+
+
 def status_out(status: RulesetStatus, *, rules_folder: str) -> rulesets_pb2.GetRulesetStatusResponse:
+    following = "single" if status.listening is None else "notices" if status.listening else "reconciling"
     response = rulesets_pb2.GetRulesetStatusResponse(
         active=ruleset_out(status.active, activation=status.active_activation, load_time=status.loaded_at),
         in_force=[in_force_out(e) for e in status.timeline],
         rules_folder=rules_folder,
-        loaded_digests=list(status.loaded_digests))
+        loaded_digests=list(status.loaded_digests),
+        applied_activation=status.applied.activation.seq if status.applied.activation is not None else 0,
+        applied_time=timestamp_out(status.applied.at), following=following,
+        watching_rules_folder=status.watching_folder, replica=_REPLICA)
     if status.loaded_at is not None:
         response.load_time.CopyFrom(timestamp_out(status.loaded_at))
     if status.last_refused is not None:

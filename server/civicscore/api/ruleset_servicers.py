@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import grpc
 
-from civicscore import evaluate, simulate
+from civicscore import evaluate
 from civicscore.api import ruleset_out as out
 from civicscore.api.convert import request_digest
 from civicscore.api.errors import handle_errors
@@ -16,13 +16,11 @@ from civicscore.api.paging import decode_token, encode_token, page_size
 from civicscore.api.simulate_out import simulation_out
 from civicscore.engine.port import EngineError
 from civicscore.errors import EvaluationFailed, FailedPrecondition, InvalidInput, NotFound, Violation
-from civicscore.idempotency import claim_key
-from civicscore.rulebook import NoRulesetInForce, RulesetRefused
 from civicscore.ruleset import is_rule_file
 from civicscore.ruleset.limits import MAX_FILE_BYTES, MAX_RULE_FILES, size_text
+from civicscore.rulesets import NoRulesetInForce, RulesetRefused, simulation
 from civicscore.runtime import Runtime
-from civicscore.store.base import ActivationRecord, NothingToRollBack
-from civicscore.store.sql import activation_from_json
+from civicscore.store.base import NothingToRollBack
 from civicscore.validation import check_idempotency_key, hanoi_today
 from civicscore_api.v1 import rulesets_pb2, rulesets_pb2_grpc
 
@@ -140,7 +138,6 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
                         ) -> rulesets_pb2.ActivateRulesetResponse:
         if violations := check_idempotency_key(request.idempotency_key):
             raise InvalidInput(violations)
-        registry = self.rt.rulesets
         source = request.WhichOneof("source")
         files: dict[str, str] | None = None
         digest: str | None = None
@@ -153,21 +150,13 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
         else:
             raise InvalidInput([Violation("source", "give the rule files (files) or a stored ruleset (ruleset)",
                                           "REQUIRED")])
-        claim = None
-        if not request.validate_only:
-            claim, replayed = claim_key(self.rt.store, request.idempotency_key, "ActivateRuleset",
-                                        request_digest(request))
-            if replayed is not None:
-                record = activation_from_json(replayed)
-                return rulesets_pb2.ActivateRulesetResponse(
-                    ruleset=out.ruleset_out(registry.ruleset(record.digest), activation=record),
-                    activation=out.activation_out(record))
         cancelled = evaluate.cancellation_event(context.add_callback)
         try:
             with evaluate.stops_when_cancelled("activating the rule files"):
-                done = registry.activate(files, digest=digest, actor=caller(context), source="rpc",
-                                         reason=request.reason, validate_only=request.validate_only,
-                                         idempotency=claim, cancelled=cancelled)
+                done = self.rt.rulesets.activate_request(
+                    files, digest=digest, actor=caller(context), reason=request.reason,
+                    validate_only=request.validate_only, idempotency_key=request.idempotency_key,
+                    request_digest=request_digest(request), cancelled=cancelled)
         except RulesetRefused as refused:
             raise _refused(refused, files or {}, "files.files") from None
         except EngineError as error:  # e.g. the server is shutting down
@@ -186,17 +175,12 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
             raise InvalidInput(violations)
         if request.expected_digest:
             _digest_of_name(f"rulesets/{request.expected_digest}", "expected_digest")
-        claim, replayed = claim_key(self.rt.store, request.idempotency_key, "RollbackRuleset",
-                                    request_digest(request))
-        record: ActivationRecord
-        if replayed is not None:
-            record = activation_from_json(replayed)
-        else:
-            try:
-                record = self.rt.rulesets.rollback(expected_digest=request.expected_digest, actor=caller(context),
-                                                   reason=request.reason, idempotency=claim)
-            except NothingToRollBack as refused:
-                raise FailedPrecondition(str(refused)) from None
+        try:
+            record = self.rt.rulesets.rollback_request(
+                expected_digest=request.expected_digest, actor=caller(context), reason=request.reason,
+                idempotency_key=request.idempotency_key, request_digest=request_digest(request))
+        except NothingToRollBack as refused:
+            raise FailedPrecondition(str(refused)) from None
         status = self.rt.rulesets.status()
         return rulesets_pb2.RollbackRulesetResponse(
             rolled_back=out.activation_out(record),
@@ -214,25 +198,17 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
         files = _files_in(request.files, "files")
         if quarter.start > hanoi_today(self.rt.clock()):
             raise FailedPrecondition(f"quarter {quarter} has not started yet; simulate a quarter with data")
-        registry = self.rt.rulesets
         # Set when the call ends: a client that cancels or whose deadline passes stops the work.
         cancelled = evaluate.cancellation_event(context.add_callback)
         try:
-            with (evaluate.stops_when_cancelled(f"the simulation of {quarter}"),
-                  registry.lease(quarter) as (baseline, base_engine),
-                  registry.candidate(files, cancelled=cancelled) as (candidate, engine)):
-                units = list(evaluate.active_units(self.rt.store))
-                facts = evaluate.gather_facts(self.rt.store, quarter, units)
-                before = base_engine.evaluate(facts, cancelled=cancelled)
-                after = engine.evaluate(facts, cancelled=cancelled)
+            with evaluate.stops_when_cancelled(f"the simulation of {quarter}"):
+                done = simulation.simulate(self.rt.store, self.rt.rulesets, files, quarter,
+                                           changed_only=request.changed_only, cancelled=cancelled)
         except RulesetRefused as refused:
             raise _refused(refused, files, "files") from None
         except NoRulesetInForce as missing:
             raise FailedPrecondition(str(missing)) from None
         except EngineError as error:
             raise EvaluationFailed(f"the simulation of {quarter} could not finish: {error}") from error
-        grade_order = [g.grade for g in candidate.grades] + [g.grade for g in baseline.grades]
-        result = simulate.compare({u.code: u for u in units}, before, after, changed_only=request.changed_only,
-                                  grade_order=grade_order)
-        return simulation_out(result, out.ruleset_out(baseline), out.ruleset_out(candidate), str(quarter))
-
+        return simulation_out(done.simulation, out.ruleset_out(done.baseline), out.ruleset_out(done.candidate),
+                              str(quarter))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from civicscore.simulate import Simulation, UnitComparison
+from civicscore.rulesets.comparison import Simulation, UnitComparison
 from civicscore_api.v1 import rulesets_pb2
 
 

@@ -1,11 +1,14 @@
 """EnginePool: the RulesEngine the server uses; durable_rules runs in supervised worker processes.
 
-The ruleset is validated and compiled here, in the parent, before any worker
-starts. Workers are spawned (never forked: the server holds gRPC objects).
-Each worker has a feeding thread that sends it chunks of units, waits with a
-timeout, and on a crash, a hang or an error kills it, starts a new one and puts
-the chunk back for another try (`max_attempts` in all). Several threads may
-call `evaluate` at once.
+The pool takes a ruleset already parsed and checked (`load_ruleset`, or the
+check of a candidate): its text is parsed once, never again here. Workers are
+spawned (never forked: the server holds gRPC objects). Each worker has a
+feeding thread that sends it chunks of units, waits with a timeout, and on a
+crash, a hang or an error kills it, starts a new one and puts the chunk back for
+another try (`max_attempts` in all). Several threads may call `evaluate` at
+once. A watcher thread notices a worker that dies while idle (killed by the
+kernel's OOM killer, say), logs its exit code or signal, and starts its
+successor at once, so the next call does not pay for it.
 
 A worker is never left waiting on the parent: as soon as a reply has been read
 off the pipe (the worker is then idle, reading), the feeding thread sends the
@@ -23,14 +26,17 @@ worker is neither killed nor disturbed and takes the next chunk as usual.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import multiprocessing
 import os
 import queue
+import signal
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from multiprocessing.context import SpawnContext, SpawnProcess
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, cast
@@ -39,12 +45,30 @@ from civicscore.domain.model import UnitEvaluation, UnitFacts
 from civicscore.engine.facts import check_facts
 from civicscore.engine.port import EncodedEvaluation, EngineError, EvaluationCancelled
 from civicscore.engine.worker import run_worker
-from civicscore.ruleset import Ruleset, load_ruleset
+from civicscore.ruleset import Ruleset
+
+log = logging.getLogger("civicscore.engine")
 
 MAX_CHUNK = 64
 MIN_START_TIMEOUT_S = 60.0
 _STOP_WAIT_S = 2.0
 _CANCEL_POLL_S = 0.05  # how often a waiting call looks at its `cancelled` event
+_WATCH_S = 0.5  # how often the watcher looks for workers that died while idle
+
+# Called with ("started" | "died" | "stopped", the worker's pid, why): for metrics and tests.
+WorkerEvent = Callable[[str, int, str], None]
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """`exit code 1`, `killed by SIGKILL`, or `still running`, for a process's exit code."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
 
 
 def chunk_sizes(units: int, workers: int) -> list[int]:
@@ -146,7 +170,7 @@ class _Worker:
 
     def _death(self) -> str:
         self.process.join(_STOP_WAIT_S)
-        return f"worker {self.pid} died (exit code {self.process.exitcode})"
+        return f"worker {self.pid} died ({exit_reason(self.process.exitcode)})"
 
     def kill(self) -> None:
         """Kill the process (SIGKILL also ends a stopped one) and close the pipe."""
@@ -166,23 +190,25 @@ class _Worker:
 class EnginePool:
     """A RulesEngine over durable_rules worker processes (one per core by default).
 
-    Raises RulesetInvalid from the constructor when the files are invalid, and
-    EngineError when workers cannot load the ruleset within `start_timeout_s`
+    Raises EngineError when workers cannot load the ruleset within `start_timeout_s`
     (60 s by default). `fault_delay_s` makes workers sleep that long per unit
-    (fault injection for tests).
+    (fault injection for tests); `on_worker` hears of every worker started, died
+    or stopped (see WorkerEvent).
     """
 
     def __init__(
         self,
-        files: Mapping[str, str],
+        ruleset: Ruleset,
         *,
         workers: int | None = None,
         job_timeout_s: float = 30.0,
         max_attempts: int = 3,
         fault_delay_s: float = 0.0,
         start_timeout_s: float | None = None,
+        on_worker: WorkerEvent | None = None,
     ) -> None:
-        self._ruleset = load_ruleset(files)
+        self._ruleset = ruleset
+        self._on_worker = on_worker
         self._ctx = multiprocessing.get_context("spawn")
         self._job_timeout_s = job_timeout_s
         # How long a worker may take to start and load the ruleset (durable_rules can hang there).
@@ -203,12 +229,20 @@ class EnginePool:
                 if worker is not None:
                     worker.kill()
             raise EngineError(str(error)) from error
+        for worker in self._workers:
+            assert worker is not None
+            self._event("started", worker.pid, "the pool started")
+        # Held by a slot's feeding thread while a chunk is in its worker (it handles that worker's death),
+        # or by the watcher while it replaces an idle worker that died.
+        self._slots = [threading.Lock() for _ in self._workers]
         self._threads = [
             threading.Thread(target=self._serve, args=(slot,), name=f"engine-slot-{slot}", daemon=True)
             for slot in range(len(self._workers))
         ]
         for thread in self._threads:
             thread.start()
+        self._watcher = threading.Thread(target=self._watch, name="engine-watcher", daemon=True)
+        self._watcher.start()
 
     @property
     def ruleset(self) -> Ruleset:
@@ -299,8 +333,10 @@ class EnginePool:
             workers = [w for w in self._workers if w is not None]
         for worker in workers:
             worker.stop()
+            self._event("stopped", worker.pid, "the pool closed")
         for thread in self._threads:
             thread.join(_STOP_WAIT_S * 2)
+        self._watcher.join(_STOP_WAIT_S * 2)
 
     def __enter__(self) -> EnginePool:
         return self
@@ -311,14 +347,49 @@ class EnginePool:
     def _spawn(self) -> _Worker:
         return _Worker(self._ctx, self._ruleset, self._fault_delay_s)
 
+    def _event(self, what: str, pid: int, why: str) -> None:
+        if self._on_worker is not None:
+            with contextlib.suppress(Exception):  # a listener's bug must not break the pool
+                self._on_worker(what, pid, why)
+
+    def _watch(self) -> None:
+        """Replace a worker that dies while no chunk is in it (a busy slot's thread sees its death itself)."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                workers = list(enumerate(self._workers))
+            sentinels = {w.process.sentinel: (slot, w) for slot, w in workers if w is not None}
+            for ready in wait(list(sentinels), timeout=_WATCH_S):
+                slot, worker = sentinels[ready]  # type: ignore[index]
+                if not self._slots[slot].acquire(blocking=False):
+                    continue  # a chunk is in it: its feeding thread replaces it
+                try:
+                    with self._lock:
+                        if self._closed or self._workers[slot] is not worker:
+                            continue
+                    worker.process.join(_STOP_WAIT_S)  # reaped, so that its exit code is known
+                    reason = exit_reason(worker.process.exitcode)
+                    log.error("engine worker %d of ruleset %s died while idle (%s); starting another now",
+                              worker.pid, self._ruleset.version, reason)
+                    self._event("died", worker.pid, reason)
+                    self._discard(slot)
+                    with contextlib.suppress(Exception):  # no process could start: the next job tries again
+                        self._ready_worker(slot)
+                finally:
+                    self._slots[slot].release()
+
     def _serve(self, slot: int) -> None:
         """Feed one worker; when it dies, hangs or fails, retry the chunk and start a new worker."""
         job = self._jobs.get()
         sent_to: _Worker | None = None  # the worker `job` was already sent to, if any
+        slot_lock = self._slots[slot]
         while job is not None:
             if sent_to is None and job.drop_if_cancelled():  # its caller has gone: do not start it
                 job = self._jobs.get()
                 continue
+            if sent_to is None:  # with a chunk already in the worker, the slot is still held
+                slot_lock.acquire()
             try:
                 worker = self._ready_worker(slot)
                 if sent_to is not worker:  # not sent yet, or sent to a worker that has since died
@@ -326,12 +397,14 @@ class EnginePool:
                 raw = worker.answer(self._job_timeout_s)
             except _WorkerLost as lost:
                 self._retry_or_fail(job, str(lost))
-                self._replace(slot)
+                self._replace(slot, str(lost))
+                slot_lock.release()
                 job, sent_to = self._jobs.get(), None
                 continue
             except Exception as error:  # a bug on this side (e.g. unpicklable facts): no retry
                 job.future.set_exception(EngineError(f"evaluating {job.describe()} failed: {error}"))
-                self._replace(slot)
+                self._replace(slot, f"a failure on the server's side: {error}")
+                slot_lock.release()
                 job, sent_to = self._jobs.get(), None
                 continue
             following = self._send_next(worker)
@@ -347,8 +420,10 @@ class EnginePool:
                 job.future.set_exception(EngineError(f"evaluating {job.describe()} failed: {payload}"))
             else:  # an error inside the worker: start afresh, in case durable_rules' state is damaged
                 self._retry_or_fail(job, f"worker {worker.pid}: {payload}")
-                self._replace(slot)
+                self._replace(slot, f"an error in the worker: {payload}")
                 sent_to = None  # the next chunk, if sent, is sent again to the new worker
+            if sent_to is None:
+                slot_lock.release()  # nothing in the worker: the watcher minds it until the next chunk
             job = following.job if following is not None else self._jobs.get()
 
     def _send_next(self, worker: _Worker) -> _Next | None:
@@ -369,8 +444,13 @@ class EnginePool:
             return _Next(job, sent=False)
         return _Next(job, sent=True)
 
-    def _replace(self, slot: int) -> None:
+    def _replace(self, slot: int, why: str) -> None:
         """Kill the slot's worker and start its successor now (or on the next job if that fails)."""
+        with self._lock:
+            worker = self._workers[slot]
+        if worker is not None:
+            log.warning("engine worker %d of ruleset %s replaced: %s", worker.pid, self._ruleset.version, why)
+            self._event("died", worker.pid, why)
         self._discard(slot)
         with contextlib.suppress(Exception):  # e.g. no process could be started: try again later
             self._ready_worker(slot)
@@ -392,6 +472,7 @@ class EnginePool:
             worker.kill()
             raise _WorkerLost("the engine pool was closed")
         worker.wait_ready(self._start_timeout_s)
+        self._event("started", worker.pid, "a replacement")
         return worker
 
     def _discard(self, slot: int) -> None:

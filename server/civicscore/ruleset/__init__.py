@@ -6,11 +6,10 @@
 
 `RulesetInvalid.issues` lists every problem with file, line and column.
 
-Two modules here start engine processes and are imported only by the tools that need them:
-`check` (`check_ruleset_files`: the static checks, then a test-load in a throwaway engine process;
-`check_candidate`: both in a child process with a time and memory budget, for files from outside)
-and `cases` (golden case files run through an engine, with a coverage report). What a file may
-hold and how large it may be is in `limits` (and rules/README.md).
+Nothing here starts a process: `cases` runs golden case files through an engine it is given (with
+a coverage report). The test-load of candidate files in a throwaway engine process, and checks in
+a child process with a time and memory budget, are in `civicscore.rulesets.checking`. What a file
+may hold and how large it may be is in `limits` (and rules/README.md).
 """
 
 from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue

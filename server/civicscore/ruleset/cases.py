@@ -5,13 +5,14 @@ the same way:
 
     ruleset = load_ruleset(files)
     cases = read_case_files({"tests/default_cases.yaml": text}, ruleset)   # CaseFileInvalid
-    with EnginePool(files, workers=1) as pool:
+    with EnginePool(ruleset, workers=1) as pool:
         run = run_cases(pool, ruleset, cases)          # one engine call for every case
     for result in run.failures:
         print(result.headline(), *result.details(), sep="\\n")
     run.coverage.complete, run.coverage.summary()
 
-or, in one call, `ruleset, run = run_case_files(files, case_texts)`.
+This module is pure: it takes an engine, never starts one (`rulesets.checking.run_case_files`
+starts one for the CLI, in a budgeted process).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from civicscore.ruleset.casefile import (
     read_case_file,
     read_case_files,
 )
-from civicscore.ruleset.loader import load_ruleset
 from civicscore.ruleset.model import Ruleset
 
 __all__ = [
@@ -57,7 +57,6 @@ __all__ = [
     "facts_seen",
     "read_case_file",
     "read_case_files",
-    "run_case_files",
     "run_cases",
 ]
 
@@ -144,23 +143,6 @@ def run_cases(engine: CaseEngine, ruleset: Ruleset, cases: Sequence[GoldenCase])
         ruleset, [(case.name, case.facts, evaluation) for case, evaluation in zip(cases, evaluations, strict=True)]
     )
     return CaseRun(results, coverage)
-
-
-def run_case_files(
-    files: Mapping[str, str], case_texts: Mapping[str, str], select: str | None = None, *, workers: int | None = None
-) -> tuple[Ruleset, CaseRun]:
-    """Load the rule files, read the case files (`{name: text}`), keep the cases whose name contains
-    `select`, and run them in a fresh EnginePool (two workers past 100 cases unless `workers` says).
-    Raises RulesetInvalid or CaseFileInvalid. `civicscore rules test` runs it in a budgeted process
-    (engine/sandbox.py): the files come from outside."""
-    from civicscore.engine.pool import EnginePool  # starts processes: only when cases are run
-
-    ruleset = load_ruleset(files)
-    cases = [case for case in read_case_files(case_texts, ruleset) if select is None or select in case.name]
-    if not cases:
-        return ruleset, CaseRun((), coverage_of(ruleset, []))
-    with EnginePool(files, workers=workers or (2 if len(cases) > 100 else 1)) as pool:
-        return ruleset, run_cases(pool, ruleset, cases)
 
 
 def case_differences(expect: Expectation, result: UnitEvaluation) -> list[str]:

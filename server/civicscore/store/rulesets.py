@@ -33,6 +33,15 @@ def activation_from(row: Any) -> ActivationRecord:
     )
 
 
+def in_force_from_quarter(connection: Connection, in_force_from: str) -> ActivationRecord | None:
+    """The latest live activation of a ruleset in force from `in_force_from` (the one that applies then)."""
+    columns = ruleset_activations.c
+    row = connection.execute(
+        select(ruleset_activations).where(columns.rolled_back_at.is_(None), columns.in_force_from == in_force_from)
+        .order_by(columns.seq.desc()).limit(1)).one_or_none()
+    return None if row is None else activation_from(row)
+
+
 def record_activation(connection: Connection, ruleset: StoredRuleset, activation: NewActivation) -> ActivationRecord:
     insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     connection.execute(

@@ -792,8 +792,28 @@ class GetRulesetStatusResponse(_message.Message):
     LAST_REFUSED_FIELD_NUMBER: _builtins.int
     RULES_FOLDER_FIELD_NUMBER: _builtins.int
     LOADED_DIGESTS_FIELD_NUMBER: _builtins.int
+    APPLIED_ACTIVATION_FIELD_NUMBER: _builtins.int
+    APPLIED_TIME_FIELD_NUMBER: _builtins.int
+    FOLLOWING_FIELD_NUMBER: _builtins.int
+    WATCHING_RULES_FOLDER_FIELD_NUMBER: _builtins.int
+    REPLICA_FIELD_NUMBER: _builtins.int
     rules_folder: _builtins.str
     """The rules folder the server watches for changes (empty when not watching)."""
+    applied_activation: _builtins.int
+    """The newest live activation this replica has applied from the database (its
+    sequence number; 0 before any). Every replica of an installation reports
+    the same once it has caught up; `active` and `in_force` are as of it.
+    """
+    following: _builtins.str
+    """How this replica hears of activations made through the others: `notices`
+    (it listens; within a second or so), `reconciling` (its listener is down:
+    it reads the database every few seconds until it is back), or `single`
+    (SQLite: one process, nothing to hear).
+    """
+    watching_rules_folder: _builtins.bool
+    """Whether this replica watches the rules folder now (one replica at a time does)."""
+    replica: _builtins.str
+    """The replica that answered: host name and process id, e.g. `web-2:4711`."""
     @_builtins.property
     def active(self) -> Global___Ruleset:
         """The ruleset in force for the current quarter (without files)."""
@@ -814,6 +834,10 @@ class GetRulesetStatusResponse(_message.Message):
     def loaded_digests(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Digests of the rulesets with running engine workers."""
 
+    @_builtins.property
+    def applied_time(self) -> _timestamp_pb2.Timestamp:
+        """When this replica applied it."""
+
     def __init__(
         self,
         *,
@@ -823,10 +847,15 @@ class GetRulesetStatusResponse(_message.Message):
         last_refused: Global___RefusedActivation | None = ...,
         rules_folder: _builtins.str = ...,
         loaded_digests: _abc.Iterable[_builtins.str] | None = ...,
+        applied_activation: _builtins.int = ...,
+        applied_time: _timestamp_pb2.Timestamp | None = ...,
+        following: _builtins.str = ...,
+        watching_rules_folder: _builtins.bool = ...,
+        replica: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "last_refused", b"last_refused", "load_time", b"load_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "applied_time", b"applied_time", "last_refused", b"last_refused", "load_time", b"load_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "in_force", b"in_force", "last_refused", b"last_refused", "load_time", b"load_time", "loaded_digests", b"loaded_digests", "rules_folder", b"rules_folder"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "applied_activation", b"applied_activation", "applied_time", b"applied_time", "following", b"following", "in_force", b"in_force", "last_refused", b"last_refused", "load_time", b"load_time", "loaded_digests", b"loaded_digests", "replica", b"replica", "rules_folder", b"rules_folder", "watching_rules_folder", b"watching_rules_folder"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,4 +1,6 @@
-"""`check_ruleset_files`: everything candidate rule files must pass before they may go live.
+"""Checking candidate rule files, and running golden cases, in processes of their own.
+
+`check_ruleset_files`: everything candidate rule files must pass before they may go live.
 
 1. The static checks of `load_ruleset`: YAML syntax and limits, keys, types, names, translations,
    thresholds that can never be crossed, and the durable_rules hazards (DESIGN §4).
@@ -10,7 +12,8 @@ Candidate files come from outside (an RPC, the watched folder, a policy person's
 server's CheckRuleset RPC, its activations and `civicscore rules check` call `check_candidate`:
 both steps in a child process with a time and memory budget (engine/sandbox.py), killed when the
 budget is spent or the caller goes away. A spent budget is an issue like any other.
-This module starts processes; the rest of the package stays pure.
+The pure `ruleset` package parses, checks statically and runs cases with an engine it is given;
+this module is where processes are started for it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from civicscore.domain.periods import Quarter
 from civicscore.engine.pool import EnginePool
 from civicscore.engine.port import EngineError, EvaluationCancelled
 from civicscore.engine.sandbox import Budget, BudgetExceeded, Cancellation, run_budgeted, start_early
+from civicscore.ruleset.casecoverage import coverage_of
+from civicscore.ruleset.cases import CaseRun, read_case_files, run_cases
 from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue
 from civicscore.ruleset.limits import CHECK_MEMORY_BYTES, CHECK_TIME_S
 from civicscore.ruleset.loader import load_ruleset
@@ -128,7 +133,7 @@ def trial_load(files: Mapping[str, str], ruleset: Ruleset, *, timeout_s: float) 
 
     def trial() -> None:
         try:
-            with EnginePool(files, workers=1, job_timeout_s=max(timeout_s, 0.001), max_attempts=1,
+            with EnginePool(ruleset, workers=1, job_timeout_s=max(timeout_s, 0.001), max_attempts=1,
                             start_timeout_s=max(timeout_s, 0.001)) as pool:
                 outcome.append(pool.evaluate(units))
         except Exception as error:  # any failure of the trial is reported, never raised
@@ -175,3 +180,18 @@ def _file_named_in(message: str, ruleset: Ruleset) -> str:
         return HEADER_FILE
     rule = max(named, key=lambda r: len(r.rule_id))
     return rule.source.rsplit(":", 1)[0]
+
+
+def run_case_files(
+    files: Mapping[str, str], case_texts: Mapping[str, str], select: str | None = None, *, workers: int | None = None
+) -> tuple[Ruleset, CaseRun]:
+    """Load the rule files, read the case files (`{name: text}`), keep the cases whose name contains
+    `select`, and run them in a fresh EnginePool (two workers past 100 cases unless `workers` says).
+    Raises RulesetInvalid or CaseFileInvalid. `civicscore rules test` runs it in a budgeted process
+    (engine/sandbox.py): the files come from outside."""
+    ruleset = load_ruleset(files)
+    cases = [case for case in read_case_files(case_texts, ruleset) if select is None or select in case.name]
+    if not cases:
+        return ruleset, CaseRun((), coverage_of(ruleset, []))
+    with EnginePool(ruleset, workers=workers or (2 if len(cases) > 100 else 1)) as pool:
+        return ruleset, run_cases(pool, ruleset, cases)
