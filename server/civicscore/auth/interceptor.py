@@ -9,13 +9,19 @@ call's refusal is held back for about as long as the caller should have waited, 
 `ratelimit.RefusalHold`, so a client that ignores RetryInfo cannot make the server
 refuse it as fast as it can ask). The
 caller is then available to the servicer through `auth.caller.current_caller()`.
-Every refusal is logged and audited, with the identity when known, never a secret.
+Every refusal is logged and audited, with the identity when known, never a secret; a refusal by a
+limit also names the client's address (behind a `--trusted-proxy`, the address it forwarded).
+
+This is also the one place where calls are observed for the metrics (`observe_calls`): every
+method with a handler, open ones included, by full method name and status code, with its duration.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, Protocol, cast
 
@@ -24,12 +30,16 @@ from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from civicscore import metrics
 from civicscore.api.errors import DOMAIN
 from civicscore.api.identity import peer_address
 from civicscore.auth.auditlog import RefusalAudit
 from civicscore.auth.authenticator import Authenticator, Unauthenticated
 from civicscore.auth.caller import CURRENT, Caller
 from civicscore.auth.policy import METHOD_ACCESS, REFLECTION_METHODS, Access, Permission, roles_granting
+from civicscore.limits.forwarded import TrustedProxies, forwarded_client
+
+_log = logging.getLogger("civicscore.access")
 
 
 class RateLimit(Protocol):
@@ -42,10 +52,18 @@ class RefusalDelay(Protocol):
     def hold(self, key: str, wait_s: float, remaining_s: float | None, ended: threading.Event) -> float: ...
 
 
-class InFlightLimit(Protocol):
-    def try_acquire(self, key: str) -> bool: ...
+class InFlightSlot(Protocol):
+    def release(self) -> None: ...
 
-    def release(self, key: str) -> None: ...
+
+class InFlightLimit(Protocol):
+    def enter(self, key: str) -> InFlightSlot | None:
+        """A slot to release when the call ends; None when `key` has as many calls in flight as it may."""
+        ...
+
+
+# (full method name, status code name, seconds, the reply of a unary-response call or None)
+CallObserver = Callable[[str, str, float, Any], None]
 
 
 def _status(code: int, message: str, reason: str, *, retry_after_s: float | None = None,
@@ -64,7 +82,8 @@ def _status(code: int, message: str, reason: str, *, retry_after_s: float | None
 class AccessInterceptor(grpc.ServerInterceptor):
     def __init__(self, authenticator: Authenticator, audit: RefusalAudit, *, reflection: str = "authenticated",
                  table: Mapping[str, Permission | Access] = METHOD_ACCESS, rate_limit: RateLimit | None = None,
-                 in_flight: InFlightLimit | None = None, refusal_hold: RefusalDelay | None = None) -> None:
+                 in_flight: InFlightLimit | None = None, refusal_hold: RefusalDelay | None = None,
+                 trusted_proxies: TrustedProxies | None = None, observe_calls: CallObserver | None = None) -> None:
         if reflection not in ("public", "authenticated", "off"):
             raise ValueError(f"reflection must be public, authenticated or off, not {reflection!r}")
         self.authenticator = authenticator
@@ -74,6 +93,8 @@ class AccessInterceptor(grpc.ServerInterceptor):
         self.rate_limit = rate_limit
         self.in_flight = in_flight
         self.refusal_hold = refusal_hold
+        self.trusted_proxies = trusted_proxies or TrustedProxies()
+        self.observe_calls = observe_calls
 
     def intercept_service(
         self,
@@ -91,10 +112,10 @@ class AccessInterceptor(grpc.ServerInterceptor):
             access = None if self.reflection == "off" else Access.AUTHENTICATED
         else:
             access = self.table.get(method)
+        observe = _observer(method, self.observe_calls)
         if access is Access.OPEN:
-            return handler
-        return _wrapped(handler, lambda context: self._admit(method, access, context),
-                        lambda caller: self._done(caller))
+            return handler if observe is None else _wrapped(handler, None, observe)
+        return _wrapped(handler, lambda context: self._admit(method, access, context), observe)
 
     def _refuse(self, context: grpc.ServicerContext, method: str, actor: str, status: grpc.Status,
                 reason: str) -> NoReturn:
@@ -102,10 +123,19 @@ class AccessInterceptor(grpc.ServerInterceptor):
         context.abort_with_status(status)
         raise AssertionError("abort_with_status raises")
 
-    def _admit(self, method: str, access: Permission | Access | None, context: grpc.ServicerContext) -> Caller:
-        """The authenticated, authorised caller; aborts the call (raises) otherwise."""
+    def _client(self, context: grpc.ServicerContext) -> str:
+        """The caller's address, as `CLIENT via PROXY` when a trusted proxy forwarded it."""
+        peer = peer_address(context)
+        if not self.trusted_proxies:
+            return peer
+        forwarded = forwarded_client(context.peer(), context.invocation_metadata(), self.trusted_proxies)
+        return peer if forwarded is None else f"{forwarded} via {peer}"
+
+    def _admit(self, method: str, access: Permission | Access | None, context: grpc.ServicerContext
+               ) -> tuple[Caller, InFlightSlot | None]:
+        """The authenticated, authorised caller and its in-flight slot; aborts the call (raises) otherwise."""
         def peer() -> str:
-            return f"anonymous from {peer_address(context)}"
+            return f"anonymous from {self._client(context)}"
 
         if access is None:
             message = f"{method} is not open to any caller (it is not in the server's access table)"
@@ -133,53 +163,112 @@ class AccessInterceptor(grpc.ServerInterceptor):
                         held = self.refusal_hold.hold(caller.identity_id, wait, context.time_remaining(), ended)
                         wait = max(0.0, wait - held)
                 message = f"{caller.identity_id} is over its rate limit; retry in {max(wait, 0.01):.2f} s"
+                metrics.limit_refused("RATE_LIMITED")
                 self._refuse(context, method, caller.identity_id,
                              _status(code_pb2.RESOURCE_EXHAUSTED, message, "RATE_LIMITED", retry_after_s=wait),
-                             "rate limit")
-        if self.in_flight is not None and not self.in_flight.try_acquire(caller.identity_id):
-            message = f"{caller.identity_id} has too many calls in progress; wait for some to finish"
-            self._refuse(context, method, caller.identity_id,
-                         _status(code_pb2.RESOURCE_EXHAUSTED, message, "TOO_MANY_IN_FLIGHT", retry_after_s=0.1),
-                         "calls in flight")
-        return caller
-
-    def _done(self, caller: Caller) -> None:
+                             f"rate limit (from {self._client(context)})")
+        slot: InFlightSlot | None = None
         if self.in_flight is not None:
-            self.in_flight.release(caller.identity_id)
+            slot = self.in_flight.enter(caller.identity_id)
+            if slot is None:
+                message = f"{caller.identity_id} has too many calls in progress; wait for some to finish"
+                metrics.limit_refused("TOO_MANY_IN_FLIGHT")
+                self._refuse(context, method, caller.identity_id,
+                             _status(code_pb2.RESOURCE_EXHAUSTED, message, "TOO_MANY_IN_FLIGHT", retry_after_s=0.1),
+                             f"calls in flight (from {self._client(context)})")
+        return caller, slot
 
 
-def _wrapped(handler: grpc.RpcMethodHandler[Any, Any], admit: Callable[[grpc.ServicerContext], Caller],
-             done: Callable[[Caller], None]) -> grpc.RpcMethodHandler[Any, Any]:
-    """The same handler, with `admit` run first and the caller set for the servicer."""
+# (status code name, the reply or None, time.perf_counter() when the call started): once, when a call ends
+_Observe = Callable[[str, Any, float], None]
+
+
+def _observer(method: str, observe_calls: CallObserver | None) -> _Observe | None:
+    """`observe_calls` for one method; it must never fail a call, so an error in it is logged once."""
+    if observe_calls is None:
+        return None
+    failed = False
+
+    def observe(code: str, reply: Any, started: float) -> None:
+        nonlocal failed
+        try:
+            observe_calls(method, code, time.perf_counter() - started, reply)
+        except Exception:
+            if not failed:
+                failed = True
+                _log.exception("recording the metrics of %s failed (logged once per method)", method)
+    return observe
+
+
+def _code(context: grpc.ServicerContext, raised: bool) -> str:
+    """The status a handler ended with: what it set or aborted with, else OK, or UNKNOWN when it raised."""
+    code: grpc.StatusCode | None = cast(Any, context).code()  # set by set_code or abort (not in the stubs)
+    if code is None:
+        return "UNKNOWN" if raised else "OK"
+    return str(code.name)
+
+
+def _wrapped(handler: grpc.RpcMethodHandler[Any, Any],
+             admit: Callable[[grpc.ServicerContext], tuple[Caller, InFlightSlot | None]] | None,
+             observe: _Observe | None) -> grpc.RpcMethodHandler[Any, Any]:
+    """The same handler, with `admit` run first (its caller set for the servicer, its slot released at the
+    end) and the call reported to `observe` when it ends."""
 
     def unary(behavior: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
-            caller = admit(context)
-            token = CURRENT.set(caller)
+            started = time.perf_counter()
+            reply = None
+            raised = True
             try:
-                return behavior(request, context)
+                if admit is None:
+                    reply = behavior(request, context)
+                else:
+                    caller, slot = admit(context)
+                    token = CURRENT.set(caller)
+                    try:
+                        reply = behavior(request, context)
+                    finally:
+                        CURRENT.reset(token)
+                        if slot is not None:
+                            slot.release()
+                raised = False
+                return reply
             finally:
-                CURRENT.reset(token)
-                done(caller)
+                if observe is not None:
+                    observe(_code(context, raised), reply, started)
         return call
 
     def streaming(behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]]
                   ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
         def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            caller = admit(context)
-            inner = behavior(request, context)
+            started = time.perf_counter()
+            code: str | None = None
             try:
-                while True:
-                    token = CURRENT.set(caller)  # around each step: the server may resume us anywhere
-                    try:
-                        item = next(inner)
-                    except StopIteration:
-                        return
-                    finally:
-                        CURRENT.reset(token)
-                    yield item
+                caller, slot = admit(context) if admit is not None else (None, None)
+                try:
+                    inner = behavior(request, context)
+                    while True:
+                        token = CURRENT.set(caller) if caller is not None else None  # the server may resume us
+                        try:
+                            item = next(inner)
+                        except StopIteration:
+                            return
+                        finally:
+                            if token is not None:
+                                CURRENT.reset(token)
+                        yield item
+                finally:
+                    if slot is not None:
+                        slot.release()
+            except GeneratorExit:
+                code = "CANCELLED"  # the client went away (or the server stopped) while the stream ran
+                raise
+            except BaseException:
+                code = _code(context, True)
+                raise
             finally:
-                done(caller)
+                if observe is not None:
+                    observe(code or _code(context, False), None, started)
         return call
 
     h: Any = handler
