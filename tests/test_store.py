@@ -61,6 +61,7 @@ from civicscore.store.connection import (
     begin_schema_change,
     create_store_engine,
     migrations_config,
+    schema_revisions,
 )
 from civicscore.store.cursors import encode_cursor
 from civicscore.store.sql import SqlStore, open_store
@@ -153,7 +154,7 @@ def new_evaluation(unit_code: str, period: str, digest: str, *, grade: str = "go
 def test_migrations_match_the_table_classes_and_reopen_cleanly(store: SqlStore, database_url: str) -> None:
     with store.engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), metadata)
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0007"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == schema_revisions()[1]
     assert diffs == []
     open_store(database_url).close()  # at head already: a no-op
 
@@ -824,29 +825,34 @@ def activation(actor: str = "policy@snv", source: str = "rpc") -> NewActivation:
 
 
 def test_ruleset_versions_are_kept_and_rollbacks_only_mark_them(store: SqlStore) -> None:
-    a, b = "a" * 64, "b" * 64
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
     first = store.record_activation(stored_ruleset(a), activation(source="startup"))
+    assert first is not None
     with pytest.raises(NothingToRollBack, match="only one"):
         store.roll_back_activation(expected_digest="", actor="x", reason="", at=NOW)
+    # The content already in force from its quarter is not recorded again (judged in the same transaction).
+    assert store.record_activation(stored_ruleset(a), activation(source="startup")) is None
     second = store.record_activation(stored_ruleset(b, "2026.2", "2026-Q4"), activation())
-    again = store.record_activation(stored_ruleset(a), activation())  # the same content activated again
-    assert [r.seq for r in (first, second, again)] == [first.seq, first.seq + 1, first.seq + 2]
+    third = store.record_activation(stored_ruleset(c), activation())  # replaces a from 2025-Q3
+    again = store.record_activation(stored_ruleset(a), activation())  # a once more: in force again
+    assert second is not None and third is not None and again is not None
+    assert [r.seq for r in (first, second, third, again)] == [first.seq + i for i in range(4)]
     stored = store.get_ruleset(a)
     assert stored is not None and stored.files == stored_ruleset(a).files and stored.stored_at == NOW
-    assert store.get_ruleset("c" * 64) is None
+    assert store.get_ruleset("d" * 64) is None
 
     with pytest.raises(NothingToRollBack, match="not of"):
         store.roll_back_activation(expected_digest=b, actor="x", reason="", at=NOW)
     undone = store.roll_back_activation(expected_digest=a, actor="chair@bcd", reason="Nhầm", at=NOW)
     assert (undone.seq, undone.rolled_back_by, undone.rollback_reason, undone.rolled_back_at) == (
         again.seq, "chair@bcd", "Nhầm", NOW)
-    assert [r.seq for r in store.activations(include_rolled_back=False)] == [first.seq, second.seq]
-    assert [r.seq for r in store.activations()] == [first.seq, second.seq, again.seq]
+    assert [r.seq for r in store.activations(include_rolled_back=False)] == [first.seq, second.seq, third.seq]
+    assert [r.seq for r in store.activations()] == [first.seq, second.seq, third.seq, again.seq]
 
     page = store.list_activations(limit=2)
-    assert [r.seq for r in page.items] == [again.seq, second.seq] and page.next_cursor is not None
-    rest = store.list_activations(limit=2, after=page.next_cursor)
-    assert [r.seq for r in rest.items] == [first.seq] and rest.next_cursor is None
+    assert [r.seq for r in page.items] == [again.seq, third.seq] and page.next_cursor is not None
+    rest = store.list_activations(limit=3, after=page.next_cursor)
+    assert [r.seq for r in rest.items] == [second.seq, first.seq] and rest.next_cursor is None
     assert [r.seq for r in store.list_activations(rolled_back=True).items] == [again.seq]
     assert [r.seq for r in store.list_activations(version="2026.2").items] == [second.seq]
     assert [r.seq for r in store.list_activations(source="startup").items] == [first.seq]

@@ -194,26 +194,71 @@ def revoke_identity(store: Store, *, name: str, actor: str, now: dt.datetime) ->
 
 def bootstrap_admin(store: Store, token_file: Path, *, now: dt.datetime, clock: Callable[[], dt.datetime]) -> bool:
     """On a database without an active administrator, create one and write its token to `token_file`
-    (mode 0600). The token is never logged. Returns whether it did."""
-    if store.has_active_admin():
-        log.info("an administrator exists; no bootstrap token written")
-        return False
-    identity_id = BOOTSTRAP_ID
-    if store.get_identity(identity_id) is not None:  # revoked earlier: pick a fresh id
-        identity_id = f"{BOOTSTRAP_ID}-{secrets.token_hex(3)}"
+    (mode 0600). The token is never logged. Returns whether it did.
+
+    Safe when several replicas start at once on a new database: the check and the creation are one
+    transaction that they take in turn (`Store.create_first_admin`), so exactly one administrator and
+    one token are made, and only the replica that made them writes the token file; the others log
+    that an administrator exists and leave the file alone (another replica's, or the same path on a
+    shared disk, which then holds the one token)."""
     actor = "server-bootstrap"
-    store.create_identity(
-        IdentityRecord(identity_id=identity_id, display_name="Bootstrap administrator (replace with named "
-                       "identities, then revoke)", roles=tuple(sorted(ROLE_VALUES)), scope_units=(ALL_UNITS,),
-                       created_at=now, created_by=actor),
-        audit=_audit(actor, "CreateIdentity", f"identities/{identity_id}", now, roles=sorted(ROLE_VALUES),
-                     scope_units=[ALL_UNITS]))
-    issued = issue_token(store, identity=identity_id, valid_days=MAX_TOKEN_DAYS, actor=actor, now=clock())
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(issued.token + "\n")
-    os.chmod(token_file, 0o600)
-    log.warning("created identity %s with every role; its token is in %s (readable by this user only). Use it to "
-                "create named identities, then revoke it", identity_id, token_file)
-    return True
+    for attempt in range(3):
+        if store.has_active_admin():
+            log.info("an administrator exists; no bootstrap token written")
+            return False
+        identity_id = BOOTSTRAP_ID
+        if attempt or store.get_identity(identity_id) is not None:  # revoked earlier: pick a fresh id
+            identity_id = f"{BOOTSTRAP_ID}-{secrets.token_hex(3)}"
+        token = new_token()
+        issued_at = clock()
+        credential = CredentialRecord(credential_id=token.key_id, identity_id=identity_id, kind="token",
+                                      secret_sha256=token.secret_sha256, certificate_subject=None,
+                                      expires_at=issued_at + dt.timedelta(days=MAX_TOKEN_DAYS),
+                                      created_at=issued_at, created_by=actor)
+        identity = IdentityRecord(identity_id=identity_id, display_name="Bootstrap administrator (replace with "
+                                  "named identities, then revoke)", roles=tuple(sorted(ROLE_VALUES)),
+                                  scope_units=(ALL_UNITS,), created_at=now, created_by=actor)
+        audit = [_audit(actor, "CreateIdentity", f"identities/{identity_id}", now, roles=sorted(ROLE_VALUES),
+                        scope_units=[ALL_UNITS]),
+                 _audit(actor, "IssueToken", f"identities/{identity_id}", issued_at,
+                        credential=credential.credential_id, valid_days=MAX_TOKEN_DAYS)]
+        # The token reaches the disk before the administrator is committed: a process that dies in
+        # between leaves it in the temporary file, never an administrator whose token nobody has.
+        pending = _stage_secret(token_file, token.token)
+        try:
+            created = store.create_first_admin(identity, credential, audit=audit)
+        except Conflict:  # the id was taken meanwhile (not by an administrator): try a fresh one
+            pending.unlink(missing_ok=True)
+            continue
+        except BaseException:
+            pending.unlink(missing_ok=True)
+            raise
+        if not created:
+            pending.unlink(missing_ok=True)
+            log.info("an administrator exists (created by another process starting on this database at the "
+                     "same time); no bootstrap token written")
+            return False
+        os.replace(pending, token_file)  # whole or not at all: a reader never sees half a token
+        log.warning("created identity %s with every role; its token is in %s (readable by this user only). Use "
+                    "it to create named identities, then revoke it", identity_id, token_file)
+        return True
+    raise AlreadyExists(f"could not create a bootstrap administrator: identities {BOOTSTRAP_ID}-* kept being "
+                        "taken; create an administrator with `civicscore admin` instead")
+
+
+def _stage_secret(path: Path, secret: str) -> Path:
+    """Write `secret`, readable by this user only, to a temporary file beside `path` (renamed over it
+    once the secret is valid), synced to disk; returns the temporary file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secret + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(staged, 0o600)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return staged

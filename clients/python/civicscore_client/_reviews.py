@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import grpc
 
 from civicscore_api.v1 import outcomes_pb2, reviews_pb2
-from civicscore_client._calls import Caller, new_idempotency_key
+from civicscore_client._calls import Caller, new_idempotency_key, tls_handshake_failed
 from civicscore_client._connection import Connection
-from civicscore_client._errors import error_from_rpc
+from civicscore_client._errors import CivicscoreError, Unavailable, error_from_rpc
 from civicscore_client._names import period_name
 
 DECISIONS = {"approve": reviews_pb2.REVIEW_DECISION_APPROVE, "reject": reviews_pb2.REVIEW_DECISION_REJECT,
@@ -34,26 +38,80 @@ def contest_name(name: str) -> str:
 class Watch:
     """An open WatchRecommendations stream: iterate for messages; `cursor` is the last one received.
 
-    `cancel()` ends it (the server stops at once). Resume later with `watch_recommendations(cursor=...)`.
+    Every message is yielded: changes, the `caught_up` mark (again after each resume) and heartbeats
+    (sent by an idle stream; no change in them). A watch broken by the server or the network
+    (UNAVAILABLE: a server shutting down or killed, a dropped connection, a proxy's timeout) is
+    resumed from `cursor`, after a pause with exponential backoff and full jitter, so every change is
+    seen exactly once, in order, across resumes (`resumes` counts them; `on_resume`, if given, is told
+    each error and pause first). Other errors end it with their exception and are never resumed:
+    OUT_OF_RANGE (a cursor past the newest change: another database), PERMISSION_DENIED,
+    UNAUTHENTICATED, a failed TLS handshake. Until the first message arrives, UNAVAILABLE is retried
+    like any call (the client's `max_attempts`); after that, `resume_attempts` failed attempts in a
+    row (None: no limit) end it. `cancel()` ends it, from any thread.
     """
 
-    def __init__(self, call: grpc.Future, calls: Caller) -> None:  # type: ignore[type-arg]
-        self._call = call
+    def __init__(self, open_call: Callable[[str, float | None], Any], calls: Caller, *, cursor: str = "",
+                 timeout: float | None = None, resume: bool = True, resume_attempts: int | None = None,
+                 on_resume: Callable[[CivicscoreError, float], None] | None = None) -> None:
+        self._open_call = open_call
         self._calls = calls
-        self.cursor = ""
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._resume = resume
+        self._resume_attempts = resume_attempts
+        self._on_resume = on_resume
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self.cursor = cursor
+        self.resumes = 0
+        self._call = open_call(cursor, timeout)
 
     def __iter__(self) -> Iterator[reviews_pb2.WatchRecommendationsResponse]:
-        try:
-            for message in self._call:  # type: ignore[attr-defined]
-                self.cursor = message.cursor
-                yield message
-        except grpc.RpcError as err:
-            if err.code() == grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+        received = False  # whether any attempt got a message (the watch is known to work)
+        failures = 0  # attempts in a row that failed
+        delay = self._calls.initial_backoff
+        while True:
+            try:
+                for message in self._call:
+                    self.cursor = message.cursor
+                    received, failures, delay = True, 0, self._calls.initial_backoff
+                    yield message
+                return  # the server ended the stream
+            except grpc.RpcError as err:
+                if self._cancelled.is_set() or err.code() == grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+                    return
+                error = error_from_rpc(err)
+                failures += 1
+                if not self._resumable(error, received=received, failures=failures):
+                    raise error from err
+            pause = random.uniform(0, delay)  # full jitter: watchers of one server do not come back in step
+            delay = min(delay * 2, self._calls.max_backoff)
+            if self._on_resume is not None:
+                self._on_resume(error, pause)
+            if self._cancelled.wait(pause):
                 return
-            raise error_from_rpc(err) from err
+            with self._lock:
+                if self._cancelled.is_set():
+                    return
+                self.resumes += 1
+                self._call = self._open_call(self.cursor, self._remaining())
+
+    def _resumable(self, error: CivicscoreError, *, received: bool, failures: int) -> bool:
+        if not self._resume or not isinstance(error, Unavailable) or tls_handshake_failed(error):
+            return False
+        remaining = self._remaining()
+        if remaining is not None and remaining <= 0:
+            return False
+        limit = self._resume_attempts if received else self._calls.max_attempts - 1
+        return limit is None or failures <= limit
+
+    def _remaining(self) -> float | None:
+        return None if self._deadline is None else self._deadline - time.monotonic()
 
     def cancel(self) -> None:
-        self._call.cancel()
+        """End the watch: the stream in progress is cancelled and no resume follows."""
+        with self._lock:
+            self._cancelled.set()
+            self._call.cancel()
 
 
 class ReviewCalls(Connection):
@@ -106,12 +164,17 @@ class ReviewCalls(Connection):
 
         return self._calls.pages(fetch)
 
-    def watch_recommendations(self, cursor: str = "", *, timeout: float | None = None) -> Watch:
+    def watch_recommendations(self, cursor: str = "", *, timeout: float | None = None, resume: bool = True,
+                              resume_attempts: int | None = None,
+                              on_resume: Callable[[CivicscoreError, float], None] | None = None) -> Watch:
         """Changes after `cursor` ("" = from the first), then new ones as they are committed, until cancelled.
 
-        No deadline unless `timeout` is given (a watch is long-lived)."""
-        request = reviews_pb2.WatchRecommendationsRequest(cursor=cursor)
-        call = self._reviews.WatchRecommendations(request, timeout=timeout, metadata=self._calls.metadata)
-        watch = Watch(call, self._calls)  # type: ignore[arg-type]
-        watch.cursor = cursor
-        return watch
+        No deadline unless `timeout` is given (a watch is long-lived; the deadline covers every resume).
+        A broken watch is resumed from its last cursor (see `Watch`) unless `resume` is False."""
+
+        def open_call(after: str, remaining: float | None) -> Any:
+            request = reviews_pb2.WatchRecommendationsRequest(cursor=after)
+            return self._reviews.WatchRecommendations(request, timeout=remaining, metadata=self._calls.metadata)
+
+        return Watch(open_call, self._calls, cursor=cursor, timeout=timeout, resume=resume,
+                     resume_attempts=resume_attempts, on_resume=on_resume)

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from civicscore_api.v1 import evaluations_pb2, reviews_pb2
-from civicscore_client._errors import OutOfRange
+from civicscore_client._errors import CivicscoreError, OutOfRange
 from civicscore_client.cli_session import Session, message_dict, messages_json, session_of
 from civicscore_client.importing import detect_format, open_import_file, parse_outcomes
 
@@ -145,12 +145,23 @@ def watch(
     cursor: Annotated[str, typer.Option("--from", help="Resume after this cursor (printed with every change).")
                       ] = "",
 ) -> None:
-    """Print recommendation changes as they are committed (raised, superseded, reviewed, contested); Ctrl-C ends."""
+    """Print recommendation changes as they are committed (raised, superseded, reviewed, contested); Ctrl-C ends.
+
+    A watch broken by the server or the network (a server restarting, a dropped connection) is resumed
+    from the last cursor received, so no change is missed or printed twice; errors the server gives for
+    the request itself (a cursor past the newest change, a missing permission) end it."""
     session = session_of(ctx)
+
+    def resuming(error: CivicscoreError, pause: float) -> None:
+        session.err.print(Text(f"-- watch broken ({error.code.name}: {error.message}); resuming after cursor "
+                               f"{stream.cursor or '0'} in {pause:.1f} s"))
+
     with session.reporting_errors(), session.connect() as client:
-        stream = client.watch_recommendations(cursor)
+        stream = client.watch_recommendations(cursor, resume_attempts=None, on_resume=resuming)
         try:
             for message in stream:
+                if message.heartbeat:  # an idle stream's keep-alive: nothing to show
+                    continue
                 if message.caught_up:
                     if not session.json_output:
                         session.err.print(f"-- caught up at cursor {message.cursor or '0'}; waiting for changes")

@@ -10,7 +10,7 @@ from civicscore.api.errors import handle_errors
 from civicscore.api.explain_out import explanation_out
 from civicscore.api.filters import parse_filter
 from civicscore.api.identity import caller
-from civicscore.api.paging import decode_token, encode_token, page_size
+from civicscore.api.paging import decode_offset, decode_token, encode_token, page_size
 from civicscore.errors import InvalidInput, Violation, shown
 from civicscore.runtime import Runtime
 from civicscore_api.v1 import (
@@ -38,7 +38,7 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
     def EvaluatePeriod(self, request: evaluations_pb2.EvaluatePeriodRequest, context: grpc.ServicerContext
                        ) -> evaluations_pb2.EvaluatePeriodResponse:
         # Set when the call ends: a client that cancels or whose deadline passes stops the work.
-        cancelled = evaluate.cancellation_event(context.add_callback)
+        cancelled = evaluate.cancellation_event(context.add_callback, shutdown=self.rt.shutdown)
         done = evaluate.evaluate_period(self.rt.store, self.rt.rulesets, request.period, now=self.rt.clock(),
                                         idempotency_key=request.idempotency_key, actor=caller(context),
                                         cancelled=cancelled)
@@ -133,7 +133,7 @@ class PeriodServicer(periods_pb2_grpc.PeriodServiceServicer):
             raise InvalidInput([Violation("filter", "ListPeriods takes no filter yet; leave it empty",
                                           "INVALID_FILTER")])
         periods = queries.list_periods(self.rt.store)
-        start = int(decode_token(request.page_token, "periods") or 0)
+        start = decode_offset(request.page_token, "periods")
         size = page_size(request.page_size)
         chunk = periods[start:start + size]
         more = start + size < len(periods)

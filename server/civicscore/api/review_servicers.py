@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -33,6 +34,9 @@ _CHANGES = {
     "contested": reviews_pb2.RECOMMENDATION_CHANGE_KIND_CONTESTED,
 }
 POLL_SECONDS = 0.2
+# An idle watch sends a heartbeat this often: a proxy cuts a stream that sends nothing for its read
+# timeout (nginx's grpc_read_timeout: 60 s by default), and the heartbeat carries the cursor.
+HEARTBEAT_SECONDS = 20.0
 MAX_CORRECTIONS = 10_000
 
 
@@ -52,8 +56,9 @@ def _snapshot_out(text: str) -> reviews_pb2.EvaluationSnapshot:
 
 
 class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, heartbeat_s: float = HEARTBEAT_SECONDS) -> None:
         self.rt = runtime
+        self.heartbeat_s = heartbeat_s
 
     def _contest_out(self, c: ContestRecord) -> reviews_pb2.Contest:
         corrections = [json_format.ParseDict(item, outcomes_pb2.Outcome()) for item in json.loads(c.corrections_json)]
@@ -131,11 +136,18 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
 
     def _watch(self, request: reviews_pb2.WatchRecommendationsRequest, context: grpc.ServicerContext
                ) -> Iterator[reviews_pb2.WatchRecommendationsResponse]:
+        """The backlog after the cursor, `caught_up`, then changes as they commit, a heartbeat whenever
+        nothing was sent for `heartbeat_s`; ended with UNAVAILABLE when the server shuts down, so that
+        the client resumes from its last cursor on another replica instead of holding the shutdown."""
         position = self._first_position(request, context)
         ended = threading.Event()
         context.add_callback(ended.set)
         caught_up = False
+        last_sent = time.monotonic()
         while context.is_active() and not ended.is_set():
+            if self.rt.shutdown.begun.is_set():
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"this server is shutting down: resume the watch from "
+                              f"cursor {position} (the last one sent) on another server")
             changes = self._changes(position, context)
             for change in changes:
                 position = change.seq
@@ -145,8 +157,13 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
                     change_time=convert.timestamp_out(change.changed_at))
                 yield reviews_pb2.WatchRecommendationsResponse(cursor=str(position), change=out)
             if changes:
+                last_sent = time.monotonic()
                 continue
             if not caught_up:
                 caught_up = True
                 yield reviews_pb2.WatchRecommendationsResponse(cursor=str(position), caught_up=True)
+                last_sent = time.monotonic()
+            elif time.monotonic() - last_sent >= self.heartbeat_s:
+                yield reviews_pb2.WatchRecommendationsResponse(cursor=str(position), heartbeat=True)
+                last_sent = time.monotonic()
             ended.wait(POLL_SECONDS)

@@ -28,6 +28,8 @@ GENESIS_HASH = "0" * 64
 _LISTING = "identities"
 # Any 64-bit constant: PostgreSQL writers of the audit log take this advisory lock in turn.
 _AUDIT_LOCK = 0x63697663_61756474
+# Another: replicas starting at once on a new database take it in turn to create the first administrator.
+_BOOTSTRAP_LOCK = 0x63697663_626f6f74
 
 
 def identity_from(row: Any) -> IdentityRecord:
@@ -98,6 +100,25 @@ def list_identities(connection: Connection, *, role: str | None, revoked: bool |
 def has_active_admin(connection: Connection) -> bool:
     rows = connection.execute(select(identities.c.roles_json).where(identities.c.revoked_at.is_(None)))
     return any("admin" in json.loads(row.roles_json) for row in rows)
+
+
+def create_first_admin(connection: Connection, identity: IdentityRecord, credential: CredentialRecord,
+                       audit: Sequence[NewAuditEvent]) -> bool:
+    """Store `identity` with `credential` unless an active administrator exists; whether it did.
+
+    Replicas starting at once on a new database all try: the check and the insert run in one
+    transaction that holds the bootstrap lock (PostgreSQL: an advisory lock taken before the check,
+    so each replica's check sees the creator's commit; SQLite: the database's write lock, taken at
+    BEGIN IMMEDIATE), so exactly one of them creates an administrator. Conflict when the identity's
+    id is taken (by a revoked identity, say): pick another id and call again."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _BOOTSTRAP_LOCK})
+    if has_active_admin(connection):
+        return False
+    create_identity(connection, identity, None)
+    add_credential(connection, credential, None)
+    append_audit(connection, audit)
+    return True
 
 
 def add_credential(connection: Connection, credential: CredentialRecord, audit: NewAuditEvent | None
@@ -198,21 +219,28 @@ def entry_hash(prev_hash: str, at: dt.datetime, actor: str, action: str, target:
 
 
 def append_audit(connection: Connection, events: Sequence[NewAuditEvent]) -> None:
-    """Append in order, each entry chained to the one before (writers take turns: see `_AUDIT_LOCK`)."""
+    """Append in order, each entry chained to the one before (writers take turns: see `_AUDIT_LOCK`).
+
+    Each entry is numbered from the chain itself, the last entry's number + 1, read and written
+    under the lock in the caller's transaction: a transaction that dies before committing gives
+    its numbers back, so the log never shows a gap that looks like a deleted entry (a database
+    sequence would have spent them: PostgreSQL never returns sequence values)."""
     if not events:
         return
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
     last = connection.execute(
-        select(audit_events.c.entry_hash).order_by(audit_events.c.seq.desc()).limit(1)
-    ).scalar_one_or_none()
-    prev = last or GENESIS_HASH
+        select(audit_events.c.seq, audit_events.c.entry_hash).order_by(audit_events.c.seq.desc()).limit(1)
+    ).one_or_none()
+    seq, prev = (int(last.seq), str(last.entry_hash)) if last is not None else (0, GENESIS_HASH)
     rows = []
     for event in events:
+        seq += 1
         detail_json = canonical_json(event.detail)
         digest = entry_hash(prev, event.at, event.actor, event.action, event.target, event.outcome, detail_json)
-        rows.append({"at": event.at, "actor": event.actor, "action": event.action, "target": event.target,
-                     "outcome": event.outcome, "detail_json": detail_json, "prev_hash": prev, "entry_hash": digest})
+        rows.append({"seq": seq, "at": event.at, "actor": event.actor, "action": event.action,
+                     "target": event.target, "outcome": event.outcome, "detail_json": detail_json,
+                     "prev_hash": prev, "entry_hash": digest})
         prev = digest
     connection.execute(audit_events.insert(), rows)
 

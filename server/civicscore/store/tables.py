@@ -362,11 +362,15 @@ class CredentialRow(SQLModel, table=True):
 
 
 class AuditEventRow(SQLModel, table=True):
-    """One entry of the append-only audit log; `entry_hash` chains it to the entry before."""
+    """One entry of the append-only audit log; `entry_hash` chains it to the entry before.
+
+    `seq` is numbered by the writer from the chain (the last entry's + 1, under the audit lock),
+    not by a database sequence, which would leave a gap for every transaction that died (0008)."""
 
     __tablename__ = "audit_events"
 
-    seq: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
+    seq: int | None = Field(default=None, sa_type=SerialKey, primary_key=True,
+                            sa_column_kwargs={"autoincrement": False})
     at: dt.datetime = Field(sa_type=UtcDateTime)
     actor: str = Field(sa_type=Text)
     action: str = Field(sa_type=String)

@@ -622,13 +622,20 @@ class WatchRecommendationsResponse(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     CHANGE_FIELD_NUMBER: _builtins.int
     CAUGHT_UP_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Cursor to resume from after this message."""
     caught_up: _builtins.bool
     """True once, when every change committed before the call has been sent."""
+    heartbeat: _builtins.bool
+    """True in a heartbeat: a message without a change, sent when the stream has
+    been idle for a while (20 s by default), so that a proxy's read timeout
+    does not cut a watch that is waiting for changes; its `cursor` is the
+    current position. Clients skip it, keeping its cursor.
+    """
     @_builtins.property
     def change(self) -> Global___RecommendationChange:
-        """The change; absent in the message that marks the end of the backlog."""
+        """The change; absent in the message that marks the end of the backlog and in heartbeats."""
 
     def __init__(
         self,
@@ -636,10 +643,11 @@ class WatchRecommendationsResponse(_message.Message):
         cursor: _builtins.str = ...,
         change: Global___RecommendationChange | None = ...,
         caught_up: _builtins.bool = ...,
+        heartbeat: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caught_up", b"caught_up", "change", b"change", "cursor", b"cursor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caught_up", b"caught_up", "change", b"change", "cursor", b"cursor", "heartbeat", b"heartbeat"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
