@@ -11,7 +11,7 @@ CONTRACT := contract/civicscore-v1.binpb
 ADDR ?= 127.0.0.1:50051
 DB ?= var/civicscore.db
 
-.PHONY: pdf-deps help venv run test gen check-gen lint lint-proto release-contract bench clean test-node fuzz
+.PHONY: pdf-deps cluster-deps cluster help venv run test gen check-gen lint lint-proto release-contract bench clean test-node fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,9 +30,17 @@ run: $(STAMP) ## Start the server on $(ADDR) with SQLite at $(DB) and the defaul
 	$(PY) -m civicscore --listen $(ADDR) --database sqlite:///$(DB) --rules rules --demo-data \
 		--bootstrap-admin-token-file var/admin.token
 
-test: $(STAMP) check-gen lint lint-proto ## Generated code, lint, buf lint and breaking-change check, then all tests: Python, then the Node.js client's against the real server (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
-	$(MAKE) --no-print-directory test-node
+test: $(STAMP) $(NODE_STAMP) check-gen lint lint-proto ## Generated code, lint, buf lint and breaking-change check, then all tests: Python, then the Node.js client's against the real server, even when Python's fail (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
+	@# Both suites always run, so that a Python failure does not hide the Node.js results; the target fails if either does.
+	@python=0; node=0; \
+	echo "$(PY) -m pytest -ra $(PYTEST_ARGS)"; \
+	$(PY) -m pytest -ra $(PYTEST_ARGS) || python=$$?; \
+	echo "$(NODE_TESTS)"; \
+	( $(NODE_TESTS) ) || node=$$?; \
+	if [ $$python -ne 0 ] || [ $$node -ne 0 ]; then \
+		echo "make test FAILED: the Python tests exited with $$python, the Node.js tests with $$node" >&2; \
+		exit 1; \
+	fi
 
 fuzz: $(STAMP) ## Randomised fuzz run of every RPC against the real server, longer than make test's (CIVICSCORE_FUZZ_CALLS=200000 calls by default; CIVICSCORE_FUZZ_SEED=n repeats a run)
 	CIVICSCORE_FUZZ_CALLS=$${CIVICSCORE_FUZZ_CALLS:-200000} CIVICSCORE_FUZZ_RANDOM=1 \
@@ -62,11 +70,37 @@ $(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
 	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The Node.js client's build and tests against the real server, for test-node and test (not a sub-make:
+# `make -n test` must not run the Python tests, as a recipe line naming $(MAKE) would).
+NODE_TESTS = cd clients/node && CIVICSCORE_PYTHON=$(abspath $(PY)) npm run build && CIVICSCORE_PYTHON=$(abspath $(PY)) npm test
+
 test-node: $(STAMP) $(NODE_STAMP) ## Build the Node.js client (clients/node) and run its tests against the real server
-	cd clients/node && CIVICSCORE_PYTHON=$(abspath $(PY)) npm run build && CIVICSCORE_PYTHON=$(abspath $(PY)) npm test
+	$(NODE_TESTS)
 
 release-contract: $(BUF_STAMP) ## Make the current protos the released contract that later changes must not break
 	$(BUF) build protos -o $(CONTRACT)
+
+# The database of `make cluster` (created if missing on a running PostgreSQL).
+CIVICSCORE_CLUSTER_DATABASE ?= postgresql+psycopg://postgres@127.0.0.1:5432/civicscore
+
+cluster: $(STAMP) ## Three replicas on one PostgreSQL database (CIVICSCORE_CLUSTER_DATABASE, created if missing) behind nginx on $(ADDR), demo data loaded once; Ctrl-C stops all (needs make cluster-deps)
+	$(PY) -m civicscore.cluster --database '$(CIVICSCORE_CLUSTER_DATABASE)' --listen $(ADDR) --replicas 3 \
+		--workdir var/cluster --rules rules
+
+# Debian keeps nginx in /usr/sbin, which is not on a non-root user's PATH.
+NGINX_PATH := $(PATH):/usr/sbin:/sbin
+
+cluster-deps: ## Install Debian's nginx (HTTP/2 and gRPC proxying), for make cluster and the cluster tests (root or sudo)
+	@if PATH="$(NGINX_PATH)" command -v nginx >/dev/null; then echo "nginx is installed"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends nginx; fi
+	@# grpc_pass needs HTTP/2 towards clients (http_v2) and the gRPC proxy module (built in unless disabled).
+	@PATH="$(NGINX_PATH)" nginx -V 2>&1 | grep -q -- '--with-http_v2_module' \
+		|| { echo "this nginx has no HTTP/2 module (nginx -V lacks --with-http_v2_module): install Debian's nginx" >&2; exit 1; }
+	@! PATH="$(NGINX_PATH)" nginx -V 2>&1 | grep -q -- '--without-http_grpc_module' \
+		|| { echo "this nginx was built without the gRPC proxy module: install Debian's nginx" >&2; exit 1; }
+	@PATH="$(NGINX_PATH)" nginx -v
 
 pdf-deps: ## Install Debian's Chromium, pdftotext and Noto fonts, for the report's PDF and its browser tests (root or sudo)
 	@if command -v chromium >/dev/null && command -v pdftotext >/dev/null; then echo "chromium and pdftotext are installed"; \

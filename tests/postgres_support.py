@@ -3,7 +3,8 @@
 Each PostgreSQL use gets a fresh schema (its connections see only that schema
 through `search_path`), dropped afterwards, so tests are isolated, can run
 side by side and leave nothing behind. Without the variable the PostgreSQL
-parameters are skipped with a loud reason.
+parameters are skipped with a loud reason (and fail under
+CIVICSCORE_REQUIRE_SERVICES=1, as in CI: tests/services.py).
 
     database_url = database_url_fixture()   # in a test module or conftest.py
 
@@ -12,7 +13,6 @@ gives a `database_url` fixture that runs each test once per backend.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,11 +23,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-POSTGRES_ENV = "CIVICSCORE_TEST_POSTGRES_URL"
-SKIP_REASON = (
-    f"PostgreSQL store tests SKIPPED: set {POSTGRES_ENV}=postgresql+psycopg://postgres@127.0.0.1:5432/test "
-    "to run them"
-)
+from tests.services import require_postgres
+
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
@@ -35,11 +32,8 @@ BACKENDS = [
 
 
 def postgres_base_url() -> str:
-    """The configured PostgreSQL URL, or skip the calling test loudly."""
-    url = os.environ.get(POSTGRES_ENV, "").strip()
-    if not url:
-        pytest.skip(SKIP_REASON)
-    return url
+    """The configured PostgreSQL URL, or skip the calling test loudly (fail it when services are required)."""
+    return require_postgres()
 
 
 @contextmanager

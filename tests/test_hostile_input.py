@@ -392,3 +392,19 @@ def test_a_completion_after_its_own_report_is_refused_as_the_contract_says(serve
     _, violations, _ = _refused(served.stubs().outcomes.SubmitOutcomes,
                                 outcomes_pb2.SubmitOutcomesRequest(outcomes=[outcome]))
     assert [(f, r) for f, r, _ in violations] == [("outcomes[0].completed_on", "AFTER_REPORT")]
+
+
+def test_a_forged_page_token_is_invalid_argument(served: ServerProcess) -> None:
+    """Page tokens are not secret (base64 JSON with a fingerprint of the list): one built with a cursor of
+    the wrong type is refused as not issued here, not INTERNAL."""
+    import base64
+    import hashlib
+    import json
+
+    fingerprint = hashlib.sha256(b"periods").hexdigest()[:16]
+    for cursor in ([], "x", "99999999999999999999", {"a": 1}):
+        token = base64.urlsafe_b64encode(json.dumps({"c": cursor, "s": fingerprint}).encode()).decode().rstrip("=")
+        code, violations, _ = _refused(served.stubs().periods.ListPeriods, periods_pb2.ListPeriodsRequest(
+            page_token=token))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert [(f, r) for f, r, _ in violations] == [("page_token", "INVALID_PAGE_TOKEN")]

@@ -30,6 +30,7 @@ from civicscore_client import FailedPrecondition, InvalidArgument
 from civicscore_client.cli import app
 from tests.scenario import PERIOD, load_quarter
 from tests.serverproc import ServerProcess, hanoi_units
+from tests.services import require_service
 
 pytestmark = pytest.mark.slow
 
@@ -53,17 +54,20 @@ if _MISSING:
 
 
 def need_browser() -> None:
+    """Skip loudly without Chromium and playwright (fail under CIVICSCORE_REQUIRE_SERVICES, as in CI)."""
     if CHROMIUM is None:
-        pytest.skip("SKIPPED LOUDLY: Chromium is not installed (apt-get install chromium); CI installs it")
+        require_service("Chromium", "it is not installed (make pdf-deps: apt-get install chromium; CI installs it)")
     if sync_playwright is None:
-        pytest.skip("SKIPPED LOUDLY: Python playwright is not installed (pip install playwright); CI installs it")
+        require_service("Python playwright", "it is not installed (pip install playwright; CI installs it)")
 
 
 def need_pdf_tools() -> None:
+    """Skip loudly without Chromium and pdftotext (fail under CIVICSCORE_REQUIRE_SERVICES, as in CI)."""
     if CHROMIUM is None:
-        pytest.skip("SKIPPED LOUDLY: Chromium is not installed (apt-get install chromium); CI installs it")
+        require_service("Chromium", "it is not installed (make pdf-deps: apt-get install chromium; CI installs it)")
     if PDFTOTEXT is None:
-        pytest.skip("SKIPPED LOUDLY: pdftotext is not installed (apt-get install poppler-utils); CI installs it")
+        require_service("pdftotext", "it is not installed (make pdf-deps: apt-get install poppler-utils; "
+                                     "CI installs it)")
 
 
 @dataclass

@@ -15,7 +15,9 @@ import grpc
 
 from civicscore.app import CivicscoreServer, ServerConfig
 from civicscore.auth.policy import Access, Permission
-from civicscore.rulebook import RulesetRefused
+from civicscore.limits import options as limit_options
+from civicscore.rulesets import RulesetRefused
+from civicscore.store.connection import DEFAULT_POOL_SIZE
 from civicscore.store.diagnosis import explain_failure
 
 
@@ -56,14 +58,29 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                              "(0: refuse at once; default 1)")
     parser.add_argument("--max-in-flight", type=int, default=8,
                         help="calls one identity may have running at once (default 8)")
+    parser.add_argument("--db-pool-size", type=int, default=DEFAULT_POOL_SIZE,
+                        help="most database connections in the pool (PostgreSQL: a few more of the process's own; "
+                             "keep replicas x (pool + those) within max_connections; default %(default)s)")
     parser.add_argument("--max-concurrent-rpcs", type=int, default=64,
                         help="calls running at once in all; more get RESOURCE_EXHAUSTED (default 64)")
+    limit_options.add_arguments(parser)  # --redis, --redis-prefix, ..., --trusted-proxy
+    parser.add_argument("--metrics-listen", default=os.environ.get("CIVICSCORE_METRICS_LISTEN") or None,
+                        metavar="HOST:PORT", help="serve Prometheus metrics on http://HOST:PORT/metrics (default: off)")
+    parser.add_argument("--shutdown-grace", type=float, default=60.0, metavar="SECONDS",
+                        help="on SIGTERM, refuse new calls at once and give calls in flight this long to finish "
+                             "before cancelling them; a second SIGTERM or Ctrl-C cancels them at once (default "
+                             "%(default)g: an EvaluatePeriod of Hanoi takes about a second, of 1,100 units about two)")
+    parser.add_argument("--watch-heartbeat", type=float, default=20.0, metavar="SECONDS",
+                        help="an idle WatchRecommendations sends a heartbeat this often, so that a proxy's read "
+                             "timeout (nginx: 60 s) does not cut it (default %(default)g)")
     parser.add_argument("--log-level", default=os.environ.get("CIVICSCORE_LOG_LEVEL", "INFO"))
     parser.add_argument("--engine-fault-delay", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.shared_limits = limit_options.config_from_arguments(args, parser)
     limits = (("--rate-limit", args.rate_limit, None), ("--rate-burst", args.rate_burst, 1),
               ("--rate-limit-hold", args.rate_limit_hold, 0), ("--max-in-flight", args.max_in_flight, 1),
-              ("--max-concurrent-rpcs", args.max_concurrent_rpcs, 1))
+              ("--shutdown-grace", args.shutdown_grace, 0), ("--watch-heartbeat", args.watch_heartbeat, None),
+              ("--max-concurrent-rpcs", args.max_concurrent_rpcs, 1), ("--db-pool-size", args.db_pool_size, 1))
     for flag, value, least in limits:
         if least is None and not value > 0:
             parser.error(f"{flag} must be greater than 0, not {value}")
@@ -89,9 +106,11 @@ def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.Generic
                           watch_rules=args.watch_rules, tls_cert=args.tls_cert, tls_key=args.tls_key,
                           client_ca=args.client_ca, mtls_listen=args.mtls_listen, reflection=args.reflection,
                           bootstrap_token_file=args.bootstrap_admin_token_file, rate_per_s=args.rate_limit,
+                          shutdown_grace_s=args.shutdown_grace, watch_heartbeat_s=args.watch_heartbeat,
                           rate_burst=args.rate_burst, max_in_flight_per_identity=args.max_in_flight,
-                          rate_limit_hold_s=args.rate_limit_hold,
-                          max_concurrent_rpcs=args.max_concurrent_rpcs)
+                          rate_limit_hold_s=args.rate_limit_hold, shared_limits=args.shared_limits,
+                          metrics_listen=args.metrics_listen,
+                          max_concurrent_rpcs=args.max_concurrent_rpcs, db_pool_size=args.db_pool_size)
     try:  # opening the store creates a SQLite file's missing folder, or says why it cannot
         server = CivicscoreServer(config, extra_handlers, extra_access)
     except RulesetRefused as refused:  # a broken rules folder and no ruleset in force to fall back on
@@ -111,8 +130,16 @@ def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.Generic
             log.error("cannot start: loading the demo data failed: %s", explain_failure(exc, config.database_url))
             return 2
 
+    signals: list[int] = []
+
     def _stop(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %s received; shutting down", signal.Signals(signum).name)
+        signals.append(signum)
+        name = signal.Signals(signum).name
+        if len(signals) > 1:  # runs nested in the first signal's stop(), which it cuts short
+            log.warning("signal %s received again: cancelling the calls still running now", name)
+            server.stop(grace=0)
+            return
+        log.info("signal %s received; shutting down (a second one cancels the calls still running)", name)
         server.stop()
 
     signal.signal(signal.SIGTERM, _stop)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from civicscore import metrics
 from civicscore.api.audit_servicers import AuditServicer
 from civicscore.api.identity_servicers import IdentityServicer
 from civicscore.api.ingest_servicers import (
@@ -35,9 +36,13 @@ from civicscore.auth.policy import METHOD_ACCESS, Access, Permission
 from civicscore.engine.pool import EnginePool
 from civicscore.engine.port import RulesEngine
 from civicscore.identities import bootstrap_admin
-from civicscore.ratelimit import ConcurrencyLimiter, RateLimiter, RefusalHold
-from civicscore.rulebook import FolderWatcher, RulesetRefused, RulesetRegistry, read_rule_files
+from civicscore.limits import LimitsState, SharedLimitsConfig, TrustedProxies, build_limits
+from civicscore.ratelimit import RefusalHold
+from civicscore.ruleset import Ruleset
+from civicscore.rulesets import Rulesets, read_rule_files
+from civicscore.rulesets.follower import Applied
 from civicscore.runtime import Runtime
+from civicscore.store.connection import DEFAULT_POOL_SIZE
 from civicscore.store.sql import open_store
 from civicscore.tls import TlsConfigError, is_loopback, server_credentials
 from civicscore_api.v1 import (
@@ -68,6 +73,11 @@ from civicscore_api.v1 import (
 )
 
 log = logging.getLogger("civicscore")
+# gRPC's own grace is the configured one plus this, so that it is always this class that cancels the calls
+# still running when the grace passes (and marks them as cancelled by the shutdown first).
+_GRPC_GRACE_MARGIN_S = 3600.0
+_STOP_POLL_S = 0.2  # how soon a second signal cuts the grace short
+_HANDLERS_DRAIN_S = 10.0  # how long handlers of cancelled calls may take to wind down before the engines close
 
 _SERVICES = (
     (units_pb2, "UnitService"),
@@ -84,6 +94,8 @@ _SERVICES = (
     (maintenance_pb2, "MaintenanceService"),
 )
 SERVICE_MODULES = tuple(module for module, _ in _SERVICES)
+# The health service name that tells whether per-identity limits are shared (see _limits_changed).
+LIMITS_HEALTH = "civicscore.limits"
 SERVICE_NAMES = tuple(module.DESCRIPTOR.services_by_name[name].full_name for module, name in _SERVICES)
 
 
@@ -109,6 +121,15 @@ class ServerConfig:
     max_in_flight_per_identity: int = 8
     # A rate-limited call's refusal is held back up to this long (0: answered at once); see RefusalHold.
     rate_limit_hold_s: float = 1.0
+    # On SIGTERM, calls in flight get this long to finish (longer than an EvaluatePeriod of the demo
+    # city, which takes about a second: see __main__'s --shutdown-grace); the rest are cancelled.
+    shutdown_grace_s: float = 60.0
+    # An idle WatchRecommendations sends a heartbeat this often, well within a proxy's read timeout.
+    watch_heartbeat_s: float = 20.0
+    # --redis and friends: per-identity limits shared by the replicas
+    shared_limits: SharedLimitsConfig = field(default_factory=SharedLimitsConfig)
+    metrics_listen: str | None = None  # host:port of the Prometheus endpoint (None: no metrics)
+    db_pool_size: int = DEFAULT_POOL_SIZE  # most pooled database connections (PostgreSQL: no overflow)
 
 
 def _transport(config: ServerConfig) -> tuple[grpc.ServerCredentials | None, grpc.ServerCredentials | None]:
@@ -133,6 +154,11 @@ def _transport(config: ServerConfig) -> tuple[grpc.ServerCredentials | None, grp
     return main, server_credentials(config.tls_cert, config.tls_key, config.client_ca)
 
 
+def _ruleset_applied(applied: Applied) -> None:
+    if applied.activation is not None:
+        metrics.ruleset_applied(applied.activation.seq, applied.activation.digest)
+
+
 class CivicscoreServer:
     """A running civicscore: gRPC server plus the runtime it serves from."""
 
@@ -141,19 +167,19 @@ class CivicscoreServer:
         credentials, mtls_credentials = _transport(config)
         files = read_rule_files(config.rules_dir)
 
-        def engine_factory(rule_files: Mapping[str, str]) -> RulesEngine:
-            # The pool validates and compiles the ruleset before starting any worker.
-            return EnginePool(rule_files, workers=config.engine_workers, fault_delay_s=config.engine_fault_delay_s)
+        def start_engine(ruleset: Ruleset) -> RulesEngine:
+            return EnginePool(ruleset, workers=config.engine_workers, fault_delay_s=config.engine_fault_delay_s,
+                              on_worker=metrics.engine_worker_event)
 
-        self.store = open_store(config.database_url)
-        self.rulesets = RulesetRegistry(self.store, engine_factory=engine_factory)
+        self.store = open_store(config.database_url, pool_size=config.db_pool_size)
+        self.rulesets = Rulesets(self.store, start_engine=start_engine, on_applied=_ruleset_applied)
         try:
             self.rulesets.start(files, folder=str(config.rules_dir))
         except BaseException:
             self.rulesets.close()
             self.store.close()
             raise
-        self.watcher = (FolderWatcher(config.rules_dir, self._folder_changed) if config.watch_rules else None)
+        self._watch_rules = config.watch_rules
         self.runtime = Runtime(store=self.store, rulesets=self.rulesets,
                                rules_folder=str(config.rules_dir.resolve()) if config.watch_rules else "")
         self._rules_dir = config.rules_dir
@@ -161,11 +187,22 @@ class CivicscoreServer:
             bootstrap_admin(self.store, config.bootstrap_token_file, now=self.runtime.clock(), clock=self.runtime.clock)
         self.authenticator = Authenticator(self.store, clock=self.runtime.clock)
         self.refusals = RefusalAudit(self.store, clock=self.runtime.clock)
+        try:
+            self.metrics = metrics.serve(config.metrics_listen) if config.metrics_listen else None
+        except BaseException:  # a taken address: free what is open, as _listen does
+            self.refusals.close()
+            self.rulesets.close()
+            self.store.close()
+            raise
+        # Per identity, in Redis when configured (shared by the replicas), else local; started by start().
+        self.limits = build_limits(config.shared_limits, rate_per_s=config.rate_per_s, burst=config.rate_burst,
+                                   max_in_flight=config.max_in_flight_per_identity, on_change=self._limits_changed)
         interceptor = AccessInterceptor(
             self.authenticator, self.refusals, reflection=config.reflection,
             table={**METHOD_ACCESS, **(extra_access or {})},
-            rate_limit=RateLimiter(config.rate_per_s, config.rate_burst),
-            in_flight=ConcurrencyLimiter(config.max_in_flight_per_identity),
+            rate_limit=self.limits, in_flight=self.limits,
+            trusted_proxies=TrustedProxies(config.shared_limits.trusted_proxies),
+            observe_calls=metrics.call_finished if self.metrics is not None else None,
             # Held refusals sleep in handler threads: at most half of them, so other callers keep the rest.
             refusal_hold=RefusalHold(config.rate_per_s, max_hold_s=config.rate_limit_hold_s,
                                      per_identity=config.max_in_flight_per_identity,
@@ -181,8 +218,10 @@ class CivicscoreServer:
             # transport instead of making the server refuse it as fast as it can ask.
             ("grpc.max_concurrent_streams", config.max_in_flight_per_identity),
         ]
+        self._handlers = futures.ThreadPoolExecutor(max_workers=config.handler_threads, thread_name_prefix="rpc")
+        self._shutdown_grace_s = config.shutdown_grace_s
         self.server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.handler_threads, thread_name_prefix="rpc"),
+            self._handlers,
             maximum_concurrent_rpcs=config.max_concurrent_rpcs,
             options=options,
             # Authentication and limits first, then every request's bytes and field domains.
@@ -200,7 +239,8 @@ class CivicscoreServer:
                                                                   self.server)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(rt), self.server)
         reports_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(rt), self.server)
-        reviews_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(rt), self.server)
+        reviews_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(rt, heartbeat_s=config.watch_heartbeat_s),
+                                                             self.server)
         maintenance_pb2_grpc.add_MaintenanceServiceServicer_to_server(MaintenanceServicer(rt), self.server)
         if extra_handlers:
             self.server.add_generic_rpc_handlers(tuple(extra_handlers))
@@ -217,6 +257,7 @@ class CivicscoreServer:
             log.warning("listening WITHOUT TLS on %s (loopback only, for development): tokens travel in clear "
                         "text; give --tls-cert and --tls-key for anything else", self.address)
         self._stopped = threading.Event()
+        self._cut_short = threading.Event()
         active = self.rulesets.active()
         log.info("ruleset %s %s (%s) in force for the current quarter; rules folder %s%s", active.ruleset_id,
                  active.version, active.digest[:12], config.rules_dir, " (watched)" if config.watch_rules else "")
@@ -235,29 +276,60 @@ class CivicscoreServer:
                           "(is another civicscore running? stop it or pass --listen host:port)")
         return port
 
-    def _folder_changed(self, files: dict[str, str]) -> None:
-        # A refusal is logged and reported by GetRulesetStatus; the ruleset in force keeps serving.
-        with contextlib.suppress(RulesetRefused):
-            self.rulesets.activate_folder(files, folder=str(self._rules_dir))
+    def _limits_changed(self, state: LimitsState) -> None:
+        """Report where the limits are kept: LIMITS_HEALTH is NOT_SERVING while Redis is configured but
+        unreachable (each replica then applies its own limits); the server itself keeps serving."""
+        serving = health_pb2.HealthCheckResponse.NOT_SERVING if state is LimitsState.FALLBACK \
+            else health_pb2.HealthCheckResponse.SERVING
+        self.health.set(LIMITS_HEALTH, serving)
+        metrics.limits_state(shared=state is LimitsState.SHARED, fallback=state is LimitsState.FALLBACK)
 
     def start(self) -> None:
+        self.limits.start()
         self.server.start()
-        if self.watcher is not None:
-            self.watcher.start()
+        if self._watch_rules:  # while this replica leads the folder: one replica at a time
+            self.rulesets.watch_folder(self._rules_dir)
         for name in ("", *SERVICE_NAMES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("civicscore serving on %s", self.address)
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Report NOT_SERVING, let running calls finish within `grace`, then free the engine and store."""
+    def stop(self, grace: float | None = None) -> None:
+        """Shut down: health NOT_SERVING and new calls refused (UNAVAILABLE: a load balancer sends them to
+        another replica) at once, watches ended with their cursor, calls in flight given `grace` seconds
+        (the configured shutdown grace by default) to finish, the rest cancelled and logged as cancelled
+        by the shutdown; then free the engines and the store. Called again while calls are running
+        (a second SIGTERM or Ctrl-C), it cuts the grace short."""
         if self._stopped.is_set():
+            if grace is not None:
+                self._cut_short.set()
             return
         self._stopped.set()
+        grace = self._shutdown_grace_s if grace is None else grace
+        self.runtime.shutdown.begun.set()  # watches end now and their clients resume elsewhere
         self.rulesets.stop_checks()  # a rule check in a child process ends now, not after the grace
         self.health.enter_graceful_shutdown()
-        if self.watcher is not None:
-            self.watcher.stop()
-        self.server.stop(grace).wait()
+        # gRPC is given more than the grace: the calls still running when it passes are cancelled here,
+        # once `grace_over` is set, so that each of them knows the shutdown ended it, not its client.
+        finished = self.server.stop(grace + _GRPC_GRACE_MARGIN_S)
+        log.info("shutting down: new calls are refused (UNAVAILABLE); calls in flight have %g s to finish", grace)
+        deadline = time.monotonic() + grace
+        while not finished.is_set() and not self._cut_short.is_set() and time.monotonic() < deadline:
+            finished.wait(min(_STOP_POLL_S, max(0.0, deadline - time.monotonic())))
+        if not finished.is_set():
+            self.runtime.shutdown.grace_over.set()
+            ended = ("a second signal cut the grace short" if self._cut_short.is_set()
+                     else f"the grace of {grace:g} s passed")
+            log.warning("shutdown: %s with calls still running; cancelling them (their clients see UNAVAILABLE "
+                        "and may retry on another replica)", ended)
+            self.server.stop(None).wait()
+        # Handlers of cancelled calls are still winding down (an evaluation notices within a moment and
+        # logs why it stopped): let them finish before their engines and store close under them.
+        drained = threading.Thread(target=self._handlers.shutdown, name="drain-handlers", daemon=True)
+        drained.start()
+        drained.join(_HANDLERS_DRAIN_S)
+        self.limits.close()
+        if self.metrics is not None:
+            self.metrics.close()
         self.refusals.close()
         self.rulesets.close()
         self.store.close()

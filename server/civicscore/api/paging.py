@@ -30,17 +30,31 @@ def encode_token(cursor: str | None, scope: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_NOT_OURS = "page_token is not one this server issued; pass next_page_token from the previous response"
+
+
 def decode_token(token: str, scope: str) -> str | None:
+    """The store cursor inside a page token; INVALID_ARGUMENT for a token this server did not issue."""
     if not token:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         cursor, fingerprint = data["c"], data["s"]
     except (ValueError, KeyError, TypeError):
-        raise InvalidInput([Violation("page_token", "page_token is not one this server issued; "
-                                      "pass next_page_token from the previous response", "INVALID_PAGE_TOKEN")]
-                           ) from None
+        raise InvalidInput([Violation("page_token", _NOT_OURS, "INVALID_PAGE_TOKEN")]) from None
+    if not isinstance(cursor, str):  # tokens are not secret: anyone can build one with a bad cursor
+        raise InvalidInput([Violation("page_token", _NOT_OURS, "INVALID_PAGE_TOKEN")])
     if fingerprint != _fingerprint(scope):
         raise InvalidInput([Violation("page_token", "page_token was issued for a different parent or filter; "
                                       "keep them unchanged while paging", "INVALID_PAGE_TOKEN")])
     return str(cursor)
+
+
+def decode_offset(token: str, scope: str) -> int:
+    """The position a page token of an in-memory list (ListPeriods) resumes from; 0 without a token."""
+    cursor = decode_token(token, scope)
+    if cursor is None:
+        return 0
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 9:
+        raise InvalidInput([Violation("page_token", _NOT_OURS, "INVALID_PAGE_TOKEN")])
+    return int(cursor)

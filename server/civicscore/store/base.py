@@ -7,11 +7,12 @@ follows a write means the data is durable). Implementations: `sql.SqlStore`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from civicscore.domain.canonical import record_from_plain
 from civicscore.domain.model import (
@@ -29,6 +30,9 @@ from civicscore.domain.model import (
     UnitKind,
     UpsertCounts,
 )
+
+if TYPE_CHECKING:
+    from civicscore.store.cluster import Leadership, Listener
 
 T = TypeVar("T")
 
@@ -474,11 +478,15 @@ class Store(Protocol):
     def save_evaluations(
         self, evaluations: Sequence[NewEvaluation], *, period: str,
         idempotency: IdempotencyRecord | None = None, recorded_by: str = "",
+        in_force: Callable[[list[ActivationRecord]], None] | None = None,
     ) -> SaveEvaluationsResult:
         """Store each evaluation as a new revision if its result differs from the latest.
 
         For a unit with a new revision, its previous proposed recommendations for
         the period become superseded and the new ones are stored as proposed.
+        `in_force` is called, inside the saving transaction and with activations held
+        off, with the live activations: raising there (the ruleset used is no longer
+        in force) saves nothing.
         """
         ...
 
@@ -512,8 +520,10 @@ class Store(Protocol):
     # -- ruleset versions ------------------------------------------------------
     def record_activation(
         self, ruleset: StoredRuleset, activation: NewActivation, *, idempotency: IdempotencyRecord | None = None
-    ) -> ActivationRecord:
-        """Store the content (once per digest) and append an activation of it."""
+    ) -> ActivationRecord | None:
+        """Store the content (once per digest) and append an activation of it; None, and nothing written,
+        when this content is already the one in force from its quarter (judged in the same transaction, so
+        processes activating the same content at once record it once)."""
         ...
 
     def roll_back_activation(
@@ -542,6 +552,20 @@ class Store(Protocol):
         """The stored content of a ruleset, by digest."""
         ...
 
+    # -- coordination of the processes sharing the database (store/cluster.py) -------------
+    def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """A block that no other process of the installation runs at the same time (by `name`)."""
+        ...
+
+    def try_lead(self, name: str) -> Leadership | None:
+        """The leadership of `name` when no other process holds it, else None."""
+        ...
+
+    def listen_ruleset_changes(self, on_notice: Callable[[str], None], on_connect: Callable[[], None]
+                               ) -> Listener | None:
+        """Hear of activations and rollbacks committed by any process (None where there is no one else)."""
+        ...
+
     # -- identities and credentials -------------------------------------------
     def create_identity(self, identity: IdentityRecord, *, audit: NewAuditEvent | None = None,
                         idempotency: IdempotencyRecord | None = None) -> IdentityRecord:
@@ -557,6 +581,13 @@ class Store(Protocol):
 
     def has_active_admin(self) -> bool:
         """Whether any identity not revoked holds the admin role (bootstrap creates one otherwise)."""
+        ...
+
+    def create_first_admin(self, identity: IdentityRecord, credential: CredentialRecord, *,
+                           audit: Sequence[NewAuditEvent]) -> bool:
+        """Store an administrator with its credential and audit entries unless an active administrator
+        exists, in one transaction that processes sharing the database take in turn; whether it did.
+        Conflict when the identity's id is taken."""
         ...
 
     def add_credential(self, credential: CredentialRecord, *, audit: NewAuditEvent | None = None,

@@ -7,6 +7,7 @@ transaction kind and the idempotency encoding.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -62,11 +63,20 @@ from civicscore.store.base import (
     review_result_from_json,
 )
 from civicscore.store.checkpoints import Checkpointer
-from civicscore.store.connection import create_store_engine, schema_revisions, upgrade_schema
+from civicscore.store.cluster import Coordination, Leadership, Listener
+from civicscore.store.connection import (
+    DEFAULT_POOL_SIZE,
+    check_connection_budget,
+    create_store_engine,
+    schema_revisions,
+    upgrade_schema,
+)
 from civicscore.store.diagnosis import check_sqlite_schema_is_ours, database_unusable, prepare_sqlite_file
 from civicscore.store.tables import assignments
 from civicscore.store.transactions import Clock, Database, stored_result
 
+# Held shared by a save that checks its ruleset is in force, exclusively by an activation or rollback.
+_IN_FORCE = "rulesets-in-force"
 # Tries of an outcome batch refused by a foreign key while every assignment exists (a race).
 _REFERENCE_ATTEMPTS = 3
 
@@ -75,11 +85,12 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def open_store(url: str, *, clock: Clock | None = None, pool_size: int = 10) -> SqlStore:
+def open_store(url: str, *, clock: Clock | None = None, pool_size: int = DEFAULT_POOL_SIZE) -> SqlStore:
     """Connect to `url` (sqlite:///path or postgresql+psycopg://...) and migrate its schema to head.
 
     A database that cannot be used (read-only, disk full, locked, not SQLite, not civicscore's,
-    from a newer civicscore) raises DatabaseUnusable naming it and the cause; a SQLite file's
+    from a newer civicscore, a PostgreSQL that cannot take `pool_size` more connections) raises
+    DatabaseUnusable naming it and the cause; a SQLite file's
     missing parent folder is created. `clock` stamps evaluations and idempotency keys (tests
     pass a fixed one).
     """
@@ -90,6 +101,7 @@ def open_store(url: str, *, clock: Clock | None = None, pool_size: int = 10) -> 
             prepare_sqlite_file(path)
             revisions, head = schema_revisions()
             check_sqlite_schema_is_ours(path, revisions=revisions, head=head)
+        check_connection_budget(engine, pool_size)  # logs the peak; refuses, before migrating, a pool too big
         upgrade_schema(engine)
     except BaseException as error:
         engine.dispose()
@@ -124,6 +136,7 @@ class SqlStore:
     def __init__(self, engine: Engine, *, clock: Clock = _utc_now) -> None:
         self.engine = engine
         self._db = Database(engine, clock)
+        self.coordination = Coordination(engine)
         # On SQLite this thread checkpoints the WAL, off the request path (see `checkpoints`).
         self.checkpointer = Checkpointer(engine) if engine.dialect.name == "sqlite" else None
 
@@ -324,11 +337,15 @@ class SqlStore:
     def save_evaluations(
         self, evaluations: Sequence[NewEvaluation], *, period: str,
         idempotency: IdempotencyRecord | None = None, recorded_by: str = "",
+        in_force: Callable[[list[ActivationRecord]], None] | None = None,
     ) -> SaveEvaluationsResult:
         """New revision per changed result; the unit's proposed recommendations are superseded."""
         db = self._db
 
         def work(connection: Connection) -> SaveEvaluationsResult:
+            if in_force is not None:  # no activation commits between this check and the save's commit
+                self.coordination.lock_in_transaction(connection, _IN_FORCE, shared=True)
+                in_force(versions.activations(connection, include_rolled_back=False))
             saved = revisions.save_evaluations(connection, evaluations, period=period, now=db.clock(),
                                                recorded_by=recorded_by)
             if saved.new_revisions:
@@ -367,23 +384,34 @@ class SqlStore:
     # -- ruleset versions ------------------------------------------------------
     def record_activation(
         self, ruleset: StoredRuleset, activation: NewActivation, *, idempotency: IdempotencyRecord | None = None
-    ) -> ActivationRecord:
-        """Store the content (once per digest) and append an activation of it."""
-        return self._db.write(
-            lambda c: self._activation_audited(c, versions.record_activation(c, ruleset, activation), "activate"),
-            idempotency=idempotency, encode=_result_json, decode=activation_from_json,
-        )
+    ) -> ActivationRecord | None:
+        """Store the content (once per digest) and append an activation of it; None (nothing written) when
+        this content is already the one in force from its quarter, judged in the writing transaction."""
+        def work(connection: Connection) -> ActivationRecord | None:
+            self.coordination.lock_in_transaction(connection, _IN_FORCE, shared=False)
+            current = versions.in_force_from_quarter(connection, ruleset.in_force_from)
+            if current is not None and current.digest == ruleset.digest:
+                return None
+            record = versions.record_activation(connection, ruleset, activation)
+            self.coordination.notify(connection, f"activate {record.seq}")
+            return self._activation_audited(connection, record, "activate")
+
+        return self._db.write(work, idempotency=idempotency, encode=_result_json, decode=activation_from_json,
+                              keep=lambda record: record is not None)
 
     def roll_back_activation(
         self, *, expected_digest: str, actor: str, reason: str, at: dt.datetime,
         idempotency: IdempotencyRecord | None = None,
     ) -> ActivationRecord:
         """Mark the latest live activation rolled back (NothingToRollBack when it must not be)."""
-        return self._db.write(
-            lambda c: self._activation_audited(c, versions.roll_back_activation(
-                c, expected_digest=expected_digest, actor=actor, reason=reason, at=at), "rollback"),
-            idempotency=idempotency, encode=_result_json, decode=activation_from_json,
-        )
+        def work(connection: Connection) -> ActivationRecord:
+            self.coordination.lock_in_transaction(connection, _IN_FORCE, shared=False)
+            record = versions.roll_back_activation(connection, expected_digest=expected_digest, actor=actor,
+                                                   reason=reason, at=at)
+            self.coordination.notify(connection, f"rollback {record.seq}")
+            return self._activation_audited(connection, record, "rollback")
+
+        return self._db.write(work, idempotency=idempotency, encode=_result_json, decode=activation_from_json)
 
     def _activation_audited(self, connection: Connection, record: ActivationRecord, what: str) -> ActivationRecord:
         actor = record.actor if what == "activate" else (record.rolled_back_by or "")
@@ -405,6 +433,17 @@ class SqlStore:
             after=after, limit=limit,
         ))
 
+    # -- coordination ----------------------------------------------------------------
+    def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return self.coordination.exclusive(name)
+
+    def try_lead(self, name: str) -> Leadership | None:
+        return self.coordination.try_lead(name)
+
+    def listen_ruleset_changes(self, on_notice: Callable[[str], None], on_connect: Callable[[], None]
+                               ) -> Listener | None:
+        return self.coordination.listen(on_notice, on_connect)
+
     def get_ruleset(self, digest: str) -> StoredRuleset | None:
         return self._db.read(lambda c: versions.get_ruleset(c, digest))
 
@@ -424,6 +463,10 @@ class SqlStore:
 
     def has_active_admin(self) -> bool:
         return self._db.read(access.has_active_admin)
+
+    def create_first_admin(self, identity: IdentityRecord, credential: CredentialRecord, *,
+                           audit: Sequence[NewAuditEvent]) -> bool:
+        return self._db.write(lambda c: access.create_first_admin(c, identity, credential, audit))
 
     def add_credential(self, credential: CredentialRecord, *, audit: NewAuditEvent | None = None,
                        idempotency: IdempotencyRecord | None = None) -> CredentialRecord:

@@ -108,7 +108,8 @@ class ReviewServiceServicer:
 
     def WatchRecommendations(self, request, context):
         """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
-        OUT_OF_RANGE when the cursor is past the newest change.
+        OUT_OF_RANGE when the cursor is past the newest change. An idle stream sends a heartbeat now and
+        then; a server shutting down ends the stream with UNAVAILABLE: resume from the last cursor received.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

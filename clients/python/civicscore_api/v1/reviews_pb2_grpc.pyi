@@ -45,7 +45,8 @@ class ReviewServiceStub:
     """Contests of a quarter."""
     WatchRecommendations: _grpc.UnaryStreamMultiCallable[_reviews_pb2.WatchRecommendationsRequest, _reviews_pb2.WatchRecommendationsResponse]
     """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
-    OUT_OF_RANGE when the cursor is past the newest change.
+    OUT_OF_RANGE when the cursor is past the newest change. An idle stream sends a heartbeat now and
+    then; a server shutting down ends the stream with UNAVAILABLE: resume from the last cursor received.
     """
 
 @_typing.type_check_only
@@ -65,7 +66,8 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     """Contests of a quarter."""
     WatchRecommendations: _aio.UnaryStreamMultiCallable[_reviews_pb2.WatchRecommendationsRequest, _reviews_pb2.WatchRecommendationsResponse]  # type: ignore[assignment]
     """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
-    OUT_OF_RANGE when the cursor is past the newest change.
+    OUT_OF_RANGE when the cursor is past the newest change. An idle stream sends a heartbeat now and
+    then; a server shutting down ends the stream with UNAVAILABLE: resume from the last cursor received.
     """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -118,7 +120,8 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_reviews_pb2.WatchRecommendationsResponse], _abc.AsyncIterator[_reviews_pb2.WatchRecommendationsResponse]]:
         """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
-        OUT_OF_RANGE when the cursor is past the newest change.
+        OUT_OF_RANGE when the cursor is past the newest change. An idle stream sends a heartbeat now and
+        then; a server shutting down ends the stream with UNAVAILABLE: resume from the last cursor received.
         """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
