@@ -10,6 +10,10 @@ NODE_STAMP := clients/node/node_modules/.installed-$(shell sha1sum clients/node/
 CONTRACT := contract/civicscore-v1.binpb
 ADDR ?= 127.0.0.1:50051
 DB ?= var/civicscore.db
+# pytest-xdist processes for make test (whole files per process: a file's servers and clusters stay together).
+# Two suit the 2-core machines CI uses; each cluster test holds a few dozen PostgreSQL connections.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile,-p no:xdist)
 
 .PHONY: pdf-deps cluster-deps cluster help venv run test gen check-gen lint lint-proto release-contract bench clean test-node fuzz
 
@@ -33,8 +37,8 @@ run: $(STAMP) ## Start the server on $(ADDR) with SQLite at $(DB) and the defaul
 test: $(STAMP) $(NODE_STAMP) check-gen lint lint-proto ## Generated code, lint, buf lint and breaking-change check, then all tests: Python, then the Node.js client's against the real server, even when Python's fail (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
 	@# Both suites always run, so that a Python failure does not hide the Node.js results; the target fails if either does.
 	@python=0; node=0; \
-	echo "$(PY) -m pytest -ra $(PYTEST_ARGS)"; \
-	$(PY) -m pytest -ra $(PYTEST_ARGS) || python=$$?; \
+	echo "$(PY) -m pytest -ra $(PYTEST_XDIST) $(PYTEST_ARGS)"; \
+	$(PY) -m pytest -ra $(PYTEST_XDIST) $(PYTEST_ARGS) || python=$$?; \
 	echo "$(NODE_TESTS)"; \
 	( $(NODE_TESTS) ) || node=$$?; \
 	if [ $$python -ne 0 ] || [ $$node -ne 0 ]; then \

@@ -13,6 +13,11 @@ from tests.serverproc import ServerProcess, hanoi_units
 
 POSTGRES_ENV = "CIVICSCORE_TEST_POSTGRES_URL"
 
+# pytest-xdist's workers inherit COLUMNS=80 and LINES=24 from execnet, which the CLI (rich) obeys: drop
+# them so a CLI's output is laid out the same under `make test` (xdist) as in a single pytest process.
+for _inherited in ("COLUMNS", "LINES"):
+    os.environ.pop(_inherited, None)
+
 
 def pytest_report_header(config: pytest.Config) -> str:
     url = os.environ.get(POSTGRES_ENV)
