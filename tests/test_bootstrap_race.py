@@ -1,5 +1,6 @@
 """Replicas starting at the same moment on a new database: every one starts, exactly one bootstrap
-administrator is created, with exactly one token, written by the one replica that created it.
+administrator is created, with exactly one token, written by the one replica that created it, and
+the rules folder's start-up activation is recorded once, the same ruleset in force on every replica.
 
 Three real `python -m civicscore` processes per round, launched together (a barrier lines their
 launches up), on one new SQLite file and on one new PostgreSQL schema, ten rounds each.
@@ -44,6 +45,17 @@ def start_together(servers: list[ServerProcess]) -> list[BaseException]:
     return errors
 
 
+def activations(url: str) -> list[tuple[str, str]]:
+    """(source, digest) of every ruleset activation recorded in the database, in order."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT source, digest FROM ruleset_activations ORDER BY seq")).all()
+    finally:
+        engine.dispose()
+    return [(str(row.source), str(row.digest)) for row in rows]
+
+
 def administrators(url: str) -> tuple[list[str], list[tuple[str, str]]]:
     """(ids of identities with the admin role, (credential id, identity id) of every credential), read
     from the database itself."""
@@ -63,7 +75,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     yield str(request.param)
 
 
-def test_replicas_started_at_once_on_a_new_database_make_one_administrator(backend: str, tmp_path: Path) -> None:
+def test_replicas_started_at_once_on_a_new_database_make_one_administrator_and_one_activation(
+        backend: str, tmp_path: Path) -> None:
     for round_number in range(ROUNDS):
         round_dir = tmp_path / f"round{round_number}"
         round_dir.mkdir()
@@ -89,10 +102,13 @@ def test_replicas_started_at_once_on_a_new_database_make_one_administrator(backe
                     if server is not creators[0]:
                         assert "an administrator exists" in server.log()
                         assert not list(server.workdir.glob(".admin.token.*")), "a staged token was left behind"
-                # the one token works, on every replica
+                recorded = activations(url)
+                assert [source for source, _ in recorded] == ["startup"], f"round {round_number}: {recorded}"
+                # the one token works, on every replica, and each has the one activation in force
                 for server in servers:
                     with server.client(creators[0].token) as admin:
                         assert admin.verify_audit().valid
+                        assert admin.get_ruleset_status().active.digest == recorded[0][1]
             finally:
                 for server in servers:
                     server.stop()

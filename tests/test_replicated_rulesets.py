@@ -8,7 +8,6 @@ whatever the number of replicas; the folder is watched by one replica at a time.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import signal
 import threading
@@ -179,52 +178,6 @@ def test_the_rules_folder_is_watched_by_one_replica_at_a_time(tmp_path: Path, da
     finally:
         a.stop()
         b.stop()
-
-
-def _start_at_once(tmp_path: Path, database: str, count: int = 3) -> list[ServerProcess]:
-    """`count` replicas started at the same moment on `database`; fails with every start-up error."""
-    for i in range(count):
-        (tmp_path / f"r{i}").mkdir(parents=True)
-    procs = [ServerProcess(tmp_path / f"r{i}", database_url=database) for i in range(count)]
-    errors: list[BaseException] = []
-
-    def start(proc: ServerProcess) -> None:
-        try:
-            proc.start()
-        except BaseException as error:  # reported below, with the others
-            errors.append(error)
-
-    threads = [threading.Thread(target=start, args=(p,)) for p in procs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(180)
-    token = next((p.token for p in procs if p.token), "")
-    for proc in procs:
-        proc.token = token
-    if errors:
-        for proc in procs:
-            proc.stop()
-        raise AssertionError(f"replicas failed to start: {errors}")
-    return procs
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_replicas_starting_at_once_on_a_new_database_record_one_activation(tmp_path: Path, backend: str) -> None:
-    """The start-up activation of the rules folder, by three processes at once on a new database: the
-    content in force from its quarter is judged in the recording transaction (SQLite has no lock across
-    processes), so it is recorded once. (The bootstrap administrator's race: test_bootstrap_race.py.)"""
-    for round_ in range(3):
-        with contextlib.ExitStack() as stack:
-            database = (f"sqlite:///{tmp_path / f'round-{round_}.db'}" if backend == "sqlite"
-                        else stack.enter_context(fresh_postgres_schema(postgres_base_url())))
-            procs = _start_at_once(tmp_path / f"round-{round_}", database)
-            try:
-                assert [source for _, _, source, _ in _activations(database)] == ["startup"]
-                assert len({_digest(p) for p in procs}) == 1
-            finally:
-                for proc in procs:
-                    proc.stop()
 
 
 _HOLD = """
