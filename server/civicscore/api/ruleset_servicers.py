@@ -122,7 +122,7 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
                      ) -> rulesets_pb2.CheckRulesetResponse:
         files = _files_in(request.files, "files")
         # Checked in a budgeted child process, killed when the call ends (cancelled, deadline passed).
-        cancelled = evaluate.cancellation_event(context.add_callback)
+        cancelled = evaluate.cancellation_event(context.add_callback, shutdown=self.rt.shutdown)
         try:
             with evaluate.stops_when_cancelled("checking the rule files"):
                 outcome = self.rt.rulesets.check(files, cancelled=cancelled)
@@ -150,7 +150,7 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
         else:
             raise InvalidInput([Violation("source", "give the rule files (files) or a stored ruleset (ruleset)",
                                           "REQUIRED")])
-        cancelled = evaluate.cancellation_event(context.add_callback)
+        cancelled = evaluate.cancellation_event(context.add_callback, shutdown=self.rt.shutdown)
         try:
             with evaluate.stops_when_cancelled("activating the rule files"):
                 done = self.rt.rulesets.activate_request(
@@ -199,7 +199,7 @@ class RulesetServicer(rulesets_pb2_grpc.RulesetServiceServicer):
         if quarter.start > hanoi_today(self.rt.clock()):
             raise FailedPrecondition(f"quarter {quarter} has not started yet; simulate a quarter with data")
         # Set when the call ends: a client that cancels or whose deadline passes stops the work.
-        cancelled = evaluate.cancellation_event(context.add_callback)
+        cancelled = evaluate.cancellation_event(context.add_callback, shutdown=self.rt.shutdown)
         try:
             with evaluate.stops_when_cancelled(f"the simulation of {quarter}"):
                 done = simulation.simulate(self.rt.store, self.rt.rulesets, files, quarter,
