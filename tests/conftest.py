@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,13 @@ POSTGRES_ENV = "CIVICSCORE_TEST_POSTGRES_URL"
 # them so a CLI's output is laid out the same under `make test` (xdist) as in a single pytest process.
 for _inherited in ("COLUMNS", "LINES"):
     os.environ.pop(_inherited, None)
+
+# A shell that starts a command in the background without job control (`make test &` in a script)
+# starts it with SIGINT ignored, and every process it starts inherits that: a CLI under test would
+# then ignore the Ctrl-C a test sends it. A handler (unlike "ignored") is reset to the default when
+# a child starts, so with this one the servers and CLIs the tests start get Ctrl-C as a person's would.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config: pytest.Config) -> str:
