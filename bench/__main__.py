@@ -16,7 +16,10 @@
     alone, before and after, beside the same while identity A's threads call
     as fast as they can (most refused with RESOURCE_EXHAUSTED), on a server of
     its own with the default limits; A's allowed and refused counts too.
-    `python -m bench --only-f` runs this figure alone (RESULTS.md is not rewritten).
+    `python -m bench --only-f` runs this figure alone (RESULTS.md is not rewritten);
+(g)-(i) SubmitOutcomes outcomes/s, GetEvaluation calls/s and audited writes/s through nginx with 1
+    and then 3 replicas on PostgreSQL, and their ratios (bench/cluster.py; skipped loudly without
+    PostgreSQL or nginx). `python -m bench --only-cluster` runs them alone (RESULTS.md is not rewritten).
 
 (a)-(e) run on a server whose per-identity rate limit is set out of the way
 (their calls all come from one identity, far faster than the default limit).
@@ -47,6 +50,8 @@ from typing import Any
 
 import grpc
 
+from bench.cluster import add_arguments as add_cluster_arguments
+from bench.cluster import cluster_figures, result_notes, result_rows
 from civicscore_api.v1 import (
     assignments_pb2,
     evaluations_pb2,
@@ -204,6 +209,7 @@ def main() -> int:
                         help="with --only-f: each flooding thread on a connection of its own (a flood a front proxy "
                              "limiting connections per client is for), instead of the figures (f), (f'), (f'')")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
+    add_cluster_arguments(parser)
     args = parser.parse_args()
 
     shutil.rmtree(OUT, ignore_errors=True)
@@ -212,6 +218,9 @@ def main() -> int:
         f = flood_figure(OUT / "f", args.flood_reads, args.flood_pace, args.flood_threads_many, own_connections=True)
         (OUT / "results.json").write_text(json.dumps({"f_own_connections": f}, indent=2))
         _print_flood(f, "f_own_connections")
+        return 0
+    if args.only_cluster:
+        (OUT / "results.json").write_text(json.dumps({"cluster": cluster_figures(OUT, args)}, indent=2))
         return 0
     if args.only_f:
         floods = flood_figures(args)
@@ -333,6 +342,8 @@ def main() -> int:
 
     # (f), (f'), (f'') each on a server of its own, with the default per-identity limits
     results.update(flood_figures(args))
+    # (g)-(i) on clusters of their own: PostgreSQL, replicas, nginx
+    results["cluster"] = cluster_figures(OUT, args)
 
     machine = {"cpus": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
                "platform": platform.platform(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
@@ -603,6 +614,7 @@ shared and noisy, so each figure stands beside a baseline measured in the same r
 | (d) RSS over {d['evaluations']} EvaluatePeriod calls ({d['units_per_evaluation']} units each, {d['seconds']} s) | server {d['server_rss_kib_before'] / 1024:.1f} -> {d['server_rss_kib_after'] / 1024:.1f} MiB; workers {d['workers_rss_kib_before'] / 1024:.1f} -> {d['workers_rss_kib_after'] / 1024:.1f} MiB | before | {d['growth_pct']}% growth | flat |
 | (e) server RSS over {e['activations']} ruleset activations ({e['seconds']} s; each starts new engine workers and retires the old) | server {e['server_rss_kib_before'] / 1024:.1f} -> {e['server_rss_kib_after'] / 1024:.1f} MiB (before warm-up {e['server_rss_kib_cold'] / 1024:.1f}); workers {e['workers_rss_kib_before'] / 1024:.1f} -> {e['workers_rss_kib_after'] / 1024:.1f} MiB; median activation {e['activation_median_s']} s | before (after 5 warm-up activations) | {e['growth_pct']}% growth | within 10% |
 {flood_rows}
+{result_rows(r["cluster"])}
 
 (a) pins the server to one core and the client to the other, so they do not
 disturb each other; each baseline is the mean of a run before and a run after
@@ -624,6 +636,7 @@ calls within its own limit. The server holds a rate-limited call's refusal
 about as long as the caller should have waited, and a connection may open only
 as many streams as one identity may run calls ({f['flood_threads']}): (f') floods
 with more threads than that, (f'') turns the hold off to show what it buys.
+{result_notes(r["cluster"])}
 Raw numbers: `bench/out/results.json`.
 """
     RESULTS.write_text(text)
