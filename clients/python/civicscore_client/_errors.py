@@ -165,6 +165,14 @@ def index_of_field(field: str) -> int:
     return int(match.group(1)) if match else -1
 
 
+# gRPC's words for a stream the other end of the connection reset. A proxy (nginx's grpc_pass) resets a
+# call whose replica died after its reply began with RST_STREAM INTERNAL_ERROR, which gRPC reports as
+# INTERNAL with these words and no status of ours: the transport failed, not the server, so the call is
+# UNAVAILABLE (retried like any other: writes carry idempotency keys; a watch resumes from its cursor).
+# An INTERNAL the server itself returns carries a rich status and is never taken for this.
+_STREAM_RESET = "Received RST_STREAM"
+
+
 def error_from_rpc(err: grpc.RpcError) -> CivicscoreError:
     """The exception matching a failed call, with its `BadRequest`, `ErrorInfo`, `ResourceInfo` and
     `RetryInfo` decoded."""
@@ -200,6 +208,8 @@ def error_from_rpc(err: grpc.RpcError) -> CivicscoreError:
                 retry = error_details_pb2.RetryInfo()
                 detail.Unpack(retry)
                 retry_after = retry.retry_delay.ToNanoseconds() / 1e9
+    if code == grpc.StatusCode.INTERNAL and status is None and _STREAM_RESET in message:
+        code = grpc.StatusCode.UNAVAILABLE
     error = _build(code, message, violations, reason, metadata, resources)
     error.from_server = status is not None
     error.retry_after = retry_after
