@@ -6,6 +6,7 @@
         cluster.kill(1)                             # SIGKILL replica 1 (and its engine workers)
         with cluster.writes_held("outcomes"): ...   # outcome writes stay in flight until the block ends
         cluster.restart(1)                          # the same port, work dir and database
+        cluster.drain(1); cluster.undrain()         # out of nginx's upstream and back (a reload)
         cluster.answers()                           # which replica answered each call, from nginx's log
 
 Isolation: each cluster gets a DATABASE of its own (`CREATE DATABASE civicscore_cluster_<random>`
@@ -134,6 +135,15 @@ class Cluster:
     # -- nginx --------------------------------------------------------------------------------
     def stop_nginx(self, *, graceful: bool = True) -> int | None:
         return self.nginx.stop(graceful=graceful)
+
+    def drain(self, index: int) -> None:
+        """Take replica `index` out of nginx's upstream (a reload, waited for): calls it holds finish, new
+        calls go to the others. How an operator stops a replica without failing a call (README)."""
+        self.nginx.reload([self.replica_address(i) for i in range(len(self.ports)) if i != index])
+
+    def undrain(self) -> None:
+        """Every replica in nginx's upstream again."""
+        self.nginx.reload([self.replica_address(i) for i in range(len(self.ports))])
 
     def start_nginx(self) -> None:
         """Start nginx and wait until a health check through it reaches a replica."""

@@ -22,7 +22,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from civicscore_client._errors import CivicscoreError, Unavailable, error_from_rpc
+from civicscore_client._errors import Cancelled, CivicscoreError, Unavailable, error_from_rpc
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Message)
@@ -115,6 +115,19 @@ def tls_handshake_failed(error: CivicscoreError) -> bool:
     return "handshake failed" in message or "verification check failed" in message
 
 
+def cancelled_unasked(err: grpc.RpcError, error: CivicscoreError) -> bool:
+    """Whether a call was CANCELLED by the other end with no word of why: not by this client (gRPC says
+    "Locally cancelled by application!" then) and not by civicscore's code (its errors carry a status).
+    gRPC's server answers so for a call that reached it as it began its shutdown, before any code of ours
+    ran (a proxy passes the answer on); a call cut by a shutdown's end is cancelled likewise. Either way
+    the call may be retried like UNAVAILABLE: reads change nothing and every write carries an
+    idempotency key, so a write that was stored is answered as before, not stored twice."""
+    if not isinstance(error, Cancelled) or error.from_server:
+        return False
+    details = err.details() if isinstance(err, grpc.Call) else None
+    return not details or details == "CANCELLED"
+
+
 class Caller:
     """Makes calls on one channel with a default deadline, retrying UNAVAILABLE with exponential backoff."""
 
@@ -172,7 +185,8 @@ class Caller:
     def retrying(self, attempt: Callable[[], T], *, attempts: int | None = None) -> T:
         """Run `attempt` until it succeeds or fails with anything but UNAVAILABLE, or attempts run out.
 
-        A failed TLS handshake is UNAVAILABLE too, but is not retried: it fails the same way again.
+        A failed TLS handshake is UNAVAILABLE too, but is not retried: it fails the same way again. A call
+        the server cancelled unasked is retried too (`cancelled_unasked`).
         """
         limit = attempts or self.max_attempts
         delay = self.initial_backoff
@@ -181,7 +195,9 @@ class Caller:
                 return attempt()
             except grpc.RpcError as err:
                 error = error_from_rpc(err)
-                if not isinstance(error, Unavailable) or tls_handshake_failed(error) or number == limit:
+                retryable = (isinstance(error, Unavailable) and not tls_handshake_failed(error)) or \
+                    cancelled_unasked(err, error)
+                if not retryable or number == limit:
                     raise error from err
             # Full jitter keeps many clients that lost the same server from retrying in step.
             self._sleep(random.uniform(0, delay))

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,14 +239,41 @@ class Nginx:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
 
-    def reload(self, upstreams: Sequence[str] | None = None) -> None:
-        """Rewrite the configuration (new `upstreams`, if given) and make nginx load it (SIGHUP)."""
+    def reload(self, upstreams: Sequence[str] | None = None, *, timeout_s: float = 30.0) -> None:
+        """Rewrite the configuration (new `upstreams`, if given), make nginx load it (SIGHUP) and wait until
+        it has: new workers take every new connection, the old ones only finish the calls they hold (up to
+        worker_shutdown_timeout). Taking a replica out this way before stopping it fails no call."""
         if upstreams is not None:
             self.upstreams = tuple(upstreams)
         self.write_config()
         self.check_config()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGHUP)
+        if self.process is None or self.process.poll() is not None:
+            return
+        before = self.workers()
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            now = self.workers()
+            if set(now) - set(before) and all(pid not in now or "shutting down" in now[pid] for pid in before):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not load its new configuration within {timeout_s:.0f} s "
+                                   f"(workers: {now}):\n{self.error_log_tail()}")
+            time.sleep(0.05)
+
+    def workers(self) -> dict[int, str]:
+        """nginx's worker processes now: pid -> process title (e.g. "nginx: worker process is shutting down")."""
+        if self.process is None:
+            return {}
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        found: dict[int, str] = {}
+        with contextlib.suppress(OSError):
+            for pid in map(int, children.read_text().split()):
+                with contextlib.suppress(OSError):
+                    title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+                    if "worker process" in title:
+                        found[pid] = title
+        return found
 
     def accepting(self) -> bool:
         host, port = self.host_port
