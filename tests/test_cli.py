@@ -262,9 +262,12 @@ def test_show_prints_score_grade_counts_and_flags(evaluated: str) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Sở Nội vụ" in out and "Department of Home Affairs" in out
-    assert "100.00" in out
+    assert "Điểm: 100,00" in out  # Vietnamese decimal comma by default
     assert "Hoàn thành xuất sắc nhiệm vụ" in out
-    assert "praise" in out
+    assert "Cờ đề xuất: Biểu dương" in out  # the flag's label, not its id `praise`
+    english = civicscore(evaluated, "show", "SNV", "--period", Q.id, "--lang", "en")
+    assert english.exit_code == 0, english.output
+    assert "Score: 100.00" in english.stdout and "Flags: Praise" in english.stdout
     assert "evaluated by bootstrap-admin" in out  # who ran the evaluation that made this revision
 
     latest = civicscore(evaluated, "--json", "show", "stp")  # no --period: the latest evaluated quarter

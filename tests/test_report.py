@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import html
 import io
+import re
 import shutil
 import subprocess
 import unicodedata
@@ -25,10 +27,10 @@ from typer.testing import CliRunner
 
 from civicscore.report import ChromiumMissing, find_chromium
 from civicscore.report import pdf as report_pdf
-from civicscore_api.v1 import units_pb2
+from civicscore_api.v1 import assignments_pb2, outcomes_pb2, units_pb2
 from civicscore_client import FailedPrecondition, InvalidArgument
 from civicscore_client.cli import app
-from tests.scenario import PERIOD, load_quarter
+from tests.scenario import PERIOD, assignment, completed, in_progress, load_quarter
 from tests.serverproc import ServerProcess, hanoi_units
 from tests.services import require_service
 
@@ -78,13 +80,29 @@ class Served:
     html_vi: bytes
 
 
+def load_communes(server: ServerProcess) -> None:
+    """Two wards graded, so that both ranking tables have rows: P-HOANKIEM does its 6 assignments on time
+    (excellent, praise); P-CUANAM leaves 4 of 6 open after 5 reminders (three flags, the longest labels)."""
+    items, outs = [], []
+    for code, left_open in (("P-HOANKIEM", 0), ("P-CUANAM", 4)):
+        for i in range(6):
+            aid = f"{code}-{i}"
+            items.append(assignment(aid, code, f"2026-08-{10 + i:02d}"))
+            outs.append(completed(aid, f"2026-08-{5 + i:02d}") if i < 6 - left_open else in_progress(aid, 5))
+    stubs = server.stubs()
+    stubs.assignments.UpsertAssignments(assignments_pb2.UpsertAssignmentsRequest(assignments=items), timeout=30)
+    stubs.outcomes.SubmitOutcomes(outcomes_pb2.SubmitOutcomesRequest(outcomes=outs), timeout=30)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """Hanoi's units, the 2026-Q3 scenario evaluated, and 2026-Q2 evaluated (nothing due) for the trend."""
+    """Hanoi's units, the 2026-Q3 scenario (and two graded wards) evaluated, and 2026-Q2 evaluated (nothing
+    due) for the trend."""
     server = ServerProcess(tmp_path_factory.mktemp("report")).start()
     try:
         server.stubs().units.UpsertUnits(units_pb2.UpsertUnitsRequest(units=hanoi_units()), timeout=30)
         load_quarter(server)
+        load_communes(server)
         with server.client() as client:
             client.evaluate_period(PREVIOUS)
             client.evaluate_period(PERIOD)
@@ -209,6 +227,99 @@ def test_the_pdf_opens_and_names_the_units(served: Served, tmp_path: Path) -> No
     text = unicodedata.normalize("NFC", text)
     for expected in ("Sở Tư pháp", "Sở Nội vụ", f"Báo cáo đánh giá quý {PERIOD}"):
         assert expected in text, expected
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word pdftotext found on a page, with its box in points from the page's top left."""
+
+    page: int
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
+_WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>')
+
+
+def pdf_words(pdf: Path) -> tuple[list[Word], float]:
+    """Every word of the PDF with its box (pdftotext -bbox), in page then line order; and the page width."""
+    assert PDFTOTEXT is not None
+    out = subprocess.run([PDFTOTEXT, "-bbox", "-enc", "UTF-8", str(pdf), "-"], capture_output=True, check=True,
+                         timeout=60).stdout.decode("utf-8")
+    width = float(re.search(r'<page width="([\d.]+)"', out).group(1))  # type: ignore[union-attr]
+    words = []
+    for number, page in enumerate(out.split("<page ")[1:], start=1):
+        for x0, y0, x1, y1, text in _WORD.findall(page):
+            words.append(Word(number, unicodedata.normalize("NFC", html.unescape(text)),
+                              float(x0), float(y0), float(x1), float(y1)))
+    return sorted(words, key=lambda w: (w.page, round(w.y0), w.x0)), width
+
+
+@dataclass
+class RankingHeader:
+    """A ranking table's header row as printed (again on each page the table continues on)."""
+
+    block: str  # the "Xếp hạng khối ..." heading it is under
+    words: list[Word]  # the header's words, every line of it
+    rank: Word  # "Hạng", the first column's header, on the header's last line
+
+
+def ranking_headers(words: list[Word]) -> list[RankingHeader]:
+    """Each ranking table header: a line starting `Hạng Mã Đơn vị`, with the lines above it that are part of
+    the header (bottom-aligned cells: up to 3 lines), under the latest `Xếp hạng khối BLOCK` heading."""
+    headers: list[RankingHeader] = []
+    block = ""
+    for i, word in enumerate(words):
+        if [w.text for w in words[i:i + 3]] == ["Xếp", "hạng", "khối"] and words[i + 3].page == word.page:
+            rest = [w.text for w in words[i + 3:i + 12] if abs(w.y0 - word.y0) < 2]
+            block = " ".join(rest).split(" (")[0]
+        if [w.text for w in words[i:i + 4]] == ["Hạng", "Mã", "Đơn", "vị"]:
+            band = [w for w in words if w.page == word.page and word.y1 - 40 < w.y1 <= word.y1 + 1]
+            headings = {w.y0 for w in band if w.text == "khối"}
+            band = [w for w in band if not headings or w.y0 > max(headings) + 2]
+            headers.append(RankingHeader(block, band, word))
+    return headers
+
+
+def test_the_vietnamese_pdf_keeps_every_ranking_column_and_grades_whole(served: Served, tmp_path: Path) -> None:
+    """Every ranking header printed (each block's, again on each page) ends with the whole "Cờ đề xuất" column
+    inside the page, and a grade takes at most two lines of its cell, not one word per line."""
+    need_pdf_tools()
+    with served.server.client() as client:
+        pdf = client.get_quarterly_report(PERIOD, format="pdf", timeout=180).content
+        ranked = {block: len([e for e in client.list_rankings(PERIOD, block) if e.rank])
+                  for block in ("departments", "communes")}
+    target = tmp_path / "report-vi.pdf"
+    target.write_bytes(pdf)
+    words, page_width = pdf_words(target)
+    headers = ranking_headers(words)
+    assert sorted({h.block for h in headers}) == ["Sở, ban, ngành", "Xã, phường"], [h.block for h in headers]
+    assert ranked["departments"] >= 2 and ranked["communes"] >= 2  # rows in both tables
+    for header in headers:
+        texts = [w.text for w in header.words]
+        flag_words = [w for w in header.words if w.text in ("Cờ", "đề", "xuất")]
+        assert [w.text for w in sorted(flag_words, key=lambda w: (round(w.y0), w.x0))] == ["Cờ", "đề", "xuất"], (
+            header.block, texts)
+        rightmost = max(header.words, key=lambda w: w.x1)
+        assert rightmost in flag_words and rightmost.x1 <= page_width, (header.block, texts)
+        assert "Quá" in texts and "Xếp" in texts  # the header is read whole: open overdue, grade
+    # The grade column: from its header's "Xếp" to the next header word on the right, below the header
+    # down to the next heading ("Chưa đủ điều kiện ..."). Its lines: at most two per ranked unit.
+    for header in headers:
+        grade = next(w for w in header.words if w.text == "Xếp")
+        right = min(w.x0 for w in header.words if w.x0 > grade.x1 + 25)
+        below = [w for w in words if w.page == header.rank.page and w.y0 > header.rank.y1]
+        end = min((w.y0 for w in below if w.text == "Chưa" and w.x0 < header.rank.x1), default=1e9)
+        cells = [w for w in below if w.y0 < end and grade.x0 - 1 <= w.x0 < right]
+        lines = {round(w.y0) for w in cells}
+        rows = [w for w in below if w.y0 < end and w.x1 <= header.rank.x1 + 2 and w.text.isdigit()]
+        assert rows and len(lines) <= 2 * len(rows), (header.block, [w.text for w in cells], len(rows))
+        assert {"Hoàn", "thành"} <= {w.text for w in cells}, [w.text for w in cells]
+    text = " ".join(w.text for w in words)
+    assert text.count("Cờ đề xuất") >= 4  # two ranking headers and two "not graded" tables, at least
 
 
 def test_the_cli_writes_the_bytes_the_rpc_returns(served: Served, tmp_path: Path,

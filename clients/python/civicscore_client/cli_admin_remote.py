@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import typer
@@ -13,6 +12,7 @@ from rich.text import Text
 
 from civicscore_api.v1 import identities_pb2
 from civicscore_client._identities import ROLES, identity_name
+from civicscore_client.cli_locale import hanoi_time
 from civicscore_client.cli_session import message_dict, messages_json, session_of
 
 _ROLE_NAMES = {value: name for name, value in ROLES.items()}
@@ -21,7 +21,7 @@ _ROLE_NAMES = {value: name for name, value in ROLES.items()}
 def _when(ts: timestamp_pb2.Timestamp, present: bool = True) -> str:
     if not present or (ts.seconds == 0 and ts.nanos == 0):
         return ""
-    return ts.ToDatetime(tzinfo=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return hanoi_time(ts, seconds=False)
 
 
 def _roles(identity: identities_pb2.Identity) -> str:

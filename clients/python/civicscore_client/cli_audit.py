@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from civicscore_client.cli_locale import hanoi_time
 from civicscore_client.cli_session import message_dict, messages_json, session_of
 
 audit_app = typer.Typer(help="The audit log: every change and every refused call, hash-chained.",
@@ -57,10 +57,10 @@ def list_events(
             session.print_json(messages_json(events))
             return
         table = Table(title="Audit log")
-        for column in ("#", "When (UTC)", "Who", "What", "Target", "Outcome", "Details"):
+        for column in ("#", "When (Hanoi time)", "Who", "What", "Target", "Outcome", "Details"):
             table.add_column(column, overflow="fold")
         for event in events:
-            when = event.event_time.ToDatetime(tzinfo=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            when = hanoi_time(event.event_time)
             table.add_row(str(event.sequence), when, Text(event.actor), event.action, Text(event.target),
                           event.outcome, Text(event.detail_json))
         session.out.print(table)

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from civicscore_api.v1 import evaluations_pb2
 from civicscore_client._names import unit_code
+from civicscore_client.cli_locale import Lang, decimal_text, number, percent
 from civicscore_client.cli_session import latest_evaluated, message_dict, session_of
 
 
@@ -65,14 +66,16 @@ def print_explanation(
     out.print(f"[bold]{escape(evaluation.unit_display_name_vi or code)}[/] ({escape(code)})")
     ruleset = f"{escape(evaluation.ruleset_version)} ({evaluation.ruleset_digest[:12]})"
     out.print(f"Quarter {evaluation.period} · revision {evaluation.revision} · ruleset {ruleset}")
-    score = evaluation.score_display if evaluation.has_score else "no score (no assignment due)"
+    marks = _marks(lang)
+    score = decimal_text(evaluation.score_display, marks) if evaluation.has_score else "no score (no assignment due)"
     grade = _pick(lang, evaluation.grade_label_vi, evaluation.grade_label_en, " / ")
     out.print(f"Score: [bold]{escape(score)}[/] · Grade: [bold]{escape(grade)}[/] ({escape(evaluation.grade)})")
     if reply.next_grade:
         to_go = reply.next_grade_min_score - evaluation.score
-        out.print(f"Next grade up: {escape(reply.next_grade)} from {reply.next_grade_min_score:g} "
-                  f"({to_go:.2f} points to go)")
-    flags = ", ".join(evaluation.flags) if evaluation.flags else "none"
+        out.print(f"Next grade up: {escape(reply.next_grade)} from {number(reply.next_grade_min_score, marks)} "
+                  f"({number(to_go, marks)} points to go)")
+    labels = [_pick(lang, label.label_vi, label.label_en, " / ") or label.flag for label in evaluation.flag_labels]
+    flags = ", ".join(labels or evaluation.flags) or "none"
     out.print(f"Flags: [bold]{escape(flags)}[/]")
     if reply.inputs_changed:
         warning = _pick(
@@ -85,10 +88,15 @@ def print_explanation(
     if reply.contributions:
         out.print(_contributions_table(reply.contributions, reply.penalty, evaluation, lang))
     elif reply.penalty:
-        out.print(f"Penalty for open overdue assignments: -{reply.penalty:.2f} points")
+        out.print(f"Penalty for open overdue assignments: -{number(reply.penalty, marks)} points")
     if evaluation.fired_rules:
         out.print(_rules_table(evaluation.fired_rules, lang))
     out.print(_margins_text(reply.margins, lang))
+
+
+def _marks(lang: LangChoice) -> Lang:
+    """Numbers are written the English way only in English; Vietnamese and both use Vietnamese marks."""
+    return Lang.en if lang is LangChoice.en else Lang.vi
 
 
 def _pick(lang: LangChoice, vi: str, en: str, joiner: str) -> str:
@@ -115,17 +123,19 @@ def _contributions_table(
 ) -> Table:
     table = Table(title="Contributions to the score", show_footer=True)
     table.add_column("Indicator", footer="Penalty" if penalty else "")
-    table.add_column("Name", footer=f"Score {evaluation.score_display}" if evaluation.has_score else "")
-    table.add_column("Points", justify="right", footer=f"-{penalty:.2f}" if penalty else "")
+    marks = _marks(lang)
+    table.add_column("Name", footer=f"Score {decimal_text(evaluation.score_display, marks)}"
+                     if evaluation.has_score else "")
+    table.add_column("Points", justify="right", footer=f"-{number(penalty, marks)}" if penalty else "")
     table.add_column("Max", justify="right")
     table.add_column("Share", justify="right")
     for item in items:
         table.add_row(
             item.indicator,
             _two_lines(lang, item.display_name_vi, item.display_name_en),
-            f"{item.points:.2f}",
-            f"{item.max_points:.2f}",
-            f"{item.share:.1%}",
+            number(item.points, marks),
+            number(item.max_points, marks),
+            percent(item.share, marks),
         )
     return table
 

@@ -12,6 +12,15 @@ from rich.text import Text
 
 from civicscore_api.v1 import evaluations_pb2, reviews_pb2
 from civicscore_client._errors import CivicscoreError, OutOfRange
+from civicscore_client.cli_locale import (
+    Lang,
+    LangOption,
+    hanoi_time,
+    number,
+    pick,
+    recommendation_review_name,
+    word,
+)
 from civicscore_client.cli_session import Session, message_dict, messages_json, session_of
 from civicscore_client.importing import detect_format, open_import_file, parse_outcomes
 
@@ -35,8 +44,9 @@ def _decide(ctx: typer.Context, name: str, decision: str, reason: str) -> None:
         session.print_json(message_dict(reply))
         return
     r = reply.recommendation
-    session.out.print(f"{r.name} (id {r.recommendation_id}): {_status(reply.review.previous_status)} -> "
-                      f"{_status(r.status)} by {reply.review.reviewer}: {reply.review.reason}")
+    session.out.print(Text(f"{recommendation_review_name(r)} (id {r.recommendation_id}): "
+                           f"{_status(reply.review.previous_status)} -> {_status(r.status)} by {reply.review.reviewer}"
+                           f": {reply.review.reason} ({hanoi_time(reply.review.review_time)})"))
 
 
 @review_app.command()
@@ -57,24 +67,24 @@ def defer(ctx: typer.Context, name: NameArg, reason: ReasonOpt) -> None:
     _decide(ctx, name, "defer", reason)
 
 
-def _snapshot(s: reviews_pb2.EvaluationSnapshot) -> str:
+def _snapshot(s: reviews_pb2.EvaluationSnapshot, lang: Lang) -> str:
     if not s.revision:
         return "(no evaluation)"
-    score = f"{s.score:.1f}" if s.assessable else "not assessable"
+    score = number(s.score, lang, 1) if s.assessable else "not assessable"
     return f"rev {s.revision}: {score}, {s.grade or '-'}, flags: {', '.join(s.flags) or 'none'}"
 
 
-def _print_contest(session: Session, c: reviews_pb2.Contest) -> None:
+def _print_contest(session: Session, c: reviews_pb2.Contest, lang: Lang) -> None:
     table = Table(title=f"{c.name}: {c.recommendation}", show_lines=True)
     table.add_column("", style="bold")
     table.add_column("Before")
     table.add_column("After")
-    table.add_row("Evaluation", _snapshot(c.before), _snapshot(c.after))
-    table.add_row("Score", f"{c.before.score:.1f}", f"{c.after.score:.1f}")
+    table.add_row("Evaluation", _snapshot(c.before, lang), _snapshot(c.after, lang))
+    table.add_row("Score", number(c.before.score, lang, 1), number(c.after.score, lang, 1))
     table.add_row("Grade", c.before.grade or "-", c.after.grade or "-")
     table.add_row("Flags", ", ".join(c.before.flags) or "none", ", ".join(c.after.flags) or "none")
     session.out.print(table)
-    session.out.print(Text(f"By {c.contested_by} at {c.create_time.ToJsonString()}: {c.text}"))
+    session.out.print(Text(f"By {c.contested_by} at {hanoi_time(c.create_time)}: {c.text}"))
     session.out.print(f"Corrections: {len(c.corrections)} ({c.accepted} stored, {c.duplicates} duplicates)")
     for o in c.corrections:
         session.out.print(Text(f"  {o.outcome_id}: {o.assignment} {o.completed_on or ''} reminders={o.reminders}"))
@@ -90,6 +100,7 @@ def contest(
     outcomes: Annotated[Path | None, typer.Option(
         "--outcomes", help="Corrected outcomes, CSV or JSON Lines (the `import outcomes` columns).",
         show_default=False)] = None,
+    lang: LangOption = Lang.vi,
 ) -> None:
     """Contest a recommendation for your unit: the corrections are stored, the quarter re-evaluated."""
     session = session_of(ctx)
@@ -107,10 +118,11 @@ def contest(
     if session.json_output:
         session.print_json(message_dict(result))
         return
-    _print_contest(session, result)
+    _print_contest(session, result, lang)
 
 
-def contests(ctx: typer.Context, period: Annotated[str, typer.Argument(help="Quarter, e.g. 2026-Q3.")]) -> None:
+def contests(ctx: typer.Context, period: Annotated[str, typer.Argument(help="Quarter, e.g. 2026-Q3.")],
+             lang: LangOption = Lang.vi) -> None:
     """List a quarter's contests, with the evaluation before and after."""
     session = session_of(ctx)
     with session.reporting_errors(), session.connect() as client:
@@ -125,11 +137,13 @@ def contests(ctx: typer.Context, period: Annotated[str, typer.Argument(help="Qua
     for column in ("Contest", "Recommendation", "By", "Before", "After", "Text"):
         table.add_column(column, overflow="fold")
     for c in found:
-        table.add_row(c.name, c.recommendation, c.contested_by, _snapshot(c.before), _snapshot(c.after), Text(c.text))
+        table.add_row(c.name, c.recommendation, c.contested_by, _snapshot(c.before, lang), _snapshot(c.after, lang),
+                      Text(c.text))
     session.out.print(table)
 
 
-def contest_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="contests/12 or 12.")]) -> None:
+def contest_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="contests/12 or 12.")],
+                 lang: LangOption = Lang.vi) -> None:
     """One contest: the text, the corrections, and the evaluation before and after side by side."""
     session = session_of(ctx)
     with session.reporting_errors(), session.connect() as client:
@@ -137,25 +151,32 @@ def contest_show(ctx: typer.Context, name: Annotated[str, typer.Argument(help="c
     if session.json_output:
         session.print_json(message_dict(found))
         return
-    _print_contest(session, found)
+    _print_contest(session, found, lang)
 
 
 def watch(
     ctx: typer.Context,
-    cursor: Annotated[str, typer.Option("--from", help="Resume after this cursor (printed with every change).")
-                      ] = "",
+    cursor: Annotated[str, typer.Option(
+        "--from", help="Print the changes after this cursor (printed with every change) first; `--from 0` replays "
+                       "every change. Default: start at the newest change, printing only new ones (with --json: "
+                       "every change, as scripts that keep the whole log expect).")] = "",
+    lang: LangOption = Lang.vi,
 ) -> None:
     """Print recommendation changes as they are committed (raised, superseded, reviewed, contested); Ctrl-C ends.
 
-    A watch broken by the server or the network (a server restarting, a dropped connection) is resumed
-    from the last cursor received, so no change is missed or printed twice; errors the server gives for
-    the request itself (a cursor past the newest change, a missing permission) end it."""
+    Starts at the newest change unless `--from` is given. A watch broken by the server or the network (a
+    server restarting, a dropped connection) is resumed from the last cursor received, so no change is missed
+    or printed twice; errors the server gives for the request itself (a cursor past the newest change, a
+    missing permission) end it."""
     session = session_of(ctx)
 
     def resuming(error: CivicscoreError, pause: float) -> None:
         session.err.print(Text(f"-- watch broken ({error.code.name}: {error.message}); resuming after cursor "
                                f"{stream.cursor or '0'} in {pause:.1f} s"))
 
+    # From the head: read the backlog without printing it, up to the server's first `caught_up`. The
+    # stream's cursor still moves with every message, so a break during the backlog resumes where it was.
+    printing = bool(cursor) or session.json_output
     with session.reporting_errors(), session.connect() as client:
         stream = client.watch_recommendations(cursor, resume_attempts=None, on_resume=resuming)
         try:
@@ -164,20 +185,17 @@ def watch(
                     continue
                 if message.caught_up:
                     if not session.json_output:
-                        session.err.print(f"-- caught up at cursor {message.cursor or '0'}; waiting for changes")
+                        key = "caught_up" if printing else "caught_up_head"
+                        session.err.print(Text(word(key, lang, cursor=message.cursor or "0")))
+                    printing = True
                     continue
-                change = message.change
+                if not printing:
+                    continue
                 if session.json_output:
                     session.out.file.write(json_line(message_dict(message)) + "\n")
                     session.out.file.flush()
                     continue
-                kind = reviews_pb2.RecommendationChangeKind.Name(change.kind).removeprefix(
-                    "RECOMMENDATION_CHANGE_KIND_").lower()
-                r = change.recommendation
-                extra = f" ({r.last_decision} by {r.last_reviewer}: {r.last_decision_reason})" if (
-                    kind == "reviewed") else ""
-                session.out.print(Text(f"[{message.cursor}] {change.change_time.ToJsonString()} {kind:<10} "
-                                       f"{r.name} id={r.recommendation_id} -> {_status(r.status)}{extra}"))
+                session.out.print(change_line(message, lang))
         except KeyboardInterrupt:
             pass
         except OutOfRange as past:  # a cursor from another database or from before a restore
@@ -185,6 +203,20 @@ def watch(
                          "printed; `civicscore watch --from 0` replays every change")
         finally:
             stream.cancel()
+
+
+def change_line(message: reviews_pb2.WatchRecommendationsResponse, lang: Lang) -> Text:
+    """`[cursor] time (Hanoi) kind  NAME (label, unit) -> status`, with the decision of a review."""
+    change = message.change
+    kind = reviews_pb2.RecommendationChangeKind.Name(change.kind).removeprefix("RECOMMENDATION_CHANGE_KIND_").lower()
+    r = change.recommendation
+    label = pick(lang, r.label_vi, r.label_en) or r.flag
+    line = Text(f"[{message.cursor}] {hanoi_time(change.change_time)} {kind:<10} ")
+    line.append(recommendation_review_name(r), style="bold")
+    line.append(f" ({label}, {r.unit_display_name_vi}) id={r.recommendation_id} -> {_status(r.status)}")
+    if kind == "reviewed":
+        line.append(f" ({r.last_decision} by {r.last_reviewer}: {r.last_decision_reason})")
+    return line
 
 
 def json_line(value: object) -> str:

@@ -7,7 +7,6 @@ the first characters `rules history` shows. `--json` (before the command) prints
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -25,12 +24,12 @@ from civicscore_client._client import Client
 from civicscore_client._errors import InvalidArgument, Violation
 from civicscore_client._names import period_id
 from civicscore_client._rulesets import read_rules_folder
+from civicscore_client.cli_locale import hanoi_time
 from civicscore_client.cli_session import Session, latest_evaluated, message_dict, messages_json, session_of
 
 # Simulating evaluates a whole quarter twice; activating starts engine workers and test-loads them.
 RULESET_TIMEOUT = 300.0
 DEFAULT_FOLDER = Path("rules")
-HANOI = dt.timezone(dt.timedelta(hours=7))
 SHORT = 12  # digest characters shown in tables
 _LOCATED = re.compile(r"^\S+?\.ya?ml(:\d+){0,2}: ")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -535,10 +534,7 @@ def _flag_labels(*flag_lists: Iterable[rulesets_pb2.RulesetFlag]) -> dict[str, s
 
 def _when(ts: timestamp_pb2.Timestamp) -> str:
     """A moment in Hanoi time, to the second; "" when unset."""
-    if not ts.seconds and not ts.nanos:
-        return ""
-    moment = dt.datetime.fromtimestamp(ts.seconds, tz=dt.UTC).astimezone(HANOI)
-    return moment.strftime("%Y-%m-%d %H:%M:%S") + " +07"
+    return hanoi_time(ts)
 
 
 def _quarter_before(quarter: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,10 +12,22 @@ from rich.text import Text
 
 from civicscore_api.v1 import evaluations_pb2
 from civicscore_client._names import unit_code
+from civicscore_client.cli_locale import (
+    Lang,
+    decimal_text,
+    flag_labels,
+    hanoi_time,
+    integer,
+    number,
+    percent,
+    pick,
+    word,
+)
 
 
-def print_evaluation(out: Console, evaluation: evaluations_pb2.Evaluation, *, unit_name_en: str = "") -> None:
-    """Print score and grade, task counts, indicator breakdown, fired rules with reasons, and flags."""
+def print_evaluation(out: Console, evaluation: evaluations_pb2.Evaluation, lang: Lang = Lang.vi, *,
+                     unit_name_en: str = "") -> None:
+    """Print score and grade, task counts, indicator breakdown, the rules that fired grouped by rule, and flags."""
     code = unit_code(evaluation.unit)
     title = f"[bold]{escape(evaluation.unit_display_name_vi or code)}[/] ({code})"
     if unit_name_en:
@@ -25,81 +38,120 @@ def print_evaluation(out: Console, evaluation: evaluations_pb2.Evaluation, *, un
         f"Quarter {evaluation.period} · revision {evaluation.revision} · ruleset {ruleset}"
         f" · block {escape(evaluation.block)}"
         + (f" · evaluated by {escape(evaluation.evaluated_by)}" if evaluation.evaluated_by else "")
+        + (f" at {hanoi_time(evaluation.create_time)}" if hanoi_time(evaluation.create_time) else "")
     )
-    score = evaluation.score_display if evaluation.has_score else "no score (no assignment due)"
-    out.print(f"Score: [bold]{escape(score)}[/]")
-    grade_en = escape(evaluation.grade_label_en)
-    out.print(f"Grade: [bold]{escape(evaluation.grade_label_vi)}[/] / {grade_en} ({evaluation.grade})")
+    score = decimal_text(evaluation.score_display, lang) if evaluation.has_score else "no score (no assignment due)"
+    out.print(f"{word('score', lang)}: [bold]{escape(score)}[/]")
+    grade = pick(lang, evaluation.grade_label_vi, evaluation.grade_label_en)
+    out.print(f"{word('grade', lang)}: [bold]{escape(grade)}[/] ({evaluation.grade})")
     if not evaluation.assessable:
         out.print("Not assessable: too few assignments were due to grade the unit.")
     if evaluation.penalty:
-        out.print(f"Penalty for open overdue assignments: -{evaluation.penalty:.2f} points")
-    flags = ", ".join(evaluation.flags) if evaluation.flags else "none"
-    out.print(f"Flags: [bold]{escape(flags)}[/]")
-    out.print(_counts_table(evaluation.counts))
+        out.print(f"Penalty for open overdue assignments: -{number(evaluation.penalty, lang)} points")
+    flags = ", ".join(flag_labels(evaluation.flag_labels, lang) or evaluation.flags) or word("none", lang)
+    out.print(f"{word('flags', lang)}: [bold]{escape(flags)}[/]")
+    out.print(_counts_table(evaluation.counts, lang))
     if evaluation.indicators:
-        out.print(_indicators_table(evaluation.indicators))
+        out.print(_indicators_table(evaluation.indicators, lang))
     if evaluation.fired_rules:
-        out.print(_rules_table(evaluation.fired_rules))
+        labels = {label.flag: pick(lang, label.label_vi, label.label_en) for label in evaluation.flag_labels}
+        out.print(rules_table(evaluation.fired_rules, lang, labels))
 
 
-def _counts_table(counts: evaluations_pb2.TaskCounts) -> Table:
+def _counts_table(counts: evaluations_pb2.TaskCounts, lang: Lang) -> Table:
     table = Table(title="Tasks")
     columns = ("Due", "Completed", "On time", "Late", "Reworked", "Open overdue")
     for column in columns:
         table.add_column(column, justify="right")
-    table.add_row(
-        *(
-            str(value)
-            for value in (
-                counts.due,
-                counts.completed,
-                counts.on_time,
-                counts.late,
-                counts.reworked,
-                counts.open_overdue,
-            )
-        )
-    )
+    values = (counts.due, counts.completed, counts.on_time, counts.late, counts.reworked, counts.open_overdue)
+    table.add_row(*(integer(value, lang) for value in values))
     return table
 
 
-def _indicators_table(indicators: Iterable[evaluations_pb2.IndicatorScore]) -> Table:
+def _indicators_table(indicators: Iterable[evaluations_pb2.IndicatorScore], lang: Lang) -> Table:
     table = Table(title="Indicators")
-    for column in (
-        "Indicator",
-        "Name (vi)",
-        "Name (en)",
-        "Value",
-        "Target",
-        "Attainment",
-        "Weight",
-        "Points",
-    ):
-        table.add_column(column, justify="left" if column.startswith(("Indicator", "Name")) else "right")
+    for column in ("Indicator", "Name", "Value", "Target", "Attainment", "Weight", "Points"):
+        table.add_column(column, justify="left" if column in ("Indicator", "Name") else "right",
+                         overflow="fold")
     for item in indicators:
         counted = item.counted
         table.add_row(
             item.indicator,
-            Text(item.display_name_vi),
-            Text(item.display_name_en),
-            f"{item.value:.1%}" if counted else "-",
-            f"{item.target:.1%}" if item.target else "-",
-            f"{item.attainment:.1%}" if counted else "-",
-            f"{item.weight:g}",
-            f"{item.points:.2f}" if counted else "not counted",
+            Text(pick(lang, item.display_name_vi, item.display_name_en)),
+            percent(item.value, lang) if counted else "-",
+            percent(item.target, lang) if item.target else "-",
+            percent(item.attainment, lang) if counted else "-",
+            number(item.weight, lang, 0) if item.weight == int(item.weight) else number(item.weight, lang),
+            number(item.points, lang) if counted else "not counted",
             style=None if counted else "dim",
         )
     return table
 
 
-def _rules_table(rules: Iterable[evaluations_pb2.FiredRule]) -> Table:
-    table = Table(title="Rules that fired", show_lines=True)
-    for column in ("Rule", "Source", "Fact", "Flag", "Reason (vi / en)"):
-        table.add_column(column, overflow="fold")
+@dataclass
+class _RuleGroup:
+    """The firings of one rule (same id, file:line and flag)."""
+
+    rule_id: str
+    source: str
+    flag: str
+    facts: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+def group_fired_rules(rules: Iterable[evaluations_pb2.FiredRule], lang: Lang) -> list[_RuleGroup]:
+    """One group per rule, in the order the rules first fired, each with its facts and reasons in that order."""
+    groups: dict[tuple[str, str, str], _RuleGroup] = {}
     for rule in rules:
-        reason = Text(rule.reason_vi)
-        if rule.reason_en:
-            reason.append(f"\n{rule.reason_en}", style="dim")
-        table.add_row(rule.rule_id, rule.source, Text(rule.fact), rule.flag or "-", reason)
+        key = (rule.rule_id, rule.source, rule.flag)
+        group = groups.setdefault(key, _RuleGroup(rule.rule_id, rule.source, rule.flag))
+        group.facts.append(rule.fact)
+        group.reasons.append(pick(lang, rule.reason_vi, rule.reason_en))
+    return list(groups.values())
+
+
+def rules_table(rules: Iterable[evaluations_pb2.FiredRule], lang: Lang, flag_labels: dict[str, str]) -> Table:
+    """The rules that fired, one row per rule: file:line, how many times, on which facts, the flag's label and
+    the reason (each distinct reason once; the first few when a rule fired on many facts)."""
+    groups = group_fired_rules(rules, lang)
+    firings = sum(len(group.facts) for group in groups)
+    table = Table(title=word("rules_fired", lang, rules=integer(len(groups), lang), firings=integer(firings, lang)),
+                  show_lines=True)
+    longest_id = max((len(group.rule_id) for group in groups), default=4)
+    table.add_column(word("rule", lang), overflow="fold", min_width=min(longest_id, 16))
+    table.add_column(word("times", lang), justify="right", no_wrap=True)
+    table.add_column(word("facts", lang), overflow="fold")
+    table.add_column(word("flag", lang), overflow="fold")
+    table.add_column(word("reason", lang), overflow="fold")
+    for group in groups:
+        rule = Text(group.rule_id)
+        rule.append(f"\n{group.source}", style="dim")
+        flag = flag_labels.get(group.flag, group.flag) if group.flag else "-"
+        table.add_row(rule, integer(len(group.facts), lang), Text(_facts_text(group.facts)), Text(flag),
+                      _reasons_text(_distinct(group.reasons), lang))
     return table
+
+
+_REASONS_SHOWN = 1
+
+
+def _facts_text(facts: list[str]) -> str:
+    """`assignment A-1, assignment A-2` → `assignment: A-1, A-2` when the facts are of one kind."""
+    distinct = _distinct(facts)
+    kinds = {fact.partition(" ")[0] for fact in distinct}
+    if len(distinct) > 1 and len(kinds) == 1 and all(" " in fact for fact in distinct):
+        return f"{kinds.pop()}: " + ", ".join(fact.partition(" ")[2] for fact in distinct)
+    return ", ".join(distinct)
+
+
+def _reasons_text(reasons: list[str], lang: Lang) -> Text:
+    text = Text("\n".join(reasons[:_REASONS_SHOWN]))
+    if len(reasons) > _REASONS_SHOWN:
+        text.append("\n" + word("more_reasons", lang, count=integer(len(reasons) - _REASONS_SHOWN, lang)),
+                    style="dim")
+    return text
+
+
+def _distinct(values: Iterable[str]) -> list[str]:
+    """The values in their first order, each once."""
+    return list(dict.fromkeys(values))

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -14,6 +15,19 @@ from civicscore_api.v1 import evaluations_pb2, periods_pb2, units_pb2
 from civicscore_client._client import Client
 from civicscore_client._errors import NotFound
 from civicscore_client._names import period_id, unit_code
+from civicscore_client.cli_locale import (
+    Lang,
+    LangOption,
+    block_label,
+    decimal_text,
+    flag_labels,
+    hanoi_time,
+    integer,
+    percent,
+    pick,
+    recommendation_review_name,
+    word,
+)
 from civicscore_client.cli_session import latest_evaluated, message_dict, messages_json, session_of
 from civicscore_client.cli_show import print_evaluation
 
@@ -39,7 +53,7 @@ class RecommendationKindChoice(StrEnum):
     criticism = "criticism"
 
 
-def evaluate(ctx: typer.Context, period: PeriodArg) -> None:
+def evaluate(ctx: typer.Context, period: PeriodArg, lang: LangOption = Lang.vi) -> None:
     """Evaluate every active unit for a quarter with the ruleset in force and store the results."""
     session = session_of(ctx)
     with (
@@ -51,13 +65,13 @@ def evaluate(ctx: typer.Context, period: PeriodArg) -> None:
             session.print_json(message_dict(reply))
             return
         session.out.print(
-            f"Evaluated {reply.units_evaluated:,} units for {period_id(period)} with ruleset "
+            f"Evaluated {integer(reply.units_evaluated, lang)} units for {period_id(period)} with ruleset "
             f"{escape(reply.ruleset_version)} ({reply.ruleset_digest[:12]}):"
         )
-        session.out.print(f"  new revisions     {reply.new_revisions:,}")
-        session.out.print(f"  unchanged         {reply.unchanged:,}")
-        session.out.print(f"  not assessable    {reply.not_assessable:,}")
-        session.out.print(f"  recommendations   {reply.recommendations:,}")
+        session.out.print(f"  new revisions     {integer(reply.new_revisions, lang)}")
+        session.out.print(f"  unchanged         {integer(reply.unchanged, lang)}")
+        session.out.print(f"  not assessable    {integer(reply.not_assessable, lang)}")
+        session.out.print(f"  recommendations   {integer(reply.recommendations, lang)}")
 
 
 def show(
@@ -68,8 +82,10 @@ def show(
         typer.Option("--period", "-p", help="Quarter, e.g. 2026-Q3; default: the latest evaluated."),
     ] = None,
     revision: Annotated[int, typer.Option("--revision", min=0, help="Revision to show; 0 is the latest.")] = 0,
+    lang: LangOption = Lang.vi,
 ) -> None:
-    """Show one unit's evaluation: score, grade, task counts, indicators, fired rules and flags."""
+    """Show one unit's evaluation: score, grade, task counts, indicators, the rules that fired (one row per
+    rule, with how many times and on which facts) and flags."""
     session = session_of(ctx)
     with session.reporting_errors(), session.connect() as client:
         quarter = period or latest_evaluated(client)
@@ -83,7 +99,7 @@ def show(
             name_en = client.get_unit(unit).display_name_en
         except NotFound:
             name_en = ""
-        print_evaluation(session.out, evaluation, unit_name_en=name_en)
+        print_evaluation(session.out, evaluation, lang, unit_name_en=name_en)
 
 
 def recommendations(
@@ -95,8 +111,12 @@ def recommendations(
     status: Annotated[
         str | None, typer.Option("--status", help="proposed, approved, rejected, deferred or superseded.")
     ] = None,
+    lang: LangOption = Lang.vi,
 ) -> None:
-    """List a quarter's recommendations (commendations and criticisms) for the committee to review."""
+    """List a quarter's recommendations (commendations and criticisms) for the committee to review.
+
+    Each starts with the name `civicscore review` takes (e.g. 2026-Q3/STP~criticism), then the unit, the
+    flag's label, level and status, the committee's last decision and the reasons."""
     session = session_of(ctx)
     with session.reporting_errors(), session.connect() as client:
         found = list(
@@ -106,33 +126,39 @@ def recommendations(
             session.print_json(messages_json(found))
             return
         if not found:
-            session.out.print(f"No recommendations for {period_id(period)} match.")
+            session.out.print(word("no_recommendations", lang, period=period_id(period)))
             return
-        table = Table(title=f"Recommendations {period_id(period)}", show_lines=True)
-        for column in ("Unit", "Name", "Flag", "Kind", "Level", "Status", "Reasons"):
-            table.add_column(column, overflow="fold")
+        out = session.out
+        out.print(Text(f"{word('recommendations', lang, period=period_id(period))} ({integer(len(found), lang)})",
+                       style="bold"))
         for item in found:
-            reasons = Text()
-            for reason in item.reasons:
-                reasons.append(f"{reason.text_vi}\n")
-                reasons.append(f"{reason.text_en}\n", style="dim")
-            reasons.rstrip()
-            table.add_row(
-                unit_code(item.unit),
-                Text(item.unit_display_name_vi),
-                Text(f"{item.label_vi} / {item.label_en}"),
-                _enum_word(evaluations_pb2.RecommendationKind.Name(item.kind)),
-                str(item.level),
-                _enum_word(evaluations_pb2.RecommendationStatus.Name(item.status)),
-                reasons,
-            )
-        session.out.print(table)
+            out.print(Text("\n" + recommendation_review_name(item), style="bold"))
+            out.print(Padding(_recommendation_text(item, lang), (0, 0, 0, 2)))
+        out.print(Text(word("review_hint", lang), style="dim"))
+
+
+def _recommendation_text(item: evaluations_pb2.Recommendation, lang: Lang) -> Text:
+    """A recommendation's unit, label, level, status, last decision and reasons, in lines that wrap at any
+    width (printed under its review name)."""
+    status = _enum_word(evaluations_pb2.RecommendationStatus.Name(item.status))
+    text = Text(f"{item.unit_display_name_vi} ({unit_code(item.unit)}) · ")
+    text.append(pick(lang, item.label_vi, item.label_en) or item.flag, style="bold")
+    text.append(f" · {word('level', lang, level=item.level)} · {word('status', lang)}: {status}")
+    if item.last_decision:
+        when = hanoi_time(item.last_decision_time)
+        text.append(f"\n{word('last_decision', lang)}: {item.last_decision} · {item.last_reviewer}"
+                    f"{' · ' + when if when else ''}: {item.last_decision_reason}")
+    for reason in item.reasons:
+        text.append(f"\n• {pick(lang, reason.text_vi, reason.text_en)} ")
+        text.append(f"[{reason.rule_id}, {reason.source}]", style="dim")
+    return text
 
 
 def rankings(
     ctx: typer.Context,
     period: PeriodArg,
     block: Annotated[str | None, typer.Option("--block", help="departments or communes; default: every block.")] = None,
+    lang: LangOption = Lang.vi,
 ) -> None:
     """Rank the units of a block for a quarter by score (ties by timeliness, then code)."""
     session = session_of(ctx)
@@ -145,20 +171,40 @@ def rankings(
         for name, entries in ranked.items():
             if not entries:
                 session.fail(f"no units in block {name!r}; the blocks are: {_blocks_hint(client)}")
-            table = Table(title=f"Ranking {period_id(period)}: {name}")
-            for column in ("Rank", "Unit", "Name", "Score", "Grade", "Timeliness", "Flags"):
-                table.add_column(column, justify="right" if column in ("Rank", "Score", "Timeliness") else "left")
-            for entry in entries:
-                table.add_row(
-                    str(entry.rank) if entry.rank else "-",
-                    unit_code(entry.unit),
-                    Text(entry.unit_display_name_vi),
-                    entry.score_display or "-",
-                    Text(entry.grade_label_vi or entry.grade),
-                    f"{entry.timeliness:.1%}" if entry.rank else "-",
-                    ", ".join(entry.flags),
-                )
-            session.out.print(table)
+            session.out.print(_ranking_table(period_id(period), name, entries, lang))
+
+
+def _ranking_table(period: str, block: str, entries: list[evaluations_pb2.RankingEntry], lang: Lang) -> Table:
+    """A block's ranking that fits 80 columns: the unit's code under its name; names, grades and flag labels
+    wrap between words, never inside one, and nothing is cut."""
+    grades = [pick(lang, entry.grade_label_vi, entry.grade_label_en) or entry.grade for entry in entries]
+    flags = [", ".join(flag_labels(entry.flag_labels, lang) or entry.flags) for entry in entries]
+    table = Table(title=word("ranking", lang, period=period, block=block_label(block, lang)), title_justify="left")
+    table.add_column(word("rank", lang), justify="right", no_wrap=True)
+    table.add_column(word("unit", lang), overflow="fold", ratio=3, min_width=_longest_word(
+        [entry.unit_display_name_vi for entry in entries], floor=10))
+    table.add_column(word("score", lang), justify="right", no_wrap=True)
+    table.add_column(word("grade", lang), overflow="fold", ratio=2, min_width=_longest_word(grades))
+    table.add_column(word("timeliness", lang), justify="right", no_wrap=True)
+    table.add_column(word("flags", lang), overflow="fold", ratio=2, min_width=_longest_word(flags))
+    for entry, grade, flag_text in zip(entries, grades, flags, strict=True):
+        unit = Text(entry.unit_display_name_vi)
+        unit.append(f"\n{unit_code(entry.unit)}", style="dim")
+        table.add_row(
+            str(entry.rank) if entry.rank else "-",
+            unit,
+            decimal_text(entry.score_display, lang) or "-",
+            Text(grade),
+            percent(entry.timeliness, lang) if entry.rank else "-",
+            Text(flag_text),
+        )
+    return table
+
+
+def _longest_word(texts: list[str], *, floor: int = 6, ceiling: int = 16) -> int:
+    """The width a column needs so that no word of its cells is split (within bounds)."""
+    longest = max((len(part) for text in texts for part in text.split()), default=floor)
+    return min(max(longest, floor), ceiling)
 
 
 def units(
@@ -201,7 +247,7 @@ def ruleset(ctx: typer.Context) -> None:
         out.print(f"  digest          {active.digest}")
         out.print(f"  in force from   {active.in_force_from}")
         if active.HasField("load_time"):
-            out.print(f"  loaded          {active.load_time.ToDatetime().isoformat(timespec='seconds')}Z")
+            out.print(f"  loaded          {hanoi_time(active.load_time)}")
         out.print(f"  rules           {active.rule_count}")
         indicators = Table(title="Indicators")
         for column in ("Code", "Name (vi)", "Name (en)", "Weight"):
@@ -222,7 +268,7 @@ def ruleset(ctx: typer.Context) -> None:
         out.print(flags)
 
 
-def periods(ctx: typer.Context) -> None:
+def periods(ctx: typer.Context, lang: LangOption = Lang.vi) -> None:
     """List the quarters that have assignments due or evaluations, newest first."""
     session = session_of(ctx)
     with session.reporting_errors(), session.connect() as client:
@@ -242,8 +288,8 @@ def periods(ctx: typer.Context) -> None:
                 period.start_date,
                 period.end_date,
                 _enum_word(periods_pb2.PeriodState.Name(period.state)),
-                f"{period.assignments_due:,}",
-                f"{period.units_evaluated:,}",
+                integer(period.assignments_due, lang),
+                integer(period.units_evaluated, lang),
             )
         session.out.print(table)
 

@@ -213,7 +213,7 @@ def evaluation_out(record: EvaluationRecord) -> evaluations_pb2.Evaluation:
         counts=evaluations_pb2.TaskCounts(due=counts["due"], completed=counts["completed"],
                                           on_time=counts["on_time"], late=counts["late"],
                                           reworked=counts["reworked"], open_overdue=data["open_overdue"]),
-        penalty=data["penalty"], flags=[f["flag"] for f in data["flags"]],
+        penalty=data["penalty"], flags=[f["flag"] for f in data["flags"]], flag_labels=flag_labels_out(data["flags"]),
         ruleset_version=record.ruleset_version, ruleset_digest=record.ruleset_digest,
         inputs_digest=record.inputs_digest, create_time=timestamp_out(record.created_at), block=record.block,
         unit_display_name_vi=record.unit_name_vi, evaluated_by=record.recorded_by)
@@ -225,6 +225,11 @@ def evaluation_out(record: EvaluationRecord) -> evaluations_pb2.Evaluation:
     for rule in data["fired_rules"]:
         evaluation.fired_rules.append(fired_rule_out(rule))
     return evaluation
+
+
+def flag_labels_out(flags: list[dict[str, Any]]) -> list[evaluations_pb2.FlagLabel]:
+    """The stored flags' labels, as the ruleset that raised them named them."""
+    return [evaluations_pb2.FlagLabel(flag=f["flag"], label_vi=f["label_vi"], label_en=f["label_en"]) for f in flags]
 
 
 def fired_rule_out(rule: dict[str, Any]) -> evaluations_pb2.FiredRule:

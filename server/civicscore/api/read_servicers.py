@@ -79,7 +79,7 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
                 rank=position, unit=evaluation.unit, unit_display_name_vi=r.unit_name_vi,
                 score=evaluation.score, score_display=evaluation.score_display, grade=evaluation.grade,
                 grade_label_vi=evaluation.grade_label_vi, grade_label_en=evaluation.grade_label_en,
-                timeliness=r.timeliness, flags=list(r.flags))
+                timeliness=r.timeliness, flags=list(r.flags), flag_labels=evaluation.flag_labels)
         return response
 
     @handle_errors

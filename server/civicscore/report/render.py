@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "quarterly.html.j2"
 BOM = "\ufeff"
+HANOI = dt.timezone(dt.timedelta(hours=7), "ICT")
 
 
 @cache
@@ -36,7 +37,9 @@ def _flag_labels(data: QuarterlyData) -> dict[str, tuple[str, str]]:
 
 
 def _stamp(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    """A moment in Hanoi time (Asia/Ho_Chi_Minh, UTC+7 all year), as every time a reader sees."""
+    moment = when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+    return moment.astimezone(HANOI).strftime("%Y-%m-%d %H:%M")
 
 
 def render_html(data: QuarterlyData, *, lang: str, generated_at: str = "") -> str:
@@ -47,9 +50,6 @@ def render_html(data: QuarterlyData, *, lang: str, generated_at: str = "") -> st
     def flag_text(flag: str) -> str:
         vi, en = flag_labels.get(flag, (flag, flag))
         return t.pick(vi, en)
-
-    def flags_text(flags: tuple[str, ...]) -> str:
-        return ", ".join(flag_text(f) for f in flags)
 
     def unit_name(row: UnitRow) -> str:
         return t.pick(row.name_vi, row.name_en)
@@ -62,7 +62,7 @@ def render_html(data: QuarterlyData, *, lang: str, generated_at: str = "") -> st
                              t("chart_trend", period=data.period, previous=data.previous_period)),
     }
     return _environment().get_template(TEMPLATE).render(
-        data=data, t=t, lang=lang, charts=charts, generated_at=generated_at, flags_text=flags_text,
+        data=data, t=t, lang=lang, charts=charts, generated_at=generated_at, flag_text=flag_text,
         unit_name=unit_name, grade_labels=grade_labels, colour=colour, data_as_of=_stamp(data.data_as_of))
 
 

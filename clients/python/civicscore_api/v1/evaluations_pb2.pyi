@@ -177,6 +177,38 @@ class IndicatorScore(_message.Message):
 Global___IndicatorScore: _TypeAlias = IndicatorScore  # noqa: Y015
 
 @_typing.final
+class FlagLabel(_message.Message):
+    """A flag with the labels people read, as the ruleset that raised it names it
+    (e.g. `criticism`: "Phê bình" / "Criticism").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAG_FIELD_NUMBER: _builtins.int
+    LABEL_VI_FIELD_NUMBER: _builtins.int
+    LABEL_EN_FIELD_NUMBER: _builtins.int
+    flag: _builtins.str
+    """Flag id, e.g. `commendation_candidate`."""
+    label_vi: _builtins.str
+    """Label in Vietnamese, e.g. "Đề nghị khen thưởng"."""
+    label_en: _builtins.str
+    """Label in English, e.g. "Commendation candidate"."""
+    def __init__(
+        self,
+        *,
+        flag: _builtins.str = ...,
+        label_vi: _builtins.str = ...,
+        label_en: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flag", b"flag", "label_en", b"label_en", "label_vi", b"label_vi"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlagLabel: _TypeAlias = FlagLabel  # noqa: Y015
+
+@_typing.final
 class FiredRule(_message.Message):
     """A rule that fired during an evaluation, on which fact, with the values it saw."""
 
@@ -273,6 +305,7 @@ class Evaluation(_message.Message):
     BLOCK_FIELD_NUMBER: _builtins.int
     UNIT_DISPLAY_NAME_VI_FIELD_NUMBER: _builtins.int
     EVALUATED_BY_FIELD_NUMBER: _builtins.int
+    FLAG_LABELS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `periods/{period}/evaluations/{unit code}`."""
     unit: _builtins.str
@@ -337,6 +370,12 @@ class Evaluation(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When this revision was stored."""
 
+    @_builtins.property
+    def flag_labels(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlagLabel]:
+        """The flags of `flags`, in the same order, with their labels in Vietnamese
+        and English, as the grade has `grade_label_vi` and `grade_label_en`.
+        """
+
     def __init__(
         self,
         *,
@@ -363,10 +402,11 @@ class Evaluation(_message.Message):
         block: _builtins.str = ...,
         unit_display_name_vi: _builtins.str = ...,
         evaluated_by: _builtins.str = ...,
+        flag_labels: _abc.Iterable[Global___FlagLabel] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessable", b"assessable", "block", b"block", "counts", b"counts", "create_time", b"create_time", "evaluated_by", b"evaluated_by", "fired_rules", b"fired_rules", "flags", b"flags", "grade", b"grade", "grade_label_en", b"grade_label_en", "grade_label_vi", b"grade_label_vi", "has_score", b"has_score", "indicators", b"indicators", "inputs_digest", b"inputs_digest", "name", b"name", "penalty", b"penalty", "period", b"period", "revision", b"revision", "ruleset_digest", b"ruleset_digest", "ruleset_version", b"ruleset_version", "score", b"score", "score_display", b"score_display", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessable", b"assessable", "block", b"block", "counts", b"counts", "create_time", b"create_time", "evaluated_by", b"evaluated_by", "fired_rules", b"fired_rules", "flag_labels", b"flag_labels", "flags", b"flags", "grade", b"grade", "grade_label_en", b"grade_label_en", "grade_label_vi", b"grade_label_vi", "has_score", b"has_score", "indicators", b"indicators", "inputs_digest", b"inputs_digest", "name", b"name", "penalty", b"penalty", "period", b"period", "revision", b"revision", "ruleset_digest", b"ruleset_digest", "ruleset_version", b"ruleset_version", "score", b"score", "score_display", b"score_display", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -886,6 +926,7 @@ class RankingEntry(_message.Message):
     TIMELINESS_FIELD_NUMBER: _builtins.int
     FLAGS_FIELD_NUMBER: _builtins.int
     GRADE_LABEL_EN_FIELD_NUMBER: _builtins.int
+    FLAG_LABELS_FIELD_NUMBER: _builtins.int
     rank: _builtins.int
     """Rank within the block, from 1; 0 for units that are not assessable."""
     unit: _builtins.str
@@ -912,6 +953,12 @@ class RankingEntry(_message.Message):
     def flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Flags raised."""
 
+    @_builtins.property
+    def flag_labels(self) -> _containers.RepeatedCompositeFieldContainer[Global___FlagLabel]:
+        """The flags of `flags`, in the same order, with their labels in Vietnamese
+        and English.
+        """
+
     def __init__(
         self,
         *,
@@ -925,10 +972,11 @@ class RankingEntry(_message.Message):
         timeliness: _builtins.float = ...,
         flags: _abc.Iterable[_builtins.str] | None = ...,
         grade_label_en: _builtins.str = ...,
+        flag_labels: _abc.Iterable[Global___FlagLabel] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["flags", b"flags", "grade", b"grade", "grade_label_en", b"grade_label_en", "grade_label_vi", b"grade_label_vi", "rank", b"rank", "score", b"score", "score_display", b"score_display", "timeliness", b"timeliness", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flag_labels", b"flag_labels", "flags", b"flags", "grade", b"grade", "grade_label_en", b"grade_label_en", "grade_label_vi", b"grade_label_vi", "rank", b"rank", "score", b"score", "score_display", b"score_display", "timeliness", b"timeliness", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
