@@ -85,7 +85,7 @@ def _name_of(file: descriptor_pb2.FileDescriptorProto, path: tuple[int, ...]) ->
 
 _F = descriptor_pb2.FieldDescriptorProto
 _STRING_KINDS = {"TEXT", "ID", "UNIT_CODE", "IDENTITY_ID", "INDICATOR_CODE", "DATE", "PERIOD", "RESOURCE_NAME",
-                 "LANGUAGE_CODE", "FILE_CONTENT", "DIGEST", "OUTPUT_ONLY"}
+                 "LANGUAGE_CODE", "FILE_CONTENT", "DIGEST", "OUTPUT_ONLY", "SECRET"}
 _NUMBER_KINDS = {_F.TYPE_DOUBLE: {"NUMBER", "OUTPUT_ONLY"}, _F.TYPE_FLOAT: {"NUMBER", "OUTPUT_ONLY"}}
 _INTEGER_TYPES = (_F.TYPE_INT32, _F.TYPE_INT64, _F.TYPE_UINT32, _F.TYPE_UINT64, _F.TYPE_SINT32, _F.TYPE_SINT64)
 
@@ -137,6 +137,8 @@ def _domain_words(domain: Any, kind: str, field_type: int = 0) -> str:
         "LANGUAGE_CODE": "`vi` or `en`",
         "FILE_CONTENT": f"UTF-8 text of at most {_number(d.max_length)} characters",
         "DIGEST": "a SHA-256 digest: 64 lowercase hexadecimal digits",
+        "SECRET": f"a secret of at most {_number(d.max_length)} characters, without control, bidirectional-override "
+                  "or zero-width code points; never echoed in an error, logged or stored in clear",
     }
     return words[kind]
 

@@ -8,6 +8,8 @@
      │    └── UnitInactive     FAILED_PRECONDITION, reason UNIT_INACTIVE (no evaluation: the unit is inactive)
      ├── OutOfRange            OUT_OF_RANGE (e.g. a watch cursor past the newest change)
      ├── PermissionDenied      PERMISSION_DENIED (e.g. a reporter writing for a unit outside its scope)
+     ├── SignInRefused         UNAUTHENTICATED (wrong password, unknown identity: one message for all)
+     ├── LockedOut             RESOURCE_EXHAUSTED with a RetryInfo (too many failed sign-ins)
      ├── EvaluationFailed      UNAVAILABLE (the engine could not finish; retry later)
      └── Cancelled             CANCELLED (the client has gone: the work stopped, nothing was stored)
 """
@@ -93,6 +95,22 @@ class PermissionDenied(CivicscoreError):
     """The caller is authenticated but may not do this (e.g. a unit outside its scope)."""
 
     reason = "PERMISSION_DENIED"
+
+
+class SignInRefused(CivicscoreError):
+    """A sign-in that failed; the message is the same whatever the cause (no user enumeration)."""
+
+    reason = "SIGN_IN_FAILED"
+
+
+class LockedOut(CivicscoreError):
+    """An identity locked after repeated failed sign-ins; `retry_after_s` says for how long."""
+
+    reason = "ACCOUNT_LOCKED"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class EvaluationFailed(CivicscoreError):

@@ -18,11 +18,13 @@ TARGET_CALLS = 20_400  # 2% over the minimum: hypothesis may draw a few examples
 RAW_SHARE = 0.1  # of each RPC's calls: malformed wire bytes instead of a generated message
 # Calls per `make test` run for RPCs that cost the server 20 ms to seconds each (measured here: a ranking
 # 20 ms, a watch reading its backlog 180 ms, an explanation or a rule check 0.4 s, a report 0.5 s, a
-# simulation 1.3 s), and for the client stream, whose calls carry several messages.
+# simulation 1.3 s), for the client stream, whose calls carry several messages, and for the RPCs that hash a
+# password (argon2id is slow on purpose: 0.1-0.2 s a hash here).
 COSTLY = {
     "EvaluatePeriod": 10, "SimulateRuleset": 3, "CheckRuleset": 8, "ActivateRuleset": 8, "RollbackRuleset": 12,
     "GetQuarterlyReport": 10, "ContestRecommendation": 60, "WatchRecommendations": 15, "CheckStoredData": 3,
     "ExplainEvaluation": 12, "ListRankings": 150, "StreamOutcomes": 400,
+    "SetPassword": 60, "SignIn": 80,
 }
 # Methods that change what the rest of the run relies on (the ruleset in force, identities) run last;
 # the harness restores the original ruleset after each.

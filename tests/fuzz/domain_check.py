@@ -163,6 +163,7 @@ def _language(domain: object, value: object) -> str:
 
 _CHECKS = {
     "VALUE_KIND_TEXT": _text,
+    "VALUE_KIND_SECRET": _text,
     "VALUE_KIND_FILE_CONTENT": _content,
     "VALUE_KIND_ID": _pattern(_ID, "an identifier of letters, digits and ._:-"),
     "VALUE_KIND_UNIT_CODE": _pattern(_UNIT_CODE, "a unit code"),

@@ -3,7 +3,9 @@
 - The status is OK or a documented client error: INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS,
   FAILED_PRECONDITION, PERMISSION_DENIED, OUT_OF_RANGE. Never INTERNAL or UNKNOWN. RESOURCE_EXHAUSTED
   only for the documented limits, which the fuzzer's server is started far above, so any is a finding.
-  CANCELLED and DEADLINE_EXCEEDED only on a server stream the fuzzer itself ends.
+  CANCELLED and DEADLINE_EXCEEDED only on a server stream the fuzzer itself ends. The refusals an
+  RPC documents for itself are allowed for that RPC only, with their ErrorInfo reason (`RPC_REFUSALS`:
+  SignIn's failed sign-in and lock-out); a lock-out is the one refusal that writes (its audit entry).
 - An error has a precise message that fits: not empty, no incident id (that is an INTERNAL in
   disguise), no truncated-trailer summary like "the first 0 are listed", not an echo of a 10 KB
   value, no mention of `validate_only` on a request that has no such field, and a rich status the
@@ -31,6 +33,15 @@ ALLOWED = frozenset({
     grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
     grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.OUT_OF_RANGE,
 })
+# Refusals documented by one RPC (identities.proto), by status and ErrorInfo reason: a wrong password or
+# identity, and the lock-out after ten failed sign-ins in a row (which a wrong current password counts too).
+RPC_REFUSALS: dict[str, dict[grpc.StatusCode, frozenset[str]]] = {
+    "IdentityService.SignIn": {grpc.StatusCode.UNAUTHENTICATED: frozenset({"SIGN_IN_FAILED"}),
+                               grpc.StatusCode.RESOURCE_EXHAUSTED: frozenset({"ACCOUNT_LOCKED"})},
+    "IdentityService.SetPassword": {grpc.StatusCode.RESOURCE_EXHAUSTED: frozenset({"ACCOUNT_LOCKED"})},
+}
+# What the refusal that locks an identity writes: its audit entry (the failure count is an update).
+LOCKOUT_ROWS = {"audit_events": 1}
 OWN_DEADLINE = frozenset({grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED})
 # A message longer than this is an echo of an input value, not a message a person reads.
 MAX_MESSAGE_CHARS = 2000
@@ -79,6 +90,31 @@ def rich_status(reply: Reply) -> status_pb2.Status | None:
     return None
 
 
+def error_reason(reply: Reply) -> str:
+    """The ErrorInfo reason of a reply's rich status ("" when it has none or it does not decode)."""
+    try:
+        status = rich_status(reply)
+    except Exception:
+        return ""
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    return ""
+
+
+def documented_refusal(rpc: Rpc, reply: Reply) -> bool:
+    """Whether `reply` is a refusal `rpc` documents for itself (RPC_REFUSALS), with its reason."""
+    return error_reason(reply) in RPC_REFUSALS.get(rpc.short, {}).get(reply.code, frozenset())
+
+
+def refusal_may_write(rpc: Rpc, reply: Reply, delta: dict[str, int]) -> bool:
+    """Whether the rows a refusal changed are the audit entry of a lock-out it announces."""
+    return (reply.code == grpc.StatusCode.RESOURCE_EXHAUSTED and documented_refusal(rpc, reply)
+            and {table: n for table, n in delta.items() if n} == LOCKOUT_ROWS)
+
+
 def judge(rpc: Rpc, reply: Reply, *, raw: bool = False) -> list[Problem]:
     """Every property of the list above that `reply` breaks. For `raw` bytes that do not parse, a
     violation may name the whole `request`: there is no field to name."""
@@ -86,7 +122,8 @@ def judge(rpc: Rpc, reply: Reply, *, raw: bool = False) -> list[Problem]:
     code = reply.code
     if code == grpc.StatusCode.OK:
         return problems
-    if code not in ALLOWED and not (rpc.server_streaming and reply.own_cancel and code in OWN_DEADLINE):
+    if code not in ALLOWED and not (rpc.server_streaming and reply.own_cancel and code in OWN_DEADLINE) \
+            and not documented_refusal(rpc, reply):
         problems.append(Problem("status", f"{code.name} is not a documented client error"))
     message = reply.message or ""
     if not message.strip():

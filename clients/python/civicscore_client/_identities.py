@@ -89,3 +89,23 @@ class IdentityCalls(Connection):
     def whoami(self, *, timeout: float | None = None) -> identities_pb2.WhoAmIResponse:
         """The identity and credential this client is authenticated as."""
         return self._calls.unary(self._identities.WhoAmI, identities_pb2.WhoAmIRequest(), timeout=timeout)
+
+    def set_password(self, identity: str, new_password: str, *, current_password: str = "",
+                     timeout: float | None = None) -> identities_pb2.Identity:
+        """Set an identity's password: an administrator for any identity; any identity for its own, giving
+        `current_password`. At least 12 characters, at most 256 bytes, not the identity's id; the server
+        keeps only its argon2id hash. Sending the same change again is harmless."""
+        request = identities_pb2.SetPasswordRequest(identity=identity_name(identity), new_password=new_password,
+                                                    current_password=current_password)
+        return self._calls.unary(self._identities.SetPassword, request, timeout=timeout).identity
+
+    def sign_in(self, identity_id: str, password: str, *, timeout: float | None = None
+                ) -> identities_pb2.SignInResponse:
+        """Sign in with a password (no token needed): `.token`, a 12-hour bearer token shown once, acting with
+        exactly the identity's roles (revoke its `.credential` to sign out).
+
+        Unauthenticated when the identity or the password is wrong (one message for both); ResourceExhausted
+        (reason ACCOUNT_LOCKED, `retry_after` in seconds) after 10 failures in a row."""
+        request = identities_pb2.SignInRequest(identity_id=identity_id.removeprefix("identities/"),
+                                               password=password)
+        return self._calls.unary(self._identities.SignIn, request, timeout=timeout)

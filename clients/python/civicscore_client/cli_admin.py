@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from civicscore_client import cli_admin_local, cli_admin_remote
+from civicscore_client import cli_admin_local, cli_admin_remote, cli_passwords
 
 admin_app = typer.Typer(
     help=(
@@ -19,3 +19,4 @@ admin_app = typer.Typer(
 )
 cli_admin_local.register(admin_app)
 cli_admin_remote.register(admin_app)
+cli_passwords.register_admin(admin_app)

@@ -74,6 +74,18 @@ def _text(max_length: int) -> Check:
     return check
 
 
+def _secret(max_length: int) -> Check:
+    """Like text, but what is wrong is said without the value or any character of it."""
+    def check(value: str) -> Problem | None:
+        if len(value) > max_length:
+            return "TOO_LONG", f"is too long; at most {max_length:,} characters are allowed"
+        if forbidden_character(value) is not None:
+            return "FORBIDDEN_CHARACTER", ("contains a control, invisible or reordering character, which a "
+                                           "secret may not contain; choose another")
+        return None
+    return check
+
+
 def _file_content(max_length: int) -> Check:
     def check(value: str) -> Problem | None:
         if len(value) > max_length:
@@ -228,6 +240,9 @@ def _declared(field: FieldDescriptor) -> _Rule | None:
     if kind == _KIND.VALUE_KIND_TEXT:
         return _Rule("len(v) <= $size and $search(v) is None", {"size": size, "search": FORBIDDEN_TEXT.search},
                      _text(size))
+    if kind == _KIND.VALUE_KIND_SECRET:
+        return _Rule("len(v) <= $size and $search(v) is None", {"size": size, "search": FORBIDDEN_TEXT.search},
+                     _secret(size))
     if kind == _KIND.VALUE_KIND_FILE_CONTENT:
         return _Rule("len(v) <= $size", {"size": size}, _file_content(size))
     if kind == _KIND.VALUE_KIND_ID:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -26,9 +27,11 @@ from civicscore.errors import (
     EvaluationFailed,
     FailedPrecondition,
     InvalidInput,
+    LockedOut,
     NotFound,
     OutOfRange,
     PermissionDenied,
+    SignInRefused,
 )
 from civicscore.store import IdempotencyConflict, StoreError
 from civicscore.store.base import InvalidCursor, MissingReferences
@@ -47,6 +50,8 @@ _CODES: dict[type[Exception], tuple[grpc.StatusCode, int]] = {
     FailedPrecondition: (grpc.StatusCode.FAILED_PRECONDITION, code_pb2.FAILED_PRECONDITION),
     OutOfRange: (grpc.StatusCode.OUT_OF_RANGE, code_pb2.OUT_OF_RANGE),
     PermissionDenied: (grpc.StatusCode.PERMISSION_DENIED, code_pb2.PERMISSION_DENIED),
+    SignInRefused: (grpc.StatusCode.UNAUTHENTICATED, code_pb2.UNAUTHENTICATED),
+    LockedOut: (grpc.StatusCode.RESOURCE_EXHAUSTED, code_pb2.RESOURCE_EXHAUSTED),
     EvaluationFailed: (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE),
     Cancelled: (grpc.StatusCode.CANCELLED, code_pb2.CANCELLED),
     StoreError: (grpc.StatusCode.UNAVAILABLE, code_pb2.UNAVAILABLE),
@@ -109,6 +114,11 @@ def to_status(exc: Exception, *, validate_only: bool = False) -> grpc.Status:
         status.details.append(_error_info(exc.reason, ids=",".join(exc.ids)[:2000]))
     elif isinstance(exc, IdempotencyConflict):
         status.details.append(_error_info("IDEMPOTENCY_KEY_REUSED", key=_cut(exc.key, 200), method=exc.method))
+    elif isinstance(exc, LockedOut):
+        status.details.append(_error_info(exc.reason))
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1, math.ceil(exc.retry_after_s * 1e9)))
+        status.details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     elif isinstance(exc, CivicscoreError):
         status.details.append(_error_info(exc.reason))
     elif isinstance(exc, InvalidCursor):

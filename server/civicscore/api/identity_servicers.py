@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import grpc
 
-from civicscore import identities
+from civicscore import identities, passwords
 from civicscore.api.convert import timestamp_out
 from civicscore.api.errors import handle_errors
 from civicscore.api.filters import parse_filter
-from civicscore.api.identity import caller
+from civicscore.api.identity import caller, peer_address
 from civicscore.api.paging import decode_token, encode_token, page_size
 from civicscore.auth.authenticator import Authenticator
 from civicscore.auth.caller import current_caller
-from civicscore.auth.policy import ROLE_VALUES
+from civicscore.auth.policy import ROLE_VALUES, Permission
 from civicscore.auth.tokens import token_prefix
 from civicscore.errors import FailedPrecondition, InvalidInput, NotFound, Violation, shown
 from civicscore.runtime import Runtime
@@ -42,7 +42,7 @@ def credential_out(record: CredentialRecord) -> identities_pb2.Credential:
         certificate_subject=record.certificate_subject or "",
         token_prefix=token_prefix(record.credential_id) if record.kind == "token" else "",
         create_time=timestamp_out(record.created_at), created_by=record.created_by,
-        revoked=record.revoked_at is not None, revoked_by=record.revoked_by or "")
+        revoked=record.revoked_at is not None, revoked_by=record.revoked_by or "", sign_in=record.sign_in)
     if record.expires_at is not None:
         out.expire_time.CopyFrom(timestamp_out(record.expires_at))
     if record.revoked_at is not None:
@@ -146,3 +146,22 @@ class IdentityServicer(identities_pb2_grpc.IdentityServiceServicer):
             response.credential.CopyFrom(credential_out(found[0]))
         return response
 
+    @handle_errors
+    def SetPassword(self, request: identities_pb2.SetPasswordRequest, context: grpc.ServicerContext
+                    ) -> identities_pb2.SetPasswordResponse:
+        me = current_caller()
+        assert me is not None, "SetPassword is admitted for authenticated callers only"
+        record = passwords.set_password(
+            self.rt.store, identity=request.identity, new_password=request.new_password,
+            current_password=request.current_password, caller_id=me.identity_id,
+            caller_is_admin=Permission.IDENTITIES in me.permissions, now=self.rt.clock(),
+            client=peer_address(context))
+        return identities_pb2.SetPasswordResponse(identity=identity_out(record))
+
+    @handle_errors
+    def SignIn(self, request: identities_pb2.SignInRequest, context: grpc.ServicerContext
+               ) -> identities_pb2.SignInResponse:
+        signed = passwords.sign_in(self.rt.store, identity_id=request.identity_id, password=request.password,
+                                   now=self.rt.clock(), client=peer_address(context))
+        return identities_pb2.SignInResponse(token=signed.token, credential=credential_out(signed.credential),
+                                             identity=identity_out(signed.identity))

@@ -88,7 +88,11 @@ METHOD_ACCESS: dict[str, Permission | Access] = {
     **_service("civicscore.v1.IdentityService", {
         "CreateIdentity": P.IDENTITIES, "IssueToken": P.IDENTITIES, "RegisterCertificate": P.IDENTITIES,
         "ListIdentities": P.IDENTITIES, "ListCredentials": P.IDENTITIES, "RevokeCredential": P.IDENTITIES,
-        "RevokeIdentity": P.IDENTITIES, "WhoAmI": A.AUTHENTICATED}),
+        "RevokeIdentity": P.IDENTITIES, "WhoAmI": A.AUTHENTICATED,
+        # Anyone signed in may change its own password; setting another's needs IDENTITIES (checked by the use case).
+        "SetPassword": A.AUTHENTICATED,
+        # The one civicscore RPC open without credentials: it is how a person gets them (throttled per identity).
+        "SignIn": A.OPEN}),
     **_service("civicscore.v1.AuditService", {"ListAuditEvents": P.AUDIT, "VerifyAudit": P.AUDIT}),
     **_service("civicscore.v1.ReportService", {"GetQuarterlyReport": P.READ}),
     **_service("civicscore.v1.ReviewService", {

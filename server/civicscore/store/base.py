@@ -235,6 +235,20 @@ class CredentialRecord:
     created_by: str
     revoked_at: dt.datetime | None = None
     revoked_by: str | None = None
+    sign_in: bool = False  # a person's sign-in session (SignIn), not an administrator's token
+
+
+@dataclass(frozen=True)
+class PasswordRecord:
+    """An identity's password as its argon2id hash (never the password), and its sign-in throttle."""
+
+    identity_id: str
+    password_hash: str
+    set_at: dt.datetime
+    set_by: str
+    failed_attempts: int = 0  # consecutive failures since the last success or lock-out
+    lockouts: int = 0  # lock-outs since the last success (each doubles the next)
+    locked_until: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -616,6 +630,31 @@ class Store(Protocol):
     def revoke_identity(self, identity_id: str, *, by: str, at: dt.datetime,
                         audit: NewAuditEvent | None = None) -> IdentityRecord | None:
         """Revoke an identity and every credential of it; None when it does not exist."""
+        ...
+
+    # -- passwords and sign-in (store.passwords) --------------------------------------
+    def get_password(self, identity_id: str) -> PasswordRecord | None:
+        """The identity's password hash and sign-in throttle; None when it has no password."""
+        ...
+
+    def set_password(self, identity_id: str, password_hash: str, *, by: str, at: dt.datetime,
+                     audit: NewAuditEvent) -> None:
+        """Store a new password hash for the identity (a new password also clears its throttle)."""
+        ...
+
+    def record_sign_in_failure(self, identity_id: str, *, at: dt.datetime, limit: int,
+                               lock_for: Callable[[int], dt.timedelta],
+                               audit: Callable[[PasswordRecord], NewAuditEvent]) -> PasswordRecord | None:
+        """Count one failed sign-in, atomically, in the database (so every replica counts together);
+        the `limit`-th consecutive failure locks the identity for `lock_for(lock-outs so far)`, audited
+        by `audit(the locked record)`. The record after counting; None when the identity has no password."""
+        ...
+
+    def complete_sign_in(self, identity_id: str, *, verified_hash: str, at: dt.datetime,
+                         credential: CredentialRecord, audit: NewAuditEvent) -> PasswordRecord | None:
+        """In one transaction: unless the password changed since `verified_hash` was checked (None) or
+        the identity is locked (the record returned, nothing written), clear the throttle and store the
+        sign-in's credential with its audit entry. The record as it was before."""
         ...
 
     # -- audit log --------------------------------------------------------------

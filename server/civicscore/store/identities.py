@@ -45,6 +45,7 @@ def credential_from(row: Any) -> CredentialRecord:
         credential_id=row.credential_id, identity_id=row.identity_id, kind=row.kind,
         secret_sha256=row.secret_sha256, certificate_subject=row.certificate_subject, expires_at=row.expires_at,
         created_at=row.created_at, created_by=row.created_by, revoked_at=row.revoked_at, revoked_by=row.revoked_by,
+        sign_in=bool(row.sign_in),
     )
 
 
@@ -127,6 +128,7 @@ def add_credential(connection: Connection, credential: CredentialRecord, audit: 
         credential_id=credential.credential_id, identity_id=credential.identity_id, kind=credential.kind,
         secret_sha256=credential.secret_sha256, certificate_subject=credential.certificate_subject,
         expires_at=credential.expires_at, created_at=credential.created_at, created_by=credential.created_by,
+        sign_in=credential.sign_in,
     ))
     if audit is not None:
         append_audit(connection, [audit])

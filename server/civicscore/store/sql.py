@@ -35,7 +35,7 @@ from civicscore.domain.model import (
     UnitKind,
     UpsertCounts,
 )
-from civicscore.store import aggregates, listing, reviews, writes
+from civicscore.store import aggregates, listing, passwords, reviews, writes
 from civicscore.store import evaluations as revisions
 from civicscore.store import identities as access
 from civicscore.store import rulesets as versions
@@ -54,6 +54,7 @@ from civicscore.store.base import (
     NewContest,
     NewEvaluation,
     Page,
+    PasswordRecord,
     RecommendationRecord,
     ReviewRecord,
     SaveEvaluationsResult,
@@ -489,6 +490,25 @@ class SqlStore:
     def revoke_identity(self, identity_id: str, *, by: str, at: dt.datetime,
                         audit: NewAuditEvent | None = None) -> IdentityRecord | None:
         return self._db.write(lambda c: access.revoke_identity(c, identity_id, by=by, at=at, audit=audit))
+
+    # -- passwords and sign-in -------------------------------------------------------
+    def get_password(self, identity_id: str) -> PasswordRecord | None:
+        return self._db.read(lambda c: passwords.get_password(c, identity_id))
+
+    def set_password(self, identity_id: str, password_hash: str, *, by: str, at: dt.datetime,
+                     audit: NewAuditEvent) -> None:
+        self._db.write(lambda c: passwords.set_password(c, identity_id, password_hash, by=by, at=at, audit=audit))
+
+    def record_sign_in_failure(self, identity_id: str, *, at: dt.datetime, limit: int,
+                               lock_for: Callable[[int], dt.timedelta],
+                               audit: Callable[[PasswordRecord], NewAuditEvent]) -> PasswordRecord | None:
+        return self._db.write(lambda c: passwords.record_sign_in_failure(c, identity_id, at=at, limit=limit,
+                                                                         lock_for=lock_for, audit=audit))
+
+    def complete_sign_in(self, identity_id: str, *, verified_hash: str, at: dt.datetime,
+                         credential: CredentialRecord, audit: NewAuditEvent) -> PasswordRecord | None:
+        return self._db.write(lambda c: passwords.complete_sign_in(c, identity_id, verified_hash=verified_hash,
+                                                                   at=at, credential=credential, audit=audit))
 
     # -- audit log --------------------------------------------------------------
     def append_audit(self, events: Sequence[NewAuditEvent]) -> None:

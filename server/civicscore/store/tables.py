@@ -33,6 +33,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlmodel import Field, SQLModel
 
@@ -359,6 +360,25 @@ class CredentialRow(SQLModel, table=True):
     created_by: str = Field(sa_type=Text)
     revoked_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
     revoked_by: str | None = Field(default=None, sa_type=Text, nullable=True)
+    # A person's sign-in session (a short-lived token from SignIn), 0009.
+    sign_in: bool = Field(default=False, sa_column=Column("sign_in", Boolean, nullable=False,
+                                                          server_default=false()))
+
+
+class IdentityPasswordRow(SQLModel, table=True):
+    """An identity's password, as its argon2id hash only, and the throttle of failed sign-ins (0009).
+
+    The throttle is here, in the database, so that every replica sees the same count."""
+
+    __tablename__ = "identity_passwords"
+
+    identity_id: str = Field(sa_type=String, primary_key=True, foreign_key="identities.identity_id")
+    password_hash: str = Field(sa_type=Text)  # `$argon2id$…`, never the password
+    set_at: dt.datetime = Field(sa_type=UtcDateTime)
+    set_by: str = Field(sa_type=Text)
+    failed_attempts: int = Field(sa_type=Integer)  # consecutive failures since the last success or lock-out
+    lockouts: int = Field(sa_type=Integer)  # lock-outs since the last success: each doubles the next one
+    locked_until: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
 
 
 class AuditEventRow(SQLModel, table=True):
@@ -450,6 +470,7 @@ rulesets = _table(RulesetRow)
 ruleset_activations = _table(RulesetActivationRow)
 identities = _table(IdentityRow)
 credentials = _table(CredentialRow)
+identity_passwords = _table(IdentityPasswordRow)
 audit_events = _table(AuditEventRow)
 recommendation_reviews = _table(RecommendationReviewRow)
 recommendation_contests = _table(RecommendationContestRow)

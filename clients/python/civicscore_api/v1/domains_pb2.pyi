@@ -75,6 +75,12 @@ class _ValueKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ValueKind.V
     """
     VALUE_KIND_DIGEST: _ValueKind.ValueType  # 14
     """A SHA-256 digest: 64 lowercase hexadecimal digits."""
+    VALUE_KIND_SECRET: _ValueKind.ValueType  # 15
+    """A secret, such as a password: at most `max_length` characters, without
+    control, invisible or reordering characters (as for text). A value outside
+    the domain is refused with a message that never echoes it (nor any of its
+    characters); secrets are never logged or stored in clear.
+    """
 
 class ValueKind(_ValueKind, metaclass=_ValueKindEnumTypeWrapper):
     """The kind of value a request field holds. Every string and number field of
@@ -137,6 +143,12 @@ what it may say is checked by the rules checker, with file, line and column.
 """
 VALUE_KIND_DIGEST: ValueKind.ValueType  # 14
 """A SHA-256 digest: 64 lowercase hexadecimal digits."""
+VALUE_KIND_SECRET: ValueKind.ValueType  # 15
+"""A secret, such as a password: at most `max_length` characters, without
+control, invisible or reordering characters (as for text). A value outside
+the domain is refused with a message that never echoes it (nor any of its
+characters); secrets are never logged or stored in clear.
+"""
 Global___ValueKind: _TypeAlias = ValueKind  # noqa: Y015
 
 @_typing.final

@@ -158,6 +158,7 @@ class Credential(_message.Message):
     REVOKED_FIELD_NUMBER: _builtins.int
     REVOKE_TIME_FIELD_NUMBER: _builtins.int
     REVOKED_BY_FIELD_NUMBER: _builtins.int
+    SIGN_IN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `identities/{identity_id}/credentials/{credential_id}`."""
     kind: Global___CredentialKind.ValueType
@@ -172,6 +173,10 @@ class Credential(_message.Message):
     """Whether it was revoked."""
     revoked_by: _builtins.str
     """Who revoked it."""
+    sign_in: _builtins.bool
+    """Whether it is a person's sign-in session (a short-lived token issued by
+    SignIn) rather than a token issued by an administrator.
+    """
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
         """When it stops working (tokens always expire)."""
@@ -197,10 +202,11 @@ class Credential(_message.Message):
         revoked: _builtins.bool = ...,
         revoke_time: _timestamp_pb2.Timestamp | None = ...,
         revoked_by: _builtins.str = ...,
+        sign_in: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "revoke_time", b"revoke_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_subject", b"certificate_subject", "create_time", b"create_time", "created_by", b"created_by", "expire_time", b"expire_time", "kind", b"kind", "name", b"name", "revoke_time", b"revoke_time", "revoked", b"revoked", "revoked_by", b"revoked_by", "token_prefix", b"token_prefix"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_subject", b"certificate_subject", "create_time", b"create_time", "created_by", b"created_by", "expire_time", b"expire_time", "kind", b"kind", "name", b"name", "revoke_time", b"revoke_time", "revoked", b"revoked", "revoked_by", b"revoked_by", "sign_in", b"sign_in", "token_prefix", b"token_prefix"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -624,3 +630,127 @@ class WhoAmIResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WhoAmIResponse: _TypeAlias = WhoAmIResponse  # noqa: Y015
+
+@_typing.final
+class SetPasswordRequest(_message.Message):
+    """Request for IdentityService.SetPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    NEW_PASSWORD_FIELD_NUMBER: _builtins.int
+    CURRENT_PASSWORD_FIELD_NUMBER: _builtins.int
+    identity: _builtins.str
+    """The identity whose password to set, `identities/{identity_id}`."""
+    new_password: _builtins.str
+    """The new password: at least 12 characters and at most 256 bytes in UTF-8,
+    not the identity's id. Never logged, echoed or stored: the server keeps
+    only its argon2id hash. Compared after Unicode NFC normalisation, so that
+    Vietnamese typed with any input method gives the same password.
+    """
+    current_password: _builtins.str
+    """The caller's current password: required when an identity changes its own
+    password (administrators may set any identity's password without it).
+    A wrong one counts as a failed sign-in.
+    """
+    def __init__(
+        self,
+        *,
+        identity: _builtins.str = ...,
+        new_password: _builtins.str = ...,
+        current_password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_password", b"current_password", "identity", b"identity", "new_password", b"new_password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPasswordRequest: _TypeAlias = SetPasswordRequest  # noqa: Y015
+
+@_typing.final
+class SetPasswordResponse(_message.Message):
+    """Response for IdentityService.SetPassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def identity(self) -> Global___Identity:
+        """The identity whose password was set."""
+
+    def __init__(
+        self,
+        *,
+        identity: Global___Identity | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPasswordResponse: _TypeAlias = SetPasswordResponse  # noqa: Y015
+
+@_typing.final
+class SignInRequest(_message.Message):
+    """Request for IdentityService.SignIn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_ID_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    identity_id: _builtins.str
+    """The identity signing in, e.g. `nguyen.van.a`."""
+    password: _builtins.str
+    """Its password (never logged, echoed or stored)."""
+    def __init__(
+        self,
+        *,
+        identity_id: _builtins.str = ...,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity_id", b"identity_id", "password", b"password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignInRequest: _TypeAlias = SignInRequest  # noqa: Y015
+
+@_typing.final
+class SignInResponse(_message.Message):
+    """Response for IdentityService.SignIn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
+    IDENTITY_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """A bearer token for the identity, valid for 12 hours, shown this once:
+    send it as `authorization: Bearer <token>`; it acts with exactly the
+    identity's roles. Revoke it (RevokeCredential) to sign out.
+    """
+    @_builtins.property
+    def credential(self) -> Global___Credential:
+        """The credential recorded for it (`sign_in` is true)."""
+
+    @_builtins.property
+    def identity(self) -> Global___Identity:
+        """The identity signed in."""
+
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        credential: Global___Credential | None = ...,
+        identity: Global___Identity | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "identity", b"identity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "identity", b"identity", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignInResponse: _TypeAlias = SignInResponse  # noqa: Y015

@@ -75,6 +75,16 @@ class IdentityServiceStub:
                 request_serializer=civicscore_dot_v1_dot_identities__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=civicscore_dot_v1_dot_identities__pb2.WhoAmIResponse.FromString,
                 _registered_method=True)
+        self.SetPassword = channel.unary_unary(
+                '/civicscore.v1.IdentityService/SetPassword',
+                request_serializer=civicscore_dot_v1_dot_identities__pb2.SetPasswordRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_identities__pb2.SetPasswordResponse.FromString,
+                _registered_method=True)
+        self.SignIn = channel.unary_unary(
+                '/civicscore.v1.IdentityService/SignIn',
+                request_serializer=civicscore_dot_v1_dot_identities__pb2.SignInRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_identities__pb2.SignInResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -137,6 +147,27 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetPassword(self, request, context):
+        """Sets an identity's password: administrators for any identity; any
+        identity for its own, giving its current password.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignIn(self, request, context):
+        """Signs a person in with an identity's password, for a short-lived bearer
+        token; callable without credentials. A wrong password, an unknown
+        identity, one without a password and a revoked one are all refused with
+        the same UNAUTHENTICATED message. After 10 consecutive failures the
+        identity is locked for a time that doubles with each lock-out (1 minute
+        up to 1 hour), counted in the database so every replica agrees: a sign-in
+        then is RESOURCE_EXHAUSTED with a RetryInfo, even with the right password.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +210,16 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.WhoAmI,
                     request_deserializer=civicscore_dot_v1_dot_identities__pb2.WhoAmIRequest.FromString,
                     response_serializer=civicscore_dot_v1_dot_identities__pb2.WhoAmIResponse.SerializeToString,
+            ),
+            'SetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPassword,
+                    request_deserializer=civicscore_dot_v1_dot_identities__pb2.SetPasswordRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_identities__pb2.SetPasswordResponse.SerializeToString,
+            ),
+            'SignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignIn,
+                    request_deserializer=civicscore_dot_v1_dot_identities__pb2.SignInRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_identities__pb2.SignInResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +439,60 @@ class IdentityService:
             '/civicscore.v1.IdentityService/WhoAmI',
             civicscore_dot_v1_dot_identities__pb2.WhoAmIRequest.SerializeToString,
             civicscore_dot_v1_dot_identities__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.IdentityService/SetPassword',
+            civicscore_dot_v1_dot_identities__pb2.SetPasswordRequest.SerializeToString,
+            civicscore_dot_v1_dot_identities__pb2.SetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.IdentityService/SignIn',
+            civicscore_dot_v1_dot_identities__pb2.SignInRequest.SerializeToString,
+            civicscore_dot_v1_dot_identities__pb2.SignInResponse.FromString,
             options,
             channel_credentials,
             insecure,

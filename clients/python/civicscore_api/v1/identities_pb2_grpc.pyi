@@ -49,6 +49,19 @@ class IdentityServiceStub:
     """Revokes an identity and all its credentials."""
     WhoAmI: _grpc.UnaryUnaryMultiCallable[_identities_pb2.WhoAmIRequest, _identities_pb2.WhoAmIResponse]
     """Says who the caller is authenticated as (any authenticated identity may ask)."""
+    SetPassword: _grpc.UnaryUnaryMultiCallable[_identities_pb2.SetPasswordRequest, _identities_pb2.SetPasswordResponse]
+    """Sets an identity's password: administrators for any identity; any
+    identity for its own, giving its current password.
+    """
+    SignIn: _grpc.UnaryUnaryMultiCallable[_identities_pb2.SignInRequest, _identities_pb2.SignInResponse]
+    """Signs a person in with an identity's password, for a short-lived bearer
+    token; callable without credentials. A wrong password, an unknown
+    identity, one without a password and a revoked one are all refused with
+    the same UNAUTHENTICATED message. After 10 consecutive failures the
+    identity is locked for a time that doubles with each lock-out (1 minute
+    up to 1 hour), counted in the database so every replica agrees: a sign-in
+    then is RESOURCE_EXHAUSTED with a RetryInfo, even with the right password.
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -71,6 +84,19 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Revokes an identity and all its credentials."""
     WhoAmI: _aio.UnaryUnaryMultiCallable[_identities_pb2.WhoAmIRequest, _identities_pb2.WhoAmIResponse]  # type: ignore[assignment]
     """Says who the caller is authenticated as (any authenticated identity may ask)."""
+    SetPassword: _aio.UnaryUnaryMultiCallable[_identities_pb2.SetPasswordRequest, _identities_pb2.SetPasswordResponse]  # type: ignore[assignment]
+    """Sets an identity's password: administrators for any identity; any
+    identity for its own, giving its current password.
+    """
+    SignIn: _aio.UnaryUnaryMultiCallable[_identities_pb2.SignInRequest, _identities_pb2.SignInResponse]  # type: ignore[assignment]
+    """Signs a person in with an identity's password, for a short-lived bearer
+    token; callable without credentials. A wrong password, an unknown
+    identity, one without a password and a revoked one are all refused with
+    the same UNAUTHENTICATED message. After 10 consecutive failures the
+    identity is locked for a time that doubles with each lock-out (1 minute
+    up to 1 hour), counted in the database so every replica agrees: a sign-in
+    then is RESOURCE_EXHAUSTED with a RetryInfo, even with the right password.
+    """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """Who may call: identities, their roles and credentials."""
@@ -138,5 +164,30 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identities_pb2.WhoAmIResponse, _abc.Awaitable[_identities_pb2.WhoAmIResponse]]:
         """Says who the caller is authenticated as (any authenticated identity may ask)."""
+
+    @_abc_1.abstractmethod
+    def SetPassword(
+        self,
+        request: _identities_pb2.SetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identities_pb2.SetPasswordResponse, _abc.Awaitable[_identities_pb2.SetPasswordResponse]]:
+        """Sets an identity's password: administrators for any identity; any
+        identity for its own, giving its current password.
+        """
+
+    @_abc_1.abstractmethod
+    def SignIn(
+        self,
+        request: _identities_pb2.SignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identities_pb2.SignInResponse, _abc.Awaitable[_identities_pb2.SignInResponse]]:
+        """Signs a person in with an identity's password, for a short-lived bearer
+        token; callable without credentials. A wrong password, an unknown
+        identity, one without a password and a revoked one are all refused with
+        the same UNAUTHENTICATED message. After 10 consecutive failures the
+        identity is locked for a time that doubles with each lock-out (1 minute
+        up to 1 hour), counted in the database so every replica agrees: a sign-in
+        then is RESOURCE_EXHAUSTED with a RetryInfo, even with the right password.
+        """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,87 @@
+"""SQL for passwords (argon2id hashes only) and the sign-in throttle.
+
+The throttle is counted in the database, in the same row as the hash, so that replicas sharing
+the database agree: each failure is an increment under the row's lock (PostgreSQL: SELECT … FOR
+UPDATE; SQLite: the write lock taken at BEGIN IMMEDIATE), never a count kept in one process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from civicscore.store.base import CredentialRecord, NewAuditEvent, PasswordRecord
+from civicscore.store.identities import add_credential, append_audit
+from civicscore.store.tables import identity_passwords
+
+
+def _record(row: Any) -> PasswordRecord:
+    return PasswordRecord(identity_id=row.identity_id, password_hash=row.password_hash, set_at=row.set_at,
+                          set_by=row.set_by, failed_attempts=int(row.failed_attempts), lockouts=int(row.lockouts),
+                          locked_until=row.locked_until)
+
+
+def _locked(connection: Connection, identity_id: str) -> PasswordRecord | None:
+    """The identity's row, locked until the transaction ends (SQLite's write lock is held already)."""
+    query = select(identity_passwords).where(identity_passwords.c.identity_id == identity_id)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = connection.execute(query).one_or_none()
+    return None if row is None else _record(row)
+
+
+def get_password(connection: Connection, identity_id: str) -> PasswordRecord | None:
+    row = connection.execute(
+        select(identity_passwords).where(identity_passwords.c.identity_id == identity_id)).one_or_none()
+    return None if row is None else _record(row)
+
+
+def set_password(connection: Connection, identity_id: str, password_hash: str, *, by: str, at: dt.datetime,
+                 audit: NewAuditEvent) -> None:
+    values = {"password_hash": password_hash, "set_at": at, "set_by": by, "failed_attempts": 0, "lockouts": 0,
+              "locked_until": None}
+    if _locked(connection, identity_id) is None:
+        connection.execute(identity_passwords.insert().values(identity_id=identity_id, **values))
+    else:
+        connection.execute(identity_passwords.update()
+                           .where(identity_passwords.c.identity_id == identity_id).values(**values))
+    append_audit(connection, [audit])
+
+
+def record_sign_in_failure(connection: Connection, identity_id: str, *, at: dt.datetime, limit: int,
+                           lock_for: Callable[[int], dt.timedelta],
+                           audit: Callable[[PasswordRecord], NewAuditEvent]) -> PasswordRecord | None:
+    found = _locked(connection, identity_id)
+    if found is None:
+        return None
+    if found.locked_until is not None and found.locked_until > at:
+        return found  # locked meanwhile by another failure: that one counted
+    failed, lockouts, until = found.failed_attempts + 1, found.lockouts, None
+    if failed >= limit:
+        lockouts += 1
+        until = at + lock_for(lockouts)
+        failed = 0
+    connection.execute(identity_passwords.update().where(identity_passwords.c.identity_id == identity_id)
+                       .values(failed_attempts=failed, lockouts=lockouts, locked_until=until))
+    after = PasswordRecord(identity_id=identity_id, password_hash=found.password_hash, set_at=found.set_at,
+                           set_by=found.set_by, failed_attempts=failed, lockouts=lockouts, locked_until=until)
+    if until is not None:
+        append_audit(connection, [audit(after)])
+    return after
+
+
+def complete_sign_in(connection: Connection, identity_id: str, *, verified_hash: str, at: dt.datetime,
+                     credential: CredentialRecord, audit: NewAuditEvent) -> PasswordRecord | None:
+    found = _locked(connection, identity_id)
+    if found is None or found.password_hash != verified_hash:
+        return None
+    if found.locked_until is not None and found.locked_until > at:
+        return found
+    connection.execute(identity_passwords.update().where(identity_passwords.c.identity_id == identity_id)
+                       .values(failed_attempts=0, lockouts=0, locked_until=None))
+    add_credential(connection, credential, audit)
+    return found
