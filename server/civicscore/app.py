@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -179,6 +180,15 @@ class CivicscoreServer:
             self.rulesets.close()
             self.store.close()
             raise
+        try:  # whatever fails from here (a taken port, a bad option) frees what was started, workers included
+            self._assemble(config, credentials, mtls_credentials, extra_handlers, extra_access)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _assemble(self, config: ServerConfig, credentials: grpc.ServerCredentials | None,
+                  mtls_credentials: grpc.ServerCredentials | None, extra_handlers: Sequence[grpc.GenericRpcHandler],
+                  extra_access: Mapping[str, Permission | Access] | None) -> None:
         self._watch_rules = config.watch_rules
         self.runtime = Runtime(store=self.store, rulesets=self.rulesets,
                                rules_folder=str(config.rules_dir.resolve()) if config.watch_rules else "")
@@ -187,13 +197,7 @@ class CivicscoreServer:
             bootstrap_admin(self.store, config.bootstrap_token_file, now=self.runtime.clock(), clock=self.runtime.clock)
         self.authenticator = Authenticator(self.store, clock=self.runtime.clock)
         self.refusals = RefusalAudit(self.store, clock=self.runtime.clock)
-        try:
-            self.metrics = metrics.serve(config.metrics_listen) if config.metrics_listen else None
-        except BaseException:  # a taken address: free what is open, as _listen does
-            self.refusals.close()
-            self.rulesets.close()
-            self.store.close()
-            raise
+        self.metrics = metrics.serve(config.metrics_listen) if config.metrics_listen else None
         # Per identity, in Redis when configured (shared by the replicas), else local; started by start().
         self.limits = build_limits(config.shared_limits, rate_per_s=config.rate_per_s, burst=config.rate_burst,
                                    max_in_flight=config.max_in_flight_per_identity, on_change=self._limits_changed)
@@ -262,6 +266,25 @@ class CivicscoreServer:
         log.info("ruleset %s %s (%s) in force for the current quarter; rules folder %s%s", active.ruleset_id,
                  active.version, active.digest[:12], config.rules_dir, " (watched)" if config.watch_rules else "")
 
+    def _abandon(self) -> None:
+        """Free what a construction that failed part way had started: the gRPC server, its handler threads,
+        the metrics listener, the refusal log's writer, the engine workers and the store."""
+        for part in ("server", "_handlers", "metrics", "refusals"):
+            started = getattr(self, part, None)
+            if started is None:
+                continue
+            with contextlib.suppress(Exception):  # the error being raised is the one to report
+                if part == "server":
+                    started.stop(0)
+                elif part == "_handlers":
+                    started.shutdown(wait=False, cancel_futures=True)
+                else:
+                    started.close()
+        with contextlib.suppress(Exception):
+            self.rulesets.close()
+        with contextlib.suppress(Exception):
+            self.store.close()
+
     def _listen(self, address: str, credentials: grpc.ServerCredentials | None) -> int:
         try:
             port = (self.server.add_insecure_port(address) if credentials is None
@@ -269,9 +292,6 @@ class CivicscoreServer:
         except RuntimeError:
             port = 0
         if port == 0:
-            self.refusals.close()
-            self.rulesets.close()
-            self.store.close()
             raise OSError(f"cannot listen on {address}: the address is in use or not available "
                           "(is another civicscore running? stop it or pass --listen host:port)")
         return port
