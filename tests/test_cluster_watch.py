@@ -224,7 +224,8 @@ def test_a_watch_whose_replica_is_killed_resumes_on_another_through_nginx_and_se
         cli_err = tmp_path / "cli.err"
         with cli_err.open("w") as errors:
             cli = subprocess.Popen(
-                [sys.executable, "-m", "civicscore_client.cli", "--server", cluster.address, "--json", "watch"],
+                [sys.executable, "-m", "civicscore_client.cli", "--server", cluster.address, "--json", "watch",
+                 "--from", "0"],
                 stdout=subprocess.PIPE, stderr=errors, text=True,
                 env={**ServerProcess._env(), "CIVICSCORE_TOKEN": cluster.token})
         printed: list[str] = []

@@ -20,10 +20,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
-from civicscore_api.v1 import units_pb2
-from civicscore_client import CivicscoreError, Client, OutOfRange
+from civicscore_api.v1 import reviews_pb2, reviews_pb2_grpc, units_pb2
+from civicscore_client import CivicscoreError, Client, InvalidArgument, OutOfRange
+from civicscore_client._errors import error_from_rpc
 from tests.postgres_support import BACKENDS, database_url
 from tests.scenario import PERIOD, load_quarter
 from tests.serverproc import ServerProcess, hanoi_units
@@ -195,7 +197,7 @@ def test_the_cli_resumes_a_watch_on_another_server_and_prints_every_change_once(
     balancer = FirstLiveServer([first.address, second.address])
     lines: list[str] = []
     cli = subprocess.Popen(
-        [sys.executable, "-m", "civicscore_client.cli", "--server", balancer.address, "--json", "watch"],
+        [sys.executable, "-m", "civicscore_client.cli", "--server", balancer.address, "--json", "watch", "--from", "0"],
         stdout=subprocess.PIPE, stderr=(tmp_path / "cli.err").open("w"), text=True,
         env={**ServerProcess._env(), "CIVICSCORE_TOKEN": first.token})
 
@@ -234,3 +236,26 @@ def test_a_cursor_past_the_head_is_refused_and_not_resumed(tmp_path: Path) -> No
         assert not broken and watch.resumes == 0
     finally:
         server.stop()
+
+
+def test_a_watch_from_the_newest_change_sends_no_backlog_and_then_every_new_change(
+        pair: tuple[ServerProcess, ServerProcess]) -> None:
+    first, second = pair
+    head = every_cursor(first)[-1]
+    with first.client() as reader:
+        watch = reader.watch_recommendations(from_newest=True, resume=False)
+        messages = iter(watch)
+        caught_up = next(messages)
+        assert caught_up.caught_up and not caught_up.HasField("change") and caught_up.cursor == head
+        review(second, 2, start=1)  # made on the other server: one database, one change log
+        new = [next(messages) for _ in range(2)]
+        watch.cancel()
+    assert [m.cursor for m in new] == every_cursor(first)[-2:]
+    assert all(int(m.cursor) > int(head) and m.change.recommendation.name == STP for m in new)
+    # Both at once, as only a client of its own can send them (the SDK sends from_newest until it has a cursor):
+    request = reviews_pb2.WatchRecommendationsRequest(cursor="1", from_newest=True)
+    with pytest.raises(grpc.RpcError) as refused:
+        next(iter(reviews_pb2_grpc.ReviewServiceStub(first.channel()).WatchRecommendations(request, timeout=30)))
+    error = error_from_rpc(refused.value)
+    assert isinstance(error, InvalidArgument) and [v.field for v in error.violations] == ["from_newest"]
+    assert "give one or the other" in error.message

@@ -192,6 +192,18 @@ def parse_cursor(cursor: str) -> int:
     return int(cursor)
 
 
+def start_position(store: Store, cursor: str, *, from_newest: bool) -> int:
+    """Where a watch starts: after `cursor`, or after the newest change with `from_newest` (not both)."""
+    position = parse_cursor(cursor)
+    if not from_newest:
+        return position
+    if position:
+        raise InvalidInput([Violation("from_newest", f"from_newest starts at the newest change, and cursor "
+                                      f"{shown(cursor)} after that cursor: give one or the other",
+                                      "CURSOR_AND_FROM_NEWEST")])
+    return store.recommendation_change_head()
+
+
 def changes_after(store: Store, position: int, *, limit: int = 500) -> list[ChangeRecord]:
     """The changes after a watch position, oldest first. A position past the newest change is
     OutOfRange naming it: waiting there would silently miss every change up to that position."""

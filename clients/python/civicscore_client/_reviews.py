@@ -164,16 +164,19 @@ class ReviewCalls(Connection):
 
         return self._calls.pages(fetch)
 
-    def watch_recommendations(self, cursor: str = "", *, timeout: float | None = None, resume: bool = True,
-                              resume_attempts: int | None = None,
+    def watch_recommendations(self, cursor: str = "", *, from_newest: bool = False, timeout: float | None = None,
+                              resume: bool = True, resume_attempts: int | None = None,
                               on_resume: Callable[[CivicscoreError, float], None] | None = None) -> Watch:
-        """Changes after `cursor` ("" = from the first), then new ones as they are committed, until cancelled.
+        """Changes after `cursor` ("" = from the first), then new ones as they are committed, until cancelled;
+        with `from_newest`, only changes after the newest one when the watch begins (its `caught_up`
+        message carries that cursor).
 
         No deadline unless `timeout` is given (a watch is long-lived; the deadline covers every resume).
         A broken watch is resumed from its last cursor (see `Watch`) unless `resume` is False."""
 
         def open_call(after: str, remaining: float | None) -> Any:
-            request = reviews_pb2.WatchRecommendationsRequest(cursor=after)
+            # Once a cursor came (the first `caught_up` at the latest), a resume continues from it.
+            request = reviews_pb2.WatchRecommendationsRequest(cursor=after, from_newest=from_newest and not after)
             return self._reviews.WatchRecommendations(request, timeout=remaining, metadata=self._calls.metadata)
 
         return Watch(open_call, self._calls, cursor=cursor, timeout=timeout, resume=resume,

@@ -158,8 +158,7 @@ def watch(
     ctx: typer.Context,
     cursor: Annotated[str, typer.Option(
         "--from", help="Print the changes after this cursor (printed with every change) first; `--from 0` replays "
-                       "every change. Default: start at the newest change, printing only new ones (with --json: "
-                       "every change, as scripts that keep the whole log expect).")] = "",
+                       "every change. Default: start at the newest change, printing only new ones.")] = "",
     lang: LangOption = Lang.vi,
 ) -> None:
     """Print recommendation changes as they are committed (raised, superseded, reviewed, contested); Ctrl-C ends.
@@ -174,11 +173,11 @@ def watch(
         session.err.print(Text(f"-- watch broken ({error.code.name}: {error.message}); resuming after cursor "
                                f"{stream.cursor or '0'} in {pause:.1f} s"))
 
-    # From the head: read the backlog without printing it, up to the server's first `caught_up`. The
-    # stream's cursor still moves with every message, so a break during the backlog resumes where it was.
-    printing = bool(cursor) or session.json_output
+    # From the head unless --from: the server starts after its newest change, with no backlog to read.
+    printing = bool(cursor)
     with session.reporting_errors(), session.connect() as client:
-        stream = client.watch_recommendations(cursor, resume_attempts=None, on_resume=resuming)
+        stream = client.watch_recommendations(cursor, from_newest=not cursor, resume_attempts=None,
+                                              on_resume=resuming)
         try:
             for message in stream:
                 if message.heartbeat:  # an idle stream's keep-alive: nothing to show
@@ -188,8 +187,6 @@ def watch(
                         key = "caught_up" if printing else "caught_up_head"
                         session.err.print(Text(word(key, lang, cursor=message.cursor or "0")))
                     printing = True
-                    continue
-                if not printing:
                     continue
                 if session.json_output:
                     session.out.file.write(json_line(message_dict(message)) + "\n")

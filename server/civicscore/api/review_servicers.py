@@ -128,7 +128,7 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
     @handle_errors
     def _first_position(self, request: reviews_pb2.WatchRecommendationsRequest, context: grpc.ServicerContext
                         ) -> int:
-        return reviews.parse_cursor(request.cursor)
+        return reviews.start_position(self.rt.store, request.cursor, from_newest=request.from_newest)
 
     @handle_errors
     def _changes(self, position: int, context: grpc.ServicerContext) -> list[ChangeRecord]:

@@ -699,3 +699,7 @@ class Store(Protocol):
     def recommendation_changes(self, *, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
         """Change-log entries after `after_seq`, in sequence order."""
         ...
+
+    def recommendation_change_head(self) -> int:
+        """The sequence number of the newest change-log entry, 0 when there is none."""
+        ...

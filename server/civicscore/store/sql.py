@@ -551,6 +551,9 @@ class SqlStore:
     def recommendation_changes(self, *, after_seq: int, limit: int = 500) -> list[ChangeRecord]:
         return self._db.read(partial(reviews.recommendation_changes_after, after_seq=after_seq, limit=limit))
 
+    def recommendation_change_head(self) -> int:
+        return self._db.read(reviews.change_log_head)
+
 def _credential_json(credential: CredentialRecord) -> str:
     """What an idempotency key keeps of a credential: everything but a token's secret hash."""
     return canonical_json(dataclasses.replace(credential, secret_sha256=None))

@@ -593,6 +593,7 @@ class WatchRecommendationsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CURSOR_FIELD_NUMBER: _builtins.int
+    FROM_NEWEST_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Cursor of the last change received (the `cursor` of a message of this
     stream, a decimal number); empty or `0` to start from the first change
@@ -600,14 +601,21 @@ class WatchRecommendationsRequest(_message.Message):
     before a restore) is refused with OUT_OF_RANGE naming the newest change's
     cursor: resume from at most that cursor, or from 0 to replay every change.
     """
+    from_newest: _builtins.bool
+    """Start at the newest change committed before the call, without its
+    backlog: the stream begins with `caught_up` carrying that change's cursor
+    (resume from it after a break). Refused with a `cursor` other than empty
+    or `0`: give one or the other.
+    """
     def __init__(
         self,
         *,
         cursor: _builtins.str = ...,
+        from_newest: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "from_newest", b"from_newest"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
