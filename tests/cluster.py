@@ -45,18 +45,8 @@ from sqlalchemy.pool import NullPool
 from civicscore.cluster.database import create_fresh_database, drop_database
 from civicscore.cluster.nginx import AccessEntry, Nginx
 from civicscore.cluster.processes import free_port
-from civicscore_api.v1 import (
-    assignments_pb2_grpc,
-    evaluations_pb2_grpc,
-    identities_pb2_grpc,
-    measurements_pb2_grpc,
-    outcomes_pb2_grpc,
-    periods_pb2_grpc,
-    rulesets_pb2_grpc,
-    units_pb2_grpc,
-)
 from civicscore_client import Client
-from tests.serverproc import RULES, BearerToken, ServerProcess
+from tests.serverproc import RULES, BearerToken, ServerProcess, stubs_on
 from tests.services import require_nginx, require_postgres
 from tests.waiting import eventually
 
@@ -180,17 +170,7 @@ class Cluster:
         return Client(self.address, token=(token if token is not None else self.token) or None, **options)
 
     def stubs(self) -> SimpleNamespace:
-        ch = self.channel()
-        return SimpleNamespace(
-            units=units_pb2_grpc.UnitServiceStub(ch),
-            assignments=assignments_pb2_grpc.AssignmentServiceStub(ch),
-            outcomes=outcomes_pb2_grpc.OutcomeServiceStub(ch),
-            measurements=measurements_pb2_grpc.MeasurementServiceStub(ch),
-            periods=periods_pb2_grpc.PeriodServiceStub(ch),
-            evaluations=evaluations_pb2_grpc.EvaluationServiceStub(ch),
-            rulesets=rulesets_pb2_grpc.RulesetServiceStub(ch),
-            identities=identities_pb2_grpc.IdentityServiceStub(ch),
-        )
+        return stubs_on(self.channel())
 
     # -- holding calls in flight -------------------------------------------------------------
     @contextlib.contextmanager

@@ -11,6 +11,7 @@ import pytest
 
 from civicscore_api.v1 import units_pb2
 from tests.serverproc import ServerProcess, hanoi_units
+from tests.services import drop_keys, redis_prefix, redis_url
 
 POSTGRES_ENV = "CIVICSCORE_TEST_POSTGRES_URL"
 
@@ -55,3 +56,13 @@ def seeded_server(server: ServerProcess) -> ServerProcess:
     """`server` with Hanoi's 141 units loaded."""
     server.stubs().units.UpsertUnits(units_pb2.UpsertUnitsRequest(units=hanoi_units()), timeout=30)
     return server
+
+
+@pytest.fixture
+def shared_redis() -> Iterator[tuple[str, str]]:
+    """(URL, key prefix of this test) on the shared Redis; the test's keys are dropped afterwards."""
+    url, prefix = redis_url(), redis_prefix()
+    try:
+        yield url, prefix
+    finally:
+        drop_keys(url, prefix)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Protocol
 
 from civicscore_api.v1 import assignments_pb2, measurements_pb2, outcomes_pb2
+from civicscore_client import Client
 from tests.serverproc import ServerProcess, timestamp
 
 PERIOD = "2026-Q3"
@@ -60,3 +62,21 @@ def load_quarter(server: ServerProcess) -> None:
                                      numerator=90, denominator=100, reported_at=timestamp(REPORTED),
                                      reporting_system="dvc"),
     ]), timeout=30)
+
+
+class _Watchable(Protocol):
+    def client(self) -> Client: ...
+
+
+def every_cursor(target: _Watchable) -> list[str]:
+    """The cursor of every change in the log, read in one go from the start, from a server or through a
+    cluster's nginx."""
+    with target.client() as reader:
+        watch = reader.watch_recommendations(resume=False)
+        cursors = []
+        for message in watch:
+            if message.caught_up:
+                break
+            cursors.append(message.cursor)
+        watch.cancel()
+    return cursors

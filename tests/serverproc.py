@@ -167,17 +167,7 @@ class ServerProcess:
         return Client(self.address, token=(token if token is not None else self.token) or None, **options)
 
     def stubs(self) -> SimpleNamespace:
-        ch = self.channel()
-        return SimpleNamespace(
-            units=units_pb2_grpc.UnitServiceStub(ch),
-            assignments=assignments_pb2_grpc.AssignmentServiceStub(ch),
-            outcomes=outcomes_pb2_grpc.OutcomeServiceStub(ch),
-            measurements=measurements_pb2_grpc.MeasurementServiceStub(ch),
-            periods=periods_pb2_grpc.PeriodServiceStub(ch),
-            evaluations=evaluations_pb2_grpc.EvaluationServiceStub(ch),
-            rulesets=rulesets_pb2_grpc.RulesetServiceStub(ch),
-            identities=identities_pb2_grpc.IdentityServiceStub(ch),
-        )
+        return stubs_on(self.channel())
 
     def child_pids(self) -> list[int]:
         """PIDs of the server's child processes (engine workers and multiprocessing helpers)."""
@@ -210,6 +200,20 @@ class ServerProcess:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
+
+
+def stubs_on(ch: grpc.Channel) -> SimpleNamespace:
+    """A stub of each service the tests call, on channel `ch`."""
+    return SimpleNamespace(
+        units=units_pb2_grpc.UnitServiceStub(ch),
+        assignments=assignments_pb2_grpc.AssignmentServiceStub(ch),
+        outcomes=outcomes_pb2_grpc.OutcomeServiceStub(ch),
+        measurements=measurements_pb2_grpc.MeasurementServiceStub(ch),
+        periods=periods_pb2_grpc.PeriodServiceStub(ch),
+        evaluations=evaluations_pb2_grpc.EvaluationServiceStub(ch),
+        rulesets=rulesets_pb2_grpc.RulesetServiceStub(ch),
+        identities=identities_pb2_grpc.IdentityServiceStub(ch),
+    )
 
 
 def hanoi_units() -> list[units_pb2.Unit]:

@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,7 @@ from civicscore.cluster.nginx import AccessEntry
 from civicscore_api.v1 import identities_pb2, identities_pb2_grpc
 from tests.cluster import Cluster, running_cluster
 from tests.serverproc import BearerToken, ServerProcess
-from tests.services import PrivateRedis, drop_keys, redis_prefix, redis_url
+from tests.services import PrivateRedis, redis_prefix
 from tests.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -192,16 +192,6 @@ def flood(cluster: Cluster, token: str, seconds: float) -> Flood:
         for channel in channels:
             channel.close()
     return seen
-
-
-@pytest.fixture
-def shared_redis() -> Iterator[tuple[str, str]]:
-    """(URL, key prefix of this test) on the shared Redis; the test's keys are dropped afterwards."""
-    url, prefix = redis_url(), redis_prefix()
-    try:
-        yield url, prefix
-    finally:
-        drop_keys(url, prefix)
 
 
 def test_one_identity_flooding_through_nginx_gets_its_rate_in_total_not_once_per_replica(

@@ -31,7 +31,7 @@ from civicscore.api.review_servicers import HEARTBEAT_SECONDS
 from civicscore_api.v1 import reviews_pb2, reviews_pb2_grpc
 from civicscore_client import CivicscoreError
 from tests.cluster import START_TIMEOUT_S, Cluster, running_cluster
-from tests.scenario import PERIOD, load_quarter
+from tests.scenario import PERIOD, every_cursor, load_quarter
 from tests.serverproc import ServerProcess, hanoi_units
 from tests.waiting import eventually
 
@@ -50,19 +50,6 @@ def load_evaluated_quarter(cluster: Cluster) -> None:
         admin.upsert_units(hanoi_units())
         load_quarter(cluster)  # type: ignore[arg-type]  # the cluster has the stubs load_quarter uses
         admin.evaluate_period(PERIOD)
-
-
-def every_cursor(cluster: Cluster) -> list[str]:
-    """The cursor of every change in the log, read through nginx in one go from the start."""
-    with cluster.client() as reader:
-        watch = reader.watch_recommendations(resume=False)
-        cursors = []
-        for message in watch:
-            if message.caught_up:
-                break
-            cursors.append(message.cursor)
-        watch.cancel()
-    return cursors
 
 
 def nginx_watch_lines(cluster: Cluster) -> list[dict[str, str]]:

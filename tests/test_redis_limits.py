@@ -26,7 +26,7 @@ from civicscore.limits import LimitsState, RedisLimitStore, SharedLimits, Truste
 from civicscore.ratelimit import ConcurrencyLimiter, RateLimiter
 from civicscore_api.v1 import identities_pb2, identities_pb2_grpc, outcomes_pb2, outcomes_pb2_grpc
 from tests.serverproc import ServerProcess
-from tests.services import PrivateRedis, drop_keys, free_port, redis_prefix, redis_url
+from tests.services import PrivateRedis, free_port, redis_prefix
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -35,16 +35,6 @@ IDENTITY = "bootstrap-admin"  # every replica's administrator (each replica has 
 LIMITS_HEALTH = "civicscore.limits"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-@pytest.fixture
-def shared_redis() -> Iterator[tuple[str, str]]:
-    """(URL, key prefix of this test) on the shared Redis; the test's keys are dropped afterwards."""
-    url, prefix = redis_url(), redis_prefix()
-    try:
-        yield url, prefix
-    finally:
-        drop_keys(url, prefix)
 
 
 def start_replicas(workdir: Path, count: int, *flags: str) -> list[ServerProcess]:

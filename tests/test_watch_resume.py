@@ -27,7 +27,7 @@ from civicscore_api.v1 import reviews_pb2, reviews_pb2_grpc, units_pb2
 from civicscore_client import CivicscoreError, Client, InvalidArgument, OutOfRange
 from civicscore_client._errors import error_from_rpc
 from tests.postgres_support import BACKENDS, database_url
-from tests.scenario import PERIOD, load_quarter
+from tests.scenario import PERIOD, every_cursor, load_quarter
 from tests.serverproc import ServerProcess, hanoi_units
 from tests.waiting import eventually
 
@@ -126,19 +126,6 @@ def review(server: ServerProcess, count: int, start: int) -> None:
     with server.client() as committee:
         for n in range(start, start + count):
             committee.review_recommendation(STP, "defer", f"Hoãn lần {n}")
-
-
-def every_cursor(server: ServerProcess) -> list[str]:
-    """The cursor of every change in the log, read in one go from the start."""
-    with server.client() as reader:
-        watch = reader.watch_recommendations(resume=False)
-        cursors = []
-        for message in watch:
-            if message.caught_up:
-                break
-            cursors.append(message.cursor)
-        watch.cancel()
-    return cursors
 
 
 def test_an_idle_watch_gets_heartbeats_with_its_cursor(tmp_path: Path) -> None:
