@@ -69,6 +69,8 @@ EXPECTED: dict[str, set[str]] = {
     "IdentityService/ListCredentials": {"admin"}, "IdentityService/RevokeCredential": {"admin"},
     "IdentityService/RevokeIdentity": {"admin"}, "IdentityService/WhoAmI": set(ROLES),
     "IdentityService/SetPassword": set(ROLES), "IdentityService/SignIn": set(ROLES),
+    # Any identity, for its own sign-in session (the tokens here were issued: FAILED_PRECONDITION, not a refusal).
+    "IdentityService/SignOut": set(ROLES),
     "AuditService/ListAuditEvents": {"admin", "committee"}, "AuditService/VerifyAudit": {"admin", "committee"},
     "ReportService/GetQuarterlyReport": READ,
     "ReviewService/ReviewRecommendation": {"committee"}, "ReviewService/ListRecommendationReviews": READ,

@@ -10,15 +10,23 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import grpc
 
 from civicscore.app import CivicscoreServer, ServerConfig
 from civicscore.auth.policy import Access, Permission
 from civicscore.limits import options as limit_options
+from civicscore.passwords import SESSION
 from civicscore.rulesets import RulesetRefused
+from civicscore.sessions import DEFAULT_IDLE
 from civicscore.store.connection import DEFAULT_POOL_SIZE
 from civicscore.store.diagnosis import explain_failure
+
+if TYPE_CHECKING:
+    from civicscore.console.server import ConsoleServer
+
+MAX_IDLE_MINUTES = int(SESSION.total_seconds() // 60)  # a sign-in session's whole life
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -73,8 +81,27 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--watch-heartbeat", type=float, default=20.0, metavar="SECONDS",
                         help="an idle WatchRecommendations sends a heartbeat this often, so that a proxy's read "
                              "timeout (nginx: 60 s) does not cut it (default %(default)g)")
+    parser.add_argument("--session-idle-minutes", type=int, default=int(DEFAULT_IDLE.total_seconds() // 60),
+                        metavar="MINUTES",
+                        help="a person's sign-in session (SignIn) unused this long ends, on every replica: its "
+                             "use is recorded in the database about once a minute (1-720; sessions end 12 hours "
+                             "after sign-in anyway; default %(default)s)")
+    parser.add_argument("--console-listen", default=os.environ.get("CIVICSCORE_CONSOLE_LISTEN") or None,
+                        metavar="HOST:PORT", help="serve the committee's web console here (e.g. 127.0.0.1:8080; "
+                        "HTTPS with --tls-cert/--tls-key off loopback); off by default")
+    parser.add_argument("--bootstrap-admin-password-file", type=Path, metavar="FILE",
+                        help="with --console-listen and --bootstrap-admin-token-file: give the bootstrap administrator "
+                        "a random password for its first console sign-in, written to FILE (mode 0600)")
+    parser.add_argument("--console-port-file", type=Path, help="write the console's bound port to this file")
+    parser.add_argument("--console-candidates", type=Path, default=_env_path("CIVICSCORE_CONSOLE_CANDIDATES"),
+                        metavar="FOLDER", help="folder whose sub-folders hold candidate rule sets that policy "
+                        "staff may simulate from the console (what-if)")
+    parser.add_argument("--console-grpc-ca", type=Path, default=None, metavar="PEM",
+                        help="CA certificate the console trusts for this server's TLS (default: --tls-cert)")
     parser.add_argument("--log-level", default=os.environ.get("CIVICSCORE_LOG_LEVEL", "INFO"))
     parser.add_argument("--engine-fault-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    # Tests only: an idle limit in seconds, below the minute the public flag allows (overrides it).
+    parser.add_argument("--session-idle-seconds", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.shared_limits = limit_options.config_from_arguments(args, parser)
     limits = (("--rate-limit", args.rate_limit, None), ("--rate-burst", args.rate_burst, 1),
@@ -86,6 +113,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"{flag} must be greater than 0, not {value}")
         if least is not None and value < least:
             parser.error(f"{flag} must be at least {least}, not {value}")
+    if not 1 <= args.session_idle_minutes <= MAX_IDLE_MINUTES:
+        parser.error(f"--session-idle-minutes must be from 1 to {MAX_IDLE_MINUTES} (a sign-in session ends 12 hours "
+                     f"after sign-in anyway), not {args.session_idle_minutes}")
+    if args.session_idle_seconds is not None and not args.session_idle_seconds > 0:
+        parser.error(f"--session-idle-seconds must be greater than 0, not {args.session_idle_seconds}")
+    args.session_idle_s = (args.session_idle_seconds if args.session_idle_seconds is not None
+                           else args.session_idle_minutes * 60.0)
     return args
 
 
@@ -110,7 +144,8 @@ def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.Generic
                           rate_burst=args.rate_burst, max_in_flight_per_identity=args.max_in_flight,
                           rate_limit_hold_s=args.rate_limit_hold, shared_limits=args.shared_limits,
                           metrics_listen=args.metrics_listen,
-                          max_concurrent_rpcs=args.max_concurrent_rpcs, db_pool_size=args.db_pool_size)
+                          max_concurrent_rpcs=args.max_concurrent_rpcs, db_pool_size=args.db_pool_size,
+                          session_idle_s=args.session_idle_s)
     try:  # opening the store creates a SQLite file's missing folder, or says why it cannot
         server = CivicscoreServer(config, extra_handlers, extra_access)
     except RulesetRefused as refused:  # a broken rules folder and no ruleset in force to fall back on
@@ -145,14 +180,54 @@ def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.Generic
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     server.start()
-    for path, port in ((args.mtls_port_file, server.mtls_port), (args.port_file, server.port)):
-        if path:  # the main port file last: waiting for it means both are written
+    console = None
+    if args.console_listen:
+        from civicscore.console.server import ConsoleRefused
+
+        try:
+            console = start_console(args, server.port)
+        except ConsoleRefused as refused:
+            server.stop(grace=0)
+            log.error("cannot start: %s", refused)
+            return 2
+        log.info("committee console at %s", console.url)
+        if args.bootstrap_admin_password_file and args.bootstrap_admin_token_file:
+            from civicscore.console.server import first_sign_in
+
+            identity = first_sign_in(f"127.0.0.1:{server.port}", args.bootstrap_admin_token_file,
+                                     args.bootstrap_admin_password_file)
+            if identity:
+                log.warning("first sign-in to the console: identity %s, password in %s (readable by this user only; "
+                            "change it after signing in)", identity, args.bootstrap_admin_password_file)
+    ports = ((args.mtls_port_file, server.mtls_port), (args.console_port_file, console.port if console else None),
+             (args.port_file, server.port))
+    for path, port in ports:
+        if path and port is not None:  # the main port file last: waiting for it means all are written
             tmp = path.with_suffix(".tmp")
             tmp.write_text(str(port))
             tmp.replace(path)
     server.wait()
+    if console is not None:
+        console.stop()
     server.stop()
     return 0
+
+
+def start_console(args: argparse.Namespace, grpc_port: int) -> ConsoleServer:
+    """The console beside this server, a client of its gRPC port (on loopback unless it listens elsewhere)."""
+    from civicscore.console.server import ConsoleConfig, ConsoleServer
+
+    host = args.listen.rpartition(":")[0].strip("[]")
+    target_host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "localhost") else host
+    if ":" in target_host:
+        target_host = f"[{target_host}]"
+    tls = args.tls_cert is not None and args.tls_key is not None
+    console = ConsoleServer(ConsoleConfig(
+        listen=args.console_listen, grpc_target=f"{target_host}:{grpc_port}",
+        tls_cert=args.tls_cert if tls else None, tls_key=args.tls_key if tls else None,
+        grpc_ca=(args.console_grpc_ca or args.tls_cert) if tls else None, candidates_root=args.console_candidates))
+    console.start()
+    return console
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 import time
@@ -43,6 +44,7 @@ from civicscore.ruleset import Ruleset
 from civicscore.rulesets import Rulesets, read_rule_files
 from civicscore.rulesets.follower import Applied
 from civicscore.runtime import Runtime
+from civicscore.sessions import DEFAULT_IDLE, IdlePolicy
 from civicscore.store.connection import DEFAULT_POOL_SIZE
 from civicscore.store.sql import open_store
 from civicscore.tls import TlsConfigError, is_loopback, server_credentials
@@ -131,6 +133,8 @@ class ServerConfig:
     shared_limits: SharedLimitsConfig = field(default_factory=SharedLimitsConfig)
     metrics_listen: str | None = None  # host:port of the Prometheus endpoint (None: no metrics)
     db_pool_size: int = DEFAULT_POOL_SIZE  # most pooled database connections (PostgreSQL: no overflow)
+    # A sign-in session unused this long ends (see civicscore.sessions; __main__'s --session-idle-minutes).
+    session_idle_s: float = DEFAULT_IDLE.total_seconds()
 
 
 def _transport(config: ServerConfig) -> tuple[grpc.ServerCredentials | None, grpc.ServerCredentials | None]:
@@ -195,7 +199,8 @@ class CivicscoreServer:
         self._rules_dir = config.rules_dir
         if config.bootstrap_token_file is not None:
             bootstrap_admin(self.store, config.bootstrap_token_file, now=self.runtime.clock(), clock=self.runtime.clock)
-        self.authenticator = Authenticator(self.store, clock=self.runtime.clock)
+        self.authenticator = Authenticator(self.store, clock=self.runtime.clock,
+                                           idle=IdlePolicy(dt.timedelta(seconds=config.session_idle_s)))
         self.refusals = RefusalAudit(self.store, clock=self.runtime.clock)
         self.metrics = metrics.serve(config.metrics_listen) if config.metrics_listen else None
         # Per identity, in Redis when configured (shared by the replicas), else local; started by start().

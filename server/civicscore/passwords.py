@@ -191,7 +191,8 @@ def sign_in(store: Store, *, identity_id: str, password: str, now: dt.datetime, 
     token = new_token()
     credential = CredentialRecord(credential_id=token.key_id, identity_id=identity_id, kind="token",
                                   secret_sha256=token.secret_sha256, certificate_subject=None,
-                                  expires_at=now + SESSION, created_at=now, created_by=identity_id, sign_in=True)
+                                  expires_at=now + SESSION, created_at=now, created_by=identity_id, sign_in=True,
+                                  last_used_at=now)
     audit = NewAuditEvent(at=now, actor=identity_id, action="SignIn", target=f"identities/{identity_id}",
                           outcome="done", detail={"credential": token.key_id, "from": client,
                                                   "valid_hours": int(SESSION.total_seconds() // 3600)})
@@ -205,12 +206,20 @@ def sign_in(store: Store, *, identity_id: str, password: str, now: dt.datetime, 
     return SignedIn(token.token, credential, identity)
 
 
+@dataclass(frozen=True)
+class PasswordSet:
+    identity: IdentityRecord
+    sessions_ended: tuple[str, ...]  # credential ids of the sign-in sessions the new password revoked
+
+
 def set_password(store: Store, *, identity: str, new_password: str, current_password: str, caller_id: str,
-                 caller_is_admin: bool, now: dt.datetime, client: str) -> IdentityRecord:
+                 caller_credential: str, caller_is_admin: bool, now: dt.datetime, client: str) -> PasswordSet:
     """Set `identity`'s password: an administrator for anyone, an identity for itself with its current one.
 
-    A wrong current password counts as a failed sign-in (it may lock the identity). Sending again a
-    change that was made (the new password is already the password) succeeds and changes nothing."""
+    A new password ends every sign-in session of the identity but `caller_credential` when the identity
+    changes its own (whoever knew the old password is signed out; the person stays signed in where they
+    changed it). A wrong current password counts as a failed sign-in (it may lock the identity). Sending
+    again a change that was made (the new password is already the password) succeeds and changes nothing."""
     target = identity.removeprefix("identities/")
     if not target:
         raise InvalidInput([Violation("identity", "identity is required: give identities/ID", "REQUIRED")])
@@ -232,13 +241,18 @@ def set_password(store: Store, *, identity: str, new_password: str, current_pass
         raise InvalidInput(problems)
     if own and (current_password or not caller_is_admin) and _check_current(
             store, target, current_password=current_password, new_password=new_password, now=now, client=client):
-        return found  # sent again after it was done: nothing to change
+        return PasswordSet(found, ())  # sent again after it was done: nothing to change
     password_hash = hash_password(new_password)
-    store.set_password(target, password_hash, by=caller_id, at=now, audit=NewAuditEvent(
-        at=now, actor=caller_id, action="SetPassword", target=f"identities/{target}", outcome="done",
-        detail={"own": own}))
-    log.info("the password of identities/%s was %s by %s", target, "changed" if own else "set", caller_id)
-    return found
+
+    def audit(ended: list[str]) -> NewAuditEvent:
+        return NewAuditEvent(at=now, actor=caller_id, action="SetPassword", target=f"identities/{target}",
+                             outcome="done", detail={"own": own, "sessions_ended": len(ended)})
+
+    ended = store.set_password(target, password_hash, by=caller_id, at=now,
+                               keep_session=caller_credential if own else None, audit=audit)
+    log.info("the password of identities/%s was %s by %s; %d sign-in session(s) ended", target,
+             "changed" if own else "set", caller_id, len(ended))
+    return PasswordSet(found, tuple(ended))
 
 
 def _check_current(store: Store, identity_id: str, *, current_password: str, new_password: str,

@@ -8,6 +8,7 @@ never sent in plaintext to an address outside this machine.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,6 +69,7 @@ class Connection:
         would travel in plaintext to an address outside this machine.
         """
         self.address = address
+        self._owns_channel = True
         tls_files = ca_cert is not None or client_cert is not None or client_key is not None
         if credentials is not None and tls_files:
             raise CredentialsError("give either credentials= or ca_cert/client_cert/client_key, not both")
@@ -126,9 +128,35 @@ class Connection:
         token = "<hidden>" if self.authenticated else None
         return f"{type(self).__name__}({self.address!r}, tls={self.secure}, token={token!r})"
 
+    def with_token(self, token: str) -> Self:
+        """A client for calls made as the identity of `token`, over this client's channel.
+
+        For a program that acts for many people at once (the web console: one per signed-in person)
+        without a connection per person. It shares the channel, deadline and retries; its `close()` is
+        a no-op (close this client to close the channel). Raises CredentialsError when the token is
+        malformed or would travel in plaintext to an address outside this machine.
+        """
+        if not self.secure and not is_local_target(self.address):
+            raise CredentialsError(
+                f"refusing to send the token in plaintext to {self.address}: give the server's CA certificate "
+                "(ca_cert=) to use TLS"
+            )
+        try:
+            authorization = bearer_metadata(token)
+        except ValueError as err:
+            raise CredentialsError(str(err)) from None
+        other = copy.copy(self)
+        other._owns_channel = False
+        other.authenticated = True
+        metadata = [(key, value) for key, value in self._calls.metadata if key.lower() != AUTHORIZATION]
+        other._calls = copy.copy(self._calls)
+        other._calls.metadata = (*metadata, authorization)
+        return other
+
     def close(self) -> None:
-        """Close the channel; calls in flight are cancelled."""
-        self._channel.close()
+        """Close the channel; calls in flight are cancelled (a no-op for a client made by `with_token`)."""
+        if self._owns_channel:
+            self._channel.close()
 
     def __enter__(self) -> Self:
         return self

@@ -94,7 +94,8 @@ class IdentityCalls(Connection):
                      timeout: float | None = None) -> identities_pb2.Identity:
         """Set an identity's password: an administrator for any identity; any identity for its own, giving
         `current_password`. At least 12 characters, at most 256 bytes, not the identity's id; the server
-        keeps only its argon2id hash. Sending the same change again is harmless."""
+        keeps only its argon2id hash. The new password ends the identity's sign-in sessions, except the one
+        this client calls with when it changes its own. Sending the same change again is harmless."""
         request = identities_pb2.SetPasswordRequest(identity=identity_name(identity), new_password=new_password,
                                                     current_password=current_password)
         return self._calls.unary(self._identities.SetPassword, request, timeout=timeout).identity
@@ -102,10 +103,20 @@ class IdentityCalls(Connection):
     def sign_in(self, identity_id: str, password: str, *, timeout: float | None = None
                 ) -> identities_pb2.SignInResponse:
         """Sign in with a password (no token needed): `.token`, a 12-hour bearer token shown once, acting with
-        exactly the identity's roles (revoke its `.credential` to sign out).
+        exactly the identity's roles; it ends with `sign_out()`, or after the server's idle limit without use
+        (30 minutes by default: then Unauthenticated, reason SESSION_IDLE).
 
         Unauthenticated when the identity or the password is wrong (one message for both); ResourceExhausted
         (reason ACCOUNT_LOCKED, `retry_after` in seconds) after 10 failures in a row."""
         request = identities_pb2.SignInRequest(identity_id=identity_id.removeprefix("identities/"),
                                                password=password)
         return self._calls.unary(self._identities.SignIn, request, timeout=timeout)
+
+    def sign_out(self, *, timeout: float | None = None) -> identities_pb2.Credential:
+        """End the sign-in session this client calls with (its token, from `sign_in`): the token is refused
+        from then on. Returns the session's credential, now revoked.
+
+        FailedPrecondition for a token an administrator issued or a client certificate (an administrator
+        revokes those); Unauthenticated when the token no longer works (signed out already, idle, expired
+        or revoked): either way, the session is over."""
+        return self._calls.unary(self._identities.SignOut, identities_pb2.SignOutRequest(), timeout=timeout).credential

@@ -123,12 +123,14 @@ def register(app: typer.Typer) -> None:
                 session.print_json(messages_json(found))
                 return
             table = Table(title=f"Credentials of {identity_name(identity)}")
-            for column in ("Name", "Kind", "Token / subject", "Expires", "Created", "Revoked"):
+            for column in ("Name", "Kind", "Token / subject", "Expires", "Created", "Last used", "Revoked"):
                 table.add_column(column, overflow="fold")
             for credential in found:
                 kind = "token" if credential.kind == identities_pb2.CREDENTIAL_KIND_TOKEN else "certificate"
-                table.add_row(credential.name, kind, credential.token_prefix or credential.certificate_subject,
+                table.add_row(credential.name, f"{kind} (sign-in)" if credential.sign_in else kind,
+                              credential.token_prefix or credential.certificate_subject,
                               _when(credential.expire_time), _when(credential.create_time),
+                              _when(credential.last_use_time),
                               f"{_when(credential.revoke_time)} by {credential.revoked_by}" if credential.revoked
                               else "")
             session.out.print(table)

@@ -1,4 +1,5 @@
-"""Passwords and sign-in: `civicscore admin password ID`, `civicscore password`, `civicscore sign-in ID`.
+"""Passwords and sign-in: `civicscore admin password ID`, `civicscore password`, `civicscore sign-in ID`,
+`civicscore sign-out`.
 
 A password is read from the terminal without echo (twice when it is a new one), or from standard
 input with --password-stdin (one per line: for `password`, the current one, then the new one). It is
@@ -19,7 +20,7 @@ import typer
 from civicscore_client._errors import Unauthenticated
 from civicscore_client._identities import identity_name
 from civicscore_client.cli_admin_remote import _roles, _when
-from civicscore_client.cli_session import Session, message_dict, session_of
+from civicscore_client.cli_session import TOKEN_HELP, Session, message_dict, session_of
 
 PASSWORD_STDIN = typer.Option("--password-stdin", help="Read the password(s) from standard input, one per line, "
                               "instead of the terminal.")
@@ -74,12 +75,12 @@ def register_admin(app: typer.Typer) -> None:
             if session.json_output:
                 session.print_json(message_dict(updated))
                 return
-            session.out.print(f"password set for {updated.name}; it signs in with "
-                              f"`civicscore sign-in {updated.identity_id}`")
+            session.out.print(f"password set for {updated.name}; its sign-in sessions have ended; it signs in "
+                              f"with `civicscore sign-in {updated.identity_id}`")
 
 
 def register(app: typer.Typer) -> None:
-    """Add `password` and `sign-in` to the top-level app."""
+    """Add `password`, `sign-in` and `sign-out` to the top-level app."""
 
     @app.command("password")
     def change_password(ctx: typer.Context, password_stdin: Annotated[bool, PASSWORD_STDIN] = False) -> None:
@@ -94,7 +95,7 @@ def register(app: typer.Typer) -> None:
             if session.json_output:
                 session.print_json(message_dict(me))
                 return
-            session.out.print(f"password changed for {me.name}")
+            session.out.print(f"password changed for {me.name}; its other sign-in sessions have ended")
 
     @app.command("sign-in")
     def sign_in(
@@ -127,10 +128,59 @@ def register(app: typer.Typer) -> None:
             session.err.print(
                 f"signed in as {signed.identity.name} (roles {_roles(signed.identity)}) until "
                 f"{_when(signed.credential.expire_time)}; the token is in {where}: use it with --token-file FILE or "
-                f"CIVICSCORE_TOKEN_FILE, keep it secret; an administrator ends the session with "
-                f"`civicscore admin revoke-credential {signed.credential.name}`", soft_wrap=True)
+                f"CIVICSCORE_TOKEN_FILE, keep it secret; it ends when unused for the server's idle limit (30 "
+                f"minutes by default), or with `civicscore --token-file FILE sign-out`", soft_wrap=True)
             if save is None:
                 session.out.file.write(signed.token + "\n")
+
+    @app.command("sign-out")
+    def sign_out(
+        ctx: typer.Context,
+        keep_token_file: Annotated[bool, typer.Option(
+            "--keep-token-file", help="Leave the token file in place (it holds a token that no longer works).")
+        ] = False,
+    ) -> None:
+        """End the sign-in session whose token this command is given (--token-file FILE, as `sign-in --save
+        FILE` wrote it, or CIVICSCORE_TOKEN_FILE): the token stops working at once. The token file is then
+        removed, unless --keep-token-file. Tokens an administrator issued are not ended this way."""
+        session = session_of(ctx)
+        if session.token is None and session.token_file is None:
+            session.fail(f"nothing to sign out of: give the session's token with {TOKEN_HELP} (the file "
+                         "`civicscore sign-in ID --save FILE` wrote)", code=2)
+        from_file = session.token is None  # --token / CIVICSCORE_TOKEN win over the file when both are given
+        token = session.read_token()  # the token signed out: the file is removed only if it still holds it
+        with session.reporting_errors(), session.connect() as client:
+            ended = client.sign_out()
+        removed = None
+        if from_file and not keep_token_file and session.token_file is not None:
+            removed = _remove_token_file(session, session.token_file, token)
+        if session.json_output:
+            session.print_json({"credential": message_dict(ended), "token_file_removed": str(removed or "")})
+            return
+        words = f"signed out: the session {ended.name} has ended; its token no longer works"
+        if removed is not None:
+            words += f"; removed the token file {removed}"
+        elif not from_file:
+            words += "; stop passing it (--token / CIVICSCORE_TOKEN)"
+        session.out.print(words, soft_wrap=True)
+
+
+def _remove_token_file(session: Session, path: Path, token: str | None) -> Path | None:
+    """Remove the token file if it still holds `token` (the one signed out); the path removed, or None."""
+    try:
+        held = path.expanduser().read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    if held != token:
+        session.warn(f"the token file {path} now holds another token: left in place")
+        return None
+    try:
+        path.expanduser().unlink()
+    except OSError as error:
+        session.warn(f"cannot remove the token file {path} ({error.strerror}): delete it yourself; the token in it "
+                     "no longer works")
+        return None
+    return path
 
 
 def _write_secret(session: Session, path: Path, secret: str) -> None:

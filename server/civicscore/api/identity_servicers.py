@@ -1,10 +1,10 @@
-"""IdentityService: identities, tokens, certificates, revocation, and WhoAmI."""
+"""IdentityService: identities, tokens, certificates, revocation, WhoAmI, passwords and sign-in sessions."""
 
 from __future__ import annotations
 
 import grpc
 
-from civicscore import identities, passwords
+from civicscore import identities, passwords, sessions
 from civicscore.api.convert import timestamp_out
 from civicscore.api.errors import handle_errors
 from civicscore.api.filters import parse_filter
@@ -43,6 +43,8 @@ def credential_out(record: CredentialRecord) -> identities_pb2.Credential:
         token_prefix=token_prefix(record.credential_id) if record.kind == "token" else "",
         create_time=timestamp_out(record.created_at), created_by=record.created_by,
         revoked=record.revoked_at is not None, revoked_by=record.revoked_by or "", sign_in=record.sign_in)
+    if record.sign_in:
+        out.last_use_time.CopyFrom(timestamp_out(record.last_used_at or record.created_at))
     if record.expires_at is not None:
         out.expire_time.CopyFrom(timestamp_out(record.expires_at))
     if record.revoked_at is not None:
@@ -151,12 +153,15 @@ class IdentityServicer(identities_pb2_grpc.IdentityServiceServicer):
                     ) -> identities_pb2.SetPasswordResponse:
         me = current_caller()
         assert me is not None, "SetPassword is admitted for authenticated callers only"
-        record = passwords.set_password(
+        done = passwords.set_password(
             self.rt.store, identity=request.identity, new_password=request.new_password,
             current_password=request.current_password, caller_id=me.identity_id,
-            caller_is_admin=Permission.IDENTITIES in me.permissions, now=self.rt.clock(),
-            client=peer_address(context))
-        return identities_pb2.SetPasswordResponse(identity=identity_out(record))
+            caller_credential=me.credential_id, caller_is_admin=Permission.IDENTITIES in me.permissions,
+            now=self.rt.clock(), client=peer_address(context))
+        for credential_id in done.sessions_ended:  # refused at once here; other replicas within the cache's time
+            self.authenticator.forget(credential_id)
+        return identities_pb2.SetPasswordResponse(identity=identity_out(done.identity),
+                                                  sessions_ended=len(done.sessions_ended))
 
     @handle_errors
     def SignIn(self, request: identities_pb2.SignInRequest, context: grpc.ServicerContext
@@ -165,3 +170,14 @@ class IdentityServicer(identities_pb2_grpc.IdentityServiceServicer):
                                    now=self.rt.clock(), client=peer_address(context))
         return identities_pb2.SignInResponse(token=signed.token, credential=credential_out(signed.credential),
                                              identity=identity_out(signed.identity))
+
+    @handle_errors
+    def SignOut(self, request: identities_pb2.SignOutRequest, context: grpc.ServicerContext
+                ) -> identities_pb2.SignOutResponse:
+        me = current_caller()
+        assert me is not None, "SignOut is admitted for authenticated callers only"
+        record = sessions.sign_out(self.rt.store, identity_id=me.identity_id, credential_id=me.credential_id,
+                                   credential_kind=me.credential_kind, now=self.rt.clock(),
+                                   client=peer_address(context))
+        self.authenticator.forget(record.credential_id)  # the next call with it is refused at once
+        return identities_pb2.SignOutResponse(credential=credential_out(record))

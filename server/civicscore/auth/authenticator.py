@@ -3,11 +3,18 @@
 Lookups are cached for a few seconds (a token is checked on every call); revoking
 through this server drops the cache entry at once, and other replicas see a
 revocation within CACHE_S.
+
+A sign-in session is also refused once it has idled out (`sessions.IdlePolicy`), decided from the
+use recorded in the database, and its use is recorded there about once a minute. A refusal for
+idleness reads the database first: another replica may have recorded a later use than the cache
+holds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,16 +22,22 @@ from collections.abc import Callable, Mapping, Sequence
 from civicscore.auth.caller import Caller
 from civicscore.auth.policy import permissions_of
 from civicscore.auth.tokens import parse_token, secret_matches
+from civicscore.sessions import IdlePolicy
 from civicscore.store import Store
 from civicscore.store.base import CredentialRecord, IdentityRecord
 from civicscore.tls import peer_certificate_names
 
 CACHE_S = 5.0
 _MAX_CACHED = 10_000
+log = logging.getLogger("civicscore.access")
 
 
 class Unauthenticated(Exception):
     """No usable credentials; the message says what to do and never contains a secret."""
+
+    def __init__(self, message: str, reason: str = "UNAUTHENTICATED") -> None:
+        super().__init__(message)
+        self.reason = reason  # the ErrorInfo reason of the refusal
 
 
 def _caller(credential: CredentialRecord, identity: IdentityRecord) -> Caller:
@@ -34,9 +47,10 @@ def _caller(credential: CredentialRecord, identity: IdentityRecord) -> Caller:
 
 
 class Authenticator:
-    def __init__(self, store: Store, *, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, store: Store, *, clock: Callable[[], dt.datetime], idle: IdlePolicy | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.idle = idle or IdlePolicy()
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[float, tuple[CredentialRecord, IdentityRecord] | None]] = {}
 
@@ -77,13 +91,42 @@ class Authenticator:
                 or not secret_matches(secret, found[0].secret_sha256):
             raise Unauthenticated("the bearer token is not valid here (unknown or wrong); ask an administrator "
                                   "for a token of this server")
-        return self._check_live(*found)
+        caller = self._check_live(*found)
+        if found[0].sign_in:
+            self._session_used(key_id, *found)
+        return caller
 
-    def _lookup(self, key_id: str) -> tuple[CredentialRecord, IdentityRecord] | None:
+    def _session_used(self, key_id: str, credential: CredentialRecord, identity: IdentityRecord) -> None:
+        """Refuse a sign-in session that idled out; else record this use when one is due."""
+        now = self.clock()
+        if self.idle.ended(credential, now):
+            fresh = self._lookup(key_id, fresh=True)  # the cache may predate another replica's record of a use
+            if fresh is None or fresh[0].credential_id != credential.credential_id:
+                raise Unauthenticated("the bearer token is not valid here (unknown or wrong); ask an administrator "
+                                      "for a token of this server")
+            credential, identity = fresh
+            self._check_live(credential, identity)
+            if self.idle.ended(credential, now):
+                raise Unauthenticated(self.idle.refusal(identity.identity_id), reason="SESSION_IDLE")
+        if not self.idle.record_due(credential, now):
+            return
+        try:
+            self.store.record_use(key_id, at=now, unless_since=now - self.idle.record_every)
+        except Exception:  # bookkeeping must not fail a call that was admitted; the next call tries again
+            log.warning("could not record the use of sign-in session %s; the next call tries again", key_id,
+                        exc_info=True)
+            return
+        with self._lock:  # this process need not write again for record_every
+            cached = self._tokens.get(key_id)
+            if cached is not None and cached[1] is not None:
+                self._tokens[key_id] = (cached[0], (dataclasses.replace(cached[1][0], last_used_at=now),
+                                                    cached[1][1]))
+
+    def _lookup(self, key_id: str, *, fresh: bool = False) -> tuple[CredentialRecord, IdentityRecord] | None:
         now = time.monotonic()
         with self._lock:
             cached = self._tokens.get(key_id)
-            if cached is not None and now - cached[0] < CACHE_S:
+            if cached is not None and now - cached[0] < CACHE_S and not fresh:
                 return cached[1]
         found = self.store.get_credential(key_id)
         with self._lock:
@@ -106,6 +149,13 @@ class Authenticator:
     def _check_live(self, credential: CredentialRecord, identity: IdentityRecord) -> Caller:
         if identity.revoked_at is not None:
             raise Unauthenticated(f"identity {identity.identity_id} was revoked")
+        if credential.sign_in and credential.revoked_at is not None:
+            raise Unauthenticated(f"this sign-in session of {identity.identity_id} has ended (signed out, or "
+                                  "revoked when the password was set or by an administrator); sign in again")
+        if credential.sign_in and credential.expires_at is not None and credential.expires_at <= self.clock():
+            raise Unauthenticated(f"this sign-in session of {identity.identity_id} expired at "
+                                  f"{credential.expires_at.isoformat()} (a session lasts at most 12 hours); "
+                                  "sign in again")
         if credential.revoked_at is not None:
             raise Unauthenticated(f"this credential of {identity.identity_id} was revoked; ask an administrator "
                                   "for a new one")

@@ -145,7 +145,7 @@ class AccessInterceptor(grpc.ServerInterceptor):
             caller = self.authenticator.authenticate(
                 context.invocation_metadata(), cast(Mapping[str, Sequence[bytes]], context.auth_context()))
         except Unauthenticated as refused:
-            self._refuse(context, method, peer(), _status(code_pb2.UNAUTHENTICATED, str(refused), "UNAUTHENTICATED"),
+            self._refuse(context, method, peer(), _status(code_pb2.UNAUTHENTICATED, str(refused), refused.reason),
                          str(refused))
         if isinstance(access, Permission) and access not in caller.permissions:
             roles = ", ".join(roles_granting(access))

@@ -92,7 +92,9 @@ METHOD_ACCESS: dict[str, Permission | Access] = {
         # Anyone signed in may change its own password; setting another's needs IDENTITIES (checked by the use case).
         "SetPassword": A.AUTHENTICATED,
         # The one civicscore RPC open without credentials: it is how a person gets them (throttled per identity).
-        "SignIn": A.OPEN}),
+        "SignIn": A.OPEN,
+        # Anyone signed in may end its own session (the call's credential; the use case refuses other kinds).
+        "SignOut": A.AUTHENTICATED}),
     **_service("civicscore.v1.AuditService", {"ListAuditEvents": P.AUDIT, "VerifyAudit": P.AUDIT}),
     **_service("civicscore.v1.ReportService", {"GetQuarterlyReport": P.READ}),
     **_service("civicscore.v1.ReviewService", {

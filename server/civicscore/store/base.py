@@ -236,6 +236,7 @@ class CredentialRecord:
     revoked_at: dt.datetime | None = None
     revoked_by: str | None = None
     sign_in: bool = False  # a person's sign-in session (SignIn), not an administrator's token
+    last_used_at: dt.datetime | None = None  # sign-in sessions: last use, recorded about once a minute
 
 
 @dataclass(frozen=True)
@@ -632,14 +633,20 @@ class Store(Protocol):
         """Revoke an identity and every credential of it; None when it does not exist."""
         ...
 
+    def record_use(self, credential_id: str, *, at: dt.datetime, unless_since: dt.datetime) -> bool:
+        """Record a sign-in session's use at `at` unless one at or after `unless_since` is recorded (by any
+        process); whether it wrote."""
+        ...
+
     # -- passwords and sign-in (store.passwords) --------------------------------------
     def get_password(self, identity_id: str) -> PasswordRecord | None:
         """The identity's password hash and sign-in throttle; None when it has no password."""
         ...
 
     def set_password(self, identity_id: str, password_hash: str, *, by: str, at: dt.datetime,
-                     audit: NewAuditEvent) -> None:
-        """Store a new password hash for the identity (a new password also clears its throttle)."""
+                     keep_session: str | None, audit: Callable[[list[str]], NewAuditEvent]) -> list[str]:
+        """In one transaction: store a new password hash for the identity (which clears its throttle), revoke
+        its sign-in sessions but `keep_session`, and append `audit(the revoked credential ids)`; those ids."""
         ...
 
     def record_sign_in_failure(self, identity_id: str, *, at: dt.datetime, limit: int,

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -45,7 +45,7 @@ def credential_from(row: Any) -> CredentialRecord:
         credential_id=row.credential_id, identity_id=row.identity_id, kind=row.kind,
         secret_sha256=row.secret_sha256, certificate_subject=row.certificate_subject, expires_at=row.expires_at,
         created_at=row.created_at, created_by=row.created_by, revoked_at=row.revoked_at, revoked_by=row.revoked_by,
-        sign_in=bool(row.sign_in),
+        sign_in=bool(row.sign_in), last_used_at=row.last_used_at,
     )
 
 
@@ -128,7 +128,7 @@ def add_credential(connection: Connection, credential: CredentialRecord, audit: 
         credential_id=credential.credential_id, identity_id=credential.identity_id, kind=credential.kind,
         secret_sha256=credential.secret_sha256, certificate_subject=credential.certificate_subject,
         expires_at=credential.expires_at, created_at=credential.created_at, created_by=credential.created_by,
-        sign_in=credential.sign_in,
+        sign_in=credential.sign_in, last_used_at=credential.last_used_at,
     ))
     if audit is not None:
         append_audit(connection, [audit])
@@ -195,6 +195,17 @@ def revoke_credential(connection: Connection, credential_id: str, *, by: str, at
     if audit is not None:
         append_audit(connection, [audit])
     return credential_from(row)
+
+
+def record_use(connection: Connection, credential_id: str, *, at: dt.datetime, unless_since: dt.datetime) -> bool:
+    """Note a sign-in session's use at `at`, unless a use at or after `unless_since` is recorded already
+    (another replica's, say); whether it wrote. One conditional UPDATE: no lock held past it."""
+    last = credentials.c.last_used_at
+    result = connection.execute(credentials.update()
+                                .where(credentials.c.credential_id == credential_id,
+                                       or_(last.is_(None), last < unless_since))
+                                .values(last_used_at=at))
+    return bool(result.rowcount)
 
 
 def revoke_identity(connection: Connection, identity_id: str, *, by: str, at: dt.datetime,

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from civicscore.store.base import CredentialRecord, NewAuditEvent, PasswordRecord
 from civicscore.store.identities import add_credential, append_audit
-from civicscore.store.tables import identity_passwords
+from civicscore.store.tables import credentials, identity_passwords
 
 
 def _record(row: Any) -> PasswordRecord:
@@ -41,7 +41,7 @@ def get_password(connection: Connection, identity_id: str) -> PasswordRecord | N
 
 
 def set_password(connection: Connection, identity_id: str, password_hash: str, *, by: str, at: dt.datetime,
-                 audit: NewAuditEvent) -> None:
+                 keep_session: str | None, audit: Callable[[list[str]], NewAuditEvent]) -> list[str]:
     values = {"password_hash": password_hash, "set_at": at, "set_by": by, "failed_attempts": 0, "lockouts": 0,
               "locked_until": None}
     if _locked(connection, identity_id) is None:
@@ -49,7 +49,25 @@ def set_password(connection: Connection, identity_id: str, password_hash: str, *
     else:
         connection.execute(identity_passwords.update()
                            .where(identity_passwords.c.identity_id == identity_id).values(**values))
-    append_audit(connection, [audit])
+    ended = _end_sessions(connection, identity_id, keep=keep_session, by=by, at=at)
+    append_audit(connection, [audit(ended)])
+    return ended
+
+
+def _end_sessions(connection: Connection, identity_id: str, *, keep: str | None, by: str, at: dt.datetime
+                  ) -> list[str]:
+    """Revoke the identity's sign-in sessions not revoked yet, but `keep`; their credential ids. Those
+    already past their 12 hours are revoked too: harmless, and the count is then what `ListCredentials`
+    showed as not revoked."""
+    live = [credentials.c.identity_id == identity_id, credentials.c.sign_in.is_(True),
+            credentials.c.revoked_at.is_(None)]
+    if keep is not None:
+        live.append(credentials.c.credential_id != keep)
+    ended = sorted(connection.execute(select(credentials.c.credential_id).where(*live)).scalars())
+    if ended:
+        connection.execute(credentials.update().where(credentials.c.credential_id.in_(ended))
+                           .values(revoked_at=at, revoked_by=by))
+    return ended
 
 
 def record_sign_in_failure(connection: Connection, identity_id: str, *, at: dt.datetime, limit: int,

@@ -491,13 +491,17 @@ class SqlStore:
                         audit: NewAuditEvent | None = None) -> IdentityRecord | None:
         return self._db.write(lambda c: access.revoke_identity(c, identity_id, by=by, at=at, audit=audit))
 
+    def record_use(self, credential_id: str, *, at: dt.datetime, unless_since: dt.datetime) -> bool:
+        return self._db.write(lambda c: access.record_use(c, credential_id, at=at, unless_since=unless_since))
+
     # -- passwords and sign-in -------------------------------------------------------
     def get_password(self, identity_id: str) -> PasswordRecord | None:
         return self._db.read(lambda c: passwords.get_password(c, identity_id))
 
     def set_password(self, identity_id: str, password_hash: str, *, by: str, at: dt.datetime,
-                     audit: NewAuditEvent) -> None:
-        self._db.write(lambda c: passwords.set_password(c, identity_id, password_hash, by=by, at=at, audit=audit))
+                     keep_session: str | None, audit: Callable[[list[str]], NewAuditEvent]) -> list[str]:
+        return self._db.write(lambda c: passwords.set_password(c, identity_id, password_hash, by=by, at=at,
+                                                               keep_session=keep_session, audit=audit))
 
     def record_sign_in_failure(self, identity_id: str, *, at: dt.datetime, limit: int,
                                lock_for: Callable[[int], dt.timedelta],

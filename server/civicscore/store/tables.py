@@ -363,6 +363,8 @@ class CredentialRow(SQLModel, table=True):
     # A person's sign-in session (a short-lived token from SignIn), 0009.
     sign_in: bool = Field(default=False, sa_column=Column("sign_in", Boolean, nullable=False,
                                                           server_default=false()))
+    # A sign-in session's last use, written at most about once a minute (idle expiry), 0010.
+    last_used_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
 
 
 class IdentityPasswordRow(SQLModel, table=True):

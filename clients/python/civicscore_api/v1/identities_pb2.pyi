@@ -159,6 +159,7 @@ class Credential(_message.Message):
     REVOKE_TIME_FIELD_NUMBER: _builtins.int
     REVOKED_BY_FIELD_NUMBER: _builtins.int
     SIGN_IN_FIELD_NUMBER: _builtins.int
+    LAST_USE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `identities/{identity_id}/credentials/{credential_id}`."""
     kind: Global___CredentialKind.ValueType
@@ -189,6 +190,13 @@ class Credential(_message.Message):
     def revoke_time(self) -> _timestamp_pb2.Timestamp:
         """When it was revoked."""
 
+    @_builtins.property
+    def last_use_time(self) -> _timestamp_pb2.Timestamp:
+        """For sign-in sessions: when the session was last used, as recorded by the
+        server (at most about once a minute, so up to a minute early). A session
+        not used for the server's idle limit (30 minutes by default) has ended.
+        """
+
     def __init__(
         self,
         *,
@@ -203,10 +211,11 @@ class Credential(_message.Message):
         revoke_time: _timestamp_pb2.Timestamp | None = ...,
         revoked_by: _builtins.str = ...,
         sign_in: _builtins.bool = ...,
+        last_use_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "revoke_time", b"revoke_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "last_use_time", b"last_use_time", "revoke_time", b"revoke_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_subject", b"certificate_subject", "create_time", b"create_time", "created_by", b"created_by", "expire_time", b"expire_time", "kind", b"kind", "name", b"name", "revoke_time", b"revoke_time", "revoked", b"revoked", "revoked_by", b"revoked_by", "sign_in", b"sign_in", "token_prefix", b"token_prefix"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_subject", b"certificate_subject", "create_time", b"create_time", "created_by", b"created_by", "expire_time", b"expire_time", "kind", b"kind", "last_use_time", b"last_use_time", "name", b"name", "revoke_time", b"revoke_time", "revoked", b"revoked", "revoked_by", b"revoked_by", "sign_in", b"sign_in", "token_prefix", b"token_prefix"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -675,6 +684,11 @@ class SetPasswordResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     IDENTITY_FIELD_NUMBER: _builtins.int
+    SESSIONS_ENDED_FIELD_NUMBER: _builtins.int
+    sessions_ended: _builtins.int
+    """How many of the identity's sign-in sessions the new password ended (all
+    but the caller's own when an identity changes its own password).
+    """
     @_builtins.property
     def identity(self) -> Global___Identity:
         """The identity whose password was set."""
@@ -683,10 +697,11 @@ class SetPasswordResponse(_message.Message):
         self,
         *,
         identity: Global___Identity | None = ...,
+        sessions_ended: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity", b"identity", "sessions_ended", b"sessions_ended"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -730,7 +745,10 @@ class SignInResponse(_message.Message):
     token: _builtins.str
     """A bearer token for the identity, valid for 12 hours, shown this once:
     send it as `authorization: Bearer <token>`; it acts with exactly the
-    identity's roles. Revoke it (RevokeCredential) to sign out.
+    identity's roles. It ends with SignOut, after the server's idle limit
+    without use (30 minutes by default; a call then is UNAUTHENTICATED with
+    the ErrorInfo reason SESSION_IDLE), when the identity's password is set,
+    or when an administrator revokes it.
     """
     @_builtins.property
     def credential(self) -> Global___Credential:
@@ -754,3 +772,46 @@ class SignInResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignInResponse: _TypeAlias = SignInResponse  # noqa: Y015
+
+@_typing.final
+class SignOutRequest(_message.Message):
+    """Request for IdentityService.SignOut: the call's own credential is the one
+    signed out, so the request carries nothing.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignOutRequest: _TypeAlias = SignOutRequest  # noqa: Y015
+
+@_typing.final
+class SignOutResponse(_message.Message):
+    """Response for IdentityService.SignOut."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def credential(self) -> Global___Credential:
+        """The sign-in session the call was made with, now revoked."""
+
+    def __init__(
+        self,
+        *,
+        credential: Global___Credential | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignOutResponse: _TypeAlias = SignOutResponse  # noqa: Y015

@@ -85,6 +85,11 @@ class IdentityServiceStub:
                 request_serializer=civicscore_dot_v1_dot_identities__pb2.SignInRequest.SerializeToString,
                 response_deserializer=civicscore_dot_v1_dot_identities__pb2.SignInResponse.FromString,
                 _registered_method=True)
+        self.SignOut = channel.unary_unary(
+                '/civicscore.v1.IdentityService/SignOut',
+                request_serializer=civicscore_dot_v1_dot_identities__pb2.SignOutRequest.SerializeToString,
+                response_deserializer=civicscore_dot_v1_dot_identities__pb2.SignOutResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -149,7 +154,10 @@ class IdentityServiceServicer:
 
     def SetPassword(self, request, context):
         """Sets an identity's password: administrators for any identity; any
-        identity for its own, giving its current password.
+        identity for its own, giving its current password. A new password ends
+        every sign-in session of the identity (revoked, and counted in the
+        response and the audit log), except the session an identity changes its
+        own password with. Sending the same change again changes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -163,6 +171,19 @@ class IdentityServiceServicer:
         identity is locked for a time that doubles with each lock-out (1 minute
         up to 1 hour), counted in the database so every replica agrees: a sign-in
         then is RESOURCE_EXHAUSTED with a RetryInfo, even with the right password.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignOut(self, request, context):
+        """Signs the caller out: revokes the sign-in session this call is made with,
+        at once on the replica that answers and within a few seconds on the
+        others (as RevokeCredential). Any authenticated identity may call it, for
+        its own current session only. A call made with a token an administrator
+        issued, or with a client certificate, is refused with FAILED_PRECONDITION:
+        what an administrator issued, an administrator revokes. Once signed out,
+        the token is UNAUTHENTICATED, so a retry after a lost reply is too.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -220,6 +241,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.SignIn,
                     request_deserializer=civicscore_dot_v1_dot_identities__pb2.SignInRequest.FromString,
                     response_serializer=civicscore_dot_v1_dot_identities__pb2.SignInResponse.SerializeToString,
+            ),
+            'SignOut': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignOut,
+                    request_deserializer=civicscore_dot_v1_dot_identities__pb2.SignOutRequest.FromString,
+                    response_serializer=civicscore_dot_v1_dot_identities__pb2.SignOutResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -493,6 +519,33 @@ class IdentityService:
             '/civicscore.v1.IdentityService/SignIn',
             civicscore_dot_v1_dot_identities__pb2.SignInRequest.SerializeToString,
             civicscore_dot_v1_dot_identities__pb2.SignInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignOut(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/civicscore.v1.IdentityService/SignOut',
+            civicscore_dot_v1_dot_identities__pb2.SignOutRequest.SerializeToString,
+            civicscore_dot_v1_dot_identities__pb2.SignOutResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -51,7 +51,10 @@ class IdentityServiceStub:
     """Says who the caller is authenticated as (any authenticated identity may ask)."""
     SetPassword: _grpc.UnaryUnaryMultiCallable[_identities_pb2.SetPasswordRequest, _identities_pb2.SetPasswordResponse]
     """Sets an identity's password: administrators for any identity; any
-    identity for its own, giving its current password.
+    identity for its own, giving its current password. A new password ends
+    every sign-in session of the identity (revoked, and counted in the
+    response and the audit log), except the session an identity changes its
+    own password with. Sending the same change again changes nothing.
     """
     SignIn: _grpc.UnaryUnaryMultiCallable[_identities_pb2.SignInRequest, _identities_pb2.SignInResponse]
     """Signs a person in with an identity's password, for a short-lived bearer
@@ -61,6 +64,15 @@ class IdentityServiceStub:
     identity is locked for a time that doubles with each lock-out (1 minute
     up to 1 hour), counted in the database so every replica agrees: a sign-in
     then is RESOURCE_EXHAUSTED with a RetryInfo, even with the right password.
+    """
+    SignOut: _grpc.UnaryUnaryMultiCallable[_identities_pb2.SignOutRequest, _identities_pb2.SignOutResponse]
+    """Signs the caller out: revokes the sign-in session this call is made with,
+    at once on the replica that answers and within a few seconds on the
+    others (as RevokeCredential). Any authenticated identity may call it, for
+    its own current session only. A call made with a token an administrator
+    issued, or with a client certificate, is refused with FAILED_PRECONDITION:
+    what an administrator issued, an administrator revokes. Once signed out,
+    the token is UNAUTHENTICATED, so a retry after a lost reply is too.
     """
 
 @_typing.type_check_only
@@ -86,7 +98,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Says who the caller is authenticated as (any authenticated identity may ask)."""
     SetPassword: _aio.UnaryUnaryMultiCallable[_identities_pb2.SetPasswordRequest, _identities_pb2.SetPasswordResponse]  # type: ignore[assignment]
     """Sets an identity's password: administrators for any identity; any
-    identity for its own, giving its current password.
+    identity for its own, giving its current password. A new password ends
+    every sign-in session of the identity (revoked, and counted in the
+    response and the audit log), except the session an identity changes its
+    own password with. Sending the same change again changes nothing.
     """
     SignIn: _aio.UnaryUnaryMultiCallable[_identities_pb2.SignInRequest, _identities_pb2.SignInResponse]  # type: ignore[assignment]
     """Signs a person in with an identity's password, for a short-lived bearer
@@ -96,6 +111,15 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     identity is locked for a time that doubles with each lock-out (1 minute
     up to 1 hour), counted in the database so every replica agrees: a sign-in
     then is RESOURCE_EXHAUSTED with a RetryInfo, even with the right password.
+    """
+    SignOut: _aio.UnaryUnaryMultiCallable[_identities_pb2.SignOutRequest, _identities_pb2.SignOutResponse]  # type: ignore[assignment]
+    """Signs the caller out: revokes the sign-in session this call is made with,
+    at once on the replica that answers and within a few seconds on the
+    others (as RevokeCredential). Any authenticated identity may call it, for
+    its own current session only. A call made with a token an administrator
+    issued, or with a client certificate, is refused with FAILED_PRECONDITION:
+    what an administrator issued, an administrator revokes. Once signed out,
+    the token is UNAUTHENTICATED, so a retry after a lost reply is too.
     """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -172,7 +196,10 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identities_pb2.SetPasswordResponse, _abc.Awaitable[_identities_pb2.SetPasswordResponse]]:
         """Sets an identity's password: administrators for any identity; any
-        identity for its own, giving its current password.
+        identity for its own, giving its current password. A new password ends
+        every sign-in session of the identity (revoked, and counted in the
+        response and the audit log), except the session an identity changes its
+        own password with. Sending the same change again changes nothing.
         """
 
     @_abc_1.abstractmethod
@@ -188,6 +215,21 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         identity is locked for a time that doubles with each lock-out (1 minute
         up to 1 hour), counted in the database so every replica agrees: a sign-in
         then is RESOURCE_EXHAUSTED with a RetryInfo, even with the right password.
+        """
+
+    @_abc_1.abstractmethod
+    def SignOut(
+        self,
+        request: _identities_pb2.SignOutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identities_pb2.SignOutResponse, _abc.Awaitable[_identities_pb2.SignOutResponse]]:
+        """Signs the caller out: revokes the sign-in session this call is made with,
+        at once on the replica that answers and within a few seconds on the
+        others (as RevokeCredential). Any authenticated identity may call it, for
+        its own current session only. A call made with a token an administrator
+        issued, or with a client certificate, is refused with FAILED_PRECONDITION:
+        what an administrator issued, an administrator revokes. Once signed out,
+        the token is UNAUTHENTICATED, so a retry after a lost reply is too.
         """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
