@@ -229,6 +229,15 @@ def audit_verify(address: str, token: str, expected: str) -> str:
     return head[1]
 
 
+def what_nginx_saw(cluster: Cluster) -> str:
+    """For a failure's message: the calls nginx answered 502 (which replicas, their statuses) and its error log."""
+    refused = [entry for entry in cluster.calls() if entry.status == "502"]
+    lines = [f"  {entry.method} tried={entry.tried} upstream_statuses={entry.upstream_statuses}"
+             for entry in refused[-40:]]
+    return (f"nginx answered {len(refused)} call(s) with 502; the last ones:\n" + "\n".join(lines) +
+            f"\nnginx's error log:\n{cluster.nginx.error_log_tail(60)}")
+
+
 def cut_on(cluster: Cluster, victim: int, entries: list[AccessEntry]) -> list[AccessEntry]:
     """Calls that were cut on replica `victim`: nginx had sent them there and got no reply (502)."""
     return [entry for entry in entries
@@ -284,12 +293,12 @@ def test_kill_9_ten_times_under_mixed_writes_loses_and_duplicates_nothing_and_th
             # The real verifier (`civicscore audit verify`), asked of the replica just killed and started again,
             # with the head the previous round noted: no entry lost, edited or reordered, none cut off the end.
             head = audit_verify(cluster.replica_address(round_number % len(cluster.replicas)), cluster.token, head)
-            assert not ledger.failures, f"round {round_number}: {ledger.failures}"
+            assert not ledger.failures, f"round {round_number}: {ledger.failures}\n{what_nginx_saw(cluster)}"
     finally:
         stop.set()
         for thread in writers + probes:
             thread.join(300)
-    assert not ledger.failures, f"writes failed through nginx: {ledger.failures}"
+    assert not ledger.failures, f"writes failed through nginx: {ledger.failures}\n{what_nginx_saw(cluster)}"
     assert cut_calls >= KILLS
     for kind in KINDS:
         assert len(ledger.stored[kind]) == len(set(ledger.stored[kind])), kind  # each id is written once
