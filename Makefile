@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml clients/python/pyproject.
 BUF := tools/buf/node_modules/.bin/buf
 BUF_STAMP := tools/buf/node_modules/.installed-$(shell sha1sum tools/buf/package-lock.json 2>/dev/null | cut -c1-12)
 NODE_STAMP := clients/node/node_modules/.installed-$(shell sha1sum clients/node/package-lock.json 2>/dev/null | cut -c1-12)
+# axe-core, which the console's browser tests load into Chromium from this machine (no CDN)
+AXE_STAMP := tests/browser/node_modules/.installed-$(shell sha1sum tests/browser/package-lock.json 2>/dev/null | cut -c1-12)
+CONSOLE ?= 127.0.0.1:8080
 CONTRACT := contract/civicscore-v1.binpb
 ADDR ?= 127.0.0.1:50051
 DB ?= var/civicscore.db
@@ -29,12 +32,14 @@ $(STAMP):
 
 venv: $(STAMP) ## Create the virtual environment in .venv (from scratch when dependencies change)
 
-run: $(STAMP) ## Start the server on $(ADDR) with SQLite at $(DB) and the default rules (demo data on an empty database)
-	mkdir -p var
+run: $(STAMP) ## Start the server on $(ADDR) and the committee's console on http://$(CONSOLE), SQLite at $(DB), default rules, demo data on an empty database
+	mkdir -p var/rules-candidates
 	$(PY) -m civicscore --listen $(ADDR) --database sqlite:///$(DB) --rules rules --demo-data \
-		--bootstrap-admin-token-file var/admin.token
+		--bootstrap-admin-token-file var/admin.token \
+		--console-listen $(CONSOLE) --bootstrap-admin-password-file var/admin.password \
+		--console-candidates var/rules-candidates
 
-test: $(STAMP) $(NODE_STAMP) check-gen lint lint-proto ## Generated code, lint, buf lint and breaking-change check, then all tests: Python, then the Node.js client's against the real server, even when Python's fail (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
+test: $(STAMP) $(NODE_STAMP) $(AXE_STAMP) check-gen lint lint-proto ## Generated code, lint, buf lint and breaking-change check, then all tests: Python, then the Node.js client's against the real server, even when Python's fail (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
 	@# Both suites always run, so that a Python failure does not hide the Node.js results; the target fails if either does.
 	@python=0; node=0; \
 	echo "$(PY) -m pytest -ra $(PYTEST_XDIST) $(PYTEST_ARGS)"; \
@@ -68,6 +73,11 @@ $(BUF_STAMP): tools/buf/package.json tools/buf/package-lock.json
 lint-proto: $(BUF_STAMP) ## buf lint (STANDARD) and buf breaking against the last released contract ($(CONTRACT))
 	cd protos && ../$(BUF) lint
 	$(BUF) breaking protos --against $(CONTRACT)
+
+$(AXE_STAMP): tests/browser/package.json tests/browser/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 20) is needed for axe-core, the console's accessibility checks" >&2; exit 1; }
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(NODE_STAMP): clients/node/package.json clients/node/package-lock.json
 	@command -v npm >/dev/null || { echo "npm (Node.js 20 or later) is needed to build and test the Node.js client in clients/node" >&2; exit 1; }

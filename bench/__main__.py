@@ -52,6 +52,9 @@ import grpc
 
 from bench.cluster import add_arguments as add_cluster_arguments
 from bench.cluster import cluster_figures, result_notes, result_rows
+from bench.console import add_arguments as add_console_arguments
+from bench.console import console_figure
+from bench.console import result_row as console_row
 from civicscore_api.v1 import (
     assignments_pb2,
     evaluations_pb2,
@@ -210,6 +213,7 @@ def main() -> int:
                              "limiting connections per client is for), instead of the figures (f), (f'), (f'')")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
     add_cluster_arguments(parser)
+    add_console_arguments(parser)
     args = parser.parse_args()
 
     shutil.rmtree(OUT, ignore_errors=True)
@@ -218,6 +222,9 @@ def main() -> int:
         f = flood_figure(OUT / "f", args.flood_reads, args.flood_pace, args.flood_threads_many, own_connections=True)
         (OUT / "results.json").write_text(json.dumps({"f_own_connections": f}, indent=2))
         _print_flood(f, "f_own_connections")
+        return 0
+    if args.only_console:
+        (OUT / "results.json").write_text(json.dumps({"j": console_figure(OUT / "j", args.console_reads)}, indent=2))
         return 0
     if args.only_cluster:
         (OUT / "results.json").write_text(json.dumps({"cluster": cluster_figures(OUT, args)}, indent=2))
@@ -344,6 +351,8 @@ def main() -> int:
     results.update(flood_figures(args))
     # (g)-(i) on clusters of their own: PostgreSQL, replicas, nginx
     results["cluster"] = cluster_figures(OUT, args)
+    # (j) the console's queue page beside the same data through gRPC
+    results["j"] = None if args.no_console else console_figure(OUT / "j", args.console_reads)
 
     machine = {"cpus": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
                "platform": platform.platform(), "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
@@ -594,6 +603,8 @@ def _write_results(r: dict[str, object]) -> None:
     a, b, c, d, e, f, m = (r[k] for k in ("a", "b", "c", "d", "e", "f", "machine"))
     flood_rows = "\n".join(_flood_row(label, r[key]) for label, key in (
         ("(f)", "f"), ("(f')", "f_many"), ("(f'') for contrast, with `--rate-limit-hold 0`:", "f_no_hold")))
+    j = r.get("j")
+    console_line = console_row(j if isinstance(j, dict) else None)
     floor_vs_echo = a["floor_per_s"] / a["echo_per_s"]
     floor_verdict = (", so no SQLite-backed ingest could meet the 0.3x target of (a) here." if floor_vs_echo < 0.3
                      else ".")
@@ -615,6 +626,7 @@ shared and noisy, so each figure stands beside a baseline measured in the same r
 | (e) server RSS over {e['activations']} ruleset activations ({e['seconds']} s; each starts new engine workers and retires the old) | server {e['server_rss_kib_before'] / 1024:.1f} -> {e['server_rss_kib_after'] / 1024:.1f} MiB (before warm-up {e['server_rss_kib_cold'] / 1024:.1f}); workers {e['workers_rss_kib_before'] / 1024:.1f} -> {e['workers_rss_kib_after'] / 1024:.1f} MiB; median activation {e['activation_median_s']} s | before (after 5 warm-up activations) | {e['growth_pct']}% growth | within 10% |
 {flood_rows}
 {result_rows(r["cluster"])}
+{console_line}
 
 (a) pins the server to one core and the client to the other, so they do not
 disturb each other; each baseline is the mean of a run before and a run after

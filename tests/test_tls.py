@@ -389,6 +389,24 @@ def test_a_token_that_cannot_be_sent_is_refused_without_showing_it(bad: str) -> 
 def test_a_token_is_never_sent_in_plaintext_to_another_machine() -> None:
     with pytest.raises(CredentialsError, match=r"refusing to send the token in plaintext to civicscore\.invalid"):
         Client("civicscore.invalid:50051", token=TOKEN)
+    with Client("civicscore.invalid:50051") as anonymous, \
+            pytest.raises(CredentialsError, match=r"refusing to send the token in plaintext to civicscore\.invalid"):
+        anonymous.with_token(TOKEN)
+
+
+def test_with_token_acts_as_another_identity_over_the_same_channel() -> None:
+    with Client("127.0.0.1:1", token=TOKEN) as base:
+        other = base.with_token("cs_0123456789ab_" + "x" * 43)
+        assert other._channel is base._channel
+        assert [value for key, value in other._calls.metadata if key == "authorization"] == \
+            ["Bearer cs_0123456789ab_" + "x" * 43]
+        assert [value for key, value in base._calls.metadata if key == "authorization"] == [f"Bearer {TOKEN}"]
+        assert "cs_0123456789ab" not in repr(other)
+        other.close()  # not its channel to close: the base's calls still go out (and fail: nothing listens)
+        with pytest.raises(Unavailable):
+            base.whoami(timeout=0.5)
+    with pytest.raises(CredentialsError, match="holds spaces"):
+        Client("127.0.0.1:1").with_token("not a token")
 
 
 @pytest.mark.parametrize(("target", "local"), [
