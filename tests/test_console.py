@@ -38,7 +38,9 @@ PEOPLE = {  # identity id: (display name, roles, password)
     "tran.thi.binh": ("Trần Thị Bình", ["reader"], "binh-reader-pass-2026"),
     "le.van.cuong": ("Lê Văn Cường", ["policy"], "cuong-policy-pass-2026"),
     "do.minh.khoa": ("Đỗ Minh Khoa", ["reader"], "khoa-reader-pass-2026"),
+    "vu.quang.huy": ("Vũ Quang Huy", ["admin"], "huy-admin-pass-2026"),
 }
+CANDIDATE = "stricter-excellent"  # the default rules with "excellent" from 95 points instead of 90
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
@@ -69,8 +71,18 @@ class Console:
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     need_browser()
     workdir = tmp_path_factory.mktemp("console")
+    candidate = workdir / "candidates" / CANDIDATE
+    candidate.mkdir(parents=True)
+    for rule_file in (ROOT / "rules").glob("*.yaml"):
+        text = rule_file.read_text(encoding="utf-8")
+        if rule_file.name == "grades.yaml":
+            band = "  - grade: excellent\n    min_score: {}\n"
+            assert band.format(90) in text
+            text = text.replace(band.format(90), band.format(95))
+        (candidate / rule_file.name).write_text(text, encoding="utf-8")
     server = ServerProcess(workdir, extra_args=(
-        "--demo-data", "--console-listen", "127.0.0.1:0", "--console-port-file", str(workdir / "console.port")))
+        "--demo-data", "--console-listen", "127.0.0.1:0", "--console-port-file", str(workdir / "console.port"),
+        "--console-candidates", str(workdir / "candidates")))
     server.start(timeout=180)
     try:
         with admin_client(server.address) as admin:
@@ -290,6 +302,52 @@ def test_sign_out_ends_the_session_on_the_server(console: Console, browser: Brow
         console.admin.with_token(token).whoami()
     reader.page.goto(f"{console.url}/quarters/{console.period}")
     assert "/sign-in" in reader.page.url
+
+
+def test_policy_staff_see_what_a_candidate_folder_would_change(
+        console: Console, browser: Browser, people: list[Watched]) -> None:
+    page = open_as(people, browser, console, "le.van.cuong").page
+    page.click("nav >> text=Bộ quy tắc")
+    assert page.locator("h1").inner_text() == "Bộ quy tắc đang áp dụng"
+    page.select_option("#candidate", CANDIDATE)
+    page.select_option("#wi-period", console.period)
+    page.click("form[action='/rules/what-if'] button")
+    page.wait_for_selector("#simulation-h")
+    rows = page.locator("#simulation tbody tr")
+    files = {path.name: path.read_text(encoding="utf-8")
+             for path in (console.server.workdir / "candidates" / CANDIDATE).glob("*.yaml")}
+    expected = console.admin.simulate_ruleset(files, console.period, changed_only=True)
+    assert rows.count() == len(expected.units) > 0
+    table = page.locator("#simulation").inner_text()
+    assert "Hoàn thành xuất sắc nhiệm vụ → Hoàn thành tốt nhiệm vụ" in table
+    assert "excellent" not in table  # labels, not codes
+
+
+def test_an_administrator_sees_the_identities_and_verifies_the_audit_log(
+        console: Console, browser: Browser, people: list[Watched]) -> None:
+    page = open_as(people, browser, console, "vu.quang.huy").page
+    page.click("nav >> text=Quản trị")
+    table = page.locator("main table").inner_text()
+    assert all(identity_id in table for identity_id in PEOPLE) and "Ban Chỉ đạo" in table
+    page.click("text=Kiểm tra tính toàn vẹn")
+    result = page.locator("#audit-result").inner_text()
+    assert result.startswith("Nhật ký toàn vẹn:") and "không bị sửa đổi" in result
+
+
+def test_a_session_ended_on_the_server_sends_the_person_back_to_sign_in(
+        console: Console, browser: Browser, people: list[Watched]) -> None:
+    reader = open_as(people, browser, console, "tran.thi.binh")
+    reader.page.goto(f"{console.url}/quarters/{console.period}")
+    sessions = [c for c in console.admin.list_credentials("tran.thi.binh") if c.sign_in and not c.revoked]
+    for session in sessions:  # an administrator ends them (as a new password would)
+        console.admin.revoke_credential(session.name)
+    reader.page.goto(f"{console.url}/units")
+    assert "/sign-in" in reader.page.url and "next=/units" in reader.page.url
+    assert "Phiên làm việc đã kết thúc. Vui lòng đăng nhập lại." in reader.page.locator("#sign-in-message").inner_text()
+    reader.page.fill("#identity_id", "tran.thi.binh")  # on the page it was sent to: back where it was going
+    reader.page.fill("#password", PEOPLE["tran.thi.binh"][2])
+    reader.page.click("form[action='/sign-in'] button[type=submit]")
+    reader.page.wait_for_url(re.compile(r".*/units$"))
 
 
 PAGES = {  # name: path under the console, given the period

@@ -434,12 +434,8 @@ class Console:
         chosen, period = form.get("candidate", ""), form.get("period", "")
         if root is None or not views.PERIOD.match(period):
             raise HTTPException(400, "choose a candidate folder and a quarter")
-
-        def simulate() -> Any:
-            files = views.candidate_files(root, chosen)
-            return self.acting(person).simulate_ruleset(files, period, changed_only=True, timeout=120)
-
-        simulation = await run_in_threadpool(simulate)
+        simulation = await run_in_threadpool(views.what_if, self.acting(person), root, chosen, period,
+                                             self.words(request))
         return await run_in_threadpool(self.rules, request, simulation=simulation, chosen=chosen, period=period)
 
     def admin(self, request: Request) -> Response:

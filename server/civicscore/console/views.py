@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -446,5 +446,37 @@ def candidate_files(root: Path, name: str) -> dict[str, str]:
     return read_rules_folder(root / name)
 
 
-def grade_label_map(evaluations: Sequence[evaluations_pb2.Evaluation], w: Words) -> dict[str, str]:
-    return {info.grade: w.pick(info.label_vi, info.label_en) for info in _grade_infos(evaluations)}
+@dataclass
+class SimulatedRow:
+    unit: str
+    score_before: str
+    score_after: str
+    grade_before: str
+    grade_after: str
+    flags_gained: list[str]
+    flags_lost: list[str]
+
+
+@dataclass
+class WhatIf:
+    candidate: str
+    period: str
+    evaluated: int
+    rows: list[SimulatedRow]
+
+
+def what_if(client: Client, root: Path, candidate: str, period: str, w: Words) -> WhatIf:
+    """SimulateRuleset of a candidate folder for a stored quarter: the units that would change, by their labels."""
+    reply = client.simulate_ruleset(candidate_files(root, candidate), period, changed_only=True, timeout=120)
+    grades = {info.grade: w.pick(info.label_vi, info.label_en)
+              for info in _grade_infos(client.list_evaluations(period))}
+    flags = {flag.flag: w.pick(flag.label_vi, flag.label_en) or flag.flag
+             for ruleset in (reply.baseline, reply.candidate) for flag in ruleset.flags}
+    units = Units.load(client)
+    rows = [SimulatedRow(
+        unit=units.name(short(u.unit, "units"), w, u.unit_display_name_vi), score_before=w.decimal_text(u.score_before),
+        score_after=w.decimal_text(u.score_after), grade_before=grades.get(u.grade_before, u.grade_before),
+        grade_after=grades.get(u.grade_after, u.grade_after),
+        flags_gained=[flags.get(flag, flag) for flag in u.flags_gained],
+        flags_lost=[flags.get(flag, flag) for flag in u.flags_lost]) for u in reply.units]
+    return WhatIf(candidate=candidate, period=period, evaluated=reply.units_evaluated, rows=rows)
