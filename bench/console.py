@@ -27,7 +27,8 @@ MEMBER, PASSWORD = "bench.committee", "bench-committee-password-2026"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--console-reads", type=int, default=200, help="(j): queue page loads and gRPC baselines")
-    parser.add_argument("--only-console", action="store_true", help="run figure (j) alone; RESULTS.md is not rewritten")
+    parser.add_argument("--only-console", action="store_true",
+                        help="run figure (j) alone; only its row of RESULTS.md is rewritten")
     parser.add_argument("--no-console", action="store_true", help="leave figure (j) out")
 
 
@@ -95,6 +96,19 @@ def console_figure(out: Path, reads: int) -> dict[str, Any]:
           f"p99 {page_p99:.1f} ms; the same data through gRPC p50 {grpc_p50:.1f} ms, p99 {grpc_p99:.1f} ms; "
           f"ratio {result['ratio_p50']} (p99 {result['ratio_p99']})", flush=True)
     return result
+
+
+def update_results(path: Path, j: dict[str, Any], when: str) -> None:
+    """`--only-console`: put this run's (j) row into RESULTS.md in place of the last one (or after the table)."""
+    row = result_row(j).replace(f"{j['reads']} loads", f"{j['reads']} loads (`--only-console`, {when})")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = [i for i, line in enumerate(lines) if line.startswith("| (j)")]
+    if found:
+        lines[found[0]] = row
+    else:
+        last = max(i for i, line in enumerate(lines) if line.startswith("| ("))
+        lines.insert(last + 1, row)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def result_row(j: dict[str, Any] | None) -> str:
