@@ -350,6 +350,30 @@ def test_a_session_ended_on_the_server_sends_the_person_back_to_sign_in(
     reader.page.wait_for_url(re.compile(r".*/units$"))
 
 
+def test_a_person_changes_their_password_and_stays_signed_in(
+        console: Console, browser: Browser, people: list[Watched]) -> None:
+    identity_id, new_password = "pham.thu.ha", "ha-new-password-2026-12"
+    elsewhere = console.client_as(identity_id)  # another session of hers, e.g. on another computer
+    page = open_as(people, browser, console, identity_id).page
+    page.click("text=Đổi mật khẩu")
+    page.fill("#current", "not her password")
+    page.fill("#new", new_password)
+    page.fill("#again", new_password)
+    page.click("form[action='/password'] button")
+    assert page.locator("#password-message").inner_text() == "Mật khẩu hiện tại không đúng."
+    page.fill("#current", PEOPLE[identity_id][2])
+    page.fill("#new", new_password)
+    page.fill("#again", new_password)
+    page.click("form[action='/password'] button")
+    assert page.locator("#password-message").inner_text().startswith("Đã đổi mật khẩu.")
+    page.goto(f"{console.url}/units")  # this session goes on
+    assert page.url.endswith("/units")
+    with pytest.raises(Unauthenticated):  # the other one ended
+        elsewhere.whoami()
+    assert console.admin.sign_in(identity_id, new_password).identity.identity_id == identity_id
+    console.admin.set_password(identity_id, PEOPLE[identity_id][2])  # as it was, for the other tests
+
+
 PAGES = {  # name: path under the console, given the period
     "quarter": "/quarters/{period}",
     "queue": "/quarters/{period}/queue",

@@ -121,6 +121,8 @@ class Console:
             Route("/sign-in", self.sign_in, methods=["POST"]),
             Route("/sign-out", self.sign_out, methods=["POST"]),
             Route("/language", self.language),
+            Route("/password", self.password_page, methods=["GET"]),
+            Route("/password", self.change_password, methods=["POST"]),
             Route("/go", self.go),
             Route("/quarters/{period}", self.quarter),
             Route("/quarters/{period}/queue", self.queue),
@@ -293,6 +295,34 @@ class Console:
         self.check_csrf(person, form)
         await run_in_threadpool(self.acting(person).sign_out)
         return response
+
+    def password_page(self, request: Request, *, message: str = "", done: bool = False) -> Response:
+        self.person(request)
+        return self.page(request, "password.html.j2", message=message, done=done)
+
+    async def change_password(self, request: Request) -> Response:
+        """The person changes their own password (SetPassword with the current one): their other sessions end,
+        this one stays. A wrong current password counts as a failed sign-in on the server."""
+        form = await self.form(request)
+        person = await run_in_threadpool(self.person, request)
+        self.check_csrf(person, form)
+        w = self.words(request)
+        current, new, again = form.get("current", ""), form.get("new", ""), form.get("again", "")
+        if not current or not new:
+            return await run_in_threadpool(self.password_page, request, message=w("password_fill"))
+        if new != again:
+            return await run_in_threadpool(self.password_page, request, message=w("password_mismatch"))
+        try:
+            await run_in_threadpool(self.acting(person).set_password, person.identity_id, new,
+                                    current_password=current)
+        except InvalidArgument as err:
+            wrong = any(v.reason == "WRONG_PASSWORD" for v in err.violations)
+            problems = w("password_wrong") if wrong else "; ".join(v.description for v in err.violations)
+            return await run_in_threadpool(self.password_page, request, message=problems or err.message)
+        except ResourceExhausted as err:
+            message = w("sign_in_locked", wait=w.wait(err.retry_after or 60))
+            return await run_in_threadpool(self.password_page, request, message=message)
+        return await run_in_threadpool(self.password_page, request, done=True)
 
     def language(self, request: Request) -> Response:
         lang = request.query_params.get("to", DEFAULT_LANGUAGE)
