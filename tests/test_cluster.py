@@ -49,6 +49,9 @@ def test_nginx_config_retries_only_calls_no_replica_received(tmp_path: Path) -> 
     assert "grpc_read_timeout 3600s;" in config and "grpc_send_timeout 3600s;" in config
     assert "grpc_buffer_size 64k;" in config  # a refusal's field violations travel in its response headers
     assert "server 127.0.0.1:2 max_fails=1" in config and "server 127.0.0.1:3 max_fails=1" in config
+    # ...and again as backups never left out, tried when nginx holds every replica failed
+    assert "server 127.0.0.1:2 backup max_fails=0;" in config and "server 127.0.0.1:3 backup max_fails=0;" in config
+    assert "grpc_next_upstream_tries 4;" in config
     assert "listen 127.0.0.1:1 http2;" in config
 
 

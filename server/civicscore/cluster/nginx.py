@@ -66,8 +66,15 @@ def render_config(*, listen: str, upstreams: Sequence[str], folder: Path) -> str
     """nginx.conf for a plaintext HTTP/2 listener on `listen` that spreads gRPC calls over `upstreams`."""
     if not upstreams:
         raise ValueError("an nginx upstream needs at least one replica")
-    servers = "\n".join(f"        server {address} max_fails=1 fail_timeout={FAIL_TIMEOUT_S}s;"
-                        for address in upstreams)
+    # Each replica twice: in the rotation, left out for fail_timeout after a failed connection or a cut
+    # call; and as a backup that is never left out. nginx turns to the backups only when it holds every
+    # replica failed: after replicas died in quick succession (each kill fails the calls it had in
+    # flight), the ones already back would otherwise get no call until their fail_timeout ran out, and
+    # nginx would answer every call "no live upstreams" (502) meanwhile. A backup that is really down
+    # refuses the connection at once on loopback, and nginx tries the next.
+    servers = "\n".join([*(f"        server {address} max_fails=1 fail_timeout={FAIL_TIMEOUT_S}s;"
+                            for address in upstreams),
+                          *(f"        server {address} backup max_fails=0;" for address in upstreams)])
     temp = folder / "temp"
     # Started as root, nginx would hand its workers to `nobody`, who cannot enter a private folder.
     user = "user root;  # workers as the user who started the cluster, so they reach its folder\n" \
@@ -123,8 +130,8 @@ http {{
             # `non_idempotent`, which is never given here. A call cut after it was sent fails with
             # UNAVAILABLE and the client retries it with its idempotency key.
             grpc_next_upstream error timeout;
-            grpc_next_upstream_tries {len(upstreams)};
-            grpc_next_upstream_timeout {CONNECT_TIMEOUT_S * len(upstreams) + 1}s;
+            grpc_next_upstream_tries {2 * len(upstreams)};  # the rotation, then the backups
+            grpc_next_upstream_timeout {CONNECT_TIMEOUT_S * 2 * len(upstreams) + 1}s;
             # A refusal travels in the response headers (a trailers-only response): its field violations
             # (up to ~7 KB, base64) and message (up to 1,000 characters, percent-encoded) would not fit
             # nginx's 4 KiB default and the client would get UNAVAILABLE ("upstream sent too big header").
