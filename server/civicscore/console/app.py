@@ -195,8 +195,8 @@ class Console:
 
     async def _sign_in_needed(self, request: Request, exc: Exception) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        if request.method != "GET" or (target.startswith(("/live/", "/quarters/")) and target.endswith("/rows")):
-            target = "/"
+        if request.method != "GET" or target.startswith("/live/") or request.url.path.endswith("/rows"):
+            target = "/"  # after signing in, a page: not a form's target, the live stream or a fragment
         had_session = self.cookies.session in request.cookies
         response = RedirectResponse(f"/sign-in?next={quote(safe_next(target))}" + ("&ended=1" if had_session else ""),
                                     status_code=303)
