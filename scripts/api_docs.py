@@ -85,7 +85,7 @@ def _name_of(file: descriptor_pb2.FileDescriptorProto, path: tuple[int, ...]) ->
 
 _F = descriptor_pb2.FieldDescriptorProto
 _STRING_KINDS = {"TEXT", "ID", "UNIT_CODE", "IDENTITY_ID", "INDICATOR_CODE", "DATE", "PERIOD", "RESOURCE_NAME",
-                 "LANGUAGE_CODE", "FILE_CONTENT", "DIGEST", "OUTPUT_ONLY", "SECRET"}
+                 "LANGUAGE_CODE", "FILE_CONTENT", "DIGEST", "OUTPUT_ONLY", "SECRET", "EVALUATION_PERIOD"}
 _NUMBER_KINDS = {_F.TYPE_DOUBLE: {"NUMBER", "OUTPUT_ONLY"}, _F.TYPE_FLOAT: {"NUMBER", "OUTPUT_ONLY"}}
 _INTEGER_TYPES = (_F.TYPE_INT32, _F.TYPE_INT64, _F.TYPE_UINT32, _F.TYPE_UINT64, _F.TYPE_SINT32, _F.TYPE_SINT64)
 
@@ -131,6 +131,8 @@ def _domain_words(domain: Any, kind: str, field_type: int = 0) -> str:
         "INDICATOR_CODE": "an indicator code: dot-separated words of a-z, 0-9 and `_`, at most 100 characters",
         "DATE": "a date `YYYY-MM-DD` from 2000-01-01 to 2100-12-31",
         "PERIOD": "a quarter `YYYY-Qn` from 2000-Q1 to 2100-Q4 (`periods/` in front is accepted)",
+        "EVALUATION_PERIOD": "a quarter `YYYY-Qn`, a half-year `YYYY-H1` or `YYYY-H2`, or a year `YYYY`, from 2000 "
+                             "to 2100 (`periods/` in front is accepted)",
         "NUMBER": f"a finite number from {_number(d.minimum)} to {_number(d.maximum)}",
         "INTEGER": f"a whole number from {_number(d.minimum)} to {_number(maximum)}",
         "RESOURCE_NAME": "a resource name " + " or ".join(f"`{p.strip()}`" for p in d.pattern.split("|")),

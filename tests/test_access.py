@@ -77,6 +77,14 @@ EXPECTED: dict[str, set[str]] = {
     "ReviewService/ContestRecommendation": {"reporter"}, "ReviewService/GetContest": READ,
     "ReviewService/ListContests": READ, "ReviewService/WatchRecommendations": READ,
     "MaintenanceService/CheckStoredData": {"admin"},
+    # A reporter for its own units' assignments (the use case checks the scope); committee and admin for any.
+    "ExtensionService/RequestExtension": {"reporter", "committee", "admin"},
+    "ExtensionService/DecideExtension": {"committee"},
+    "ExtensionService/GetExtension": READ, "ExtensionService/ListExtensions": READ,
+    # A reporter for its own units' assignments (the use case checks the scope); committee and admin for any.
+    "ObstacleService/ReportObstacle": {"reporter", "committee", "admin"},
+    "ObstacleService/AssignObstacle": {"committee"}, "ObstacleService/ResolveObstacle": {"committee"},
+    "ObstacleService/GetObstacle": READ, "ObstacleService/ListObstacles": READ,
 }
 # Open without credentials too: how a person gets credentials in the first place.
 OPEN_TO_ANYONE = {"IdentityService/SignIn"}

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from civicscore.report import find_chromium
+from civicscore_api.v1 import extensions_pb2
 from civicscore_client import Client, Unauthenticated
 from tests.serverproc import ServerProcess, admin_client
 from tests.services import require_service
@@ -374,6 +375,30 @@ def test_a_person_changes_their_password_and_stays_signed_in(
     console.admin.set_password(identity_id, PEOPLE[identity_id][2])  # as it was, for the other tests
 
 
+def test_the_committee_decides_an_extension_request_and_a_reader_only_reads_them(
+        console: Console, browser: Browser, people: list[Watched]) -> None:
+    pending = list(console.admin.list_extensions(status="pending"))
+    assert pending, "the demo data has pending extension requests"
+    member = open_as(people, browser, console, "nguyen.van.an").page
+    member.click("nav >> text=Gia hạn")
+    row = member.locator("#extensions tbody tr[data-status=pending]").first
+    name = row.get_attribute("data-extension")
+    assert name
+    row.locator("textarea").fill("Đồng ý gia hạn do vướng mắc về thủ tục liên ngành")
+    row.locator("button[value=approve]").click()
+    assert member.locator("#extension-saved").inner_text() == "Đã ghi nhận: Đã chấp thuận."
+    decided = console.admin.get_extension(name)
+    assert (decided.decided_by, decided.decision_reason) == (
+        "nguyen.van.an", "Đồng ý gia hạn do vướng mắc về thủ tục liên ngành")
+    assert decided.status == extensions_pb2.EXTENSION_STATUS_APPROVED
+
+    reader = open_as(people, browser, console, "tran.thi.binh").page
+    reader.goto(f"{console.url}/extensions?status=all")
+    assert reader.locator("#extensions tbody tr").count() >= len(pending)
+    assert reader.locator("#extensions textarea").count() == 0
+    assert "Đã chấp thuận" in reader.locator(f"#extensions tr[data-extension='{name}']").inner_text()
+
+
 PAGES = {  # name: path under the console, given the period
     "quarter": "/quarters/{period}",
     "queue": "/quarters/{period}/queue",
@@ -381,6 +406,7 @@ PAGES = {  # name: path under the console, given the period
     "units": "/units",
     "unit": "/units/SNV",
     "rules": "/rules",
+    "extensions": "/extensions",
 }
 
 

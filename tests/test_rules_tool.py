@@ -86,7 +86,7 @@ def test_the_default_rules_pass_the_real_command() -> None:
         [str(CIVICSCORE), "rules", "check", str(RULES)], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "no problems: ruleset hanoi-default version 2026.1, 15 rules" in done.stdout
+    assert "no problems: ruleset hanoi-default version 2026.1, 17 rules" in done.stdout
     assert "test-loaded on this machine" in done.stdout
 
 
@@ -289,7 +289,7 @@ def test_check_ruleset_files_gives_the_ruleset_when_clean() -> None:
     files = {path.name: path.read_text(encoding="utf-8") for path in RULES.glob("*.yaml")}
     outcome = check_ruleset_files(files)
     assert outcome.valid and outcome.issues == [] and outcome.ruleset is not None
-    assert outcome.ruleset.rule_count == 15
+    assert outcome.ruleset.rule_count == 17
 
 
 # ---- rules test --------------------------------------------------------------------------------
@@ -318,7 +318,7 @@ def test_rules_test_passes_on_the_default_rules() -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert "PASS perfect-department-no-dx" in lines and "PASS score-exactly-70-good" in lines
-    coverage = r"coverage over \d+ cases: 15/15 rules fired and stayed silent, (\d+)/\1 thresholds"
+    coverage = r"coverage over \d+ cases: 17/17 rules fired and stayed silent, (\d+)/\1 thresholds"
     assert re.search(coverage, result.output)
     assert re.fullmatch(r"\d+ passed, 0 failed", lines[-1])
 

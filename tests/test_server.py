@@ -69,7 +69,7 @@ def test_unknown_method_is_unimplemented_and_server_keeps_serving(server: Server
 
 
 def test_demo_data_loads_hanoi_units_and_a_synthetic_history(tmp_path: Path) -> None:
-    from civicscore_api.v1 import evaluations_pb2, outcomes_pb2, periods_pb2, units_pb2
+    from civicscore_api.v1 import evaluations_pb2, extensions_pb2, outcomes_pb2, periods_pb2, units_pb2
 
     server = ServerProcess(tmp_path, extra_args=("--demo-data",)).start(timeout=120)
     try:
@@ -78,13 +78,32 @@ def test_demo_data_loads_hanoi_units_and_a_synthetic_history(tmp_path: Path) -> 
         assert len(units) == 141
         assert {"Sở Nội vụ", "Phường Hoàn Kiếm"} <= {u.display_name_vi for u in units}
         periods = stubs.periods.ListPeriods(periods_pb2.ListPeriodsRequest(), timeout=10).periods
-        assert len(periods) == 2 and all(p.units_evaluated == 141 for p in periods)
-        latest = periods[0].period_id
+        quarters = [p for p in periods if p.kind == periods_pb2.PERIOD_KIND_QUARTER]
+        assert len(quarters) == 2 and all(p.units_evaluated == 141 for p in quarters)
+        # the half-year(s) and the year those quarters belong to are listed, not evaluated by the demo
+        longer = [p for p in periods if p.kind != periods_pb2.PERIOD_KIND_QUARTER]
+        assert longer and all(p.units_evaluated == 0 for p in longer)
+        latest = quarters[0].period_id
         ranking = stubs.evaluations.ListRankings(evaluations_pb2.ListRankingsRequest(
             parent=f"periods/{latest}", block="departments"), timeout=10).entries
         assert len(ranking) == 15 and ranking[0].rank == 1
         outcome = stubs.outcomes.ListOutcomes(outcomes_pb2.ListOutcomesRequest(page_size=1), timeout=10).outcomes[0]
         assert outcome.reporting_system == "demo-synthetic" and outcome.outcome_id.startswith("DEMO-")
+        with server.client() as client:
+            extensions = list(client.list_extensions())
+        assert 100 <= len(extensions) <= 1000, len(extensions)  # a plausible share of the ~3,700 tasks
+        assert {e.status for e in extensions} == {extensions_pb2.EXTENSION_STATUS_APPROVED,
+                                                  extensions_pb2.EXTENSION_STATUS_REFUSED,
+                                                  extensions_pb2.EXTENSION_STATUS_PENDING}
+        assert all(e.reason.startswith("[Mô phỏng]") and e.requested_by == "demo-synthetic" for e in extensions)
+        assert all(e.assignment.startswith("assignments/DEMO-") for e in extensions)
+        with server.client() as client:
+            obstacles = list(client.list_obstacles())
+            long_open = list(client.list_obstacles(status="unresolved", age=">30"))
+            escalated = list(client.list_recommendations(latest, kind="escalation"))
+        assert 20 <= len(obstacles) <= 600, len(obstacles)
+        assert len({o.status for o in obstacles}) == 3 and long_open and escalated
+        assert all(o.description.startswith("[Mô phỏng]") and o.reported_by == "demo-synthetic" for o in obstacles)
     finally:
         server.stop()
     # a second start on the same database does not load the demo again

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from civicscore import metrics
 from civicscore.api.audit_servicers import AuditServicer
+from civicscore.api.extension_servicers import ExtensionServicer
 from civicscore.api.identity_servicers import IdentityServicer
 from civicscore.api.ingest_servicers import (
     AssignmentServicer,
@@ -26,6 +27,7 @@ from civicscore.api.ingest_servicers import (
     UnitServicer,
 )
 from civicscore.api.maintenance_servicers import MaintenanceServicer
+from civicscore.api.obstacle_servicers import ObstacleServicer
 from civicscore.api.read_servicers import EvaluationServicer, PeriodServicer
 from civicscore.api.report_servicers import ReportServicer
 from civicscore.api.request_checks import RequestCheckInterceptor
@@ -55,12 +57,16 @@ from civicscore_api.v1 import (
     audit_pb2_grpc,
     evaluations_pb2,
     evaluations_pb2_grpc,
+    extensions_pb2,
+    extensions_pb2_grpc,
     identities_pb2,
     identities_pb2_grpc,
     maintenance_pb2,
     maintenance_pb2_grpc,
     measurements_pb2,
     measurements_pb2_grpc,
+    obstacles_pb2,
+    obstacles_pb2_grpc,
     outcomes_pb2,
     outcomes_pb2_grpc,
     periods_pb2,
@@ -95,6 +101,8 @@ _SERVICES = (
     (audit_pb2, "AuditService"),
     (reviews_pb2, "ReviewService"),
     (maintenance_pb2, "MaintenanceService"),
+    (extensions_pb2, "ExtensionService"),
+    (obstacles_pb2, "ObstacleService"),
 )
 SERVICE_MODULES = tuple(module for module, _ in _SERVICES)
 # The health service name that tells whether per-identity limits are shared (see _limits_changed).
@@ -251,6 +259,8 @@ class CivicscoreServer:
         reviews_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(rt, heartbeat_s=config.watch_heartbeat_s),
                                                              self.server)
         maintenance_pb2_grpc.add_MaintenanceServiceServicer_to_server(MaintenanceServicer(rt), self.server)
+        extensions_pb2_grpc.add_ExtensionServiceServicer_to_server(ExtensionServicer(rt), self.server)
+        obstacles_pb2_grpc.add_ObstacleServiceServicer_to_server(ObstacleServicer(rt), self.server)
         if extra_handlers:
             self.server.add_generic_rpc_handlers(tuple(extra_handlers))
         self.health = health.HealthServicer()

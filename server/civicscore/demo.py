@@ -2,10 +2,11 @@
 
 Units are the real departments (since March 2025) and communes/wards (since
 July 2025) from `demo_data/hanoi-units.csv`. Everything else (assignments,
-outcomes, measurements) is invented by a seeded generator and marked as such:
-ids start with `DEMO-`, titles with `[Mô phỏng]`, the reporting system is
+outcomes, measurements, extension requests and decisions) is invented by a
+seeded generator and marked as such: ids start with `DEMO-`, titles and
+reasons with `[Mô phỏng]`, the reporting system and the identity are
 `demo-synthetic` and every note says so. The data goes through the normal
-ingest use cases, so it is validated like any city system's.
+ingest and extension use cases, so it is validated like any city system's.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import datetime as dt
 import logging
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from civicscore import evaluate, ingest
+from civicscore import demo_obstacles, evaluate, extensions, ingest
 from civicscore.domain.periods import Quarter
 from civicscore.runtime import Runtime
 from civicscore.validation import HANOI, hanoi_today
@@ -52,6 +54,14 @@ INDICATOR_MEANS = {
     "dx.records_digitised": 0.85, "dx.online_payment": 0.45, "dx.esigned_documents": 0.93,
     "dx.satisfaction": 0.9,
 }
+EXTENSION_REASONS = (
+    "[Mô phỏng] Chờ ý kiến thẩm định của cơ quan chuyên môn",
+    "[Mô phỏng] Phát sinh khối lượng hồ sơ cần rà soát bổ sung",
+    "[Mô phỏng] Chờ kết nối, chia sẻ dữ liệu từ hệ thống của Bộ, ngành",
+    "[Mô phỏng] Đơn vị đang kiện toàn nhân sự sau sắp xếp bộ máy",
+)
+APPROVAL_REASON = "[Mô phỏng] Đồng ý gia hạn; đơn vị bảo đảm hoàn thành trong hạn mới"
+REFUSAL_REASON = "[Mô phỏng] Chưa đủ căn cứ gia hạn; đề nghị đơn vị tập trung hoàn thành đúng hạn"
 T = TypeVar("T")
 
 
@@ -141,6 +151,71 @@ def _outcomes_for(aid: str, assigned: dt.date, due: dt.date, diligence: float, t
     return reports
 
 
+@dataclass(frozen=True)
+class ExtensionPlan:
+    """One synthetic extension request and, unless it stays pending, the committee's decision on it."""
+
+    assignment_id: str
+    requested_at: dt.datetime
+    due_on: dt.date
+    reason: str
+    decision: str  # approve | refuse | "" (pending)
+    decided_at: dt.datetime | None
+
+
+def plan_extensions(assignments: Sequence[ingest.AssignmentInput], outcomes: Sequence[ingest.OutcomeInput],
+                    now: dt.datetime) -> list[ExtensionPlan]:
+    """Requests before the due date for about half of the tasks completed late, a quarter of those still
+    open past their due date and a few others; most approved (a late approval now and then, after the
+    quarter's end), some refused, some pending. A generator of its own: the rest of the demo is unchanged."""
+    rng = random.Random(SEED + 1)
+    today = hanoi_today(now)
+    completed = {o.assignment.removeprefix("assignments/"): dt.date.fromisoformat(o.completed_on)
+                 for o in outcomes if o.status == "completed"}
+    cancelled = {o.assignment.removeprefix("assignments/") for o in outcomes if o.status == "cancelled"}
+    plans: list[ExtensionPlan] = []
+    for a in assignments:
+        due, assigned = dt.date.fromisoformat(a.due_on), dt.date.fromisoformat(a.assigned_on)
+        done = completed.get(a.assignment_id)
+        late, still_open = done is not None and done > due, done is None and due < today
+        if a.assignment_id in cancelled or rng.random() >= (0.5 if late else 0.25 if still_open else 0.02):
+            continue
+        asked_on = max(assigned + dt.timedelta(days=1), due - dt.timedelta(days=rng.randint(2, 12)))
+        asked_at = _at(asked_on, rng)
+        if asked_on >= due or asked_at >= now:
+            continue
+        if late and done is not None:
+            new_due = max(done, due + dt.timedelta(days=rng.randint(5, 20)))
+        else:
+            new_due = due + dt.timedelta(days=rng.randint(10, 45) if still_open else rng.randint(5, 30))
+        decided_at = _at(asked_on + dt.timedelta(days=rng.randint(1, 7)), rng)
+        draw = rng.random()
+        decision = "approve" if draw < 0.65 else "refuse" if draw < 0.88 else ""
+        if decided_at >= now:
+            decision = ""
+        plans.append(ExtensionPlan(a.assignment_id, asked_at, new_due, rng.choice(EXTENSION_REASONS), decision,
+                                   decided_at if decision else None))
+    return plans
+
+
+def _record_extensions(runtime: Runtime, plans: Sequence[ExtensionPlan]) -> int:
+    """Ask and decide through the extension use cases, in the order of time; how many were asked."""
+    events = sorted([(p.requested_at, 0, p) for p in plans]
+                    + [(p.decided_at, 1, p) for p in plans if p.decided_at is not None], key=lambda e: (e[0], e[1]))
+    names: dict[str, str] = {}
+    for moment, kind, plan in events:
+        if kind == 0:
+            asked = extensions.request_extension(
+                runtime.store, f"assignments/{plan.assignment_id}", due_on=plan.due_on.isoformat(),
+                reason=plan.reason, actor=SYSTEM, now=moment)
+            names[plan.assignment_id] = extensions.extension_name(asked.extension)
+        else:
+            extensions.decide_extension(
+                runtime.store, names[plan.assignment_id], decision=plan.decision,
+                reason=APPROVAL_REASON if plan.decision == "approve" else REFUSAL_REASON, actor=SYSTEM, now=moment)
+    return len(plans)
+
+
 def load_demo_data(runtime: Runtime) -> bool:
     """Load and evaluate the demo data if the database has no units; returns whether it did."""
     store = runtime.store
@@ -156,6 +231,11 @@ def load_demo_data(runtime: Runtime) -> bool:
     ingest.upsert_units(store, units, idempotency_key="", actor=SYSTEM)
     for chunk in _batches(assignments):
         ingest.upsert_assignments(store, chunk, idempotency_key="", actor=SYSTEM)
+    # Extensions are asked before the due date, while the tasks are still open: before their outcomes.
+    extension_count = _record_extensions(runtime, plan_extensions(assignments, outcomes, now))
+    # Obstacles are reported while the tasks are open too (their own generator: see demo_obstacles).
+    obstacle_count = demo_obstacles.record_obstacles(runtime, demo_obstacles.plan_obstacles(
+        assignments, outcomes, frozenset(u.code for u in units), now), SYSTEM)
     for outcome_chunk in _batches(outcomes):
         ingest.submit_outcomes(store, outcome_chunk, now=now, idempotency_key="", actor=SYSTEM)
     for measurement_chunk in _batches(measurements):
@@ -164,6 +244,7 @@ def load_demo_data(runtime: Runtime) -> bool:
     for quarter in quarters:
         if runtime.rulesets.ruleset_for(quarter) is not None:
             evaluate.evaluate_period(store, runtime.rulesets, str(quarter), now=now, idempotency_key="", actor=SYSTEM)
-    log.info("demo data loaded (SYNTHETIC): %d units, %d assignments, %d outcomes, %d measurements for %s",
-             len(units), len(assignments), len(outcomes), len(measurements), ", ".join(map(str, quarters)))
+    log.info("demo data loaded (SYNTHETIC): %d units, %d assignments, %d outcomes, %d measurements, "
+             "%d extension requests, %d obstacles for %s", len(units), len(assignments), len(outcomes),
+             len(measurements), extension_count, obstacle_count, ", ".join(map(str, quarters)))
     return True

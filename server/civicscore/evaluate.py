@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import RecommendationStatus, TaskCounts, Unit, UnitEvaluation, UnitFacts
-from civicscore.domain.periods import InvalidPeriod, Quarter
+from civicscore.domain.periods import InvalidPeriod, Quarter, Rollup
 from civicscore.engine.port import EncodedEvaluation, EngineError, EvaluationCancelled, RulesEngine
 from civicscore.errors import Cancelled, EvaluationFailed, FailedPrecondition, InvalidInput, Violation
 from civicscore.idempotency import claim_key
@@ -121,10 +121,16 @@ def active_units(store: Store) -> Iterator[Unit]:
 
 
 def gather_facts(store: Store, quarter: Quarter, units: list[Unit]) -> list[UnitFacts]:
-    """Build each active unit's facts for a quarter: counts and overdue tasks from SQL, plus history."""
+    """Build each active unit's facts for a quarter: counts and overdue tasks from SQL, plus history.
+
+    Due dates are the effective ones as of the quarter's end (Hanoi time); the assignments whose effective
+    date is not their own are listed in the facts, so that an approval changes the inputs digest; so are
+    the obstacles each unit reported that are still open at the quarter's end (Hanoi time)."""
     period = str(quarter)
     counts = store.task_counts(start=quarter.start, end=quarter.end)
     overdue = store.open_overdue(end=quarter.end)
+    extended = store.extended_tasks(start=quarter.start, end=quarter.end)
+    obstacles = store.open_obstacles(end=quarter.end, closes_at=quarter.closes_at)
     measurements = store.measurement_facts(period=period)
     prior = store.prior_quarters(period=str(quarter.previous()))
     facts = []
@@ -140,6 +146,8 @@ def gather_facts(store: Store, quarter: Quarter, units: list[Unit]) -> list[Unit
                 measurements=tuple(sorted(measurements.get(unit.code, []), key=lambda m: m.indicator)),
                 under_review=period in unit.under_review_periods,
                 previous=prior.get(unit.code),
+                extended=tuple(extended.get(unit.code, ())),
+                obstacles=obstacles.get(unit.code, ()),
             )
         )
     return facts
@@ -201,7 +209,14 @@ def evaluate_period(store: Store, rulesets: Rulesets, period: str, *, now: dt.da
     ever saves an evaluation made with a ruleset no longer in force.
 
     When `cancelled` is set before the results are saved, the engine's remaining work is dropped,
-    nothing is saved (the save is one transaction: all or nothing) and Cancelled is raised."""
+    nothing is saved (the save is one transaction: all or nothing) and Cancelled is raised.
+
+    A half-year (`2026-H1`) or a year (`2026`) is summed up from its stored quarters: `rollups`."""
+    from civicscore import rollups  # it builds on this module
+
+    if isinstance(target := rollups.parse_evaluation_period(period), Rollup):
+        return rollups.evaluate_rollup(store, rulesets, target, now=now, idempotency_key=idempotency_key,
+                                       actor=actor, cancelled=cancelled)
     quarter = parse_period(period)
     if violations := check_idempotency_key(idempotency_key):
         raise InvalidInput(violations)

@@ -55,6 +55,9 @@ other margins are searched as for any unit (open overdue rules still apply to th
 
 When the facts given differ from those the evaluation was made with (`inputs_changed`),
 the margins are those of the facts given; the caller says so.
+
+`extended` lists the facts' assignments whose due date an approved extension moved (as of the
+quarter's end): their original and effective dates, which the counts and overdue list used.
 """
 
 from __future__ import annotations
@@ -67,7 +70,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from civicscore.domain.canonical import digest_of
-from civicscore.domain.model import MeasurementFact, OverdueTask, TaskCounts, UnitEvaluation, UnitFacts
+from civicscore.domain.model import (
+    ExtendedTask,
+    MeasurementFact,
+    OverdueTask,
+    TaskCounts,
+    UnitEvaluation,
+    UnitFacts,
+)
 from civicscore.domain.periods import Quarter
 from civicscore.domain.text import Language, format_percent
 from civicscore.engine.port import RulesEngine
@@ -141,6 +151,7 @@ class Explanation:
     inputs_changed: bool
     next_grade: str  # the next grade up from the evaluation's grade, "" when none
     next_grade_min_score: float | None
+    extended: tuple[ExtendedTask, ...] = ()  # assignments whose effective due date is not their own
 
 
 def explain(ruleset: Ruleset, engine: RulesEngine, facts: UnitFacts, evaluation: UnitEvaluation) -> Explanation:
@@ -167,6 +178,7 @@ def explain(ruleset: Ruleset, engine: RulesEngine, facts: UnitFacts, evaluation:
         inputs_changed=inputs_changed,
         next_grade=next_grade.grade if next_grade else "",
         next_grade_min_score=next_grade.min_score if next_grade else None,
+        extended=facts.extended,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from civicscore.domain.model import RecommendationStatus
+from civicscore.domain.periods import Quarter, Rollup
 from civicscore.domain.ranking import Rankable, rank
 from civicscore.engine.port import EngineError, evaluation_from_json
 from civicscore.errors import (
@@ -20,6 +21,7 @@ from civicscore.errors import (
 from civicscore.evaluate import gather_facts, parse_period
 from civicscore.explain import Explanation
 from civicscore.explain import explain as explain_evaluation
+from civicscore.rollups import explain_rollup, parse_evaluation_period, rollups_with_evaluations
 from civicscore.rulesets import NoRulesetInForce, RulesetRefused, Rulesets
 from civicscore.store import EvaluationRecord, Store
 
@@ -31,10 +33,13 @@ class PeriodSummary:
     end: str
     assignments_due: int
     units_evaluated: int
+    kind: str = "quarter"  # quarter, half_year or year
+    quarters: tuple[str, ...] = ()  # a half-year's or year's quarters
+    quarters_evaluated: int = 0  # of those, the quarters with evaluations
 
 
 def get_evaluation(store: Store, *, unit_code: str, period: str, revision: int) -> EvaluationRecord:
-    quarter = parse_period(period, "name")
+    quarter = parse_evaluation_period(period, "name")
     if revision < 0:
         raise InvalidInput([Violation("revision", "revision must be 0 (latest) or a positive number", "OUT_OF_RANGE")])
     record = store.get_evaluation(unit_code=unit_code, period=str(quarter), revision=revision)
@@ -64,8 +69,9 @@ def _no_evaluation(store: Store, *, unit_code: str, period: str, revision: int) 
 
 
 def rankings(store: Store, *, period: str, block: str) -> list[tuple[int, EvaluationRecord]]:
-    """Rank a block's latest evaluations for a quarter."""
-    quarter = parse_period(period, "parent")
+    """Rank a block's latest evaluations for a quarter, a half-year or a year (the same order: score, then
+    timeliness, which for a half-year or year is the mean of its assessable quarters', then code)."""
+    quarter = parse_evaluation_period(period, "parent")
     if not block:
         raise InvalidInput([Violation("block", "block is required, e.g. departments or communes", "REQUIRED")])
     records: list[EvaluationRecord] = []
@@ -82,13 +88,30 @@ def rankings(store: Store, *, period: str, block: str) -> list[tuple[int, Evalua
 
 
 def period_summary(store: Store, period: str) -> PeriodSummary:
-    quarter = parse_period(period, "name")
-    due, evaluated = store.period_figures(start=quarter.start, end=quarter.end, period=str(quarter))
-    return PeriodSummary(str(quarter), quarter.start.isoformat(), quarter.end.isoformat(), due, evaluated)
+    """A quarter, half-year or year with its figures (assignments due with their effective dates as of its
+    end; units evaluated for it)."""
+    found = parse_evaluation_period(period, "name")
+    due, evaluated = store.period_figures(start=found.start, end=found.end, period=str(found))
+    if isinstance(found, Quarter):
+        return PeriodSummary(str(found), found.start.isoformat(), found.end.isoformat(), due, evaluated)
+    quarters = tuple(str(q) for q in found.quarters)
+    with_evaluations = sum(1 for q in quarters if store.list_evaluations(period=q, limit=1).items)
+    return PeriodSummary(str(found), found.start.isoformat(), found.end.isoformat(), due, evaluated,
+                         kind=found.kind, quarters=quarters, quarters_evaluated=with_evaluations)
 
 
 def list_periods(store: Store) -> list[PeriodSummary]:
-    return [period_summary(store, p) for p in store.periods_with_data()]
+    """Quarters with data, and the half-years and years of which a quarter has evaluations; newest first (by
+    end date, a quarter before the half-year and the year that end with it)."""
+    quarters = [period_summary(store, p) for p in store.periods_with_data()]
+    evaluated = [q.period for q in quarters if q.units_evaluated]
+    longer = [period_summary(store, str(r)) for r in rollups_with_evaluations(evaluated)]
+    size = {"quarter": 0, "half_year": 1, "year": 2}
+    return sorted([*quarters, *longer], key=lambda p: (_negated(p.end), size[p.kind], p.period))
+
+
+def _negated(day: str) -> tuple[int, ...]:
+    return tuple(-int(part) for part in day.split("-"))
 
 
 def recommendation_status(value: str) -> RecommendationStatus:
@@ -101,7 +124,10 @@ def recommendation_status(value: str) -> RecommendationStatus:
 
 
 def explain(store: Store, rulesets: Rulesets, record: EvaluationRecord) -> Explanation:
-    """Explain a stored evaluation with the ruleset it was made with, on the unit's current facts."""
+    """Explain a stored evaluation with the ruleset it was made with, on the unit's current facts (for a
+    half-year or year: its quarters, `rollups.explain_rollup`)."""
+    if isinstance(parse_evaluation_period(record.period, "name"), Rollup):
+        return explain_rollup(store, rulesets, record)
     quarter = parse_period(record.period, "name")
     evaluation = evaluation_from_json(record.result_json)
     unit = store.get_units([record.unit_code]).get(record.unit_code)

@@ -7,7 +7,10 @@ the recommendation does not erase it.
 
 Contest: the unit (a reporter whose scope covers it) replies with a text and
 corrected outcomes; the corrections go through normal ingest, the quarter is
-re-evaluated, and the evaluation before and after is kept with the contest.
+re-evaluated, and the evaluation before and after is kept with the contest. A recommendation of a
+half-year or year is contested with a text only, kept with the period's result as it stands (nothing
+changes its quarters, so it is not evaluated again): corrected outcomes belong to the contest of a
+quarter.
 
 Both take an idempotency key: a retry of the same request with the same key (say, after the
 reply was lost) is answered with the first reply and records nothing more.
@@ -33,6 +36,7 @@ from civicscore.errors import (
 )
 from civicscore.idempotency import claim_key
 from civicscore.ingest_outcomes import OutcomeInput, submit_outcomes
+from civicscore.rollups import is_rollup, parse_evaluation_period
 from civicscore.rulesets import Rulesets
 from civicscore.store import Store
 from civicscore.store.base import (
@@ -61,7 +65,7 @@ def parse_recommendation_name(name: str, field: str = "name") -> tuple[str, str,
             or not all(parts[3].split("~", 1))):
         raise InvalidInput([Violation(field, f"{name!r} is not a recommendation name; write "
                                       "periods/2026-Q3/recommendations/STP~criticism", "INVALID_NAME")])
-    period = str(evaluate.parse_period(parts[1], field))
+    period = str(parse_evaluation_period(parts[1], field))
     code, flag = parts[3].split("~", 1)
     return period, code, flag
 
@@ -145,6 +149,13 @@ def contest(store: Store, rulesets: Rulesets, name: str, *, recommendation_id: i
                                f"your scope is: {scope}")
     if target.status.value == "superseded":
         raise FailedPrecondition(f"{name} (id {target.recommendation_id}) is SUPERSEDED; contest its successor")
+    if outcomes and is_rollup(target.period):
+        raise InvalidInput([Violation(
+            "outcomes", f"{name} is a result of {target.period}, summed up from the stored evaluations of its "
+            "quarters, so corrected outcomes cannot change it directly: send them with a contest of the "
+            "recommendation of the quarter they change (or submit them and evaluate that quarter again), then "
+            f"evaluate {target.period} again; a reply to this recommendation carries its text only",
+            "CORRECTIONS_BELONG_TO_A_QUARTER")])
     ids = sorted({o.assignment.removeprefix("assignments/") for o in outcomes})
     owners = {aid: a.unit_code for aid, a in store.get_assignments(ids).items()}
     wrong = [Violation(f"outcomes[{i}].assignment", f"{o.assignment} is not an assignment of "
@@ -158,7 +169,8 @@ def contest(store: Store, rulesets: Rulesets, name: str, *, recommendation_id: i
     if outcomes:
         stored = submit_outcomes(store, outcomes, now=now, idempotency_key="", actor=actor)
         accepted, duplicates = stored.accepted, stored.duplicates
-    evaluate.evaluate_period(store, rulesets, target.period, now=now, idempotency_key="", actor=actor)
+    if not is_rollup(target.period):  # a half-year's or year's reply is a text: its quarters are unchanged
+        evaluate.evaluate_period(store, rulesets, target.period, now=now, idempotency_key="", actor=actor)
     after = snapshot(store.get_evaluation(unit_code=target.unit_code, period=target.period))
     return store.record_contest(NewContest(
         recommendation_id=target.recommendation_id, period=target.period, unit_code=target.unit_code, text=reply,

@@ -29,6 +29,7 @@ _IDENTITY_ID = re.compile(r"[a-z0-9][a-z0-9.-]{1,62}\Z")
 _INDICATOR_CHARS = re.compile(r"[a-z0-9_.]+\Z")
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\Z", re.ASCII)
 _QUARTER = re.compile(r"(\d{4})-Q([1-4])\Z", re.ASCII)
+_EVALUATION_PERIOD = re.compile(r"(\d{4})(?:-Q[1-4]|-H[12])?\Z", re.ASCII)
 _DIGEST = re.compile(r"[0-9a-f]{64}\Z")
 _NAME_CHARS = re.compile(r"[\s\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069\u200b-\u200f\u2060\ufeff\ufdd0-\ufdef"
                          r"\ufffe\uffff]")
@@ -132,6 +133,13 @@ def _period(domain: object, value: object) -> str:
     return "" if 2000 <= int(found.group(1)) <= 2100 else "a quarter outside 2000-Q1..2100-Q4"
 
 
+def _evaluation_period(domain: object, value: object) -> str:
+    found = _EVALUATION_PERIOD.match(str(value).removeprefix("periods/"))
+    if not found:
+        return "not a quarter YYYY-Qn, a half-year YYYY-Hn or a year YYYY"
+    return "" if 2000 <= int(found.group(1)) <= 2100 else "a period outside 2000..2100"
+
+
 def _bounded(domain: object, value: object) -> str:
     number = float(value)  # type: ignore[arg-type]
     if math.isnan(number) or math.isinf(number):
@@ -171,6 +179,7 @@ _CHECKS = {
     "VALUE_KIND_INDICATOR_CODE": _pattern(_INDICATOR_CHARS, "an indicator code", 100),
     "VALUE_KIND_DATE": _date,
     "VALUE_KIND_PERIOD": _period,
+    "VALUE_KIND_EVALUATION_PERIOD": _evaluation_period,
     "VALUE_KIND_NUMBER": _bounded,
     "VALUE_KIND_INTEGER": _bounded,
     "VALUE_KIND_RESOURCE_NAME": _resource,

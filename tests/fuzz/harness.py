@@ -224,7 +224,9 @@ class FuzzHarness:
         self.pools.harvest(status)
         indicators = [i.code for i in status.ruleset.indicators]
         periods = self._unary("PeriodService.ListPeriods", _empty("PeriodService.ListPeriods"), main)
-        quarters = [p.period_id for p in periods.periods]
+        # Quarters only: a target, a simulation and the rule files' checks take quarters (the list also has
+        # the half-years and years of the evaluated quarters, listed among them by end date).
+        quarters = [p.period_id for p in periods.periods if "-Q" in p.period_id]
         if indicators and quarters:
             self._unary("MeasurementService.UpsertTargets", measurements_pb2.UpsertTargetsRequest(targets=[
                 measurements_pb2.Target(indicator=code, period=quarters[0], unit="units/SNV", value=0.7)

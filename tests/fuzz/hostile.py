@@ -48,6 +48,10 @@ MALFORMED_DATES = ("2026-02-30", "2026-13-01", "2026-9-1", "20260901", "2026-09-
 QUARTER_EDGES = ("1999-Q4", "2000-Q1", "2100-Q4", "2101-Q1", "9999-Q4", "0000-Q1")
 MALFORMED_QUARTERS = ("2026-Q0", "2026-Q5", "2026-q3", "2026Q3", "2026", "Q3-2026", "2026-Q3 ", "2026-Q٣",
                       "２０２６-Q3", "2026-Q3\u200b", "periods/", "periods/periods/2026-Q3", "-2026-Q3")
+# Half-years and years, where a field also takes them (VALUE_KIND_EVALUATION_PERIOD).
+ROLLUP_EDGES = ("1999", "2000", "2100", "2101", "1999-H2", "2000-H1", "2100-H2", "2101-H1", "9999", "0000")
+MALFORMED_ROLLUPS = ("2026-H0", "2026-H3", "2026-h1", "2026H1", "H1-2026", "2026-H", "026", "20260", "２０２６",
+                     "2026-H1 ", " 2026", "2026\u200b", "2026-H١", "2026-", "2026-Y", "periods/2026/")
 
 # ---- timestamps (seconds, nanos) ----------------------------------------------------------------
 TS_MIN = -62135596800  # 0001-01-01T00:00:00Z, the smallest valid protobuf Timestamp

@@ -39,7 +39,7 @@ _DOMAIN_KINDS = {
     "VALUE_KIND_PERIOD": "period", "VALUE_KIND_NUMBER": "number", "VALUE_KIND_INTEGER": "integer",
     "VALUE_KIND_RESOURCE_NAME": "resource", "VALUE_KIND_LANGUAGE_CODE": "language",
     "VALUE_KIND_FILE_CONTENT": "file_content", "VALUE_KIND_DIGEST": "digest", "VALUE_KIND_OUTPUT_ONLY": "text",
-    "VALUE_KIND_SECRET": "text",
+    "VALUE_KIND_SECRET": "text", "VALUE_KIND_EVALUATION_PERIOD": "evaluation_period",
 }
 # Names that mean more than their declared domain says (an idempotency key is text to the domain table,
 # but the fuzzer must reuse keys to reach the replay and conflict paths).

@@ -106,7 +106,8 @@ class Pools:
         elif _RESOURCE.match(text):
             self.add(f"name:{collection_of(text)}", text)
         if field_name in ("period", "period_id", "in_force_from", "from_period") and text:
-            self.add("period", text.removeprefix("periods/"))
+            bare = text.removeprefix("periods/")
+            self.add("period" if "-Q" in bare else "rollup", bare)  # quarters; half-years and years
         elif field_name in ("code", "indicator", "block", "flag", "grade", "digest", "reporting_system",
                             "assignment_id", "outcome_id", "identity_id", "certificate_subject", "version"):
             self.add(field_name, text)

@@ -131,7 +131,8 @@ class Strategies:
         if not slots:
             return
         # dates, quarters, timestamps and numbers are where issue 11 found most: probe them more often
-        weights = [4 if fd.message_type is not None or self.kind(fd).name in ("date", "period", "number") else 1
+        weights = [4 if fd.message_type is not None or self.kind(fd).name in ("date", "period", "evaluation_period",
+                                                                                  "number") else 1
                    for _, fd, _ in slots]
         message, fd, path = slots[choices.weighted(*weights)]
         value = self.edge(choices, fd)
@@ -181,9 +182,11 @@ class Strategies:
             return choices.one(edges_int)
         if kind.name == "date":
             return choices.one(hostile.DATE_EDGES) if choices.chance(70) else choices.one(hostile.MALFORMED_DATES)
-        if kind.name == "period":
-            quarter = choices.one(hostile.QUARTER_EDGES) if choices.chance(70) else \
-                choices.one(hostile.MALFORMED_QUARTERS)
+        if kind.name in ("period", "evaluation_period"):
+            edges, malformed = hostile.QUARTER_EDGES, hostile.MALFORMED_QUARTERS
+            if kind.name == "evaluation_period" and choices.chance(50):
+                edges, malformed = hostile.ROLLUP_EDGES, hostile.MALFORMED_ROLLUPS
+            quarter = choices.one(edges) if choices.chance(70) else choices.one(malformed)
             return f"periods/{quarter}" if "`periods/" in contract.doc(fd.full_name).text else quarter
         if kind.name == "cursor":
             return choices.one(hostile.HOSTILE_CURSORS)
@@ -395,9 +398,11 @@ class Strategies:
 
         if name == "resource":
             return self.resource(choices, kind.patterns or (f"{fd.name}s/{{id}}",))
-        if name == "period":
+        if name in ("period", "evaluation_period"):
             prefixed = "`periods/" in contract.doc(fd.full_name).text
             quarter = pool("period", "2026-Q3")
+            if name == "evaluation_period" and choices.chance(30):  # a half-year or a year
+                quarter = pool("rollup", choices.one(("2026", "2026-H1", "2026-H2")))
             return f"periods/{quarter}" if prefixed == choices.chance(80) else quarter
         if name == "date":
             if choices.chance(60):

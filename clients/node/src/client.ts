@@ -19,9 +19,11 @@ import { CivicscoreError, isTlsHandshakeFailure, toCivicscoreError } from "./err
 import { AssignmentServiceDefinition } from "./gen/civicscore/v1/assignments.js";
 import { AuditServiceDefinition } from "./gen/civicscore/v1/audit.js";
 import { EvaluationServiceDefinition } from "./gen/civicscore/v1/evaluations.js";
+import { ExtensionServiceDefinition } from "./gen/civicscore/v1/extensions.js";
 import { IdentityServiceDefinition } from "./gen/civicscore/v1/identities.js";
 import { MaintenanceServiceDefinition } from "./gen/civicscore/v1/maintenance.js";
 import { MeasurementServiceDefinition } from "./gen/civicscore/v1/measurements.js";
+import { ObstacleServiceDefinition } from "./gen/civicscore/v1/obstacles.js";
 import { OutcomeServiceDefinition } from "./gen/civicscore/v1/outcomes.js";
 import type { DeepPartial } from "./gen/civicscore/v1/outcomes.js";
 import { PeriodServiceDefinition } from "./gen/civicscore/v1/periods.js";
@@ -52,6 +54,8 @@ export const SERVICES = {
   rulesets: RulesetServiceDefinition,
   identities: IdentityServiceDefinition,
   reviews: ReviewServiceDefinition,
+  extensions: ExtensionServiceDefinition,
+  obstacles: ObstacleServiceDefinition,
   reports: ReportServiceDefinition,
   audit: AuditServiceDefinition,
   maintenance: MaintenanceServiceDefinition,
@@ -221,6 +225,8 @@ export class CivicscoreClient implements Services {
   declare readonly rulesets: Services["rulesets"];
   declare readonly identities: Services["identities"];
   declare readonly reviews: Services["reviews"];
+  declare readonly extensions: Services["extensions"];
+  declare readonly obstacles: Services["obstacles"];
   declare readonly reports: Services["reports"];
   declare readonly audit: Services["audit"];
   declare readonly maintenance: Services["maintenance"];

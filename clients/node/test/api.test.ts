@@ -125,6 +125,73 @@ describe("civicscore API", () => {
     assert.deepEqual(stored.outcomes, [], "nothing of the refused batch was stored");
   });
 
+  it("asks for an extension, approves it, and refuses deciding it twice", async () => {
+    const { ExtensionStatus, ExtensionDecision } = pb.extensions;
+    await admin.units.upsertUnits({ units: [unit("EXT", "Sở Gia hạn", "Extension department")] });
+    // due far ahead of the server's clock: a request must come before the due date in force
+    await admin.assignments.upsertAssignments({ assignments: [assignment("EXT-0", "EXT", "2099-12-31")] });
+    const asked = await admin.extensions.requestExtension({
+      assignment: "assignments/EXT-0", dueOn: "2100-06-30", reason: "Chờ ý kiến thẩm định", idempotencyKey: "node-ext-1",
+    });
+    const name = asked.extension?.name ?? "";
+    assert.match(name, /^assignments\/EXT-0\/extensions\/\d+$/);
+    assert.equal(asked.extension?.status, ExtensionStatus.EXTENSION_STATUS_PENDING);
+    assert.equal(asked.extension?.dueOnAtRequest, "2099-12-31");
+    const again = await admin.extensions.requestExtension({
+      assignment: "assignments/EXT-0", dueOn: "2100-06-30", reason: "Chờ ý kiến thẩm định", idempotencyKey: "node-ext-1",
+    });
+    assert.equal(again.extension?.name, name, "a retry with the same key is answered with the first reply");
+
+    const decided = await admin.extensions.decideExtension({
+      name, decision: ExtensionDecision.EXTENSION_DECISION_APPROVE, reason: "Đồng ý",
+    });
+    assert.equal(decided.extension?.status, ExtensionStatus.EXTENSION_STATUS_APPROVED);
+    assert.equal(decided.extension?.effectiveDueOn, "2100-06-30");
+    assert.ok(decided.extension?.decisionTime instanceof Date);
+    const { extension } = await admin.extensions.getExtension({ name });
+    assert.equal(extension?.decisionReason, "Đồng ý");
+    const listed = await admin.extensions.listExtensions({ parent: "assignments/EXT-0", filter: "status=approved" });
+    assert.deepEqual(listed.extensions.map((e) => e.name), [name]);
+
+    const twice = await rejection(admin.extensions.decideExtension({
+      name, decision: ExtensionDecision.EXTENSION_DECISION_REFUSE, reason: "Đổi ý",
+    }));
+    assert.equal(twice.code, status.FAILED_PRECONDITION);
+    assert.match(twice.message, /is APPROVED \(final\); it cannot be refused/);
+    const earlier = await rejection(admin.extensions.requestExtension({
+      assignment: "assignments/EXT-0", dueOn: "2100-01-15", reason: "Sớm hơn hạn đang áp dụng",
+    }));
+    assert.equal(earlier.code, status.INVALID_ARGUMENT);
+    assert.deepEqual(earlier.fieldViolations.map((v) => v.field), ["due_on"]);
+  });
+
+  it("reports an obstacle, lists it by status and age, resolves it and refuses resolving it twice", async () => {
+    const { ObstacleStatus } = pb.obstacles;
+    await admin.units.upsertUnits({ units: [unit("OBS", "Sở Vướng mắc", "Obstacle department")] });
+    await admin.assignments.upsertAssignments({ assignments: [assignment("OBS-0", "OBS", "2099-12-31")] });
+    const reported = await admin.obstacles.reportObstacle({
+      assignment: "assignments/OBS-0", description: "Chưa có hướng dẫn", request: "Đề nghị hướng dẫn",
+      requestedOf: "Sở Tài chính", idempotencyKey: "node-obs-1",
+    });
+    const name = reported.obstacle?.name ?? "";
+    assert.match(name, /^assignments\/OBS-0\/obstacles\/\d+$/);
+    assert.equal(reported.obstacle?.status, ObstacleStatus.OBSTACLE_STATUS_OPEN);
+    assert.equal(reported.obstacle?.daysOpen, 0);
+    assert.ok(reported.obstacle?.reportTime instanceof Date);
+    const { obstacle } = await admin.obstacles.getObstacle({ name });
+    assert.equal(obstacle?.requestedOf, "Sở Tài chính");
+    const listed = await admin.obstacles.listObstacles({ filter: "unit=units/OBS AND status=unresolved AND age<1" });
+    assert.deepEqual(listed.obstacles.map((o) => o.name), [name]);
+    const old = await admin.obstacles.listObstacles({ filter: "unit=units/OBS AND age>30" });
+    assert.deepEqual(old.obstacles, []);
+
+    const resolved = await admin.obstacles.resolveObstacle({ name, resolution: "Đã xử lý" });
+    assert.equal(resolved.obstacle?.status, ObstacleStatus.OBSTACLE_STATUS_RESOLVED);
+    const twice = await rejection(admin.obstacles.resolveObstacle({ name, resolution: "Lại" }));
+    assert.equal(twice.code, status.FAILED_PRECONDITION);
+    assert.match(twice.message, /is RESOLVED on \d{4}-\d{2}-\d{2} \(final\); it cannot be resolved again/);
+  });
+
   it("refuses a call without a token with UNAUTHENTICATED", async () => {
     const error = await withClient({ address: server.address }, (anonymous) => rejection(anonymous.units.listUnits({})));
     assert.equal(error.code, status.UNAUTHENTICATED);

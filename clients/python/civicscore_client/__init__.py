@@ -32,7 +32,9 @@ from civicscore_client._names import (
     assignment_name,
     evaluation_name,
     period_id,
+    period_kind,
     period_name,
+    quarters_of,
     unit_code,
     unit_name,
 )
@@ -58,7 +60,9 @@ __all__ = [
     "evaluation_name",
     "new_idempotency_key",
     "period_id",
+    "period_kind",
     "period_name",
+    "quarters_of",
     "unit_code",
     "unit_name",
 ]

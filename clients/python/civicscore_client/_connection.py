@@ -21,6 +21,7 @@ from civicscore_api.v1 import (
     assignments_pb2_grpc,
     audit_pb2_grpc,
     evaluations_pb2_grpc,
+    extensions_pb2_grpc,
     identities_pb2_grpc,
     maintenance_pb2_grpc,
     measurements_pb2_grpc,
@@ -118,6 +119,7 @@ class Connection:
         self._periods = periods_pb2_grpc.PeriodServiceStub(self._channel)
         self._reports = reports_pb2_grpc.ReportServiceStub(self._channel)
         self._reviews = reviews_pb2_grpc.ReviewServiceStub(self._channel)
+        self._extensions = extensions_pb2_grpc.ExtensionServiceStub(self._channel)
 
     @property
     def timeout(self) -> float:

@@ -1,10 +1,13 @@
-"""Resource names from the short forms people type: `SNV` → `units/SNV`, `2026-Q3` → `periods/2026-Q3`."""
+"""Resource names from the short forms people type: `SNV` → `units/SNV`, `2026-Q3` → `periods/2026-Q3`;
+a half-year `2026-H1` and a year `2026` are periods too."""
 
 from __future__ import annotations
 
 import re
 
 _QUARTER = re.compile(r"^\d{4}-[Qq][1-4]$")
+_HALF_YEAR = re.compile(r"^\d{4}-[Hh][12]$")
+_YEAR = re.compile(r"^\d{4}$")
 
 
 def unit_name(unit: str) -> str:
@@ -21,14 +24,38 @@ def unit_code(unit: str) -> str:
 
 
 def period_id(period: str) -> str:
-    """The bare quarter `2026-Q3` of a period given as `2026-Q3`, `2026-q3` or `periods/2026-Q3`."""
+    """The bare period of one given as `2026-Q3`, `2026-q3`, `periods/2026-Q3`, `2026-h1` or `periods/2026`."""
     bare = period.strip().removeprefix("periods/")
-    return bare.upper() if _QUARTER.match(bare) else bare
+    return bare.upper() if _QUARTER.match(bare) or _HALF_YEAR.match(bare) else bare
 
 
 def period_name(period: str) -> str:
-    """`periods/{period}` for a bare quarter or a full name."""
+    """`periods/{period}` for a bare period (quarter, half-year or year) or a full name."""
     return f"periods/{period_id(period)}"
+
+
+def period_kind(period: str) -> str:
+    """`quarter`, `half_year` or `year` for a period in any of the forms `period_id` takes; "" for none."""
+    bare = period_id(period)
+    if _QUARTER.match(bare):
+        return "quarter"
+    if _HALF_YEAR.match(bare):
+        return "half_year"
+    return "year" if _YEAR.match(bare) else ""
+
+
+def quarters_of(period: str) -> list[str]:
+    """The quarters a period is made of: `2026-H1` -> `2026-Q1`, `2026-Q2`; `2026` -> its four; a quarter
+    -> itself; [] for anything else."""
+    bare = period_id(period)
+    kind = period_kind(bare)
+    if kind == "quarter":
+        return [bare]
+    if not kind:
+        return []
+    year = bare[:4]
+    numbers = (1, 2, 3, 4) if kind == "year" else ((1, 2) if bare.endswith("1") else (3, 4))
+    return [f"{year}-Q{n}" for n in numbers]
 
 
 def assignment_name(assignment: str) -> str:
@@ -38,7 +65,7 @@ def assignment_name(assignment: str) -> str:
 
 
 def evaluation_name(period: str, unit: str) -> str:
-    """`periods/{period}/evaluations/{code}`, the name of one unit's evaluation for one quarter."""
+    """`periods/{period}/evaluations/{code}`, the name of one unit's evaluation for one period."""
     return f"{period_name(period)}/evaluations/{unit_code(unit)}"
 
 

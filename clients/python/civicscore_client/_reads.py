@@ -162,7 +162,7 @@ class ReadCalls(Connection):
     def get_evaluation(
         self, period: str, unit: str, *, revision: int = 0, timeout: float | None = None
     ) -> evaluations_pb2.Evaluation:
-        """One unit's evaluation for a quarter: the latest revision, or the one named."""
+        """One unit's evaluation for a period (quarter, half-year or year): the latest revision, or the one named."""
         request = evaluations_pb2.GetEvaluationRequest(name=evaluation_name(period, unit), revision=revision)
         return self._calls.unary(self._evaluations.GetEvaluation, request, timeout=timeout).evaluation
 
@@ -176,7 +176,7 @@ class ReadCalls(Connection):
         filter: str = "",
         timeout: float | None = None,
     ) -> Iterator[evaluations_pb2.Evaluation]:
-        """The latest evaluation of every unit of a quarter matching the filter, ordered by unit code."""
+        """The latest evaluation of every unit of a period matching the filter, ordered by unit code."""
         query = join_filter(
             f"block={block}" if block else "",
             f"grade={grade}" if grade else "",
@@ -196,7 +196,7 @@ class ReadCalls(Connection):
     def list_rankings(
         self, period: str, block: str, *, timeout: float | None = None
     ) -> list[evaluations_pb2.RankingEntry]:
-        """A block's units ranked for a quarter; unassessable units last, with rank 0."""
+        """A block's units ranked for a period (quarter, half-year or year); unassessable units last, with rank 0."""
         request = evaluations_pb2.ListRankingsRequest(parent=period_name(period), block=block)
         return list(self._calls.unary(self._evaluations.ListRankings, request, timeout=timeout).entries)
 
@@ -211,7 +211,7 @@ class ReadCalls(Connection):
         filter: str = "",
         timeout: float | None = None,
     ) -> Iterator[evaluations_pb2.Recommendation]:
-        """Recommendations of a quarter (superseded ones only when `status` asks for them)."""
+        """Recommendations of a period (superseded ones only when `status` asks for them)."""
         query = join_filter(
             f"kind={kind.lower()}" if kind else "",
             f"flag={flag}" if flag else "",
@@ -235,12 +235,13 @@ class ReadCalls(Connection):
         return self._calls.unary(self._rulesets.GetActiveRuleset, request, timeout=timeout).ruleset
 
     def get_period(self, period: str, *, timeout: float | None = None) -> periods_pb2.Period:
-        """One quarter with its figures."""
+        """One period (quarter, half-year or year) with its figures."""
         request = periods_pb2.GetPeriodRequest(name=period_name(period))
         return self._calls.unary(self._periods.GetPeriod, request, timeout=timeout).period
 
     def list_periods(self, *, timeout: float | None = None) -> Iterator[periods_pb2.Period]:
-        """Every quarter that has assignments due or evaluations, newest first."""
+        """Every quarter that has assignments due or evaluations, and the half-years and years of which a quarter
+        has evaluations; newest first."""
 
         def fetch(token: str) -> tuple[Sequence[periods_pb2.Period], str]:
             request = periods_pb2.ListPeriodsRequest(page_size=PAGE_SIZE, page_token=token)

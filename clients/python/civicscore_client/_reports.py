@@ -28,7 +28,8 @@ class ReportCalls(Connection):
     def get_quarterly_report(self, period: str, *, format: str = "html", language: str = "vi",
                              generate_time: dt.datetime | None = None,
                              timeout: float | None = None) -> reports_pb2.GetQuarterlyReportResponse:
-        """The quarterly report of `period` (`2026-Q3`): `.content` (bytes), `.content_type`, `.file_name`.
+        """The report of `period` (`2026-Q3`, a half-year `2026-H1` or a year `2026`): `.content` (bytes),
+        `.content_type`, `.file_name`.
 
         `format` is html, csv or pdf; `language` vi or en. Give `generate_time` (an aware datetime) to print
         when the report was made; without it the same data gives the same HTML and CSV bytes."""

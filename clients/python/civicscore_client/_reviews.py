@@ -141,7 +141,8 @@ class ReviewCalls(Connection):
     def contest_recommendation(self, name: str, text: str, outcomes: Sequence[outcomes_pb2.Outcome] = (), *,
                                recommendation_id: int = 0, idempotency_key: str | None = None,
                                timeout: float | None = None) -> reviews_pb2.Contest:
-        """Contest a recommendation with a text and corrected outcomes; the quarter is re-evaluated.
+        """Contest a recommendation with a text and corrected outcomes; the quarter is re-evaluated. A half-year's
+        or year's recommendation takes a text only (corrections belong to the contest of a quarter).
 
         Retried after a lost reply with the same idempotency key (a fresh one unless given): recorded once.
         """
@@ -155,7 +156,7 @@ class ReviewCalls(Connection):
         return self._calls.unary(self._reviews.GetContest, request, timeout=timeout).contest
 
     def list_contests(self, period: str, *, timeout: float | None = None) -> Iterator[reviews_pb2.Contest]:
-        """Every contest of a quarter, oldest first."""
+        """Every contest of a period, oldest first."""
 
         def fetch(token: str) -> tuple[Sequence[reviews_pb2.Contest], str]:
             request = reviews_pb2.ListContestsRequest(parent=period_name(period), page_size=1000, page_token=token)

@@ -196,7 +196,8 @@ class WriteCalls(Connection):
     def evaluate_period(
         self, period: str, *, idempotency_key: str | None = None, timeout: float | None = None
     ) -> evaluations_pb2.EvaluatePeriodResponse:
-        """Evaluate every active unit for a quarter with the ruleset in force."""
+        """Evaluate every active unit for a quarter with the ruleset in force; a half-year (`2026-H1`) or a year
+        (`2026`) is summed up from the stored evaluations of its quarters."""
         request = evaluations_pb2.EvaluatePeriodRequest(
             period=period_name(period), idempotency_key=idempotency_key or new_idempotency_key()
         )

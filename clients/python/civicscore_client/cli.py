@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from civicscore_client import cli_explain, cli_passwords, cli_report, cli_review, cli_views
+from civicscore_client import (
+    cli_explain,
+    cli_extensions,
+    cli_obstacles,
+    cli_passwords,
+    cli_report,
+    cli_review,
+    cli_views,
+)
 from civicscore_client.cli_admin import admin_app
 from civicscore_client.cli_audit import audit_app
 from civicscore_client.cli_import import import_app
@@ -134,6 +142,8 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 cli_views.register(app)
 cli_review.register(app)
+cli_extensions.register(app)
+cli_obstacles.register(app)
 cli_explain.register(app)
 cli_report.register(app)
 cli_passwords.register(app)

@@ -12,10 +12,11 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from civicscore_api.v1 import evaluations_pb2
+from civicscore_api.v1 import evaluations_pb2, extensions_pb2
 from civicscore_client._names import unit_code
 from civicscore_client.cli_locale import Lang, decimal_text, number, percent
 from civicscore_client.cli_session import latest_evaluated, message_dict, session_of
+from civicscore_client.cli_show import period_heading
 
 
 class LangChoice(StrEnum):
@@ -31,7 +32,8 @@ def explain(
     unit: Annotated[str, typer.Argument(help="Unit code, e.g. SNV.", show_default=False)],
     period: Annotated[
         str | None,
-        typer.Option("--period", "-p", help="Quarter, e.g. 2026-Q3; default: the latest evaluated."),
+        typer.Option("--period", "-p", help="Quarter (2026-Q3), half-year (2026-H1) or year (2026); default: the "
+                                            "latest evaluated quarter."),
     ] = None,
     revision: Annotated[int, typer.Option("--revision", min=0, help="Revision to explain; 0 is the latest.")] = 0,
     lang: Annotated[
@@ -65,7 +67,7 @@ def print_explanation(
     code = unit_code(evaluation.unit)
     out.print(f"[bold]{escape(evaluation.unit_display_name_vi or code)}[/] ({escape(code)})")
     ruleset = f"{escape(evaluation.ruleset_version)} ({evaluation.ruleset_digest[:12]})"
-    out.print(f"Quarter {evaluation.period} · revision {evaluation.revision} · ruleset {ruleset}")
+    out.print(f"{period_heading(evaluation)} · revision {evaluation.revision} · ruleset {ruleset}")
     marks = _marks(lang)
     score = decimal_text(evaluation.score_display, marks) if evaluation.has_score else "no score (no assignment due)"
     grade = _pick(lang, evaluation.grade_label_vi, evaluation.grade_label_en, " / ")
@@ -91,6 +93,8 @@ def print_explanation(
         out.print(f"Penalty for open overdue assignments: -{number(reply.penalty, marks)} points")
     if evaluation.fired_rules:
         out.print(_rules_table(evaluation.fired_rules, lang))
+    if reply.extended_assignments:
+        out.print(_extended_table(reply.extended_assignments, lang))
     out.print(_margins_text(reply.margins, lang))
 
 
@@ -147,6 +151,21 @@ def _rules_table(rules: Iterable[evaluations_pb2.FiredRule], lang: LangChoice) -
     for rule in rules:
         table.add_row(rule.rule_id, rule.source, Text(rule.fact), rule.flag or "-",
                       _two_lines(lang, rule.reason_vi, rule.reason_en))
+    return table
+
+
+def _extended_table(items: Iterable[extensions_pb2.ExtendedAssignment], lang: LangChoice) -> Table:
+    """The assignments whose due date an approved extension moved: the original and the effective date."""
+    title = _pick(lang, "Nhiệm vụ được gia hạn (hạn dùng để đánh giá quý)",
+                  "Extended assignments (the due dates the quarter used)", " — ")
+    table = Table(title=title)
+    table.add_column(_pick(lang, "Nhiệm vụ", "Assignment", " / "), no_wrap=True)
+    table.add_column(_pick(lang, "Hạn ban đầu", "Original due date", " / "), no_wrap=True)
+    table.add_column(_pick(lang, "Hạn áp dụng", "Effective due date", " / "), no_wrap=True)
+    table.add_column(_pick(lang, "Gia hạn", "Extension", " / "), overflow="fold")
+    for item in items:
+        table.add_row(item.assignment.removeprefix("assignments/"), item.original_due_on, item.effective_due_on,
+                      item.extension)
     return table
 
 

@@ -43,8 +43,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     "timeliness": ("Đúng hạn", "On time"),
     "flags": ("Cờ đề xuất", "Flags"),
     "ranking": ("Xếp hạng {period}: khối {block}", "Ranking {period}: {block}"),
-    "recommendations": ("Đề xuất quý {period}", "Recommendations {period}"),
-    "no_recommendations": ("Không có đề xuất nào của quý {period} khớp điều kiện lọc.",
+    "recommendations": ("Đề xuất kỳ {period}", "Recommendations {period}"),
+    "no_recommendations": ("Không có đề xuất nào của kỳ {period} khớp điều kiện lọc.",
                            "No recommendations for {period} match."),
     "review_hint": ("Quyết định: civicscore review approve|reject|defer TÊN --reason LÝ_DO (TÊN như dòng đầu "
                     "của mỗi đề xuất)",
@@ -68,7 +68,39 @@ _WORDS: dict[str, tuple[str, str]] = {
                        "`--from 0` replays every change"),
     "caught_up": ("-- đã cập nhật đến con trỏ {cursor}; chờ thay đổi mới",
                   "-- caught up at cursor {cursor}; waiting for changes"),
+    # extensions (gia hạn)
+    "extension": ("Gia hạn", "Extension"),
+    "assignment": ("Nhiệm vụ", "Assignment"),
+    "original_due": ("Hạn ban đầu", "Original due date"),
+    "due_at_request": ("Hạn khi đề nghị", "Due date when asked"),
+    "requested_due": ("Hạn xin gia hạn", "Date asked for"),
+    "effective_due": ("Hạn đang áp dụng", "Due date in force"),
+    "requested_by": ("Đề nghị", "Asked by"),
+    "decided_by": ("Quyết định", "Decided by"),
+    "extension_reason": ("Lý do xin gia hạn", "Reason given"),
+    "decision_reason": ("Ý kiến của Ban Chỉ đạo", "The committee's reason"),
+    "superseded_by": ("Được thay thế bởi", "Superseded by"),
+    "extensions": ("Đề nghị gia hạn", "Extension requests"),
+    "no_extensions": ("Không có đề nghị gia hạn nào khớp điều kiện lọc.", "No extension requests match."),
+    "extension_hint": ("Quyết định: civicscore extensions approve|refuse TÊN --reason LÝ_DO",
+                       "Decide with: civicscore extensions approve|refuse NAME --reason WHY"),
+    "extended_assignments": ("Nhiệm vụ được gia hạn (hạn dùng để đánh giá quý)",
+                             "Extended assignments (the due dates the quarter used)"),
 }
+
+# Extension statuses, by the API's name without its prefix: (Vietnamese, English).
+_EXTENSION_STATUSES: dict[str, tuple[str, str]] = {
+    "pending": ("Chờ quyết định", "Pending"),
+    "approved": ("Đã chấp thuận", "Approved"),
+    "refused": ("Không chấp thuận", "Refused"),
+    "superseded": ("Đã được thay thế", "Superseded"),
+}
+
+
+def extension_status(status: str, lang: Lang) -> str:
+    """An extension status (`approved`) as people read it in `lang`."""
+    vi, en = _EXTENSION_STATUSES.get(status, (status, status))
+    return en if lang is Lang.en else vi
 
 
 # Ranking blocks, by id: (Vietnamese, English), as the quarterly report names them.

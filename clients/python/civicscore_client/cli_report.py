@@ -31,7 +31,8 @@ class ReportLangChoice(StrEnum):
 
 def report(
     ctx: typer.Context,
-    period: Annotated[str, typer.Option("--period", "-p", help="Quarter, e.g. 2026-Q3.", show_default=False)],
+    period: Annotated[str, typer.Option("--period", "-p", help="Quarter (2026-Q3), half-year (2026-H1) or year (2026).",
+                                       show_default=False)],
     lang: Annotated[ReportLangChoice, typer.Option("--lang", help="Language of the report: vi or en.")
                     ] = ReportLangChoice.vi,
     fmt: Annotated[ReportFormatChoice, typer.Option("--format", "-f", help="html, csv (UTF-8 with BOM, for "

@@ -121,7 +121,7 @@ def contest(
     _print_contest(session, result, lang)
 
 
-def contests(ctx: typer.Context, period: Annotated[str, typer.Argument(help="Quarter, e.g. 2026-Q3.")],
+def contests(ctx: typer.Context, period: Annotated[str, typer.Argument(help="Period, e.g. 2026-Q3, 2026-H1 or 2026.")],
              lang: LangOption = Lang.vi) -> None:
     """List a quarter's contests, with the evaluation before and after."""
     session = session_of(ctx)

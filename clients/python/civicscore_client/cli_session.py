@@ -23,6 +23,7 @@ from google.protobuf.message import Message
 from rich.console import Console
 from rich.markup import escape
 
+from civicscore_api.v1 import periods_pb2
 from civicscore_client._calls import tls_handshake_failed
 from civicscore_client._client import Client
 from civicscore_client._connection import CredentialsError, is_local_target
@@ -273,5 +274,8 @@ def _cli_words(message: str) -> str:
 
 
 def latest_evaluated(client: Client) -> str | None:
-    """The newest quarter with at least one evaluation (the server lists periods newest first)."""
-    return next((period.period_id for period in client.list_periods() if period.units_evaluated), None)
+    """The newest quarter with at least one evaluation (the server lists periods newest first; half-years and
+    years are left out)."""
+    quarters = (periods_pb2.PERIOD_KIND_QUARTER, periods_pb2.PERIOD_KIND_UNSPECIFIED)
+    return next((period.period_id for period in client.list_periods()
+                 if period.units_evaluated and period.kind in quarters), None)

@@ -35,7 +35,7 @@ def print_evaluation(out: Console, evaluation: evaluations_pb2.Evaluation, lang:
     out.print(title)
     ruleset = f"{escape(evaluation.ruleset_version)} ({evaluation.ruleset_digest[:12]})"
     out.print(
-        f"Quarter {evaluation.period} · revision {evaluation.revision} · ruleset {ruleset}"
+        f"{period_heading(evaluation)} · revision {evaluation.revision} · ruleset {ruleset}"
         f" · block {escape(evaluation.block)}"
         + (f" · evaluated by {escape(evaluation.evaluated_by)}" if evaluation.evaluated_by else "")
         + (f" at {hanoi_time(evaluation.create_time)}" if hanoi_time(evaluation.create_time) else "")
@@ -44,18 +44,51 @@ def print_evaluation(out: Console, evaluation: evaluations_pb2.Evaluation, lang:
     out.print(f"{word('score', lang)}: [bold]{escape(score)}[/]")
     grade = pick(lang, evaluation.grade_label_vi, evaluation.grade_label_en)
     out.print(f"{word('grade', lang)}: [bold]{escape(grade)}[/] ({evaluation.grade})")
-    if not evaluation.assessable:
+    if not evaluation.assessable and evaluation.HasField("rollup"):
+        out.print("Not assessable: too few of its quarters were assessable.")
+    elif not evaluation.assessable:
         out.print("Not assessable: too few assignments were due to grade the unit.")
     if evaluation.penalty:
         out.print(f"Penalty for open overdue assignments: -{number(evaluation.penalty, lang)} points")
     flags = ", ".join(flag_labels(evaluation.flag_labels, lang) or evaluation.flags) or word("none", lang)
     out.print(f"{word('flags', lang)}: [bold]{escape(flags)}[/]")
     out.print(_counts_table(evaluation.counts, lang))
+    if evaluation.HasField("rollup"):
+        out.print(quarters_table(evaluation.rollup, lang))
     if evaluation.indicators:
         out.print(_indicators_table(evaluation.indicators, lang))
     if evaluation.fired_rules:
         labels = {label.flag: pick(lang, label.label_vi, label.label_en) for label in evaluation.flag_labels}
         out.print(rules_table(evaluation.fired_rules, lang, labels))
+
+
+def period_heading(evaluation: evaluations_pb2.Evaluation) -> str:
+    """`Quarter 2026-Q3`, `Half-year 2026-H1` or `Year 2026`."""
+    if not evaluation.HasField("rollup"):
+        return f"Quarter {evaluation.period}"
+    return f"{'Year' if evaluation.rollup.span == 'year' else 'Half-year'} {evaluation.period}"
+
+
+def quarters_table(rollup: evaluations_pb2.PeriodRollup, lang: Lang) -> Table:
+    """What a half-year or year was summed up from: each quarter's stored result and the ruleset it was
+    evaluated with; a quarter not evaluated for the unit is marked so."""
+    table = Table(title=(f"Quarters ({rollup.assessable_quarters} of {len(rollup.quarters)} assessable, at least "
+                         f"{rollup.min_assessable_quarters} needed)"))
+    for column in ("Quarter", "Revision", "Score", "Grade", "Flags", "Ruleset"):
+        table.add_column(column, justify="right" if column in ("Revision", "Score") else "left", overflow="fold")
+    used = {result.period: result for result in rollup.results}
+    for quarter in rollup.quarters:
+        result = used.get(quarter)
+        if result is None:
+            table.add_row(quarter, "-", "-", "not evaluated", "", "")
+            continue
+        score = decimal_text(result.score_display, lang) if result.has_score else "-"
+        if result.has_score and not result.assessable:
+            score += " (not counted)"
+        table.add_row(quarter, str(result.revision), score,
+                      Text(pick(lang, result.grade_label_vi, result.grade_label_en) or result.grade),
+                      Text(", ".join(result.flags)), Text(f"{result.ruleset_version} ({result.ruleset_digest[:12]})"))
+    return table
 
 
 def _counts_table(counts: evaluations_pb2.TaskCounts, lang: Lang) -> Table:

@@ -34,7 +34,8 @@ from civicscore_client.cli_show import print_evaluation
 # Evaluating every unit of a quarter takes longer than a read.
 EVALUATE_TIMEOUT = 300.0
 
-PeriodArg = Annotated[str, typer.Argument(help="Quarter, e.g. 2026-Q3.", show_default=False)]
+PeriodArg = Annotated[str, typer.Argument(help="Period: a quarter 2026-Q3, a half-year 2026-H1 or a year 2026.",
+                                          show_default=False)]
 
 
 class UnitKindChoice(StrEnum):
@@ -51,10 +52,12 @@ class RecommendationKindChoice(StrEnum):
 
     commendation = "commendation"
     criticism = "criticism"
+    escalation = "escalation"
 
 
 def evaluate(ctx: typer.Context, period: PeriodArg, lang: LangOption = Lang.vi) -> None:
-    """Evaluate every active unit for a quarter with the ruleset in force and store the results."""
+    """Evaluate every active unit for a quarter with the ruleset in force and store the results; a half-year
+    (2026-H1) or a year (2026) is summed up from the stored evaluations of its quarters."""
     session = session_of(ctx)
     with (
         session.reporting_errors(),
@@ -79,7 +82,8 @@ def show(
     unit: Annotated[str, typer.Argument(help="Unit code, e.g. SNV.", show_default=False)],
     period: Annotated[
         str | None,
-        typer.Option("--period", "-p", help="Quarter, e.g. 2026-Q3; default: the latest evaluated."),
+        typer.Option("--period", "-p", help="Quarter (2026-Q3), half-year (2026-H1) or year (2026); default: the "
+                                            "latest evaluated quarter."),
     ] = None,
     revision: Annotated[int, typer.Option("--revision", min=0, help="Revision to show; 0 is the latest.")] = 0,
     lang: LangOption = Lang.vi,
@@ -160,7 +164,7 @@ def rankings(
     block: Annotated[str | None, typer.Option("--block", help="departments or communes; default: every block.")] = None,
     lang: LangOption = Lang.vi,
 ) -> None:
-    """Rank the units of a block for a quarter by score (ties by timeliness, then code)."""
+    """Rank the units of a block for a quarter, a half-year or a year by score (ties by timeliness, then code)."""
     session = session_of(ctx)
     with session.reporting_errors(), session.connect() as client:
         blocks = [block] if block else sorted({u.block for u in client.list_units() if u.block})
@@ -269,7 +273,8 @@ def ruleset(ctx: typer.Context) -> None:
 
 
 def periods(ctx: typer.Context, lang: LangOption = Lang.vi) -> None:
-    """List the quarters that have assignments due or evaluations, newest first."""
+    """List the quarters that have assignments due or evaluations, and the half-years and years of which a
+    quarter has evaluations, newest first."""
     session = session_of(ctx)
     with session.reporting_errors(), session.connect() as client:
         found = list(client.list_periods())
@@ -279,8 +284,8 @@ def periods(ctx: typer.Context, lang: LangOption = Lang.vi) -> None:
         if not found:
             session.out.print("No quarter has assignments or evaluations yet.")
             return
-        table = Table(title="Quarters")
-        for column in ("Quarter", "From", "To", "State", "Assignments due", "Units evaluated"):
+        table = Table(title="Periods")
+        for column in ("Period", "From", "To", "State", "Assignments due", "Units evaluated"):
             table.add_column(column, justify="right" if column.startswith(("Assignments", "Units")) else "left")
         for period in found:
             table.add_row(

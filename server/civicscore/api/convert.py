@@ -12,6 +12,8 @@ from google.protobuf import timestamp_pb2
 from civicscore.domain.model import (
     Area,
     Assignment,
+    ExtendedTask,
+    ExtensionStatus,
     Measurement,
     Outcome,
     OutcomeStatus,
@@ -26,10 +28,12 @@ from civicscore.domain.scoring import display_score
 from civicscore.errors import Violation
 from civicscore.ingest import AssignmentInput, MeasurementInput, OutcomeInput, TargetInput, UnitInput
 from civicscore.store import EvaluationRecord, RecommendationRecord
+from civicscore.store.base import ExtensionRecord
 from civicscore_api.v1 import (
     assignments_pb2,
     common_pb2,
     evaluations_pb2,
+    extensions_pb2,
     measurements_pb2,
     outcomes_pb2,
     units_pb2,
@@ -67,6 +71,7 @@ RECOMMENDATION_STATUSES = {
 RECOMMENDATION_KINDS = {
     "commendation": evaluations_pb2.RECOMMENDATION_KIND_COMMENDATION,
     "criticism": evaluations_pb2.RECOMMENDATION_KIND_CRITICISM,
+    "escalation": evaluations_pb2.RECOMMENDATION_KIND_ESCALATION,
 }
 
 
@@ -224,7 +229,24 @@ def evaluation_out(record: EvaluationRecord) -> evaluations_pb2.Evaluation:
             points=ind["points"], counted=ind["counted"])
     for rule in data["fired_rules"]:
         evaluation.fired_rules.append(fired_rule_out(rule))
+    if data.get("rollup"):
+        evaluation.rollup.CopyFrom(rollup_out(data["rollup"]))
     return evaluation
+
+
+def rollup_out(rollup: dict[str, Any]) -> evaluations_pb2.PeriodRollup:
+    """How a stored half-year or year result (its canonical JSON's `rollup`) was summed up from its quarters."""
+    return evaluations_pb2.PeriodRollup(
+        span=rollup["span"], quarters=rollup["quarters"], missing_quarters=rollup["missing"],
+        assessable_quarters=rollup["assessable_quarters"], min_assessable_quarters=rollup["min_assessable_quarters"],
+        excellent_quarters=rollup["excellent_quarters"], criticism_quarters=rollup["criticism_quarters"],
+        timeliness=rollup["timeliness"] or 0.0, under_review=rollup["under_review"],
+        results=[evaluations_pb2.QuarterResult(
+            period=r["period"], revision=r["revision"], assessable=r["assessable"], score=r["score"] or 0.0,
+            has_score=r["score"] is not None, score_display=score_display(r["score"]), grade=r["grade"],
+            grade_label_vi=r["grade_vi"], grade_label_en=r["grade_en"], timeliness=r["timeliness"],
+            flags=r["flags"], criticism_flags=r["criticism_flags"], ruleset_version=r["ruleset_version"],
+            ruleset_digest=r["ruleset_digest"]) for r in rollup["results"]])
 
 
 def flag_labels_out(flags: list[dict[str, Any]]) -> list[evaluations_pb2.FlagLabel]:
@@ -258,3 +280,35 @@ def recommendation_out(r: RecommendationRecord) -> evaluations_pb2.Recommendatio
         successor_id=r.superseded_by or 0, last_decision=r.last_decision, last_reviewer=r.last_reviewer,
         last_decision_reason=r.last_decision_reason,
         last_decision_time=timestamp_out(r.last_decision_at) if r.last_decision_at is not None else None)
+
+
+EXTENSION_STATUSES = {
+    ExtensionStatus.PENDING: extensions_pb2.EXTENSION_STATUS_PENDING,
+    ExtensionStatus.APPROVED: extensions_pb2.EXTENSION_STATUS_APPROVED,
+    ExtensionStatus.REFUSED: extensions_pb2.EXTENSION_STATUS_REFUSED,
+    ExtensionStatus.SUPERSEDED: extensions_pb2.EXTENSION_STATUS_SUPERSEDED,
+}
+
+
+def extension_out(r: ExtensionRecord) -> extensions_pb2.Extension:
+    message = extensions_pb2.Extension(
+        name=f"assignments/{r.assignment_id}/extensions/{r.extension_id}", extension_id=r.extension_id,
+        assignment=f"assignments/{r.assignment_id}", unit=f"units/{r.unit_code}", assignment_title=r.assignment_title,
+        original_due_on=r.original_due_on.isoformat(), due_on_at_request=r.due_on_at_request.isoformat(),
+        requested_due_on=r.requested_due_on.isoformat(), reason=r.reason, requested_by=r.requested_by,
+        request_time=timestamp_out(r.requested_at), status=EXTENSION_STATUSES[r.status],
+        decision_reason=r.decision_reason, decided_by=r.decided_by,
+        superseded_by=(f"assignments/{r.assignment_id}/extensions/{r.superseded_by}"
+                       if r.superseded_by is not None else ""),
+        effective_due_on=r.effective_due_on.isoformat())
+    if r.decided_at is not None:
+        message.decision_time.CopyFrom(timestamp_out(r.decided_at))
+    return message
+
+
+def extended_out(task: ExtendedTask) -> extensions_pb2.ExtendedAssignment:
+    """An assignment whose effective due date is not its own, as an explanation lists it."""
+    return extensions_pb2.ExtendedAssignment(
+        assignment=f"assignments/{task.assignment_id}", original_due_on=task.original_due_on.isoformat(),
+        effective_due_on=task.due_on.isoformat(),
+        extension=f"assignments/{task.assignment_id}/extensions/{task.extension_id}")

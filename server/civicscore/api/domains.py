@@ -7,7 +7,7 @@ reads those options from the generated descriptors once, compiles one check
 per field, and `check_message` walks a request with them: every value outside
 its domain is a `Violation` naming its path (`outcomes[3].reported_at`). The
 use cases then only ever see values they can store and read back: dates and
-quarters in 2000-2100, finite numbers, timestamps Python can hold, text
+periods in 2000-2100, finite numbers, timestamps Python can hold, text
 without invisible or reordering characters, names of the right shape.
 
 The empty value of a field (empty text, 0, an unset Timestamp, an enum's 0) is
@@ -125,6 +125,13 @@ def _period(value: str) -> Problem | None:
     return None
 
 
+def _evaluation_period(value: str) -> Problem | None:
+    if _EVALUATION_PERIOD.fullmatch(value) is None:
+        return "INVALID_PERIOD", (f"{shown(value)} is not a period from 2000 to 2100; write a quarter YYYY-Qn "
+                                  "(2026-Q3), a half-year YYYY-H1 or YYYY-H2 (2026-H1) or a year YYYY (2026)")
+    return None
+
+
 def _language(value: str) -> Problem | None:
     return None if value in ("vi", "en") else ("INVALID_LANGUAGE", f"{shown(value)} is not vi or en")
 
@@ -147,7 +154,8 @@ def _bounded(low: float, high: float, *, whole: bool) -> Check:
 _VARIABLES: dict[str, str] = {
     "unit_code": r"[A-Z0-9][A-Z0-9-]{0,39}",
     "assignment_id": r"[A-Za-z0-9._:-]{1,128}",
-    "period": r"(?:20[0-9]{2}|2100)-Q[1-4]",
+    "quarter": r"(?:20[0-9]{2}|2100)-Q[1-4]",
+    "period": r"(?:20[0-9]{2}|2100)(?:-Q[1-4]|-H[12])?",  # a quarter, a half-year or a year
     "flag": r"[a-z][a-z0-9_]{0,59}",
     "identity_id": r"[a-z0-9][a-z0-9.-]{1,62}",
     "credential_id": r"[A-Za-z0-9_-]{1,64}",
@@ -155,7 +163,8 @@ _VARIABLES: dict[str, str] = {
     "number": r"[1-9][0-9]{0,17}",
 }
 _VARIABLE = re.compile(r"\{(\w+)\}")
-_PERIOD = re.compile(rf"(?:periods/)?{_VARIABLES['period']}")
+_PERIOD = re.compile(rf"(?:periods/)?{_VARIABLES['quarter']}")
+_EVALUATION_PERIOD = re.compile(rf"(?:periods/)?{_VARIABLES['period']}")
 
 
 def _name_regex(patterns: str) -> re.Pattern[str]:
@@ -254,6 +263,8 @@ def _declared(field: FieldDescriptor) -> _Rule | None:
         return _Rule("v in $allowed", {"allowed": ("vi", "en")}, _language)
     if kind == _KIND.VALUE_KIND_PERIOD:
         return _matching(_PERIOD, _period)
+    if kind == _KIND.VALUE_KIND_EVALUATION_PERIOD:
+        return _matching(_EVALUATION_PERIOD, _evaluation_period)
     if kind == _KIND.VALUE_KIND_RESOURCE_NAME:
         return _matching(_name_regex(domain.pattern), _resource_name(domain.pattern))
     patterns = {

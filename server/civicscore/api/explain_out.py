@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from civicscore.api.convert import extended_out
 from civicscore.explain import Contribution, Explanation, Margin
 from civicscore_api.v1 import evaluations_pb2
 
@@ -30,4 +31,5 @@ def explanation_out(
         inputs_changed=explanation.inputs_changed,
         next_grade=explanation.next_grade,
         next_grade_min_score=explanation.next_grade_min_score or 0.0,
+        extended_assignments=[extended_out(task) for task in explanation.extended],
     )

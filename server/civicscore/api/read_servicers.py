@@ -12,6 +12,7 @@ from civicscore.api.filters import parse_filter
 from civicscore.api.identity import caller
 from civicscore.api.paging import decode_offset, decode_token, encode_token, page_size
 from civicscore.errors import InvalidInput, Violation, shown
+from civicscore.rollups import parse_evaluation_period
 from civicscore.runtime import Runtime
 from civicscore_api.v1 import (
     evaluations_pb2,
@@ -57,7 +58,7 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
     @handle_errors
     def ListEvaluations(self, request: evaluations_pb2.ListEvaluationsRequest, context: grpc.ServicerContext
                         ) -> evaluations_pb2.ListEvaluationsResponse:
-        quarter = evaluate.parse_period(request.parent, "parent")
+        quarter = parse_evaluation_period(request.parent, "parent")
         terms = parse_filter(request.filter, {"block", "grade", "unit"})
         scope = f"{quarter}|{request.filter}"
         page = self.rt.store.list_evaluations(
@@ -93,12 +94,12 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
     @handle_errors
     def ListRecommendations(self, request: evaluations_pb2.ListRecommendationsRequest,
                             context: grpc.ServicerContext) -> evaluations_pb2.ListRecommendationsResponse:
-        quarter = evaluate.parse_period(request.parent, "parent")
+        quarter = parse_evaluation_period(request.parent, "parent")
         terms = parse_filter(request.filter, {"kind", "flag", "status", "unit"})
         kind = terms.get("kind")
-        if kind is not None and kind not in ("commendation", "criticism"):
-            raise InvalidInput([Violation("filter", f"kind {shown(kind)} is not commendation or criticism",
-                                          "INVALID_FILTER")])
+        if kind is not None and kind not in convert.RECOMMENDATION_KINDS:
+            raise InvalidInput([Violation("filter", f"kind {shown(kind)} is not commendation, criticism or "
+                                          "escalation", "INVALID_FILTER")])
         scope = f"{quarter}|{request.filter}"
         page = self.rt.store.list_recommendations(
             period=str(quarter), kind=kind, flag=terms.get("flag"),
@@ -110,6 +111,10 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
             next_page_token=encode_token(page.next_cursor, scope))
 
 
+_PERIOD_KINDS = {"quarter": periods_pb2.PERIOD_KIND_QUARTER, "half_year": periods_pb2.PERIOD_KIND_HALF_YEAR,
+                 "year": periods_pb2.PERIOD_KIND_YEAR}
+
+
 class PeriodServicer(periods_pb2_grpc.PeriodServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
@@ -119,7 +124,8 @@ class PeriodServicer(periods_pb2_grpc.PeriodServiceServicer):
         return periods_pb2.Period(name=f"periods/{summary.period}", period_id=summary.period,
                                   start_date=summary.start, end_date=summary.end,
                                   state=periods_pb2.PERIOD_STATE_OPEN, assignments_due=summary.assignments_due,
-                                  units_evaluated=summary.units_evaluated)
+                                  units_evaluated=summary.units_evaluated, kind=_PERIOD_KINDS[summary.kind],
+                                  quarters=summary.quarters, quarters_evaluated=summary.quarters_evaluated)
 
     @handle_errors
     def GetPeriod(self, request: periods_pb2.GetPeriodRequest, context: grpc.ServicerContext

@@ -10,12 +10,13 @@ from collections.abc import Iterator
 import grpc
 from google.protobuf import json_format
 
-from civicscore import evaluate, reviews
+from civicscore import reviews
 from civicscore.api import convert, scope
 from civicscore.api.errors import handle_errors
 from civicscore.api.identity import caller
 from civicscore.api.paging import decode_token, encode_token, page_size
 from civicscore.errors import InvalidInput, Violation
+from civicscore.rollups import parse_evaluation_period
 from civicscore.runtime import Runtime
 from civicscore.store.base import ChangeRecord, ContestRecord, ReviewRecord
 from civicscore_api.v1 import evaluations_pb2, outcomes_pb2, reviews_pb2, reviews_pb2_grpc
@@ -112,7 +113,7 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
     @handle_errors
     def ListContests(self, request: reviews_pb2.ListContestsRequest, context: grpc.ServicerContext
                      ) -> reviews_pb2.ListContestsResponse:
-        quarter = evaluate.parse_period(request.parent, "parent")
+        quarter = parse_evaluation_period(request.parent, "parent")
         scope_key = f"contests|{quarter}"
         page = self.rt.store.list_contests(period=str(quarter), after=decode_token(request.page_token, scope_key),
                                            limit=page_size(request.page_size))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from civicscore.auth.policy import ALL_UNITS, Permission
+from civicscore.auth.policy import ALL_UNITS, CITY_WIDE_ROLES, Permission
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,11 @@ class Caller:
     @property
     def unrestricted(self) -> bool:
         return ALL_UNITS in self.scope_units
+
+    def may_act_for(self, unit_code: str) -> bool:
+        """Whether the caller may write for the unit where a reporter is bounded by its scope (an extension
+        request): within its scope, or in a city-wide role (committee, admin)."""
+        return self.may_submit_for(unit_code) or any(role in CITY_WIDE_ROLES for role in self.roles)
 
 
 CURRENT: ContextVar[Caller | None] = ContextVar("civicscore_caller", default=None)

@@ -11,10 +11,10 @@ from enum import StrEnum
 
 
 class Role(StrEnum):
-    REPORTER = "reporter"  # submits outcomes and measurements for the units in its scope
+    REPORTER = "reporter"  # submits outcomes and measurements, asks for extensions, for the units in its scope
     READER = "reader"  # reads everything
     POLICY = "policy"  # rulesets: check, simulate, activate, roll back; targets
-    COMMITTEE = "committee"  # assigns tasks, runs evaluations, reviews recommendations
+    COMMITTEE = "committee"  # assigns tasks, runs evaluations, reviews recommendations, decides extensions
     ADMIN = "admin"  # identities, credentials and units
 
 
@@ -32,6 +32,10 @@ class Permission(StrEnum):
     CONTEST = "recommendations.contest"  # a unit's right of reply, within the caller's unit scope
     AUDIT = "audit.read"  # list and verify the audit log
     DATA_CHECK = "data.check"  # check stored data against the field domains
+    EXTENSION_REQUEST = "extensions.request"  # ask for more time on an assignment, within the caller's unit scope
+    EXTENSION_DECIDE = "extensions.decide"  # approve or refuse an extension request
+    OBSTACLE_REPORT = "obstacles.report"  # report an obstacle on an assignment, within the caller's unit scope
+    OBSTACLE_RESOLVE = "obstacles.resolve"  # name who resolves an obstacle, and close it with a resolution
 
 
 class Access(StrEnum):
@@ -40,14 +44,19 @@ class Access(StrEnum):
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.REPORTER: frozenset({Permission.SUBMIT, Permission.CONTEST}),
+    Role.REPORTER: frozenset({Permission.SUBMIT, Permission.CONTEST, Permission.EXTENSION_REQUEST,
+                              Permission.OBSTACLE_REPORT}),
     Role.READER: frozenset({Permission.READ}),
     Role.POLICY: frozenset({Permission.READ, Permission.RULES_CHECK, Permission.RULES_ACTIVATE, Permission.TARGETS}),
     Role.COMMITTEE: frozenset({Permission.READ, Permission.ASSIGN, Permission.EVALUATE, Permission.REVIEW,
-                               Permission.AUDIT}),
+                               Permission.AUDIT, Permission.EXTENSION_REQUEST, Permission.EXTENSION_DECIDE,
+                               Permission.OBSTACLE_REPORT, Permission.OBSTACLE_RESOLVE}),
     Role.ADMIN: frozenset({Permission.READ, Permission.UNITS, Permission.IDENTITIES, Permission.AUDIT,
-                           Permission.DATA_CHECK}),
+                           Permission.DATA_CHECK, Permission.EXTENSION_REQUEST, Permission.OBSTACLE_REPORT}),
 }
+# Roles that act for every unit where a permission is otherwise bounded by the caller's unit scope
+# (an extension request: a reporter for its own units, the committee office and administrators for any).
+CITY_WIDE_ROLES = frozenset({Role.COMMITTEE.value, Role.ADMIN.value})
 
 ROLE_VALUES = frozenset(role.value for role in Role)
 ALL_UNITS = "*"  # a reporter scope that covers every unit (e.g. the city's own task tracker)
@@ -101,6 +110,14 @@ METHOD_ACCESS: dict[str, Permission | Access] = {
         "ReviewRecommendation": P.REVIEW, "ListRecommendationReviews": P.READ, "ContestRecommendation": P.CONTEST,
         "GetContest": P.READ, "ListContests": P.READ, "WatchRecommendations": P.READ}),
     **_service("civicscore.v1.MaintenanceService", {"CheckStoredData": P.DATA_CHECK}),
+    **_service("civicscore.v1.ExtensionService", {
+        # A reporter for the assignments of its units (checked by the use case); committee and admin for any.
+        "RequestExtension": P.EXTENSION_REQUEST, "DecideExtension": P.EXTENSION_DECIDE,
+        "GetExtension": P.READ, "ListExtensions": P.READ}),
+    **_service("civicscore.v1.ObstacleService", {
+        # A reporter for the assignments of its units (checked by the use case); committee and admin for any.
+        "ReportObstacle": P.OBSTACLE_REPORT, "AssignObstacle": P.OBSTACLE_RESOLVE,
+        "ResolveObstacle": P.OBSTACLE_RESOLVE, "GetObstacle": P.READ, "ListObstacles": P.READ}),
 }
 
 REFLECTION_METHODS = frozenset({

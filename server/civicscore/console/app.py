@@ -134,6 +134,8 @@ class Console:
             Route("/units/{code}", self.unit),
             Route("/rules", self.rules, methods=["GET"]),
             Route("/rules/what-if", self.what_if, methods=["POST"]),
+            Route("/extensions", self.extensions, methods=["GET"]),
+            Route("/extensions/{assignment}/{number:int}", self.decide_extension, methods=["POST"]),
             Route("/admin", self.admin),
             Route("/live/recommendations", self.live_recommendations),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
@@ -336,7 +338,7 @@ class Console:
         """The period picker's target (a plain GET form: it works without JavaScript)."""
         period = request.query_params.get("period", "")
         if not views.PERIOD.match(period):
-            raise HTTPException(404, f"{period!r} is not a quarter such as 2026-Q3")
+            raise HTTPException(404, f"{period!r} is not a period such as 2026-Q3, 2026-H1 or 2026")
         suffix = "/queue" if request.query_params.get("to") == "queue" else ""
         return RedirectResponse(f"/quarters/{period}{suffix}", status_code=303)
 
@@ -345,7 +347,7 @@ class Console:
     def _period(self, request: Request) -> str:
         period = str(request.path_params["period"])
         if not views.PERIOD.match(period):
-            raise HTTPException(404, f"{period!r} is not a quarter such as 2026-Q3")
+            raise HTTPException(404, f"{period!r} is not a period such as 2026-Q3, 2026-H1 or 2026")
         return period
 
     def quarter(self, request: Request) -> Response:
@@ -354,7 +356,7 @@ class Console:
         client = self.acting(person)
         w = self.words(request)
         return self.page(request, "quarter.html.j2", period=period, periods=views.periods(client),
-                         quarter=views.quarter(client, period, w))
+                         quarter=views.quarter(client, period, w), heading=views.period_heading(period, w))
 
     def queue(self, request: Request) -> Response:
         person = self.person(request)
@@ -454,7 +456,7 @@ class Console:
         root = self.settings.candidates_root
         return self.page(request, "rules.html.j2", status_code, active=active, history=history[:50],
                          candidates=views.candidate_folders(root), root=str(root or ""),
-                         periods=views.periods(client), simulation=simulation, chosen=chosen, period=period)
+                         periods=views.quarters(client), simulation=simulation, chosen=chosen, period=period)
 
     async def what_if(self, request: Request) -> Response:
         form = await self.form(request)
@@ -462,11 +464,42 @@ class Console:
         self.check_csrf(person, form)
         root = self.settings.candidates_root
         chosen, period = form.get("candidate", ""), form.get("period", "")
-        if root is None or not views.PERIOD.match(period):
+        if root is None or not views.QUARTER.match(period):
             raise HTTPException(400, "choose a candidate folder and a quarter")
         simulation = await run_in_threadpool(views.what_if, self.acting(person), root, chosen, period,
                                              self.words(request))
         return await run_in_threadpool(self.rules, request, simulation=simulation, chosen=chosen, period=period)
+
+    def extensions(self, request: Request, *, message: str = "", failed: str = "", status_code: int = 200) -> Response:
+        """Extension requests (gia hạn): pending ones first by default; the committee decides them here."""
+        person = self.person(request)
+        w = self.words(request)
+        status = request.query_params.get("status", "pending")
+        rows = views.extensions(self.acting(person), status if status in views.EXTENSION_STATUSES else "", w)
+        saved = request.query_params.get("saved", "")
+        return self.page(request, "extensions.html.j2", status_code, rows=rows, status=status,
+                         statuses=views.EXTENSION_STATUSES, message=message, failed=failed, key=uuid.uuid4().hex,
+                         saved=w("extension_decided", decision=w(f"extension_{saved}")) if saved in (
+                             "approved", "refused") else "")
+
+    async def decide_extension(self, request: Request) -> Response:
+        form = await self.form(request)
+        person = await run_in_threadpool(self.person, request)
+        self.check_csrf(person, form)
+        w = self.words(request)
+        name = f"assignments/{request.path_params['assignment']}/extensions/{request.path_params['number']}"
+        decision, reason = form.get("decision", ""), form.get("reason", "").strip()
+        if decision not in ("approve", "refuse") or not reason:
+            return await run_in_threadpool(self.extensions, request, message=w("extension_reason_required"),
+                                           failed=name, status_code=400)
+        try:
+            await run_in_threadpool(self.acting(person).decide_extension, name, decision, reason,
+                                    idempotency_key=form.get("key") or None)
+        except (InvalidArgument, FailedPrecondition) as err:
+            return await run_in_threadpool(self.extensions, request, message=err.message, failed=name,
+                                           status_code=409 if isinstance(err, FailedPrecondition) else 400)
+        done = "approved" if decision == "approve" else "refused"
+        return RedirectResponse(f"/extensions?saved={done}", status_code=303)
 
     def admin(self, request: Request) -> Response:
         person = self.person(request)

@@ -16,18 +16,21 @@ from typing import Any
 from markupsafe import Markup
 
 from civicscore.console.words import Words
+from civicscore.domain.periods import Rollup, period_label, period_title
 from civicscore.report.charts import distribution_chart, trend_chart
 from civicscore.report.data import KNOWN_BLOCKS, KNOWN_GRADES, GradeInfo
-from civicscore_api.v1 import evaluations_pb2, outcomes_pb2, reviews_pb2, units_pb2
+from civicscore_api.v1 import evaluations_pb2, extensions_pb2, outcomes_pb2, reviews_pb2, units_pb2
 from civicscore_client import Client, InvalidArgument, NotFound
 from civicscore_client._rulesets import read_rules_folder
 
-PERIOD = re.compile(r"^(\d{4})-Q([1-4])$")
-KINDS = ("commendation", "criticism")
+PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4])|-H([12]))?$")  # a quarter, a half-year or a year
+QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+KINDS = ("commendation", "criticism", "escalation")
 STATUSES = ("proposed", "approved", "rejected", "deferred", "superseded")
 DECISIONS = ("approve", "reject", "defer")
 _KIND_NAMES: dict[int, str] = {evaluations_pb2.RECOMMENDATION_KIND_COMMENDATION: "commendation",
-               evaluations_pb2.RECOMMENDATION_KIND_CRITICISM: "criticism"}
+               evaluations_pb2.RECOMMENDATION_KIND_CRITICISM: "criticism",
+               evaluations_pb2.RECOMMENDATION_KIND_ESCALATION: "escalation"}
 _STATUS_NAMES: dict[int, str] = {evaluations_pb2.RECOMMENDATION_STATUS_PROPOSED: "proposed",
                  evaluations_pb2.RECOMMENDATION_STATUS_APPROVED: "approved",
                  evaluations_pb2.RECOMMENDATION_STATUS_REJECTED: "rejected",
@@ -39,7 +42,7 @@ _DECISION_NAMES: dict[int, str] = {reviews_pb2.REVIEW_DECISION_APPROVE: "approve
 
 
 def kind_name(value: int) -> str:
-    """`commendation` or `criticism` for a RecommendationKind value."""
+    """`commendation`, `criticism` or `escalation` for a RecommendationKind value."""
     return _KIND_NAMES.get(value, "")
 
 
@@ -52,11 +55,27 @@ def decision_name(value: int) -> str:
 
 
 def previous_period(period: str) -> str:
+    """The period of the same kind before `period`: 2026-Q1 -> 2025-Q4, 2026-H1 -> 2025-H2, 2026 -> 2025."""
     match = PERIOD.match(period)
     if not match:
         return ""
-    year, quarter = int(match[1]), int(match[2])
-    return f"{year - 1}-Q4" if quarter == 1 else f"{year}-Q{quarter - 1}"
+    year = int(match[1])
+    if match[2]:
+        quarter = int(match[2])
+        return f"{year - 1}-Q4" if quarter == 1 else f"{year}-Q{quarter - 1}"
+    if match[3]:
+        return f"{year - 1}-H2" if match[3] == "1" else f"{year}-H1"
+    return str(year - 1)
+
+
+def period_heading(period: str, w: Words) -> str:
+    """The quarter page's title: `Kết quả đánh giá quý 2026-Q3`, `Kết quả đánh giá năm 2026`,
+    `Evaluation results, First half of 2026`."""
+    if QUARTER.match(period):
+        return w("quarter_title", period=period)
+    rollup = Rollup.parse(period)
+    label = period_label(rollup, w.lang) if w.lang == "vi" else period_title(rollup, w.lang)
+    return w("rollup_title", period=label)
 
 
 def short(name: str, collection: str) -> str:
@@ -92,8 +111,13 @@ class Units:
 
 
 def periods(client: Client) -> list[str]:
-    """Period ids, newest first."""
-    return sorted((period.period_id for period in client.list_periods()), reverse=True)
+    """Period ids (quarters, half-years and years), newest first as the server lists them."""
+    return [period.period_id for period in client.list_periods()]
+
+
+def quarters(client: Client) -> list[str]:
+    """Quarter ids, newest first (what a what-if can re-evaluate)."""
+    return [period for period in periods(client) if QUARTER.match(period)]
 
 
 def default_period(client: Client) -> str:
@@ -480,3 +504,49 @@ def what_if(client: Client, root: Path, candidate: str, period: str, w: Words) -
         flags_gained=[flags.get(flag, flag) for flag in u.flags_gained],
         flags_lost=[flags.get(flag, flag) for flag in u.flags_lost]) for u in reply.units]
     return WhatIf(candidate=candidate, period=period, evaluated=reply.units_evaluated, rows=rows)
+
+
+# ---- extensions (gia hạn) ----
+
+EXTENSION_STATUSES = ("pending", "approved", "refused", "superseded")
+_EXTENSION_STATUS_NAMES: dict[int, str] = {extensions_pb2.EXTENSION_STATUS_PENDING: "pending",
+                                           extensions_pb2.EXTENSION_STATUS_APPROVED: "approved",
+                                           extensions_pb2.EXTENSION_STATUS_REFUSED: "refused",
+                                           extensions_pb2.EXTENSION_STATUS_SUPERSEDED: "superseded"}
+
+
+@dataclass
+class ExtensionRow:
+    name: str
+    path: str  # /extensions/{assignment}/{n}, where the decision form posts
+    unit: str
+    assignment: str
+    title: str
+    original_due_on: str
+    due_on_at_request: str
+    requested_due_on: str
+    reason: str
+    requested_by: str
+    requested_at: str
+    status: str
+    decided_by: str
+    decided_at: str
+    decision_reason: str
+
+
+def extensions(client: Client, status: str, w: Words) -> list[ExtensionRow]:
+    """Extension requests in a status ("" for all), newest request first."""
+    units = Units.load(client)
+    rows = []
+    for found in client.list_extensions(status=status or None):
+        assignment = short(found.assignment, "assignments")
+        code = short(found.unit, "units")
+        rows.append(ExtensionRow(
+            name=found.name, path=f"/extensions/{assignment}/{found.extension_id}", unit=units.name(code, w),
+            assignment=assignment, title=found.assignment_title, original_due_on=w.date(found.original_due_on),
+            due_on_at_request=w.date(found.due_on_at_request), requested_due_on=w.date(found.requested_due_on),
+            reason=found.reason, requested_by=found.requested_by, requested_at=w.moment(found.request_time),
+            status=_EXTENSION_STATUS_NAMES.get(found.status, ""), decided_by=found.decided_by,
+            decided_at=w.moment(found.decision_time), decision_reason=found.decision_reason))
+    rows.reverse()
+    return rows

@@ -11,6 +11,10 @@ twice in one value (e.g. a fired rule that is also a flag's reason) is written
 once. Anything unusual (enums, dates, subclasses of the JSON types) goes through
 `to_plain`; whatever the fast writer cannot do exactly (non-finite numbers, enum
 values that are containers, cycles) re-runs the reference, so errors are its too.
+
+A dataclass field declared with `metadata=OMITTED_WHEN_EMPTY` is left out of the text while it is empty
+(an empty tuple, list or dict, or None): a field added to a record whose digests are already stored
+(e.g. the extended assignments of `UnitFacts`) keeps the digests of every record that does not use it.
 """
 
 from __future__ import annotations
@@ -28,11 +32,19 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 D = TypeVar("D")
 
+# Field metadata: leave the field out of the canonical text while it is empty (see the module docstring).
+OMITTED_WHEN_EMPTY: dict[str, bool] = {"canonical_omitted_when_empty": True}
+
+
+def _omitted_when_empty(field: dataclasses.Field[Any]) -> bool:
+    return bool(field.metadata.get("canonical_omitted_when_empty"))
+
 
 def to_plain(value: Any) -> Any:
     """Turn dataclasses, enums, dates, tuples and floats into JSON-ready plain data."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not (_omitted_when_empty(f) and _is_empty(getattr(value, f.name)))}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dt.datetime):
@@ -51,8 +63,12 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, (tuple, list, dict)) and not value)
+
+
 def record_from_plain(kind: type[D], data: dict[str, Any]) -> D:
-    """The inverse of `to_plain` for a flat record dataclass: datetimes, enums and tuples restored."""
+    """The inverse of `to_plain` for a flat record dataclass: datetimes, dates, enums and tuples restored."""
     hints = get_type_hints(kind)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(kind):  # type: ignore[arg-type]
@@ -63,6 +79,8 @@ def record_from_plain(kind: type[D], data: dict[str, Any]) -> D:
             bases = {get_origin(member) or member for member in members}
             if dt.datetime in bases:
                 value = dt.datetime.fromisoformat(value)
+            elif dt.date in bases:
+                value = dt.date.fromisoformat(value)
             elif tuple in bases and isinstance(value, list):
                 value = tuple(value)
             else:
@@ -100,14 +118,23 @@ def _dataclass_writer(cls: type) -> _Writer | None:
         return known
     if not dataclasses.is_dataclass(cls) or issubclass(cls, (type, *_JSON_TYPES)):
         return None
-    names = sorted(f.name for f in dataclasses.fields(cls))  # identifiers: safe in generated code
+    fields = sorted(dataclasses.fields(cls), key=lambda f: f.name)
+    names = [f.name for f in fields]  # identifiers: safe in generated code
     reads = "".join(f"    v{i} = o.{name}\n" for i, name in enumerate(names))
-    members = ",".join(  # strings and ints written in place, anything else by _write
+    members = [  # strings and ints written in place, anything else by _write
         _string(name) + f":{{S(v{i}) if type(v{i}) is str else I(v{i}) if type(v{i}) is int else W(v{i}, memo)}}"
         for i, name in enumerate(names)
-    )
-    source = f"def write(o, memo):\n{reads}    return f'{{{{{members}}}}}'\n"
-    namespace: dict[str, Any] = {"S": _string, "I": int.__repr__, "W": _write}
+    ]
+    if not any(_omitted_when_empty(f) for f in fields):
+        source = f"def write(o, memo):\n{reads}    return f'{{{{{','.join(members)}}}}}'\n"
+    else:  # each member in turn, those omitted while empty left out when they are
+        parts = "".join(
+            f"    if not E(v{i}):\n        m.append(f'{member}')\n" if _omitted_when_empty(fields[i])
+            else f"    m.append(f'{member}')\n"
+            for i, member in enumerate(members)
+        )
+        source = f"def write(o, memo):\n{reads}    m = []\n{parts}    return '{{' + ','.join(m) + '}}'\n"
+    namespace: dict[str, Any] = {"S": _string, "I": int.__repr__, "W": _write, "E": _is_empty}
     exec(source, namespace)  # generated from dataclass field names only
     writer: _Writer = namespace["write"]
     _WRITERS[cls] = writer

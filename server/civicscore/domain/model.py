@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
+from civicscore.domain.canonical import OMITTED_WHEN_EMPTY
+from civicscore.domain.obstacles import OpenObstacle
+
 
 class UnitKind(StrEnum):
     DEPARTMENT = "department"
@@ -47,6 +50,16 @@ class RecommendationStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     DEFERRED = "deferred"
+    SUPERSEDED = "superseded"
+
+
+class ExtensionStatus(StrEnum):
+    """An extension request: pending until the committee approves or refuses it; a newer request for the
+    same assignment made while it is pending supersedes it. Approved, refused and superseded are final."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
     SUPERSEDED = "superseded"
 
 
@@ -157,6 +170,17 @@ class OverdueTask:
 
 
 @dataclass(frozen=True)
+class ExtendedTask:
+    """An assignment among a quarter's inputs whose due date an approved extension moved, as of the
+    quarter's end: `due_on` is the effective date the inputs used, `extension_id` the approval that set it."""
+
+    assignment_id: str
+    original_due_on: dt.date
+    due_on: dt.date
+    extension_id: int
+
+
+@dataclass(frozen=True)
 class MeasurementFact:
     """A unit's indicator value; `target` is the API-provided target (unit, then kind), if any."""
 
@@ -186,6 +210,53 @@ class UnitFacts:
     measurements: tuple[MeasurementFact, ...] = ()
     under_review: bool = False
     previous: PriorQuarter | None = None
+    # Assignments of the counts or the overdue list (or due in the quarter before an extension moved them
+    # out) whose effective due date differs from their own; left out of the inputs digest while empty, so
+    # that the digests of units without extensions stay those stored before extensions existed.
+    extended: tuple[ExtendedTask, ...] = field(default=(), metadata=OMITTED_WHEN_EMPTY)
+    # Obstacles the unit reported that are still open at the quarter's end, oldest first; left out of the
+    # inputs digest while empty, so that the digests of units without obstacles stay those stored before.
+    obstacles: tuple[OpenObstacle, ...] = field(default=(), metadata=OMITTED_WHEN_EMPTY)
+
+
+@dataclass(frozen=True)
+class QuarterResult:
+    """A unit's stored evaluation of one quarter (its latest revision), as a half-year or year uses it:
+    made under the ruleset in force for that quarter, never re-run. `criticism_flags` are the flags it
+    raised whose kind is `criticism` in that ruleset (reminder, criticism, explanation required in the
+    default rules); `timeliness` is the stored timeliness (0 when nothing was due)."""
+
+    period: str
+    revision: int
+    assessable: bool
+    score: float | None
+    grade: str
+    grade_vi: str
+    grade_en: str
+    timeliness: float
+    flags: tuple[str, ...]
+    criticism_flags: tuple[str, ...]
+    counts: TaskCounts
+    open_overdue: int
+    ruleset_version: str
+    ruleset_digest: str
+    result_digest: str
+
+
+@dataclass(frozen=True)
+class RollupFacts:
+    """Everything the rules see about one unit over a half-year or a year: its stored quarterly
+    evaluations (`results`, in quarter order; a quarter of `quarters` missing from them was not
+    evaluated for the unit) and whether it is under review at the period's end (its last quarter)."""
+
+    unit_code: str
+    unit_kind: UnitKind
+    block: str
+    period: str  # `2026-H1`, `2026-H2` or `2026`
+    span: str  # `half_year` or `year`
+    quarters: tuple[str, ...]  # every quarter of the period, in order
+    results: tuple[QuarterResult, ...]
+    under_review: bool = False
 
 
 # ---- results coming back from the engine ----------------------------------
@@ -226,8 +297,30 @@ class FlagResult:
 
 
 @dataclass(frozen=True)
+class RollupSummary:
+    """How a half-year or year result was reached from its quarters (see DEFAULT-RULES, "Half-year and
+    year"): the score is the mean of the assessable quarters' unrounded scores; the period is assessable
+    when at least `min_assessable_quarters` of its `quarters` are; `timeliness` is the mean of the same
+    quarters' timeliness (None without an assessable quarter); `missing` names the quarters with no
+    stored evaluation of the unit."""
+
+    span: str
+    quarters: tuple[str, ...]
+    results: tuple[QuarterResult, ...]
+    missing: tuple[str, ...]
+    assessable_quarters: int
+    min_assessable_quarters: int
+    excellent_quarters: int
+    criticism_quarters: int
+    timeliness: float | None
+    under_review: bool
+
+
+@dataclass(frozen=True)
 class UnitEvaluation:
-    """The engine's verdict on one unit and quarter. `score` is None when nothing was due."""
+    """The engine's verdict on one unit and quarter (or half-year or year: then `rollup` says how it was
+    summed up from the quarters, `counts` are the quarters' counts added up and `open_overdue` that of the
+    last quarter evaluated). `score` is None when nothing was due."""
 
     unit_code: str
     period: str
@@ -245,3 +338,6 @@ class UnitEvaluation:
     ruleset_version: str
     ruleset_digest: str
     inputs_digest: str
+    # Left out of the canonical JSON while None, so that quarterly results keep the digests stored before
+    # half-years and years existed.
+    rollup: RollupSummary | None = field(default=None, metadata=OMITTED_WHEN_EMPTY)

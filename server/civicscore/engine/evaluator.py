@@ -6,6 +6,11 @@
     flags       the unit fact with its grade, overdue and measurement facts
     escalation  the unit fact with this quarter's flags
 
+A half-year or year (`RollupFacts`) is summed up from the unit's stored quarterly evaluations: no
+score or measurement rule runs; its score and grade follow from the quarters and the grade bands
+(`summarise_rollup`, `assessment.long_periods`), then the rollup fact goes through the flags and
+escalation stages like the unit fact.
+
 The result is a plain function of the facts and the ruleset: fired rules are
 sorted, no clock is read, so the same facts give byte-identical JSON.
 
@@ -20,19 +25,25 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from civicscore.domain.canonical import digest_of
-from civicscore.domain.model import FiredRule, FlagResult, IndicatorScore, UnitEvaluation, UnitFacts
+from civicscore.domain.model import FiredRule, FlagResult, IndicatorScore, RollupFacts, UnitEvaluation, UnitFacts
+from civicscore.domain.periods import Rollup, period_label
 from civicscore.domain.scoring import TaskRates, combine, dx_result, overdue_penalty, task_rates
 from civicscore.domain.text import Language, format_value, template_segments
 from civicscore.engine.facts import (
     Fact,
     MeasurementView,
     measurement_fact,
+    obstacle_fact,
     overdue_fact,
+    rollup_counts,
+    rollup_fact,
+    rollup_score,
+    summarise_rollup,
     unit_fact,
     view_measurement,
 )
 from civicscore.ruleset import Effect, GradeDefinition, Indicator, Rule, Ruleset, Stage
-from civicscore.ruleset.fields import MEASUREMENT, OVERDUE, UNIT
+from civicscore.ruleset.fields import MEASUREMENT, OBSTACLE, OVERDUE, ROLLUP, UNIT
 from civicscore.ruleset.model import fact_tag
 
 
@@ -104,11 +115,30 @@ class UnitEvaluator:
             rule.rule_id: (self._reason(rule, rule.reason_vi, "vi"), self._reason(rule, rule.reason_en, "en"))
             for rule in ruleset.rules
         }
+        # The not-assessable grade of half-years and years: the grade of the rule files' not-assessable band,
+        # with the reason of `assessment.long_periods`.
+        self._long_not_assessable: Rule | None = None
+        self._long_reasons: tuple[Callable[[Fact], str], Callable[[Fact], str]] | None = None
+        if ruleset.long_periods is not None:
+            long_periods = ruleset.long_periods
+            not_assessable = ruleset.not_assessable.grade
+            self._long_not_assessable = Rule(
+                rule_id=f"grade.{not_assessable}", fact=ROLLUP, stage=Stage.GRADE, source=long_periods.source, order=0,
+                condition="assessable == false", branches=(), fields=("assessable_quarters", "quarters"),
+                params={"min_assessable_share": long_periods.min_assessable_share}, effect=Effect.GRADE,
+                grade=not_assessable, reason_vi=long_periods.reason_vi, reason_en=long_periods.reason_en)
+            self._long_reasons = (
+                self._reason(self._long_not_assessable, long_periods.reason_vi, "vi"),
+                self._reason(self._long_not_assessable, long_periods.reason_en, "en"),
+            )
 
-    def evaluate(self, unit: UnitFacts) -> UnitEvaluation:
-        """Run every stage for one unit in its own session, deleted afterwards."""
+    def evaluate(self, unit: UnitFacts | RollupFacts) -> UnitEvaluation:
+        """Run every stage for one unit (over a quarter, or a half-year or year) in its own session,
+        deleted afterwards."""
         self._runner.begin()
         try:
+            if isinstance(unit, RollupFacts):
+                return self._evaluate_rollup(unit)
             return self._evaluate(unit)
         finally:
             self._runner.end()
@@ -168,20 +198,12 @@ class UnitEvaluator:
         grade = rs.grade(graded[0].grade or "")
         assert grade is not None
         with_grade = {**base, "grade": grade.grade}
-        self._run_all([(with_grade, UNIT, "unit"), *overdue, *measured], Stage.FLAGS, firings)
+        obstacles = [(obstacle_fact(unit, o), OBSTACLE, f"obstacle {o.obstacle_id}") for o in unit.obstacles]
+        self._run_all([(with_grade, UNIT, "unit"), *overdue, *measured, *obstacles], Stage.FLAGS, firings)
         raised = sorted({f.rule.flag for f in firings if f.rule.flag})
         self._run({**with_grade, "flags": raised}, UNIT, Stage.ESCALATION, "unit", firings)
 
-        firings.sort(key=lambda f: (self._order[f.rule.rule_id], f.description))
-        fired = tuple(self._fired_rule(f) for f in firings)
-        by_flag: dict[str, list[FiredRule]] = {}
-        for rule in fired:
-            by_flag.setdefault(rule.flag, []).append(rule)
-        flags = tuple(
-            FlagResult(d.flag, d.kind, d.level, d.label_vi, d.label_en, tuple(by_flag[d.flag]))
-            for d in rs.flags
-            if d.flag in by_flag
-        )
+        fired, flags = self._outcome(firings)
         dx_total = sum(weights[v.source.indicator] for v in counted_views)
         dx_max = rs.scoring.dx_points if breakdown is not None and breakdown.dx_result is not None else 0.0
         indicators = task_scores(rates, dx is not None, rs) + tuple(
@@ -209,6 +231,70 @@ class UnitEvaluator:
             inputs_digest=digest_of(unit),
         )
 
+    def _outcome(self, firings: list[_Firing]) -> tuple[tuple[FiredRule, ...], tuple[FlagResult, ...]]:
+        """The fired rules in ruleset order and the flags they raised, in the order of flags.yaml."""
+        firings.sort(key=lambda f: (self._order.get(f.rule.rule_id, -1), f.description))
+        fired = tuple(self._fired_rule(f) for f in firings)
+        by_flag: dict[str, list[FiredRule]] = {}
+        for rule in fired:
+            by_flag.setdefault(rule.flag, []).append(rule)
+        flags = tuple(
+            FlagResult(d.flag, d.kind, d.level, d.label_vi, d.label_en, tuple(by_flag[d.flag]))
+            for d in self._ruleset.flags
+            if d.flag in by_flag
+        )
+        return fired, flags
+
+    def _evaluate_rollup(self, unit: RollupFacts) -> UnitEvaluation:
+        """A half-year or year from the unit's stored quarters: score and grade by the ruleset's numbers
+        (`assessment.long_periods`, the grade bands), then its flag rules (`fact: rollup`)."""
+        rs = self._ruleset
+        long_periods = rs.long_periods
+        if long_periods is None or self._long_not_assessable is None:
+            raise EvaluationFailed(
+                f"unit {unit.unit_code} {unit.period}: ruleset {rs.version} does not say how to sum up half-years "
+                "and years; add `long_periods` under `assessment` (grades.yaml)")
+        needed = long_periods.min_assessable_quarters(len(unit.quarters))
+        summary = summarise_rollup(unit, needed, rs.top_grade.grade)
+        score = rollup_score(unit.results)
+        base = rollup_fact(unit, summary, score)
+        # Reasons may also name the period and the fewest assessable quarters; neither is asserted.
+        shown = {**base, "_period": unit.period, "min_assessable_quarters": needed}
+        firings: list[_Firing] = []
+        if base["assessable"] and score is not None:
+            band = next(g for g in rs.grades if g.min_score is not None and score >= g.min_score)
+            firings.append(_Firing(self._rules[f"grade.{band.grade}"], shown, "unit"))
+            grade = band
+        else:
+            firings.append(_Firing(self._long_not_assessable, shown, "unit"))
+            grade = rs.not_assessable
+        with_grade = {**base, "grade": grade.grade}
+        self._run_all([(with_grade, ROLLUP, "unit")], Stage.FLAGS, firings)
+        raised = sorted({f.rule.flag for f in firings if f.rule.flag})
+        self._run({**with_grade, "flags": raised}, ROLLUP, Stage.ESCALATION, "unit", firings)
+        firings = [f._replace(fact={**f.fact, "_period": unit.period}) for f in firings]
+        fired, flags = self._outcome(firings)
+        last = unit.results[-1] if unit.results else None
+        return UnitEvaluation(
+            unit_code=unit.unit_code,
+            period=unit.period,
+            assessable=bool(base["assessable"]),
+            score=score,
+            grade=grade.grade,
+            grade_vi=grade.label_vi,
+            grade_en=grade.label_en,
+            counts=rollup_counts(unit.results),
+            open_overdue=last.open_overdue if last is not None else 0,
+            indicators=(),
+            penalty=0.0,
+            fired_rules=fired,
+            flags=flags,
+            ruleset_version=rs.version,
+            ruleset_digest=rs.digest,
+            inputs_digest=digest_of({"quarters": unit, "ruleset_digest": rs.digest}),
+            rollup=summary,
+        )
+
     def _indicator_score(
         self, view: MeasurementView, counted: set[str], dx_total: float, dx_max: float
     ) -> IndicatorScore:
@@ -233,7 +319,8 @@ class UnitEvaluator:
     def _fired_rule(self, firing: _Firing) -> FiredRule:
         rule, fact = firing.rule, firing.fact
         values = {name: float(fact[name]) for name in rule.fields if isinstance(fact.get(name), (int, float))}
-        reason_vi, reason_en = self._reasons[rule.rule_id]
+        reasons = self._long_reasons if rule is self._long_not_assessable else None
+        reason_vi, reason_en = reasons or self._reasons[rule.rule_id]
         return FiredRule(
             rule_id=rule.rule_id,
             source=rule.source,
@@ -295,6 +382,8 @@ class UnitEvaluator:
             indicator = self._indicators.get(str(fact.get("indicator", "")))
             if indicator is not None:
                 return indicator.name_vi if lang == "vi" else indicator.name_en
+        elif name == "period_label" and "_period" in fact:
+            return period_label(Rollup.parse(str(fact["_period"])), lang)
         elif name == "penalty" and rule.penalty is not None:
             return rule.penalty
         if name in rule.params:
@@ -303,4 +392,4 @@ class UnitEvaluator:
 
 
 # Placeholders looked up from the fact first (labels and names), even when a parameter has the name.
-_FROM_FACT = frozenset({"grade_label", "previous_grade_label", "indicator_name"})
+_FROM_FACT = frozenset({"grade_label", "previous_grade_label", "indicator_name", "period_label"})

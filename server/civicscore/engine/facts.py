@@ -1,4 +1,5 @@
-"""Engine facts: `UnitFacts` checked, then turned into the flat dicts rules match.
+"""Engine facts: `UnitFacts` (a quarter) and `RollupFacts` (a half-year or year) checked, then turned into
+the flat dicts rules match.
 
 The field names are those of `civicscore.ruleset.fields` (a test checks it).
 Absent values (no score, no target) are left out of a fact, never sent as null.
@@ -11,8 +12,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from civicscore.domain.model import MeasurementFact, OverdueTask, UnitFacts
-from civicscore.domain.periods import InvalidPeriod, Quarter
+from civicscore.domain.model import (
+    MeasurementFact,
+    OverdueTask,
+    QuarterResult,
+    RollupFacts,
+    RollupSummary,
+    TaskCounts,
+    UnitFacts,
+)
+from civicscore.domain.obstacles import OpenObstacle
+from civicscore.domain.periods import InvalidPeriod, Quarter, Rollup
 from civicscore.domain.scoring import ScoreBreakdown, TaskRates, attainment
 from civicscore.ruleset import Ruleset
 
@@ -23,11 +33,14 @@ class InvalidFacts(ValueError):
     """Unit facts that contradict themselves (e.g. more completed than due); nothing was evaluated."""
 
 
-def check_facts(facts: Sequence[UnitFacts]) -> None:
+def check_facts(facts: Sequence[UnitFacts | RollupFacts]) -> None:
     """Raise InvalidFacts listing every inconsistent unit, before any work is sent to workers."""
     problems: list[str] = []
     for unit in facts:
         where = f"unit {unit.unit_code} {unit.period}"
+        if isinstance(unit, RollupFacts):
+            problems.extend(f"{where}: {problem}" for problem in _rollup_problems(unit))
+            continue
         try:
             Quarter.parse(unit.period)
         except InvalidPeriod as error:
@@ -46,6 +59,10 @@ def check_facts(facts: Sequence[UnitFacts]) -> None:
             problems.append(f"{where}: an overdue assignment is listed twice")
         if any(task.days_overdue < 0 or task.reminders < 0 for task in unit.overdue):
             problems.append(f"{where}: days_overdue and reminders must not be negative")
+        if len({o.obstacle_id for o in unit.obstacles}) != len(unit.obstacles):
+            problems.append(f"{where}: an obstacle is listed twice")
+        if any(o.days_open < 0 for o in unit.obstacles):
+            problems.append(f"{where}: days_open must not be negative")
         codes = [m.indicator for m in unit.measurements]
         if len(set(codes)) != len(codes):
             problems.append(f"{where}: an indicator is measured twice")
@@ -55,6 +72,80 @@ def check_facts(facts: Sequence[UnitFacts]) -> None:
                 problems.append(f"{where}: {m.indicator} needs finite, non-negative numbers")
     if problems:
         raise InvalidFacts("; ".join(problems))
+
+
+def _rollup_problems(unit: RollupFacts) -> list[str]:
+    try:
+        period = Rollup.parse(unit.period)
+    except InvalidPeriod as error:
+        return [str(error)]
+    problems = []
+    quarters = tuple(str(q) for q in period.quarters)
+    if unit.quarters != quarters or unit.span != period.kind:
+        problems.append(f"a {period.kind} has the quarters {', '.join(quarters)}")
+    seen = [result.period for result in unit.results]
+    if len(set(seen)) != len(seen) or any(q not in quarters for q in seen) or seen != sorted(seen):
+        problems.append("its quarterly results must be of its own quarters, each once, in order")
+    for result in unit.results:
+        if result.score is not None and not (math.isfinite(result.score) and result.score >= 0):
+            problems.append(f"{result.period}: the score must be a finite number of at least 0")
+        if not (math.isfinite(result.timeliness) and 0 <= result.timeliness <= 1):
+            problems.append(f"{result.period}: the timeliness must be between 0 and 1")
+    return problems
+
+
+def summarise_rollup(unit: RollupFacts, min_assessable_quarters: int, top_grade: str) -> RollupSummary:
+    """How the period's figures follow from its quarters: which quarters count (the assessable ones with a
+    score), how many were graded `top_grade` or raised a criticism-kind flag, and the mean timeliness."""
+    counted = [r for r in unit.results if r.assessable and r.score is not None]
+    evaluated = {r.period for r in unit.results}
+    return RollupSummary(
+        span=unit.span,
+        quarters=unit.quarters,
+        results=unit.results,
+        missing=tuple(q for q in unit.quarters if q not in evaluated),
+        assessable_quarters=len(counted),
+        min_assessable_quarters=min_assessable_quarters,
+        excellent_quarters=sum(1 for r in unit.results if r.grade == top_grade),
+        criticism_quarters=sum(1 for r in unit.results if r.criticism_flags),
+        timeliness=sum(r.timeliness for r in counted) / len(counted) if counted else None,
+        under_review=unit.under_review,
+    )
+
+
+def rollup_score(results: Sequence[QuarterResult]) -> float | None:
+    """The mean of the unrounded scores of the assessable quarters; None when none is."""
+    scores = [r.score for r in results if r.assessable and r.score is not None]
+    return sum(scores) / len(scores) if scores else None
+
+
+def rollup_counts(results: Sequence[QuarterResult]) -> TaskCounts:
+    """The quarters' task counts added up (an assignment extended into a later quarter may count twice)."""
+    return TaskCounts(*(sum(getattr(r.counts, name) for r in results)
+                        for name in ("due", "completed", "on_time", "late", "reworked")))
+
+
+def rollup_fact(unit: RollupFacts, summary: RollupSummary, score: float | None) -> Fact:
+    """The rollup fact of the flags stage, without its grade (see `ruleset.fields`, ROLLUP)."""
+    fact: Fact = {
+        "unit_code": unit.unit_code,
+        "unit_kind": unit.unit_kind.value,
+        "block": unit.block,
+        "under_review": unit.under_review,
+        "span": unit.span,
+        "quarters": len(unit.quarters),
+        "evaluated_quarters": len(unit.results),
+        "assessable_quarters": summary.assessable_quarters,
+        "excellent_quarters": summary.excellent_quarters,
+        "criticism_quarters": summary.criticism_quarters,
+        "assessable": summary.assessable_quarters >= summary.min_assessable_quarters,
+        "quarter_flags": sorted({flag for r in unit.results for flag in r.flags}),
+    }
+    if score is not None:
+        fact["score"] = score
+    if summary.timeliness is not None:
+        fact["timeliness"] = summary.timeliness
+    return fact
 
 
 def _unit_attributes(unit: UnitFacts) -> Fact:
@@ -108,6 +199,16 @@ def overdue_fact(unit: UnitFacts, task: OverdueTask) -> Fact:
         "assignment_id": task.assignment_id,
         "days_overdue": task.days_overdue,
         "reminders": task.reminders,
+    }
+
+
+def obstacle_fact(unit: UnitFacts, obstacle: OpenObstacle) -> Fact:
+    """The fact for one obstacle open at the quarter's end (obstacle rules)."""
+    return {
+        **_unit_attributes(unit),
+        "obstacle_id": obstacle.obstacle_id,
+        "assignment_id": obstacle.assignment_id,
+        "days_open": obstacle.days_open,
     }
 
 

@@ -41,7 +41,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, cast
 
-from civicscore.domain.model import UnitEvaluation, UnitFacts
+from civicscore.domain.model import RollupFacts, UnitEvaluation, UnitFacts
 from civicscore.engine.facts import check_facts
 from civicscore.engine.port import EncodedEvaluation, EngineError, EvaluationCancelled
 from civicscore.engine.worker import run_worker
@@ -89,7 +89,7 @@ class _WorkerLost(Exception):
 
 @dataclass(eq=False)
 class _Job:
-    facts: list[UnitFacts]
+    facts: list[UnitFacts | RollupFacts]
     encoded: bool  # results as EncodedEvaluation (else UnitEvaluation)
     cancelled: threading.Event | None = None  # the calling client has gone: do not start this chunk
     future: Future[list[Any]] = field(default_factory=Future)
@@ -264,7 +264,7 @@ class EnginePool:
         with self._lock:
             return [worker.pid for worker in self._workers if worker is not None]
 
-    def evaluate(self, facts: Sequence[UnitFacts], *, cancelled: threading.Event | None = None
+    def evaluate(self, facts: Sequence[UnitFacts | RollupFacts], *, cancelled: threading.Event | None = None
                  ) -> list[UnitEvaluation]:
         """Evaluate units in the workers; results in the order of `facts`.
 
@@ -275,12 +275,12 @@ class EnginePool:
         """
         return cast(list[UnitEvaluation], self._evaluate(facts, encoded=False, cancelled=cancelled))
 
-    def evaluate_encoded(self, facts: Sequence[UnitFacts], *, cancelled: threading.Event | None = None
+    def evaluate_encoded(self, facts: Sequence[UnitFacts | RollupFacts], *, cancelled: threading.Event | None = None
                          ) -> list[EncodedEvaluation]:
         """As `evaluate`, each result with its canonical JSON made in the worker (see EncodedEvaluation)."""
         return cast(list[EncodedEvaluation], self._evaluate(facts, encoded=True, cancelled=cancelled))
 
-    def _evaluate(self, facts: Sequence[UnitFacts], *, encoded: bool, cancelled: threading.Event | None
+    def _evaluate(self, facts: Sequence[UnitFacts | RollupFacts], *, encoded: bool, cancelled: threading.Event | None
                   ) -> list[Any]:
         units = list(facts)
         if cancelled is not None and cancelled.is_set():

@@ -13,6 +13,9 @@ from civicscore.domain.model import (
     FiredRule,
     FlagResult,
     IndicatorScore,
+    QuarterResult,
+    RollupFacts,
+    RollupSummary,
     TaskCounts,
     UnitEvaluation,
     UnitFacts,
@@ -103,8 +106,20 @@ def evaluation_from_json(text: str) -> UnitEvaluation:
                 FlagResult(**{**item, "reasons": tuple(FiredRule(**reason) for reason in item["reasons"])})
                 for item in data["flags"]
             ),
+            "rollup": _rollup_from_plain(data["rollup"]) if data.get("rollup") else None,
         }
     )
+
+
+def _rollup_from_plain(data: dict[str, Any]) -> RollupSummary:
+    """A RollupSummary from its canonical JSON data."""
+    results = tuple(
+        QuarterResult(**{**item, "flags": tuple(item["flags"]), "criticism_flags": tuple(item["criticism_flags"]),
+                         "counts": TaskCounts(**item["counts"])})
+        for item in data["results"]
+    )
+    return RollupSummary(**{**data, "quarters": tuple(data["quarters"]), "missing": tuple(data["missing"]),
+                            "results": results})
 
 
 class RulesEngine(Protocol):
@@ -116,7 +131,7 @@ class RulesEngine(Protocol):
     @property
     def ruleset_digest(self) -> str: ...
 
-    def evaluate(self, facts: Sequence[UnitFacts], *, cancelled: threading.Event | None = None
+    def evaluate(self, facts: Sequence[UnitFacts | RollupFacts], *, cancelled: threading.Event | None = None
                  ) -> list[UnitEvaluation]:
         """Evaluate each unit's facts; results are in the order of `facts`.
 
@@ -125,7 +140,7 @@ class RulesEngine(Protocol):
         """
         ...
 
-    def evaluate_encoded(self, facts: Sequence[UnitFacts], *, cancelled: threading.Event | None = None
+    def evaluate_encoded(self, facts: Sequence[UnitFacts | RollupFacts], *, cancelled: threading.Event | None = None
                          ) -> list[EncodedEvaluation]:
         """As `evaluate`, with each result serialised by the engine (no `canonical_json` needed after)."""
         ...

@@ -2,7 +2,7 @@
 
 Protocol (pickled tuples over a multiprocessing Connection):
     worker -> parent  ("ready", pid) | ("failed", message)          once, at start
-    parent -> worker  ("evaluate", [UnitFacts, ...], encoded) | ("stop",)
+    parent -> worker  ("evaluate", [UnitFacts | RollupFacts, ...], encoded) | ("stop",)
     worker -> parent  ("ok", [UnitEvaluation | EncodedEvaluation, ...]) | ("error", message)
 With `encoded` true the worker also serialises each result (port.encode_evaluation),
 so the parent neither unpickles the nested dataclasses nor writes their JSON.

@@ -1,5 +1,6 @@
 """Gather what a quarterly report shows: evaluations of the quarter and the one before, rankings per block,
-recommendations with their reasons and review status, units, and the rulesets used. No rendering here."""
+recommendations with their reasons and review status, the extensions approved in the quarter, units, and
+the rulesets used. No rendering here."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from civicscore import queries
-from civicscore.domain.model import RecommendationStatus, Unit
-from civicscore.domain.periods import Quarter
+from civicscore.domain.model import ExtensionStatus, RecommendationStatus, Unit
+from civicscore.domain.periods import HANOI, Quarter, Rollup
 from civicscore.domain.scoring import display_score
 from civicscore.errors import FailedPrecondition
-from civicscore.evaluate import parse_period
+from civicscore.report.obstacles import ObstacleRow, obstacle_rows
+from civicscore.rollups import parse_evaluation_period
 from civicscore.ruleset.loader import load_ruleset
 from civicscore.store import EvaluationRecord, RecommendationRecord, Store
+from civicscore.store.base import ExtensionRecord
 
 # Grades in display order when the ruleset cannot be read (evaluations made before versions were kept).
 KNOWN_GRADES = ("excellent", "good", "completed", "not_completed", "not_assessable")
@@ -98,6 +102,49 @@ class RecommendationRow:
 
 
 @dataclass(frozen=True)
+class ExtensionRow:
+    """An extension approved in the quarter, with the due date its assignment had at the quarter's end."""
+
+    name: str  # assignments/{id}/extensions/{n}
+    unit_code: str
+    unit_name_vi: str
+    unit_name_en: str
+    assignment_id: str
+    title: str
+    original_due_on: dt.date
+    approved_due_on: dt.date
+    effective_due_on: dt.date  # as of the quarter's end: a later approval in the quarter may have replaced it
+    approved_at: dt.datetime
+    reason: str
+    decision_reason: str
+
+
+@dataclass(frozen=True)
+class QuarterCell:
+    """One unit's quarter in a half-year or year report: the quarterly result its period's result used."""
+
+    period: str
+    evaluated: bool
+    assessable: bool = False
+    score: float | None = None
+    grade: str = ""
+    grade_vi: str = ""
+    grade_en: str = ""
+
+
+@dataclass(frozen=True)
+class QuarterColumn:
+    """One quarter of a half-year or year, over the units of the report: how many of them it evaluated and
+    graded, their average displayed score, and the rulesets it was evaluated with."""
+
+    period: str
+    evaluated: int
+    assessable: int
+    average_score: float | None
+    rulesets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class QuarterlyData:
     period: str
     previous_period: str
@@ -113,6 +160,19 @@ class QuarterlyData:
     previous_evaluated: int
     rulesets: tuple[tuple[str, str], ...]  # (version, digest) of the evaluations, sorted
     data_as_of: dt.datetime  # the newest stored evaluation revision of the quarter
+    extensions: tuple[ExtensionRow, ...] = ()  # approved in the quarter (Hanoi time), in order of decision
+    # Obstacles (khó khăn, vướng mắc): open at the period's end, oldest first; resolved within the period.
+    open_obstacles: tuple[ObstacleRow, ...] = ()
+    resolved_obstacles: tuple[ObstacleRow, ...] = ()
+    # A half-year or year: its kind (`half_year`, `year`; `quarter` for a quarter), its quarters, and what each
+    # unit's result was made of, by unit code (see `rollup_quarters`).
+    period_kind: str = "quarter"
+    quarters: tuple[QuarterColumn, ...] = ()
+    quarter_cells: dict[str, tuple[QuarterCell, ...]] = field(default_factory=dict)
+
+    def extensions_of(self, unit_code: str) -> int:
+        """How many extensions of the unit's assignments were approved in the quarter."""
+        return sum(1 for e in self.extensions if e.unit_code == unit_code)
 
     @property
     def assessable(self) -> tuple[UnitRow, ...]:
@@ -142,6 +202,19 @@ def _recommendations(store: Store, period: str) -> Iterator[RecommendationRecord
     cursor: str | None = None
     while True:
         page = store.list_recommendations(period=period, after=cursor, limit=_PAGE)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def _approved_extensions(store: Store, quarter: Quarter | Rollup) -> Iterator[ExtensionRecord]:
+    """Extensions approved within the quarter (Hanoi time), each with its assignment's due date at the end."""
+    span = (dt.datetime.combine(quarter.start, dt.time(), HANOI), quarter.closes_at)
+    cursor: str | None = None
+    while True:
+        page = store.list_extensions(status=ExtensionStatus.APPROVED, decided=span, as_of=quarter.closes_at,
+                                     after=cursor, limit=_PAGE)
         yield from page.items
         if page.next_cursor is None:
             return
@@ -196,10 +269,11 @@ def _row(record: EvaluationRecord, rank: int, unit: Unit | None, previous: Evalu
 
 
 def gather(store: Store, period: str) -> QuarterlyData:
-    """Everything the report shows for `period` (`2026-Q3` or `periods/2026-Q3`).
+    """Everything the report shows for `period` (`2026-Q3` or `periods/2026-Q3`; a half-year `2026-H1` or a
+    year `2026` against the period of the same kind before it, with each unit's quarters).
 
     Raises FailedPrecondition when the quarter has no evaluation yet."""
-    quarter: Quarter = parse_period(period, "period")
+    quarter = parse_evaluation_period(period, "period")
     current = _evaluations(store, str(quarter))
     if not current:
         raise FailedPrecondition(f"periods/{quarter} has no evaluations yet: run `civicscore evaluate {quarter}` "
@@ -231,6 +305,17 @@ def gather(store: Store, period: str) -> QuarterlyData:
             evaluation_revision=rec.evaluation_revision, reasons=reasons))
     recommendations.sort(key=lambda r: (r.kind != "commendation", r.unit_code, r.level, r.flag))
 
+    approved = list(_approved_extensions(store, quarter))
+    names.update({code: (u.name_vi, u.name_en) for code, u in store.get_units(
+        sorted({e.unit_code for e in approved} - set(names))).items()})
+    extensions = tuple(sorted((ExtensionRow(
+        name=f"assignments/{e.assignment_id}/extensions/{e.extension_id}", unit_code=e.unit_code,
+        unit_name_vi=names.get(e.unit_code, (e.unit_code, ""))[0], unit_name_en=names.get(e.unit_code, ("", ""))[1],
+        assignment_id=e.assignment_id, title=e.assignment_title, original_due_on=e.original_due_on,
+        approved_due_on=e.requested_due_on, effective_due_on=e.effective_due_on,
+        approved_at=e.decided_at or e.requested_at, reason=e.reason, decision_reason=e.decision_reason)
+        for e in approved), key=lambda row: (row.approved_at, row.name)))
+    open_obstacles, resolved_obstacles = obstacle_rows(store, quarter, names)
     grades = _grades(store, current)
     due, _ = store.period_figures(start=quarter.start, end=quarter.end, period=str(quarter))
     return QuarterlyData(
@@ -242,4 +327,29 @@ def gather(store: Store, period: str) -> QuarterlyData:
         previous_grade_counts=dict(Counter(r.grade for r in previous.values())),
         previous_evaluated=len(previous),
         rulesets=tuple(sorted({(r.ruleset_version, r.ruleset_digest) for r in current})),
-        data_as_of=max(r.created_at for r in current))
+        data_as_of=max(r.created_at for r in current), extensions=extensions,
+        open_obstacles=open_obstacles, resolved_obstacles=resolved_obstacles,
+        **(rollup_quarters(quarter, current) if isinstance(quarter, Rollup) else {}))
+
+
+def rollup_quarters(rollup: Rollup, current: list[EvaluationRecord]) -> dict[str, Any]:
+    """What a half-year or year report adds: each unit's quarters (from its stored result) and a summary of
+    each quarter over the report's units."""
+    cells: dict[str, tuple[QuarterCell, ...]] = {}
+    for record in current:
+        used = {r["period"]: r for r in (json.loads(record.result_json).get("rollup") or {}).get("results", [])}
+        cells[record.unit_code] = tuple(
+            QuarterCell(str(q), True, used[str(q)]["assessable"], used[str(q)]["score"], used[str(q)]["grade"],
+                        used[str(q)]["grade_vi"], used[str(q)]["grade_en"])
+            if str(q) in used else QuarterCell(str(q), False)
+            for q in rollup.quarters)
+    columns = []
+    for index, quarter in enumerate(rollup.quarters):
+        of_quarter = [unit[index] for unit in cells.values() if unit[index].evaluated]
+        scores = [display_score(c.score) for c in of_quarter if c.assessable and c.score is not None]
+        versions = sorted({r["ruleset_version"] for record in current
+                           for r in (json.loads(record.result_json).get("rollup") or {}).get("results", [])
+                           if r["period"] == str(quarter)})
+        columns.append(QuarterColumn(str(quarter), len(of_quarter), sum(1 for c in of_quarter if c.assessable),
+                                     sum(scores) / len(scores) if scores else None, tuple(versions)))
+    return {"period_kind": rollup.kind, "quarters": tuple(columns), "quarter_cells": cells}

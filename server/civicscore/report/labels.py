@@ -66,7 +66,64 @@ _LABELS: dict[str, tuple[str, str]] = {
     "no_previous": ("Quý {period} chưa có kết quả đánh giá.", "{period} has no evaluations."),
     "language": ("Ngôn ngữ: Tiếng Việt", "Language: English"),
     "not_graded": ("Chưa xếp loại", "Not graded"),
+    "extensions": ("Gia hạn nhiệm vụ được chấp thuận trong quý", "Extensions approved in the quarter"),
+    "extensions_note": (
+        "Hạn áp dụng cuối quý là hạn dùng để đánh giá quý này: hạn của lần gia hạn được chấp thuận sau cùng "
+        "tính đến hết quý (giờ Hà Nội). Gia hạn được chấp thuận sau khi quý kết thúc không làm thay đổi "
+        "kết quả của quý đó.",
+        "The due date in force at the quarter's end is the one this quarter's evaluation used: the date of "
+        "the latest extension approved by the quarter's end (Hanoi time). An extension approved after a "
+        "quarter ended does not change that quarter's results."),
+    "extensions_approved": ("Gia hạn được chấp thuận", "Extensions approved"),
+    "assignment": ("Nhiệm vụ", "Assignment"),
+    "original_due": ("Hạn ban đầu", "Original due date"),
+    "approved_due": ("Hạn được gia hạn", "Extended to"),
+    "effective_due": ("Hạn áp dụng cuối quý", "Due date in force at the quarter's end"),
+    "approved_at": ("Thời điểm chấp thuận", "Approved at"),
+    "extension_reason": ("Lý do xin gia hạn", "Reason given by the unit"),
+    "decision_reason": ("Ý kiến của Ban Chỉ đạo", "The committee's reason"),
 }
+
+# A half-year's or year's report says "kỳ" (period) where a quarter's says "quý"; `{period}` is then the
+# period's name (`6 tháng đầu năm 2026`, `năm 2026` / `First half of 2026`, `2026`).
+_LONG_PERIOD_LABELS: dict[str, tuple[str, str]] = {
+    "title": ("Báo cáo đánh giá {period}", "Evaluation report: {period}"),
+    "assignments_due": ("Nhiệm vụ đến hạn trong kỳ", "Assignments due in the period"),
+    "previous_evaluated": ("Đơn vị được đánh giá kỳ trước ({period})",
+                           "Units evaluated in the previous period ({period})"),
+    "trend": ("So sánh với kỳ trước", "Compared with the previous period"),
+    "this_quarter": ("Kỳ này", "This period"),
+    "previous_quarter": ("Kỳ trước", "Previous period"),
+    "previous_score": ("Điểm kỳ trước", "Previous score"),
+    "chart_distribution": ("Biểu đồ phân bố xếp loại {period}", "Grade distribution chart, {period}"),
+    "chart_trend": ("Biểu đồ so sánh xếp loại {period} với {previous}", "Grades in {period} compared with {previous}"),
+    "no_previous": ("{period} chưa có kết quả đánh giá.", "{period} has no evaluations."),
+    "extensions": ("Gia hạn nhiệm vụ được chấp thuận trong kỳ", "Extensions approved in the period"),
+    "extensions_note": (
+        "Hạn áp dụng cuối kỳ là hạn của lần gia hạn được chấp thuận sau cùng tính đến hết kỳ (giờ Hà Nội); "
+        "mỗi quý đã được đánh giá theo hạn áp dụng vào cuối quý đó.",
+        "The due date in force at the period's end is that of the latest extension approved by then (Hanoi "
+        "time); each quarter was evaluated with the due dates in force at its own end."),
+    "effective_due": ("Hạn áp dụng cuối kỳ", "Due date in force at the period's end"),
+}
+
+# Words only a half-year's or year's report uses.
+_LABELS.update({
+    "quarters_title": ("Kết quả từng quý", "Results by quarter"),
+    "quarters_note": (
+        "Điểm của kỳ là bình quân điểm (chưa làm tròn) của các quý đủ dữ liệu đánh giá, mỗi quý theo kết quả đã "
+        "đánh giá với bộ quy tắc áp dụng cho quý đó (không đánh giá lại). Kỳ đủ dữ liệu đánh giá khi ít nhất "
+        "một nửa số quý đủ dữ liệu; xếp loại theo bộ quy tắc áp dụng cho quý cuối kỳ.",
+        "A period's score is the mean of the unrounded scores of its assessable quarters, each as evaluated under "
+        "the ruleset in force for that quarter (none is evaluated again). A period is assessable when at least "
+        "half of its quarters are; it is graded by the ruleset in force for its last quarter."),
+    "quarter_summary": ("Tổng hợp theo quý", "Quarters at a glance"),
+    "quarter": ("Quý", "Quarter"),
+    "period_score": ("Điểm kỳ", "Period score"),
+    "period_grade": ("Xếp loại kỳ", "Period grade"),
+    "not_evaluated": ("Chưa đánh giá", "Not evaluated"),
+    "quarters_by_unit": ("Kết quả từng quý, khối {block}", "Quarters: {block}"),
+})
 
 BLOCKS: dict[str, tuple[str, str]] = {
     "departments": ("Sở, ban, ngành", "Departments"),
@@ -84,7 +141,41 @@ STATUSES: dict[str, tuple[str, str]] = {
 KINDS: dict[str, tuple[str, str]] = {
     "commendation": ("Khen thưởng", "Commendation"),
     "criticism": ("Phê bình", "Criticism"),
+    "escalation": ("Kiến nghị xử lý", "Escalation"),
 }
+
+# Obstacles (khó khăn, vướng mắc), and the escalations the rules raise for the committee.
+_LABELS.update({
+    "escalations": ("Kiến nghị Ban Chỉ đạo xử lý", "Escalations for the committee"),
+    "obstacles": ("Khó khăn, vướng mắc", "Difficulties and obstacles"),
+    "obstacles_note": (
+        "Khó khăn, vướng mắc do đơn vị báo cáo: các vướng mắc chưa được giải quyết đến hết quý (lâu nhất trước; "
+        "số ngày tính từ ngày báo cáo đến ngày cuối quý, giờ Hà Nội) và các vướng mắc được giải quyết trong quý. "
+        "Vướng mắc không làm thay đổi điểm.",
+        "Obstacles the units reported: those unresolved at the quarter's end (oldest first; days counted from "
+        "the day reported to the quarter's last day, Hanoi time) and those resolved in the quarter. Obstacles "
+        "change no score."),
+    "obstacles_open": ("Chưa được giải quyết đến hết quý", "Unresolved at the quarter's end"),
+    "obstacles_resolved": ("Được giải quyết trong quý", "Resolved in the quarter"),
+    "obstacle_description": ("Khó khăn, vướng mắc", "What blocks it"),
+    "obstacle_request": ("Đề xuất, kiến nghị", "What the unit asks for"),
+    "obstacle_requested_of": ("Đề nghị đến", "Asked of"),
+    "obstacle_reported_at": ("Ngày báo cáo", "Reported"),
+    "obstacle_days": ("Số ngày", "Days open"),
+    "obstacle_resolver": ("Đơn vị, người xử lý", "Resolver"),
+    "obstacle_resolution": ("Kết quả giải quyết", "Resolution"),
+    "obstacle_resolved_at": ("Ngày giải quyết", "Resolved"),
+})
+_LONG_PERIOD_LABELS.update({
+    "obstacles_note": (
+        "Khó khăn, vướng mắc do đơn vị báo cáo: các vướng mắc chưa được giải quyết đến hết kỳ (lâu nhất trước; "
+        "số ngày tính đến ngày cuối kỳ, giờ Hà Nội) và các vướng mắc được giải quyết trong kỳ. Vướng mắc không "
+        "làm thay đổi điểm.",
+        "Obstacles the units reported: those unresolved at the period's end (oldest first; days counted to the "
+        "period's last day, Hanoi time) and those resolved in the period. Obstacles change no score."),
+    "obstacles_open": ("Chưa được giải quyết đến hết kỳ", "Unresolved at the period's end"),
+    "obstacles_resolved": ("Được giải quyết trong kỳ", "Resolved in the period"),
+})
 
 # CSV columns: (key, Vietnamese header, English header)
 CSV_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -106,6 +197,7 @@ CSV_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("previous_grade", "Xếp loại quý trước", "Previous quarter's grade"),
     ("revision", "Lần đánh giá", "Evaluation revision"),
     ("ruleset_version", "Phiên bản bộ quy tắc", "Ruleset version"),
+    ("extensions_approved", "Gia hạn được chấp thuận trong quý", "Extensions approved in the quarter"),
 )
 
 
@@ -113,14 +205,32 @@ def _pick(pair: tuple[str, str], lang: str) -> str:
     return pair[1] if lang == "en" else pair[0]
 
 
-class Labels:
-    """Labels in one language: `labels("title", period="2026-Q3")`."""
+def csv_columns(period_kind: str, quarters: tuple[str, ...] = ()) -> tuple[tuple[str, str, str], ...]:
+    """The CSV columns of a report: a half-year's or year's name the previous period "kỳ trước" and add each
+    quarter's score and grade (`score:2026-Q1`, `grade:2026-Q1`)."""
+    if period_kind == "quarter":
+        return CSV_COLUMNS
+    renamed = {"previous_score": ("Điểm kỳ trước", "Previous period's score"),
+               "previous_grade": ("Xếp loại kỳ trước", "Previous period's grade"),
+               "extensions_approved": ("Gia hạn được chấp thuận trong kỳ", "Extensions approved in the period")}
+    columns = tuple((key, *renamed.get(key, (vi, en))) for key, vi, en in CSV_COLUMNS)
+    for quarter in quarters:
+        columns += ((f"score:{quarter}", f"Điểm {quarter}", f"Score {quarter}"),
+                    (f"grade:{quarter}", f"Xếp loại {quarter}", f"Grade {quarter}"))
+    return columns
 
-    def __init__(self, lang: str) -> None:
+
+class Labels:
+    """Labels in one language: `labels("title", period="2026-Q3")`; for a half-year or year (`period_kind`),
+    the words of a period instead of a quarter's."""
+
+    def __init__(self, lang: str, period_kind: str = "quarter") -> None:
         self.lang = lang
+        self.period_kind = period_kind
 
     def __call__(self, key: str, **values: object) -> str:
-        text = _pick(_LABELS[key], self.lang)
+        pair = _LONG_PERIOD_LABELS.get(key) if self.period_kind != "quarter" else None
+        text = _pick(pair or _LABELS[key], self.lang)
         return text.format(**values) if values else text
 
     def block(self, block: str) -> str:

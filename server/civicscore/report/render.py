@@ -1,4 +1,5 @@
-"""The quarterly report as HTML (Jinja2, autoescaped, inline CSS and SVG) and as CSV (UTF-8 with BOM)."""
+"""The quarterly report (also of a half-year or a year) as HTML (Jinja2, autoescaped, inline CSS and SVG) and as
+CSV (UTF-8 with BOM)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from civicscore.domain.periods import Rollup, period_label, period_title
 from civicscore.domain.scoring import display_score
 from civicscore.report.charts import colour, distribution_chart, trend_chart
 from civicscore.report.data import QuarterlyData, UnitRow
-from civicscore.report.labels import CSV_COLUMNS, Labels
+from civicscore.report.labels import Labels, csv_columns
 
 if TYPE_CHECKING:
     import jinja2
@@ -44,8 +46,10 @@ def _stamp(when: dt.datetime) -> str:
 
 def render_html(data: QuarterlyData, *, lang: str, generated_at: str = "") -> str:
     """The report as one self-contained HTML page; `generated_at` (optional) is printed as given."""
-    t = Labels(lang)
+    t = Labels(lang, data.period_kind)
     flag_labels = _flag_labels(data)
+    period_name = _period_name(data, lang)
+    previous_name = _period_name(data, lang, previous=True)
 
     def flag_text(flag: str) -> str:
         vi, en = flag_labels.get(flag, (flag, flag))
@@ -57,22 +61,35 @@ def render_html(data: QuarterlyData, *, lang: str, generated_at: str = "") -> st
     grade_labels = {g.grade: t.pick(g.label_vi, g.label_en) for g in data.grades}
     charts = {
         "distribution": distribution_chart(data.grades, data.grade_counts, t,
-                                           t("chart_distribution", period=data.period)),
+                                           t("chart_distribution", period=period_name)),
         "trend": trend_chart(data.grades, data.grade_counts, data.previous_grade_counts, t,
-                             t("chart_trend", period=data.period, previous=data.previous_period)),
+                             t("chart_trend", period=period_name, previous=previous_name)),
     }
     return _environment().get_template(TEMPLATE).render(
         data=data, t=t, lang=lang, charts=charts, generated_at=generated_at, flag_text=flag_text,
-        unit_name=unit_name, grade_labels=grade_labels, colour=colour, data_as_of=_stamp(data.data_as_of))
+        period_name=period_name, previous_name=previous_name,
+        unit_name=unit_name, grade_labels=grade_labels, colour=colour, data_as_of=_stamp(data.data_as_of),
+        stamp=_stamp)
+
+
+def _period_name(data: QuarterlyData, lang: str, *, previous: bool = False) -> str:
+    """`2026-Q3` for a quarter (the labels say "quý"); a half-year's or year's name in the language."""
+    period = data.previous_period if previous else data.period
+    if data.period_kind == "quarter":
+        return period
+    rollup = Rollup.parse(period)
+    return period_label(rollup, lang) if lang == "vi" else period_title(rollup, lang)
 
 
 def render_csv(data: QuarterlyData, *, lang: str) -> bytes:
-    """One row per evaluated unit, headers in the chosen language; UTF-8 with a BOM so Excel reads Vietnamese."""
-    t = Labels(lang)
+    """One row per evaluated unit, headers in the chosen language; UTF-8 with a BOM so Excel reads Vietnamese.
+    A half-year or year adds each quarter's score and grade."""
+    t = Labels(lang, data.period_kind)
     flag_labels = _flag_labels(data)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([en if lang == "en" else vi for _, vi, en in CSV_COLUMNS])
+    columns = csv_columns(data.period_kind, tuple(q.period for q in data.quarters))
+    writer.writerow([en if lang == "en" else vi for _, vi, en in columns])
     grade_labels = {g.grade: t.pick(g.label_vi, g.label_en) for g in data.grades}
     for row in data.units:
         values = {
@@ -85,6 +102,10 @@ def render_csv(data: QuarterlyData, *, lang: str) -> bytes:
             "previous_score": "" if row.previous_score is None else f"{display_score(row.previous_score):.2f}",
             "previous_grade": grade_labels.get(row.previous_grade, row.previous_grade),
             "revision": str(row.revision), "ruleset_version": row.ruleset_version,
+            "extensions_approved": str(data.extensions_of(row.code)),
         }
-        writer.writerow([values[key] for key, _, _ in CSV_COLUMNS])
+        for cell in data.quarter_cells.get(row.code, ()):
+            values[f"score:{cell.period}"] = "" if cell.score is None else f"{display_score(cell.score):.2f}"
+            values[f"grade:{cell.period}"] = t.pick(cell.grade_vi, cell.grade_en) if cell.evaluated else ""
+        writer.writerow([values.get(key, "") for key, _, _ in columns])
     return (BOM + out.getvalue()).encode("utf-8")

@@ -13,10 +13,18 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from civicscore.domain.model import UnitEvaluation, UnitFacts
+from civicscore.domain.model import RollupFacts, UnitEvaluation, UnitFacts
 from civicscore.domain.scoring import combine, dx_result, task_rates
-from civicscore.engine.facts import Fact, measurement_fact, overdue_fact, unit_fact, view_measurement
-from civicscore.ruleset.fields import FACT_FIELDS, MEASUREMENT, OVERDUE, UNIT
+from civicscore.engine.facts import (
+    Fact,
+    measurement_fact,
+    obstacle_fact,
+    overdue_fact,
+    rollup_fact,
+    unit_fact,
+    view_measurement,
+)
+from civicscore.ruleset.fields import FACT_FIELDS, MEASUREMENT, OBSTACLE, OVERDUE, ROLLUP, UNIT
 from civicscore.ruleset.model import Rule, Ruleset, RuleTest, Stage, literal_text
 from civicscore.ruleset.reachability import always_true, field_range, ruleset_limits
 
@@ -124,9 +132,19 @@ class CoverageReport:
         return lines
 
 
-def facts_seen(ruleset: Ruleset, unit: UnitFacts, evaluation: UnitEvaluation) -> dict[str, list[Fact]]:
+def facts_seen(ruleset: Ruleset, unit: UnitFacts | RollupFacts, evaluation: UnitEvaluation
+               ) -> dict[str, list[Fact]]:
     """The facts of each type the rules matched for one unit (the unit fact as the escalation stage
-    sees it: with its grade and this quarter's flags)."""
+    sees it: with its grade and this quarter's flags; for a half-year or year, the rollup fact so)."""
+    stages = {rule.rule_id: rule.stage for rule in ruleset.rules}
+    flags = sorted(
+        {fired.flag for fired in evaluation.fired_rules if fired.flag and stages.get(fired.rule_id) != Stage.ESCALATION}
+    )
+    if isinstance(unit, RollupFacts):
+        if evaluation.rollup is None:
+            return {}
+        base = rollup_fact(unit, evaluation.rollup, evaluation.score)
+        return {ROLLUP: [{**base, "grade": evaluation.grade, "flags": flags}]}
     views = [view_measurement(unit, m, ruleset) for m in unit.measurements if m.indicator in ruleset.indicator_codes]
     counted = {score.indicator for score in evaluation.indicators if score.counted}
     weights = {indicator.code: indicator.weight for indicator in ruleset.indicators}
@@ -145,14 +163,11 @@ def facts_seen(ruleset: Ruleset, unit: UnitFacts, evaluation: UnitEvaluation) ->
         dx_indicators=counted_here,
         assessable=evaluation.assessable,
     )
-    stages = {rule.rule_id: rule.stage for rule in ruleset.rules}
-    flags = sorted(
-        {fired.flag for fired in evaluation.fired_rules if fired.flag and stages.get(fired.rule_id) != Stage.ESCALATION}
-    )
     return {
         UNIT: [{**base, "grade": evaluation.grade, "flags": flags}],
         OVERDUE: [overdue_fact(unit, task) for task in unit.overdue],
         MEASUREMENT: [measurement_fact(unit, view) for view in views],
+        OBSTACLE: [obstacle_fact(unit, obstacle) for obstacle in unit.obstacles],
     }
 
 
@@ -172,7 +187,7 @@ def numeric_tests(rule: Rule, limits: Mapping[str, float]) -> list[RuleTest]:
 
 
 def coverage_of(
-    ruleset: Ruleset, evaluated: Sequence[tuple[str, UnitFacts, UnitEvaluation]]
+    ruleset: Ruleset, evaluated: Sequence[tuple[str, UnitFacts | RollupFacts, UnitEvaluation]]
 ) -> CoverageReport:
     """Coverage of the ruleset by cases given as (case name, facts, the engine's evaluation)."""
     seen = [(name, facts_seen(ruleset, unit, evaluation), evaluation) for name, unit, evaluation in evaluated]
@@ -190,7 +205,7 @@ def coverage_of(
             compare = _COMPARE[test.op]
             sides: dict[str, list[str]] = {"true": [], "false": [], "at": []}
             for name, facts, _ in seen:
-                values = [float(fact[test.field]) for fact in facts[rule.fact] if test.field in fact]
+                values = [float(fact[test.field]) for fact in facts.get(rule.fact, []) if test.field in fact]
                 outcomes = {compare(value, threshold) for value in values}
                 for outcome in outcomes:
                     sides["true" if outcome else "false"].append(name)

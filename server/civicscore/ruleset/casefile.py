@@ -1,23 +1,44 @@
 """Reading golden case files (`rules/tests/*.yaml`): facts in, expectations out, every mistake
 reported with file, line, column and the case's name. The format is described in the header
 of rules/tests/default_cases.yaml and in rules/schema/cases.schema.json.
+
+A case gives its task facts either as `counts` (and `overdue`) directly, or as `assignments`: each
+assignment with its due date, its state and its approved extensions, from which the counts, the
+overdue list and the extended assignments are worked out as the server does (`domain.extensions`,
+effective due dates as of the quarter's end).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from civicscore.domain.model import MeasurementFact, OverdueTask, PriorQuarter, TaskCounts, UnitFacts, UnitKind
-from civicscore.domain.periods import InvalidPeriod, Quarter
+from civicscore.domain.extensions import Approval, QuarterInputs, TaskHistory, quarter_inputs
+from civicscore.domain.model import (
+    ExtendedTask,
+    MeasurementFact,
+    OutcomeStatus,
+    OverdueTask,
+    PriorQuarter,
+    RollupFacts,
+    TaskCounts,
+    UnitFacts,
+    UnitKind,
+)
+from civicscore.domain.obstacles import OpenObstacle
+from civicscore.domain.periods import FIRST_YEAR, HANOI, LAST_YEAR, InvalidPeriod, Quarter
 from civicscore.engine.facts import InvalidFacts, check_facts
 from civicscore.ruleset.errors import RulesetIssue
 from civicscore.ruleset.model import Ruleset
 from civicscore.ruleset.reader import Reader, describe, did_you_mean
-from civicscore.ruleset.yamltree import Pos, YMap, YNode, YScalar, parse_yaml
+from civicscore.ruleset.yamltree import Pos, YList, YMap, YNode, YScalar, parse_yaml
 
 UNIT_KINDS = tuple(kind.value for kind in UnitKind)
+STATUSES = tuple(status.value for status in OutcomeStatus)
+# An extension of a case is approved at this time of its `approved_on` day (Hanoi time).
+APPROVAL_TIME = dt.time(12)
 # When neither the case nor `defaults` says which unit or quarter: a department, the first quarter in force.
 FALLBACK_UNIT = {"code": "CASE", "kind": "department", "block": "departments"}
 
@@ -61,12 +82,12 @@ class Expectation:
 
 @dataclass(frozen=True)
 class GoldenCase:
-    """One case: a unit's facts for a quarter and what the rules must give."""
+    """One case: a unit's facts for a quarter (or a half-year or year) and what the rules must give."""
 
     name: str
     file: str
     line: int
-    facts: UnitFacts
+    facts: UnitFacts | RollupFacts
     expect: Expectation
     description: str = ""
 
@@ -158,11 +179,16 @@ class _CaseReader:
         if name_node is not None:
             name = self.r.text(name_node, "a case name", example="name: timeliness-72.5-criticism")
         what = f"case `{name}`" if name else "this case"
+        if isinstance(node, YMap) and "quarters" in node.items and name is not None:
+            from civicscore.ruleset.rollupcase import rollup_case  # a half-year or year; it builds on this module
+
+            return rollup_case(self, file, node, name, what, unit_defaults)
         block = self.r.mapping(
             node,
             what,
-            required=("name", "counts", "expect"),
-            optional=("description", "unit", "period", "overdue", "measurements", "previous", "under_review"),
+            required=("name", "expect"),
+            optional=("description", "unit", "period", "counts", "assignments", "overdue", "measurements",
+                      "previous", "quarters", "under_review", "obstacles"),
         )
         if block is None or name is None:
             return None
@@ -173,17 +199,34 @@ class _CaseReader:
             description = self.r.text(items["description"], f"the description of {what}", example="...") or ""
         unit = {**unit_defaults, **self.unit(items.get("unit"), what)}
         period = self.period(items.get("period"), what) or period
-        counts = self.counts(items["counts"], what)
         quarter = Quarter.parse(period)
+        counts: TaskCounts | None = None
         overdue: list[OverdueTask | None] = []
-        if "overdue" in items:
-            listed = self.r.sequence(items["overdue"], f"`overdue` of {what}")
-            overdue = [self.task(item, what, quarter) for item in listed]
+        extended: tuple[ExtendedTask, ...] = ()
+        if "counts" in items and "assignments" in items:
+            self.r.error(items["assignments"].pos, f"{what} gives both `counts` and `assignments`: give one, the "
+                                                   "counts or the assignments they are worked out from")
+        elif "assignments" in items:
+            if "overdue" in items:
+                self.r.error(items["overdue"].pos, f"`overdue` of {what} is worked out from `assignments`; leave "
+                                                   "it out (list the open assignments with their reminders)")
+            inputs = self.assignments(items["assignments"], what, quarter)
+            if inputs is not None:
+                counts, overdue, extended = inputs.counts, list(inputs.overdue), inputs.extended
+        elif "counts" in items:
+            counts = self.counts(items["counts"], what)
+            if "overdue" in items:
+                listed = self.r.sequence(items["overdue"], f"`overdue` of {what}")
+                overdue = [self.task(item, what, quarter) for item in listed]
+        else:
+            self.r.error(block.pos, f"{what} has no task facts: add `counts` (how many assignments were due, "
+                                    "completed, on time...) or `assignments` (each one with its dates)")
         measurements: list[MeasurementFact | None] = []
         if "measurements" in items:
             listed = self.r.sequence(items["measurements"], f"`measurements` of {what}")
             measurements = [self.measurement(item, what) for item in listed]
         previous = self.previous(items["previous"], what, quarter) if "previous" in items else None
+        obstacles = self.obstacles(items["obstacles"], what, quarter) if "obstacles" in items else ()
         under_review: bool | None = False
         if "under_review" in items:
             under_review = self.boolean(items["under_review"], f"`under_review` of {what}")
@@ -200,12 +243,15 @@ class _CaseReader:
             measurements=tuple(m for m in measurements if m is not None),
             under_review=bool(under_review),
             previous=previous,
+            extended=extended,
+            obstacles=obstacles,
         )
         try:
             check_facts([facts])
         except InvalidFacts as error:
             detail = str(error).replace(f"unit {facts.unit_code} {facts.period}: ", "")
-            self.r.error(items["counts"].pos, f"the facts of {what} contradict each other: {detail}")
+            where = items["counts"] if "counts" in items else items["assignments"]
+            self.r.error(where.pos, f"the facts of {what} contradict each other: {detail}")
             return None
         if expect is None or len(self.r.issues) > before:
             return None
@@ -278,6 +324,119 @@ class _CaseReader:
         if task_id is None or days is None or reminders is None:
             return None
         return OverdueTask(task_id, quarter.end - dt.timedelta(days=days), days, reminders)
+
+    def assignments(self, node: YNode, what: str, quarter: Quarter) -> QuarterInputs | None:
+        """The task facts worked out from a case's assignments (None after an issue)."""
+        listed = self.r.sequence(node, f"`assignments` of {what}")
+        if not listed:
+            if isinstance(node, YList):
+                self.r.error(node.pos, f"`assignments` of {what} is empty; list at least one assignment")
+            return None
+        approvals = iter(range(1, 1_000_000))  # extension ids in listing order: the later one wins a tie
+        tasks = [self.history(item, what, approvals) for item in listed]
+        seen: dict[str, Pos] = {}
+        for item, task in zip(listed, tasks, strict=True):
+            if task is not None and task.assignment_id in seen:
+                self.r.error(item.pos, f"assignment `{task.assignment_id}` of {what} is already listed at "
+                                       f"{seen[task.assignment_id]}; ids must be unique")
+            elif task is not None:
+                seen[task.assignment_id] = item.pos
+        if any(task is None for task in tasks) or len(seen) != len(tasks):
+            return None
+        return quarter_inputs([task for task in tasks if task is not None], quarter)
+
+    def history(self, node: YNode, what: str, approvals: Iterator[int]) -> TaskHistory | None:
+        block = self.r.mapping(node, f"an assignment of {what}", required=("id", "due_on"),
+                               optional=("status", "completed_on", "rework", "reminders", "extensions"))
+        if block is None:
+            return None
+        items = block.items
+        before = len(self.r.issues)
+        task_id = self.r.text(items["id"], f"the id of an assignment of {what}", example="id: T1")
+        name = f"assignment `{task_id}` of {what}" if task_id else f"an assignment of {what}"
+        due_on = self.date(items["due_on"], f"`due_on` of {name}")
+        completed_on = None
+        if "completed_on" in items:
+            completed_on = self.date(items["completed_on"], f"`completed_on` of {name}")
+        status: str | None = "completed" if "completed_on" in items else "in_progress"
+        if "status" in items:
+            status = self.word(items["status"], f"the status of {name}", "status", STATUSES)
+        if status == "completed" and "completed_on" not in items:
+            self.r.error(block.pos, f"{name} is completed: add `completed_on` (the day it was completed)")
+        if status not in (None, "completed") and "completed_on" in items:
+            self.r.error(items["completed_on"].pos, f"{name} is {status}: leave `completed_on` out, or make it "
+                                                    "`status: completed`")
+        rework = self.boolean(items["rework"], f"`rework` of {name}") if "rework" in items else False
+        if rework and status != "completed":
+            self.r.error(items["rework"].pos, f"`rework` of {name}: only a completed assignment is returned for "
+                                              "rework")
+        reminders = (self.r.integer(items["reminders"], f"`reminders` of {name}", example="reminders: 4")
+                     if "reminders" in items else 0)
+        extensions: list[Approval | None] = []
+        if "extensions" in items:
+            extensions = [self.approval(item, name, next(approvals))
+                          for item in self.r.sequence(items["extensions"], f"`extensions` of {name}")]
+        if len(self.r.issues) > before or task_id is None or due_on is None or status is None:
+            return None
+        return TaskHistory(
+            assignment_id=task_id, due_on=due_on, status=OutcomeStatus(status), completed_on=completed_on,
+            reworked=bool(rework), reminders=reminders or 0,
+            approvals=tuple(a for a in extensions if a is not None))
+
+    def approval(self, node: YNode, name: str, extension_id: int) -> Approval | None:
+        """An approved extension `{due_on, approved_on}`, approved at noon of its day (Hanoi time)."""
+        block = self.r.mapping(node, f"an extension of {name}", required=("due_on", "approved_on"))
+        if block is None:
+            return None
+        due_on = self.date(block.items["due_on"], f"the new `due_on` of an extension of {name}")
+        approved_on = self.date(block.items["approved_on"], f"`approved_on` of an extension of {name}")
+        if due_on is None or approved_on is None:
+            return None
+        return Approval(extension_id, due_on, dt.datetime.combine(approved_on, APPROVAL_TIME, HANOI))
+
+    def obstacles(self, node: YNode, what: str, quarter: Quarter) -> tuple[OpenObstacle, ...]:
+        """The obstacles of a case open at the quarter's end: each `{assignment, reported_on}` with an optional
+        `id` (default: its place in the list) and `resolved_on`. One resolved by the end, or reported after
+        it, is not open then (as the server counts them: Hanoi dates)."""
+        found: list[OpenObstacle] = []
+        seen: set[int] = set()
+        for number, item in enumerate(self.r.sequence(node, f"`obstacles` of {what}"), start=1):
+            block = self.r.mapping(item, f"an obstacle of {what}", required=("assignment", "reported_on"),
+                                   optional=("id", "resolved_on"))
+            if block is None:
+                continue
+            items = block.items
+            obstacle_id = (self.r.integer(items["id"], f"the id of an obstacle of {what}", example="id: 3", minimum=1)
+                           if "id" in items else number)
+            name = f"obstacle {obstacle_id} of {what}"
+            assignment = self.r.text(items["assignment"], f"the assignment of {name}", example="assignment: T1")
+            reported_on = self.date(items["reported_on"], f"`reported_on` of {name}")
+            resolved_on = self.date(items["resolved_on"], f"`resolved_on` of {name}") if "resolved_on" in items \
+                else None
+            if obstacle_id is not None and obstacle_id in seen:
+                self.r.error(item.pos, f"{name}: the id is already listed; ids must be unique")
+                continue
+            if resolved_on is not None and reported_on is not None and resolved_on < reported_on:
+                self.r.error(items["resolved_on"].pos, f"{name} is resolved before it was reported")
+                continue
+            if obstacle_id is None or assignment is None or reported_on is None:
+                continue
+            seen.add(obstacle_id)
+            if reported_on <= quarter.end and (resolved_on is None or resolved_on > quarter.end):
+                found.append(OpenObstacle(obstacle_id, assignment, (quarter.end - reported_on).days))
+        return tuple(sorted(found, key=lambda o: (-o.days_open, o.obstacle_id)))
+
+    def date(self, node: YNode, what: str) -> dt.date | None:
+        """A date `YYYY-MM-DD` in 2000-2100 (YAML reads an unquoted one as a date already)."""
+        value = node.value if isinstance(node, YScalar) else None
+        if isinstance(value, str) and len(value.strip()) == 10:
+            with contextlib.suppress(ValueError):
+                value = dt.date.fromisoformat(value.strip())
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime) and FIRST_YEAR <= value.year <= LAST_YEAR:
+            return value
+        self.r.error(node.pos, f"{what} must be a date from {FIRST_YEAR}-01-01 to {LAST_YEAR}-12-31, e.g. "
+                               f"`2026-02-10`, found {describe(node)}")
+        return None
 
     def measurement(self, node: YNode, what: str) -> MeasurementFact | None:
         block = self.r.mapping(

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from civicscore.domain.model import UnitEvaluation, UnitFacts
+from civicscore.domain.model import RollupFacts, UnitEvaluation, UnitFacts
 from civicscore.domain.scoring import display_score
 from civicscore.ruleset.casecoverage import (
     CoverageReport,
@@ -67,7 +67,7 @@ _ATTAINMENT_TOLERANCE = 1e-6
 class CaseEngine(Protocol):
     """What running cases needs of a rules engine (EnginePool has it)."""
 
-    def evaluate(self, facts: Sequence[UnitFacts]) -> list[UnitEvaluation]:
+    def evaluate(self, facts: Sequence[UnitFacts | RollupFacts]) -> list[UnitEvaluation]:
         """Evaluate units; results in the order of `facts`."""
         ...
 

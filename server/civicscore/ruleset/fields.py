@@ -28,6 +28,7 @@ class Vocabulary(StrEnum):
     GRADE = "grade"
     FLAG = "flag"
     INDICATOR = "indicator"
+    SPAN = "span"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,11 @@ _UNIT_ATTRIBUTES = (
 UNIT = "unit"
 OVERDUE = "overdue"
 MEASUREMENT = "measurement"
+ROLLUP = "rollup"
+OBSTACLE = "obstacle"
+
+# The values of a rollup fact's `span`.
+SPANS = ("half_year", "year")
 
 FACT_FIELDS: dict[str, dict[str, FactField]] = {
     UNIT: _fields(
@@ -131,6 +137,36 @@ FACT_FIELDS: dict[str, dict[str, FactField]] = {
         _amount("target", "the target in force (absent when there is none)"),
         _rate("attainment", "min(1, value / target) (absent without value or target)"),
     ),
+    # An obstacle (khó khăn, vướng mắc) the unit reported, still open at the quarter's end.
+    OBSTACLE: _fields(
+        *_UNIT_ATTRIBUTES,
+        FactField("obstacle_id", _I, "the obstacle's number (assignments/{assignment_id}/obstacles/{obstacle_id})",
+                  minimum=1),
+        FactField("assignment_id", _T, "the id of the assignment it blocks"),
+        _count("days_open", "days from the day it was reported to the quarter's end (Hanoi dates)"),
+    ),
+    # A unit over a half-year or a year (sơ kết, tổng kết), summed up from its stored quarterly evaluations.
+    ROLLUP: _fields(
+        FactField("unit_code", _T, "the unit's code, e.g. SNV"),
+        FactField("unit_kind", _T, "department, ward, commune or district", Vocabulary.UNIT_KIND),
+        FactField("block", _T, "the ranking block, e.g. departments"),
+        FactField("under_review", _B, "an inspection or disciplinary review is open at the period's end "
+                                      "(in its last quarter: Q4 for a year)"),
+        FactField("span", _T, "half_year (2026-H1, 2026-H2) or year (2026)", Vocabulary.SPAN),
+        FactField("quarters", _I, "quarters in the period: 2 for a half-year, 4 for a year", minimum=2, maximum=4),
+        FactField("evaluated_quarters", _I, "quarters with a stored evaluation of the unit", minimum=0, maximum=4),
+        FactField("assessable_quarters", _I, "quarters in which the unit was assessable", minimum=0, maximum=4),
+        FactField("excellent_quarters", _I, "quarters graded with the highest grade (the first band of "
+                                            "grades.yaml, `excellent` in the default rules)", minimum=0, maximum=4),
+        FactField("criticism_quarters", _I, "quarters in which a flag of kind `criticism` was raised on the unit "
+                                            "(reminder, criticism, explanation required)", minimum=0, maximum=4),
+        _amount("score", "mean of the assessable quarters' unrounded scores (absent when none is)"),
+        _rate("timeliness", "mean of the assessable quarters' timeliness (absent when none is)"),
+        FactField("assessable", _B, "at least the share of quarters `long_periods` asks for were assessable"),
+        FactField("grade", _T, "the period's grade (known to flag rules)", Vocabulary.GRADE),
+        FactField("quarter_flags", _L, "flags raised in any quarter of the period", Vocabulary.FLAG),
+        FactField("flags", _L, "flags raised for the period by rules that do not look at `flags`", Vocabulary.FLAG),
+    ),
 }
 
 FACT_TYPES: tuple[str, ...] = tuple(FACT_FIELDS)
@@ -142,4 +178,5 @@ FLAGS_FIELD = "flags"
 LOCALISED_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     MEASUREMENT: ("indicator_name",),
     UNIT: ("grade_label", "previous_grade_label"),
+    ROLLUP: ("grade_label", "period_label"),
 }

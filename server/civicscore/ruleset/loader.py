@@ -7,13 +7,14 @@ from collections.abc import Mapping
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import UnitKind
+from civicscore.domain.text import TemplateError, parse_template
 from civicscore.ruleset.compiler import compile_rules
 from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue
-from civicscore.ruleset.fields import FACT_FIELDS, LOCALISED_PLACEHOLDERS, UNIT, Vocabulary
+from civicscore.ruleset.fields import FACT_FIELDS, LOCALISED_PLACEHOLDERS, ROLLUP, SPANS, UNIT, Vocabulary
 from civicscore.ruleset.limits import MAX_RULE_FILES
 from civicscore.ruleset.model import Effect, FlagDefinition, GradeDefinition, Rule, Ruleset, RuleTest, Stage
 from civicscore.ruleset.reachability import inverted_levels, ruleset_limits
-from civicscore.ruleset.reader import Reader
+from civicscore.ruleset.reader import Bilingual, Reader
 from civicscore.ruleset.rules import Vocabularies, check_reason, read_rule
 from civicscore.ruleset.sections import (
     Assessment,
@@ -74,6 +75,7 @@ def load_ruleset(files: Mapping[str, str]) -> Ruleset:
             Vocabulary.GRADE: tuple(g.grade for g in grades),
             Vocabulary.FLAG: tuple(f.flag for f in flags),
             Vocabulary.INDICATOR: tuple(i.code for i in indicators),
+            Vocabulary.SPAN: SPANS,
         },
         limits,
     )
@@ -90,6 +92,8 @@ def load_ruleset(files: Mapping[str, str]) -> Ruleset:
                 continue
             positions[rule.rule_id] = item.pos
             rules.append(rule)
+    if assessment is not None:
+        _check_long_periods(reader, bands, assessment)
     _check_escalations(reader, rules, positions)
     _check_levels(reader, rules, flags, positions)
     _check_commendations(reader, rules, flags, positions)
@@ -114,6 +118,7 @@ def load_ruleset(files: Mapping[str, str]) -> Ruleset:
         flags=tuple(flags),
         rules=tuple(sorted(rules, key=lambda r: (list(Stage).index(r.stage), r.order))),
         _compiled=compiled,
+        long_periods=assessment.long_periods,
     )
 
 
@@ -210,6 +215,34 @@ def _grade_rules(
             )
         )
     return rules
+
+
+def _check_long_periods(reader: Reader, bands: list[GradeBand], assessment: Assessment) -> None:
+    """The reason of `long_periods` shows rollup facts; with it, the grade bands grade half-years and years
+    too, so their reasons may show only what a rollup fact has as well (the score, not `due`)."""
+    long_periods, node = assessment.long_periods, assessment.long_periods_node
+    if long_periods is None or node is None:
+        return
+    rollup = set(FACT_FIELDS[ROLLUP]) | set(LOCALISED_PLACEHOLDERS[ROLLUP])
+    params = {"min_assessable_share": long_periods.min_assessable_share}
+    check_reason(reader, node.items["reason"], "`long_periods`", Bilingual(long_periods.reason_vi,
+                 long_periods.reason_en), rollup | {"min_assessable_quarters"}, params)
+    for band in bands:
+        shown = {name for lang in ("vi", "en") for name in _placeholders(getattr(band.reason, lang))}
+        missing = sorted(shown - rollup - {"min_score", "max_score"})
+        if missing:
+            names = ", ".join(f"{{{name}}}" for name in missing)
+            reader.error(band.node.items["reason"].pos,
+                         f"the reason of grade `{band.grade.grade}` shows {names}, which half-years and years do "
+                         "not have (`long_periods` grades them with the same bands): show the score instead, "
+                         "e.g. \"Điểm {score} từ {min_score} trở lên\"")
+
+
+def _placeholders(template: str) -> list[str]:
+    try:
+        return [placeholder.name for placeholder in parse_template(template)]
+    except TemplateError:
+        return []  # reported where the band is read
 
 
 def _check_escalations(reader: Reader, rules: list[Rule], positions: Mapping[str, Pos]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -64,6 +65,22 @@ class GradeDefinition:
     label_en: str
     min_score: float | None
     source: str
+
+
+@dataclass(frozen=True)
+class LongPeriods:
+    """How half-years and years are summed up from their quarters (`assessment.long_periods`): a period is
+    assessable when at least `min_assessable_share` of its quarters are (rounded up: half of 2 quarters is
+    1, of 4 is 2); otherwise its grade is the not-assessable grade, with this reason."""
+
+    min_assessable_share: float
+    reason_vi: str
+    reason_en: str
+    source: str
+
+    def min_assessable_quarters(self, quarters: int) -> int:
+        """The fewest assessable quarters, of `quarters`, that make the period assessable (at least 1)."""
+        return max(1, math.ceil(self.min_assessable_share * quarters - 1e-9))
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,8 @@ class Ruleset:
     flags: tuple[FlagDefinition, ...]
     rules: tuple[Rule, ...]
     _compiled: CompiledRuleset = field(repr=False)
+    # None: the rule files do not say how to sum up half-years and years, which are then refused.
+    long_periods: LongPeriods | None = None
 
     @property
     def indicator_codes(self) -> frozenset[str]:
@@ -175,6 +194,11 @@ class Ruleset:
     def rule_ids(self) -> frozenset[str]:
         """Ids of every rule, the generated grade rules (`grade.<code>`) included."""
         return frozenset(rule.rule_id for rule in self.rules)
+
+    @property
+    def top_grade(self) -> GradeDefinition:
+        """The highest grade band (`excellent` in the default rules)."""
+        return self.grades[0]
 
     @property
     def not_assessable(self) -> GradeDefinition:

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from civicscore.domain.model import UnitKind
 from civicscore.domain.periods import InvalidPeriod, Quarter
 from civicscore.domain.scoring import ScoringParameters
-from civicscore.ruleset.model import FlagDefinition, GradeDefinition, Indicator
+from civicscore.ruleset.model import FlagDefinition, GradeDefinition, Indicator, LongPeriods
 from civicscore.ruleset.reader import Bilingual, Reader, did_you_mean
 from civicscore.ruleset.yamltree import YMap, YNode, YScalar
 
 CODE = re.compile(r"[a-z][a-z0-9_]*\Z")
 INDICATOR_CODE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\Z")
 RULESET_ID = re.compile(r"[a-z][a-z0-9-]*\Z")
-FLAG_KINDS = ("commendation", "criticism")
+FLAG_KINDS = ("commendation", "criticism", "escalation")
 UNIT_KINDS = tuple(kind.value for kind in UnitKind)
 
 
@@ -47,6 +47,8 @@ class Assessment:
 
     min_due: int
     not_assessable: GradeBand
+    long_periods: LongPeriods | None = None
+    long_periods_node: YMap | None = None  # where `long_periods` is written, to check its reason
 
 
 def read_header(reader: Reader, node: YNode) -> Header | None:
@@ -227,16 +229,35 @@ def read_grades(reader: Reader, node: YNode) -> list[GradeBand]:
 
 def read_assessment(reader: Reader, node: YNode) -> Assessment | None:
     """`assessment:` — `min_due` and the grade of units with fewer assignments due."""
-    block = reader.mapping(node, "`assessment`", required=("min_due", "not_assessable"))
+    block = reader.mapping(node, "`assessment`", required=("min_due", "not_assessable"), optional=("long_periods",))
     if block is None:
         return None
     min_due = reader.integer(block.items["min_due"], "`min_due`", example="min_due: 5", minimum=1)
     band = _read_band(reader, block.items["not_assessable"], with_score=False)
-    return None if min_due is None or band is None else Assessment(min_due, band)
+    long_periods, long_node = None, None
+    if "long_periods" in block.items:
+        long_periods, long_node = _read_long_periods(reader, block.items["long_periods"])
+    if min_due is None or band is None:
+        return None
+    return Assessment(min_due, band, long_periods, long_node)
+
+
+def _read_long_periods(reader: Reader, node: YNode) -> tuple[LongPeriods | None, YMap | None]:
+    """`long_periods:` — `min_assessable_share` of a half-year's or year's quarters that must be assessable,
+    and the reason given when fewer are."""
+    block = reader.mapping(node, "`long_periods`", required=("min_assessable_share", "reason"))
+    if block is None:
+        return None, None
+    share = reader.number(block.items["min_assessable_share"], "`min_assessable_share` of `long_periods` (0.5: at "
+                          "least half of the quarters)", example="min_assessable_share: 0.5", maximum=1, above=0)
+    reason = reader.bilingual(block.items["reason"], "the reason of `long_periods`")
+    if share is None or reason is None:
+        return None, block
+    return LongPeriods(float(share), reason.vi, reason.en, str(block.pos)), block
 
 
 def read_flags(reader: Reader, node: YNode) -> list[FlagDefinition]:
-    """`flags:` — flag code, kind (commendation/criticism), level and label {vi, en}."""
+    """`flags:` — flag code, kind (commendation/criticism/escalation), level and label {vi, en}."""
     result: list[FlagDefinition] = []
     for item in reader.sequence(node, "`flags`"):
         block = reader.mapping(item, "a flag", required=("flag", "kind", "level", "label"))
@@ -255,7 +276,7 @@ def read_flags(reader: Reader, node: YNode) -> list[FlagDefinition]:
         if kind is not None and kind not in FLAG_KINDS:
             reader.error(
                 items["kind"].pos,
-                f"kind of {what} must be commendation or criticism;{did_you_mean(kind, FLAG_KINDS)}",
+                f"kind of {what} must be commendation, criticism or escalation;{did_you_mean(kind, FLAG_KINDS)}",
             )
             kind = None
         level = reader.integer(items["level"], f"the level of {what}", example="level: 2", minimum=1)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from civicscore.domain.model import FlagResult, Unit, UnitEvaluation
 from civicscore.domain.scoring import display_score
 
-# Commendations first, then criticisms; within a kind, the lower level first (praise before
+# Commendations first, then criticisms, then escalations; within a kind, the lower level first (praise before
 # commendation_candidate, reminder before criticism before explanation_required).
-_KIND_ORDER = {"commendation": 0, "criticism": 1}
+_KIND_ORDER = {"commendation": 0, "criticism": 1, "escalation": 2}
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,14 @@ of its unit and due date, so each aggregate below is one range scan of that
 table by `due_on` with no join and no window. An assignment with no outcome
 has NULL state columns: it is due, not completed, and (once past due)
 overdue with no reminders.
+
+Due dates are effective ones (DEFAULT-RULES.md "Extensions"): for a quarter ending on `end`, an
+assignment with an extension approved by the end of `end` (Hanoi time) is due on the latest such
+approval's date. Approved extensions are few next to assignments, so each aggregate runs twice over
+disjoint sets: the range scan as before over the assignments without such an approval (`NOT IN` the
+approved set, one probe of a small in-memory index per row), and a join of the effective dates of the
+others with their states; the per-unit results are added up. Both are set-based (one statement each,
+whatever the number of units), and the first costs the scan it cost before.
 """
 
 from __future__ import annotations
@@ -14,10 +22,12 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 
-from sqlalchemy import ColumnElement, Subquery, and_, case, distinct, extract, func, or_, select
+from sqlalchemy import ColumnElement, Select, Subquery, and_, case, distinct, extract, func, or_, select
 from sqlalchemy.engine import Connection
 
 from civicscore.domain.model import (
+    ExtendedTask,
+    ExtensionStatus,
     MeasurementFact,
     OutcomeStatus,
     OverdueTask,
@@ -25,10 +35,18 @@ from civicscore.domain.model import (
     Quality,
     TaskCounts,
 )
-from civicscore.domain.periods import FIRST_YEAR, LAST_YEAR, InvalidPeriod, Quarter
+from civicscore.domain.periods import FIRST_YEAR, LAST_YEAR, InvalidPeriod, Quarter, day_ends_at
 from civicscore.store.driver import Driver
 from civicscore.store.rows import tuple_of
-from civicscore.store.tables import assignment_states, assignments, evaluations, measurements, targets, units
+from civicscore.store.tables import (
+    assignment_extensions,
+    assignment_states,
+    assignments,
+    evaluations,
+    measurements,
+    targets,
+    units,
+)
 
 COMPLETED = OutcomeStatus.COMPLETED.value
 CANCELLED = OutcomeStatus.CANCELLED.value
@@ -44,6 +62,39 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
+_APPROVED = ExtensionStatus.APPROVED.value
+
+
+def _approved_by(end: dt.date) -> ColumnElement[bool]:
+    """Extensions approved by the end of `end`, Hanoi time (the quarter's inputs as of its end)."""
+    return and_(assignment_extensions.c.status == _APPROVED, assignment_extensions.c.decided_at < day_ends_at(end))
+
+
+def _extended_ids(end: dt.date) -> Select[tuple[str]]:
+    """Assignments with an extension approved by the end of `end`: their due date is an effective one."""
+    return select(assignment_extensions.c.assignment_id).where(_approved_by(end))
+
+
+def effective_due_dates(end: dt.date) -> Subquery:
+    """(assignment_id, due_on, extension_id): each extended assignment's latest approval by the end of `end`
+    (by decision time, then request), the date in force as of then."""
+    ranked = (
+        select(
+            assignment_extensions.c.assignment_id,
+            assignment_extensions.c.requested_due_on.label("due_on"),
+            assignment_extensions.c.id.label("extension_id"),
+            func.row_number().over(
+                partition_by=assignment_extensions.c.assignment_id,
+                order_by=(assignment_extensions.c.decided_at.desc(), assignment_extensions.c.id.desc()),
+            ).label("position"),
+        )
+        .where(_approved_by(end))
+        .subquery("ranked")
+    )
+    return (select(ranked.c.assignment_id, ranked.c.due_on, ranked.c.extension_id)
+            .where(ranked.c.position == 1).subquery("effective"))
+
+
 def task_counts(connection: Connection, *, start: dt.date, end: dt.date) -> dict[str, TaskCounts]:
     """Units with at least one non-cancelled assignment due in [start, end]; others are absent.
 
@@ -51,35 +102,55 @@ def task_counts(connection: Connection, *, start: dt.date, end: dt.date) -> dict
     completed_on (else `completed_on <= end` fails), so it is exactly one of the two.
     """
     completed = and_(state.status == COMPLETED, state.completed_on <= end)
-    query = (
-        select(
+
+    def counts(due_on: ColumnElement[dt.date]) -> Select[tuple[str, int, int, int, int]]:
+        return select(
             state.unit_code,
             func.count().label("due"),
             _count(completed).label("completed"),
-            _count(and_(completed, state.completed_on <= state.due_on)).label("on_time"),
+            _count(and_(completed, state.completed_on <= due_on)).label("on_time"),
             _count(and_(completed, state.quality == Quality.RETURNED_FOR_REWORK.value)).label("reworked"),
-        )
-        .where(state.due_on.between(start, end), _not_cancelled())
-        .group_by(state.unit_code)
-    )
+        ).group_by(state.unit_code)
+
+    effective = effective_due_dates(end)
+    own = counts(state.due_on).where(state.due_on.between(start, end), _not_cancelled(),
+                                     state.assignment_id.not_in(_extended_ids(end)))
+    moved = (counts(effective.c.due_on).join_from(assignment_states, effective,
+                                                  effective.c.assignment_id == state.assignment_id)
+             .where(effective.c.due_on.between(start, end), _not_cancelled()))
+    totals: dict[str, list[int]] = {}
+    for query in (own, moved):
+        for row in connection.execute(query):
+            added = totals.setdefault(row.unit_code, [0, 0, 0, 0])
+            for index, value in enumerate((row.due, row.completed, row.on_time, row.reworked)):
+                added[index] += int(value)
     return {
-        row.unit_code: TaskCounts(
-            due=int(row.due), completed=int(row.completed), on_time=int(row.on_time),
-            late=int(row.completed) - int(row.on_time), reworked=int(row.reworked),
-        )
-        for row in connection.execute(query)
+        code: TaskCounts(due=due, completed=done, on_time=on_time, late=done - on_time, reworked=reworked)
+        for code, (due, done, on_time, reworked) in totals.items()
     }
 
 
+# Not cancelled, and not completed by the end (parameters: cancelled, completed, the end).
+_OPEN = "(status IS NULL OR (status <> ? AND (status <> ? OR completed_on IS NULL OR completed_on > ?)))"
+# Assignments without an extension approved by the end of the quarter, by their own due date.
 _OPEN_OVERDUE = (
-    "SELECT unit_code, assignment_id, due_on, reminders FROM assignment_states "
-    "WHERE due_on < ? AND (status IS NULL OR (status <> ? AND (status <> ? OR completed_on IS NULL "
-    "OR completed_on > ?))) ORDER BY unit_code, due_on, assignment_id"
+    f"SELECT unit_code, assignment_id, due_on, reminders FROM assignment_states WHERE due_on < ? AND {_OPEN} "
+    "AND assignment_id NOT IN (SELECT assignment_id FROM assignment_extensions WHERE status = ? AND decided_at < ?) "
+    "ORDER BY unit_code, due_on, assignment_id"
+)
+# The others, by their effective due date (the latest approval by then).
+_OPEN_OVERDUE_EXTENDED = (
+    "SELECT s.unit_code, s.assignment_id, e.due_on, s.reminders FROM ("
+    "SELECT assignment_id, requested_due_on AS due_on, ROW_NUMBER() OVER (PARTITION BY assignment_id "
+    "ORDER BY decided_at DESC, id DESC) AS position FROM assignment_extensions WHERE status = ? AND decided_at < ?"
+    f") AS e JOIN assignment_states AS s ON s.assignment_id = e.assignment_id WHERE e.position = 1 AND e.due_on < ? "
+    f"AND {_OPEN.replace('status', 's.status').replace('completed_on', 's.completed_on')}"
 )
 
 
 def open_overdue(connection: Connection, *, end: dt.date) -> dict[str, list[OverdueTask]]:
-    """Assignments of any quarter due before `end`, not cancelled, not completed by `end`.
+    """Assignments of any quarter due before `end`, not cancelled, not completed by `end`; each unit's in
+    (due date, id) order.
 
     Read at the driver level: this is the one aggregate returning a row per
     assignment (tens of thousands), and SQLAlchemy's per-row date processing
@@ -87,15 +158,44 @@ def open_overdue(connection: Connection, *, end: dt.date) -> dict[str, list[Over
     """
     driver = Driver(connection)
     stored_end = driver.date(end)
-    found = driver.run(_OPEN_OVERDUE, (stored_end, CANCELLED, COMPLETED, stored_end)).all()
+    closes = driver.timestamp(day_ends_at(end))
+    found = driver.run(_OPEN_OVERDUE, (stored_end, CANCELLED, COMPLETED, stored_end, _APPROVED, closes)).all()
+    extended = driver.run(_OPEN_OVERDUE_EXTENDED,
+                          (_APPROVED, closes, stored_end, CANCELLED, COMPLETED, stored_end)).all()
     due_dates: dict[object, dt.date] = {}
     overdue: dict[str, list[OverdueTask]] = defaultdict(list)
-    for unit_code, assignment_id, stored_due_on, reminders in found:
+    for unit_code, assignment_id, stored_due_on, reminders in (*found, *extended):
         due_on = due_dates.get(stored_due_on)
         if due_on is None:
             due_on = due_dates[stored_due_on] = driver.date_from(stored_due_on)
         overdue[unit_code].append(OverdueTask(assignment_id, due_on, (end - due_on).days, reminders or 0))
+    for unit_code in {row[0] for row in extended}:  # merged into the unit's list in (due date, id) order
+        overdue[unit_code].sort(key=lambda task: (task.due_on, task.assignment_id))
     return dict(overdue)
+
+
+def extended_tasks(connection: Connection, *, start: dt.date, end: dt.date) -> dict[str, list[ExtendedTask]]:
+    """Assignments among the inputs of [start, end] (due in it, open and overdue at `end`, or due in it by
+    their own date) whose effective due date as of the end of `end` differs from their own, per unit,
+    by id; cancelled ones count nowhere."""
+    effective = effective_due_dates(end)
+    # spelled out with its NULLs: an assignment without any outcome is not done (a NOT over NULL is NULL)
+    not_done = or_(state.status.is_(None), state.status != COMPLETED, state.completed_on.is_(None),
+                   state.completed_on > end)
+    query = (
+        select(state.unit_code, state.assignment_id, state.due_on.label("original_due_on"), effective.c.due_on,
+               effective.c.extension_id)
+        .join_from(assignment_states, effective, effective.c.assignment_id == state.assignment_id)
+        .where(effective.c.due_on != state.due_on, _not_cancelled(), or_(
+            effective.c.due_on.between(start, end), state.due_on.between(start, end),
+            and_(effective.c.due_on < end, not_done)))
+        .order_by(state.unit_code, state.assignment_id)
+    )
+    found: dict[str, list[ExtendedTask]] = defaultdict(list)
+    for row in connection.execute(query):
+        found[row.unit_code].append(
+            ExtendedTask(row.assignment_id, row.original_due_on, row.due_on, int(row.extension_id)))
+    return dict(found)
 
 
 def measurement_facts(connection: Connection, *, period: str) -> dict[str, list[MeasurementFact]]:
@@ -165,13 +265,21 @@ def prior_quarters(connection: Connection, *, period: str) -> dict[str, PriorQua
 
 
 def period_figures(connection: Connection, *, start: dt.date, end: dt.date, period: str) -> tuple[int, int]:
-    """Due counts exclude cancelled assignments, as in task_counts."""
-    due = (
+    """Due counts use effective due dates and exclude cancelled assignments, as in task_counts."""
+    effective = effective_due_dates(end)
+    own = (
         select(func.count())
         .select_from(assignment_states)
-        .where(state.due_on.between(start, end), _not_cancelled())
+        .where(state.due_on.between(start, end), _not_cancelled(), state.assignment_id.not_in(_extended_ids(end)))
         .scalar_subquery()
     )
+    moved = (
+        select(func.count())
+        .select_from(assignment_states.join(effective, effective.c.assignment_id == state.assignment_id))
+        .where(effective.c.due_on.between(start, end), _not_cancelled())
+        .scalar_subquery()
+    )
+    due = own + moved
     evaluated = (
         select(func.count(distinct(evaluations.c.unit_code)))
         .where(evaluations.c.period == period)

@@ -10,16 +10,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from civicscore.domain.canonical import record_from_plain
 from civicscore.domain.model import (
     Assignment,
+    ExtendedTask,
+    ExtensionStatus,
     Measurement,
     MeasurementFact,
     Outcome,
+    OutcomeStatus,
     OutcomeWriteResult,
     OverdueTask,
     PriorQuarter,
@@ -30,6 +33,7 @@ from civicscore.domain.model import (
     UnitKind,
     UpsertCounts,
 )
+from civicscore.domain.obstacles import NewObstacle, ObstacleRecord, ObstacleStatus, ObstacleTarget, OpenObstacle
 
 if TYPE_CHECKING:
     from civicscore.store.cluster import Leadership, Listener
@@ -356,6 +360,82 @@ class InvalidTransition(Exception):
         self.decision = decision
 
 
+@dataclass(frozen=True)
+class NewExtension:
+    """An extension request to record: the new due date asked for an assignment, and why."""
+
+    assignment_id: str
+    requested_due_on: dt.date
+    reason: str
+    requested_by: str
+    requested_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ExtensionTarget:
+    """What a request is checked against, read in the transaction that records it: the assignment, its
+    current state, the due date in force at the request's time and the request still pending, if any."""
+
+    assignment_id: str
+    unit_code: str
+    title: str
+    original_due_on: dt.date
+    due_on_in_force: dt.date
+    status: OutcomeStatus | None  # the current state's status; None without any outcome
+    completed_on: dt.date | None
+    pending_id: int | None
+
+
+@dataclass(frozen=True)
+class ExtensionRecord:
+    """One extension request with its assignment, and the decision once there is one.
+
+    `effective_due_on` is the assignment's due date in force at the instant the read asked about (now,
+    unless it said otherwise): its latest approved extension's date, or `original_due_on`."""
+
+    extension_id: int
+    assignment_id: str
+    unit_code: str
+    assignment_title: str
+    original_due_on: dt.date
+    due_on_at_request: dt.date
+    requested_due_on: dt.date
+    reason: str
+    requested_by: str
+    requested_at: dt.datetime
+    status: ExtensionStatus
+    effective_due_on: dt.date
+    decision_reason: str = ""
+    decided_by: str = ""
+    decided_at: dt.datetime | None = None
+    superseded_by: int | None = None
+
+
+@dataclass(frozen=True)
+class ExtensionRequested:
+    """A recorded request, and the pending request for the same assignment it superseded (if any)."""
+
+    extension: ExtensionRecord
+    superseded: ExtensionRecord | None = None
+
+
+def extension_requested_from_json(text: str) -> ExtensionRequested:
+    """A request's result from the JSON its idempotency key keeps."""
+    data = json.loads(text)
+    superseded = data["superseded"]
+    return ExtensionRequested(record_from_plain(ExtensionRecord, data["extension"]),
+                              None if superseded is None else record_from_plain(ExtensionRecord, superseded))
+
+
+class ExtensionNotPending(Exception):
+    """A decision on an extension request that is no longer pending (decided, or superseded)."""
+
+    def __init__(self, current: str, superseded_by: int | None) -> None:
+        super().__init__(f"the extension request is {current}; only a pending request can be decided")
+        self.current = current
+        self.superseded_by = superseded_by
+
+
 class Store(Protocol):
     """Persistence. Every write takes `recorded_by`: the identity of the caller, kept on each row it
     creates or changes (empty only for writes made outside any call, e.g. in tests)."""
@@ -465,6 +545,8 @@ class Store(Protocol):
     ) -> Page[Target]: ...
 
     # -- evaluation inputs (aggregates done in SQL) ----------------------------
+    # "Due" means the effective due date as of the end of `end` (Hanoi time): an assignment's latest
+    # extension approved by then, else its own due date (DEFAULT-RULES.md, "Extensions").
     def task_counts(self, *, start: dt.date, end: dt.date) -> dict[str, TaskCounts]:
         """Per unit code: due/completed/on_time/late/reworked for assignments due in [start, end]."""
         ...
@@ -483,6 +565,11 @@ class Store(Protocol):
 
     def period_figures(self, *, start: dt.date, end: dt.date, period: str) -> tuple[int, int]:
         """(assignments due in the quarter, units with an evaluation for it)."""
+        ...
+
+    def extended_tasks(self, *, start: dt.date, end: dt.date) -> dict[str, list[ExtendedTask]]:
+        """Per unit code: the assignments among the inputs of [start, end] whose effective due date as of
+        `end` (Hanoi time) differs from their own (see `ExtendedTask`)."""
         ...
 
     def periods_with_data(self) -> list[str]:
@@ -709,4 +796,70 @@ class Store(Protocol):
 
     def recommendation_change_head(self) -> int:
         """The sequence number of the newest change-log entry, 0 when there is none."""
+        ...
+
+    # -- extensions (store.extensions) --------------------------------------------
+    def request_extension(self, new: NewExtension, *, check: Callable[[ExtensionTarget | None], None],
+                          idempotency: IdempotencyRecord | None = None) -> ExtensionRequested:
+        """Record a pending request, superseding the assignment's pending one, with its audit entry.
+
+        `check` is called in the writing transaction with what the request is checked against (None when
+        the assignment does not exist); raising there records nothing. With `idempotency`, a key already
+        claimed by the same request returns the first reply instead.
+        """
+        ...
+
+    def decide_extension(self, extension_id: int, *, approve: bool, reason: str, decided_by: str, at: dt.datetime,
+                         idempotency: IdempotencyRecord | None = None) -> ExtensionRecord:
+        """Approve or refuse a pending request, with its audit entry; ExtensionNotPending when it is not
+        pending, LookupError when it does not exist."""
+        ...
+
+    def get_extension(self, extension_id: int) -> ExtensionRecord | None: ...
+
+    def list_extensions(
+        self, *, assignment_id: str | None = None, unit_code: str | None = None,
+        status: ExtensionStatus | None = None, requested: tuple[dt.datetime, dt.datetime] | None = None,
+        decided: tuple[dt.datetime, dt.datetime] | None = None, as_of: dt.datetime | None = None,
+        after: str | None = None, limit: int = 100,
+    ) -> Page[ExtensionRecord]:
+        """Requests in id order; `requested` and `decided` are [from, before) ranges of instants. Each
+        record's `effective_due_on` is as of `as_of` (exclusive; None: every approval so far)."""
+        ...
+
+    # -- obstacles (store.obstacles) ------------------------------------------------
+    def report_obstacle(self, new: NewObstacle, *, check: Callable[[ObstacleTarget | None], None],
+                        idempotency: IdempotencyRecord | None = None) -> ObstacleRecord:
+        """Record an open obstacle with its audit entry; `check` runs in the writing transaction with the
+        assignment (None when it does not exist) and raising there records nothing."""
+        ...
+
+    def assign_obstacle(self, obstacle_id: int, *, resolver_unit: str, resolver_official: str, assigned_by: str,
+                        at: dt.datetime, check: Callable[[bool], None],
+                        idempotency: IdempotencyRecord | None = None) -> ObstacleRecord:
+        """Name who resolves an open or assigned obstacle, with its audit entry; `check` gets whether the
+        resolver unit exists. ObstacleResolved when it is resolved, LookupError when it does not exist."""
+        ...
+
+    def resolve_obstacle(self, obstacle_id: int, *, resolution: str, resolved_by: str, at: dt.datetime,
+                         idempotency: IdempotencyRecord | None = None) -> ObstacleRecord:
+        """Close an open or assigned obstacle with a resolution, with its audit entry; ObstacleResolved when
+        it already is, LookupError when it does not exist."""
+        ...
+
+    def get_obstacle(self, obstacle_id: int) -> ObstacleRecord | None: ...
+
+    def list_obstacles(
+        self, *, assignment_id: str | None = None, unit_code: str | None = None,
+        statuses: Iterable[ObstacleStatus] | None = None, reported_from: dt.datetime | None = None,
+        reported_before: dt.datetime | None = None, resolved: tuple[dt.datetime, dt.datetime] | None = None,
+        after: str | None = None, limit: int = 100,
+    ) -> Page[ObstacleRecord]:
+        """Obstacles in id order; `reported_*` bound the report's instant, `resolved` is a [from, before) range."""
+        ...
+
+    def open_obstacles(self, *, end: dt.date, closes_at: dt.datetime, unit_codes: Iterable[str] | None = None
+                       ) -> dict[str, tuple[OpenObstacle, ...]]:
+        """Per unit, the obstacles open at a quarter's end (reported before `closes_at`, not resolved before
+        it) with their days open at `end`; units without any are absent."""
         ...

@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,8 @@ from sqlalchemy.engine import Connection
 from civicscore.domain.canonical import canonical_json, record_from_json
 from civicscore.domain.model import (
     Assignment,
+    ExtendedTask,
+    ExtensionStatus,
     Measurement,
     MeasurementFact,
     Outcome,
@@ -35,7 +37,8 @@ from civicscore.domain.model import (
     UnitKind,
     UpsertCounts,
 )
-from civicscore.store import aggregates, listing, passwords, reviews, writes
+from civicscore.domain.obstacles import NewObstacle, ObstacleRecord, ObstacleStatus, ObstacleTarget, OpenObstacle
+from civicscore.store import aggregates, extensions, listing, obstacles, passwords, reviews, writes
 from civicscore.store import evaluations as revisions
 from civicscore.store import identities as access
 from civicscore.store import rulesets as versions
@@ -46,6 +49,9 @@ from civicscore.store.base import (
     ContestRecord,
     CredentialRecord,
     EvaluationRecord,
+    ExtensionRecord,
+    ExtensionRequested,
+    ExtensionTarget,
     IdempotencyRecord,
     IdentityRecord,
     MissingReferences,
@@ -53,6 +59,7 @@ from civicscore.store.base import (
     NewAuditEvent,
     NewContest,
     NewEvaluation,
+    NewExtension,
     Page,
     PasswordRecord,
     RecommendationRecord,
@@ -61,6 +68,7 @@ from civicscore.store.base import (
     Store,
     StoredRuleset,
     StoreError,
+    extension_requested_from_json,
     review_result_from_json,
 )
 from civicscore.store.checkpoints import Checkpointer
@@ -334,6 +342,10 @@ class SqlStore:
         """Quarters with assignments due or evaluations, newest first."""
         return self._db.read(aggregates.periods_with_data)
 
+    def extended_tasks(self, *, start: dt.date, end: dt.date) -> dict[str, list[ExtendedTask]]:
+        """Per unit code: the inputs' assignments whose effective due date as of `end` is not their own."""
+        return self._db.read(partial(aggregates.extended_tasks, start=start, end=end))
+
     # -- evaluations and recommendations ------------------------------------------
     def save_evaluations(
         self, evaluations: Sequence[NewEvaluation], *, period: str,
@@ -557,6 +569,73 @@ class SqlStore:
 
     def recommendation_change_head(self) -> int:
         return self._db.read(reviews.change_log_head)
+
+    # -- extensions -----------------------------------------------------------------
+    def request_extension(self, new: NewExtension, *, check: Callable[[ExtensionTarget | None], None],
+                          idempotency: IdempotencyRecord | None = None) -> ExtensionRequested:
+        return self._db.write(lambda c: extensions.request_extension(c, new, check), idempotency=idempotency,
+                              encode=_result_json, decode=extension_requested_from_json)
+
+    def decide_extension(self, extension_id: int, *, approve: bool, reason: str, decided_by: str, at: dt.datetime,
+                         idempotency: IdempotencyRecord | None = None) -> ExtensionRecord:
+        return self._db.write(
+            lambda c: extensions.decide_extension(c, extension_id, approve=approve, reason=reason,
+                                                  decided_by=decided_by, at=at),
+            idempotency=idempotency, encode=_result_json, decode=partial(record_from_json, ExtensionRecord))
+
+    def get_extension(self, extension_id: int) -> ExtensionRecord | None:
+        return self._db.read(lambda c: extensions.get_extension(c, extension_id))
+
+    def list_extensions(
+        self, *, assignment_id: str | None = None, unit_code: str | None = None,
+        status: ExtensionStatus | None = None, requested: tuple[dt.datetime, dt.datetime] | None = None,
+        decided: tuple[dt.datetime, dt.datetime] | None = None, as_of: dt.datetime | None = None,
+        after: str | None = None, limit: int = 100,
+    ) -> Page[ExtensionRecord]:
+        return self._db.read(partial(
+            extensions.list_extensions, assignment_id=assignment_id, unit_code=unit_code, status=status,
+            requested=requested, decided=decided, as_of=as_of, after=after, limit=limit))
+
+    # -- obstacles ------------------------------------------------------------------
+    def report_obstacle(self, new: NewObstacle, *, check: Callable[[ObstacleTarget | None], None],
+                        idempotency: IdempotencyRecord | None = None) -> ObstacleRecord:
+        return self._db.write(lambda c: obstacles.report_obstacle(c, new, check), idempotency=idempotency,
+                              encode=_result_json, decode=partial(record_from_json, ObstacleRecord))
+
+    def assign_obstacle(self, obstacle_id: int, *, resolver_unit: str, resolver_official: str, assigned_by: str,
+                        at: dt.datetime, check: Callable[[bool], None],
+                        idempotency: IdempotencyRecord | None = None) -> ObstacleRecord:
+        return self._db.write(
+            lambda c: obstacles.assign_obstacle(c, obstacle_id, resolver_unit=resolver_unit,
+                                                resolver_official=resolver_official, assigned_by=assigned_by,
+                                                at=at, check=check),
+            idempotency=idempotency, encode=_result_json, decode=partial(record_from_json, ObstacleRecord))
+
+    def resolve_obstacle(self, obstacle_id: int, *, resolution: str, resolved_by: str, at: dt.datetime,
+                         idempotency: IdempotencyRecord | None = None) -> ObstacleRecord:
+        return self._db.write(
+            lambda c: obstacles.resolve_obstacle(c, obstacle_id, resolution=resolution, resolved_by=resolved_by,
+                                                 at=at),
+            idempotency=idempotency, encode=_result_json, decode=partial(record_from_json, ObstacleRecord))
+
+    def get_obstacle(self, obstacle_id: int) -> ObstacleRecord | None:
+        return self._db.read(lambda c: obstacles.get_obstacle(c, obstacle_id))
+
+    def list_obstacles(
+        self, *, assignment_id: str | None = None, unit_code: str | None = None,
+        statuses: Iterable[ObstacleStatus] | None = None, reported_from: dt.datetime | None = None,
+        reported_before: dt.datetime | None = None, resolved: tuple[dt.datetime, dt.datetime] | None = None,
+        after: str | None = None, limit: int = 100,
+    ) -> Page[ObstacleRecord]:
+        return self._db.read(partial(
+            obstacles.list_obstacles, assignment_id=assignment_id, unit_code=unit_code, statuses=statuses,
+            reported_from=reported_from, reported_before=reported_before, resolved=resolved, after=after,
+            limit=limit))
+
+    def open_obstacles(self, *, end: dt.date, closes_at: dt.datetime, unit_codes: Iterable[str] | None = None
+                       ) -> dict[str, tuple[OpenObstacle, ...]]:
+        return self._db.read(partial(obstacles.open_obstacles, end=end, closes_at=closes_at, unit_codes=unit_codes))
+
 
 def _credential_json(credential: CredentialRecord) -> str:
     """What an idempotency key keeps of a credential: everything but a token's secret hash."""

@@ -452,6 +452,64 @@ class RecommendationChangeRow(SQLModel, table=True):
     changed_at: dt.datetime = Field(sa_type=UtcDateTime)
 
 
+class AssignmentExtensionRow(SQLModel, table=True):
+    """A unit's request for more time on an assignment and the committee's decision on it (0011).
+
+    Rows are never deleted: a decision fills `status` and the `decided_*` columns once, a newer request
+    made while this one is pending sets `superseded_by`. The approved rows decided before an instant
+    give each assignment's effective due date at that instant (see `aggregates`)."""
+
+    __tablename__ = "assignment_extensions"
+    __table_args__ = (
+        Index("ix_assignment_extensions_assignment_id", "assignment_id", "id"),
+        Index("ix_assignment_extensions_status", "status", "decided_at"),
+    )
+
+    id: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
+    assignment_id: str = Field(sa_type=String, foreign_key="assignments.assignment_id")
+    requested_due_on: dt.date = Field(sa_type=Date)
+    due_on_at_request: dt.date = Field(sa_type=Date)  # the due date in force when it was requested
+    reason: str = Field(sa_type=Text)
+    requested_by: str = Field(sa_type=Text)
+    requested_at: dt.datetime = Field(sa_type=UtcDateTime)
+    status: str = Field(sa_type=String)  # pending | approved | refused | superseded
+    decision_reason: str | None = Field(default=None, sa_type=Text, nullable=True)
+    decided_by: str | None = Field(default=None, sa_type=Text, nullable=True)
+    decided_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    superseded_by: int | None = Field(
+        default=None, sa_type=SerialKey, foreign_key="assignment_extensions.id", nullable=True,
+    )
+
+
+
+class AssignmentObstacleRow(SQLModel, table=True):
+    """An obstacle a unit reported on an assignment, its resolver and its resolution (0012).
+
+    Rows are never deleted: assigning fills `resolver_*` and `assigned_*` (again on a reassignment),
+    resolving fills `resolution` and `resolved_*` once; `status` is open | assigned | resolved."""
+
+    __tablename__ = "assignment_obstacles"
+    __table_args__ = (
+        Index("ix_assignment_obstacles_assignment_id", "assignment_id", "id"),
+        Index("ix_assignment_obstacles_status", "status", "reported_at"),
+    )
+
+    id: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
+    assignment_id: str = Field(sa_type=String, foreign_key="assignments.assignment_id")
+    description: str = Field(sa_type=Text)  # what blocks the assignment
+    request: str = Field(sa_type=Text)  # what the unit asks for
+    requested_of: str = Field(sa_type=Text)  # from whom ("" when not said)
+    reported_by: str = Field(sa_type=Text)
+    reported_at: dt.datetime = Field(sa_type=UtcDateTime)
+    status: str = Field(sa_type=String)  # open | assigned | resolved
+    resolver_unit: str | None = Field(default=None, sa_type=String, foreign_key="units.code", nullable=True)
+    resolver_official: str | None = Field(default=None, sa_type=Text, nullable=True)
+    assigned_by: str | None = Field(default=None, sa_type=Text, nullable=True)
+    assigned_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    resolution: str | None = Field(default=None, sa_type=Text, nullable=True)
+    resolved_by: str | None = Field(default=None, sa_type=Text, nullable=True)
+    resolved_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -477,3 +535,5 @@ audit_events = _table(AuditEventRow)
 recommendation_reviews = _table(RecommendationReviewRow)
 recommendation_contests = _table(RecommendationContestRow)
 recommendation_changes = _table(RecommendationChangeRow)
+assignment_extensions = _table(AssignmentExtensionRow)
+assignment_obstacles = _table(AssignmentObstacleRow)

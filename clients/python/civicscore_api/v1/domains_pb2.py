@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ivicscore/v1/domains.proto\x12\rcivicscore.v1\x1a google/protobuf/descriptor.proto\"|\n\x0b\x46ieldDomain\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.civicscore.v1.ValueKind\x12\x12\n\nmax_length\x18\x02 \x01(\x05\x12\x0f\n\x07minimum\x18\x03 \x01(\x01\x12\x0f\n\x07maximum\x18\x04 \x01(\x01\x12\x0f\n\x07pattern\x18\x05 \x01(\t*\xa2\x03\n\tValueKind\x12\x1a\n\x16VALUE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16VALUE_KIND_OUTPUT_ONLY\x10\x01\x12\x13\n\x0fVALUE_KIND_TEXT\x10\x02\x12\x11\n\rVALUE_KIND_ID\x10\x03\x12\x18\n\x14VALUE_KIND_UNIT_CODE\x10\x04\x12\x1a\n\x16VALUE_KIND_IDENTITY_ID\x10\x05\x12\x1d\n\x19VALUE_KIND_INDICATOR_CODE\x10\x06\x12\x13\n\x0fVALUE_KIND_DATE\x10\x07\x12\x15\n\x11VALUE_KIND_PERIOD\x10\x08\x12\x15\n\x11VALUE_KIND_NUMBER\x10\t\x12\x16\n\x12VALUE_KIND_INTEGER\x10\n\x12\x1c\n\x18VALUE_KIND_RESOURCE_NAME\x10\x0b\x12\x1c\n\x18VALUE_KIND_LANGUAGE_CODE\x10\x0c\x12\x1b\n\x17VALUE_KIND_FILE_CONTENT\x10\r\x12\x15\n\x11VALUE_KIND_DIGEST\x10\x0e\x12\x15\n\x11VALUE_KIND_SECRET\x10\x0f:K\n\x06\x64omain\x12\x1d.google.protobuf.FieldOptions\x18\x9c\x8f\x03 \x01(\x0b\x32\x1a.civicscore.v1.FieldDomainb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ivicscore/v1/domains.proto\x12\rcivicscore.v1\x1a google/protobuf/descriptor.proto\"|\n\x0b\x46ieldDomain\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.civicscore.v1.ValueKind\x12\x12\n\nmax_length\x18\x02 \x01(\x05\x12\x0f\n\x07minimum\x18\x03 \x01(\x01\x12\x0f\n\x07maximum\x18\x04 \x01(\x01\x12\x0f\n\x07pattern\x18\x05 \x01(\t*\xc4\x03\n\tValueKind\x12\x1a\n\x16VALUE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16VALUE_KIND_OUTPUT_ONLY\x10\x01\x12\x13\n\x0fVALUE_KIND_TEXT\x10\x02\x12\x11\n\rVALUE_KIND_ID\x10\x03\x12\x18\n\x14VALUE_KIND_UNIT_CODE\x10\x04\x12\x1a\n\x16VALUE_KIND_IDENTITY_ID\x10\x05\x12\x1d\n\x19VALUE_KIND_INDICATOR_CODE\x10\x06\x12\x13\n\x0fVALUE_KIND_DATE\x10\x07\x12\x15\n\x11VALUE_KIND_PERIOD\x10\x08\x12\x15\n\x11VALUE_KIND_NUMBER\x10\t\x12\x16\n\x12VALUE_KIND_INTEGER\x10\n\x12\x1c\n\x18VALUE_KIND_RESOURCE_NAME\x10\x0b\x12\x1c\n\x18VALUE_KIND_LANGUAGE_CODE\x10\x0c\x12\x1b\n\x17VALUE_KIND_FILE_CONTENT\x10\r\x12\x15\n\x11VALUE_KIND_DIGEST\x10\x0e\x12\x15\n\x11VALUE_KIND_SECRET\x10\x0f\x12 \n\x1cVALUE_KIND_EVALUATION_PERIOD\x10\x10:K\n\x06\x64omain\x12\x1d.google.protobuf.FieldOptions\x18\x9c\x8f\x03 \x01(\x0b\x32\x1a.civicscore.v1.FieldDomainb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'civicscore_api.v1.domains_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_VALUEKIND']._serialized_start=207
-  _globals['_VALUEKIND']._serialized_end=625
+  _globals['_VALUEKIND']._serialized_end=659
   _globals['_FIELDDOMAIN']._serialized_start=80
   _globals['_FIELDDOMAIN']._serialized_end=204
 # @@protoc_insertion_point(module_scope)

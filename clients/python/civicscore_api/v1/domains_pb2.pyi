@@ -56,7 +56,8 @@ class _ValueKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ValueKind.V
     """A calendar date `YYYY-MM-DD` from 2000-01-01 to 2100-12-31."""
     VALUE_KIND_PERIOD: _ValueKind.ValueType  # 8
     """A quarter `YYYY-Qn` from 2000-Q1 to 2100-Q4, e.g. `2026-Q3`; `periods/`
-    in front is accepted where the field says so.
+    in front is accepted where the field says so. Fields that also take
+    half-years and years have VALUE_KIND_EVALUATION_PERIOD.
     """
     VALUE_KIND_NUMBER: _ValueKind.ValueType  # 9
     """A finite number (not NaN or infinite) from `minimum` to `maximum`."""
@@ -65,7 +66,8 @@ class _ValueKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ValueKind.V
     VALUE_KIND_RESOURCE_NAME: _ValueKind.ValueType  # 11
     """A resource name following `pattern`, e.g. `units/{unit_code}`; each
     `{variable}` has the domain of the kind it names (unit_code, period,
-    assignment_id, identity_id, digest, flag, number).
+    assignment_id, identity_id, digest, flag, number); `{period}` is a period
+    of VALUE_KIND_EVALUATION_PERIOD (a quarter, a half-year or a year).
     """
     VALUE_KIND_LANGUAGE_CODE: _ValueKind.ValueType  # 12
     """A language code: `vi` or `en`."""
@@ -80,6 +82,12 @@ class _ValueKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ValueKind.V
     control, invisible or reordering characters (as for text). A value outside
     the domain is refused with a message that never echoes it (nor any of its
     characters); secrets are never logged or stored in clear.
+    """
+    VALUE_KIND_EVALUATION_PERIOD: _ValueKind.ValueType  # 16
+    """A period that results are made for: a quarter `YYYY-Qn` (`2026-Q3`), a
+    half-year `YYYY-H1` or `YYYY-H2` (`2026-H1`: Q1 and Q2) or a year `YYYY`
+    (`2026`), from 2000 to 2100; `periods/` in front is accepted where the
+    field says so.
     """
 
 class ValueKind(_ValueKind, metaclass=_ValueKindEnumTypeWrapper):
@@ -124,7 +132,8 @@ VALUE_KIND_DATE: ValueKind.ValueType  # 7
 """A calendar date `YYYY-MM-DD` from 2000-01-01 to 2100-12-31."""
 VALUE_KIND_PERIOD: ValueKind.ValueType  # 8
 """A quarter `YYYY-Qn` from 2000-Q1 to 2100-Q4, e.g. `2026-Q3`; `periods/`
-in front is accepted where the field says so.
+in front is accepted where the field says so. Fields that also take
+half-years and years have VALUE_KIND_EVALUATION_PERIOD.
 """
 VALUE_KIND_NUMBER: ValueKind.ValueType  # 9
 """A finite number (not NaN or infinite) from `minimum` to `maximum`."""
@@ -133,7 +142,8 @@ VALUE_KIND_INTEGER: ValueKind.ValueType  # 10
 VALUE_KIND_RESOURCE_NAME: ValueKind.ValueType  # 11
 """A resource name following `pattern`, e.g. `units/{unit_code}`; each
 `{variable}` has the domain of the kind it names (unit_code, period,
-assignment_id, identity_id, digest, flag, number).
+assignment_id, identity_id, digest, flag, number); `{period}` is a period
+of VALUE_KIND_EVALUATION_PERIOD (a quarter, a half-year or a year).
 """
 VALUE_KIND_LANGUAGE_CODE: ValueKind.ValueType  # 12
 """A language code: `vi` or `en`."""
@@ -148,6 +158,12 @@ VALUE_KIND_SECRET: ValueKind.ValueType  # 15
 control, invisible or reordering characters (as for text). A value outside
 the domain is refused with a message that never echoes it (nor any of its
 characters); secrets are never logged or stored in clear.
+"""
+VALUE_KIND_EVALUATION_PERIOD: ValueKind.ValueType  # 16
+"""A period that results are made for: a quarter `YYYY-Qn` (`2026-Q3`), a
+half-year `YYYY-H1` or `YYYY-H2` (`2026-H1`: Q1 and Q2) or a year `YYYY`
+(`2026`), from 2000 to 2100; `periods/` in front is accepted where the
+field says so.
 """
 Global___ValueKind: _TypeAlias = ValueKind  # noqa: Y015
 

@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from civicscore_api.v1 import domains_pb2 as civicscore_dot_v1_dot_domains__pb2
+from civicscore_api.v1 import extensions_pb2 as civicscore_dot_v1_dot_extensions__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ivicscore/v1/evaluations.proto\x12\rcivicscore.v1\x1a\x1b\x63ivicscore/v1/domains.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"s\n\nTaskCounts\x12\x0b\n\x03\x64ue\x18\x01 \x01(\x05\x12\x11\n\tcompleted\x18\x02 \x01(\x05\x12\x0f\n\x07on_time\x18\x03 \x01(\x05\x12\x0c\n\x04late\x18\x04 \x01(\x05\x12\x10\n\x08reworked\x18\x05 \x01(\x05\x12\x14\n\x0copen_overdue\x18\x06 \x01(\x05\"\xb9\x01\n\x0eIndicatorScore\x12\x11\n\tindicator\x18\x01 \x01(\t\x12\x17\n\x0f\x64isplay_name_vi\x18\x02 \x01(\t\x12\x17\n\x0f\x64isplay_name_en\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x0e\n\x06target\x18\x05 \x01(\x01\x12\x12\n\nattainment\x18\x06 \x01(\x01\x12\x0e\n\x06weight\x18\x07 \x01(\x01\x12\x0e\n\x06points\x18\x08 \x01(\x01\x12\x0f\n\x07\x63ounted\x18\t \x01(\x08\"=\n\tFlagLabel\x12\x0c\n\x04\x66lag\x18\x01 \x01(\t\x12\x10\n\x08label_vi\x18\x02 \x01(\t\x12\x10\n\x08label_en\x18\x03 \x01(\t\"\xd3\x01\n\tFiredRule\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04\x66\x61\x63t\x18\x03 \x01(\t\x12\x34\n\x06values\x18\x04 \x03(\x0b\x32$.civicscore.v1.FiredRule.ValuesEntry\x12\x11\n\treason_vi\x18\x05 \x01(\t\x12\x11\n\treason_en\x18\x06 \x01(\t\x12\x0c\n\x04\x66lag\x18\x07 \x01(\t\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xee\x04\n\nEvaluation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\x05\x12\x12\n\nassessable\x18\x05 \x01(\x08\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x11\n\thas_score\x18\x07 \x01(\x08\x12\x15\n\rscore_display\x18\x08 \x01(\t\x12\r\n\x05grade\x18\t \x01(\t\x12\x16\n\x0egrade_label_vi\x18\n \x01(\t\x12\x16\n\x0egrade_label_en\x18\x0b \x01(\t\x12)\n\x06\x63ounts\x18\x0c \x01(\x0b\x32\x19.civicscore.v1.TaskCounts\x12\x31\n\nindicators\x18\r \x03(\x0b\x32\x1d.civicscore.v1.IndicatorScore\x12\x0f\n\x07penalty\x18\x0e \x01(\x01\x12-\n\x0b\x66ired_rules\x18\x0f \x03(\x0b\x32\x18.civicscore.v1.FiredRule\x12\r\n\x05\x66lags\x18\x10 \x03(\t\x12\x17\n\x0fruleset_version\x18\x11 \x01(\t\x12\x16\n\x0eruleset_digest\x18\x12 \x01(\t\x12\x15\n\rinputs_digest\x18\x13 \x01(\t\x12/\n\x0b\x63reate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x62lock\x18\x15 \x01(\t\x12\x1c\n\x14unit_display_name_vi\x18\x16 \x01(\t\x12\x14\n\x0c\x65valuated_by\x18\x17 \x01(\t\x12-\n\x0b\x66lag_labels\x18\x18 \x03(\x0b\x32\x18.civicscore.v1.FlagLabel\"K\n\x06Reason\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07text_vi\x18\x03 \x01(\t\x12\x0f\n\x07text_en\x18\x04 \x01(\t\"\xd3\x04\n\x0eRecommendation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x0c\n\x04\x66lag\x18\x04 \x01(\t\x12/\n\x04kind\x18\x05 \x01(\x0e\x32!.civicscore.v1.RecommendationKind\x12\r\n\x05level\x18\x06 \x01(\x05\x12\x10\n\x08label_vi\x18\x07 \x01(\t\x12\x10\n\x08label_en\x18\x08 \x01(\t\x12&\n\x07reasons\x18\t \x03(\x0b\x32\x15.civicscore.v1.Reason\x12\x12\n\nevaluation\x18\n \x01(\t\x12\x1b\n\x13\x65valuation_revision\x18\x0b \x01(\x05\x12\x33\n\x06status\x18\x0c \x01(\x0e\x32#.civicscore.v1.RecommendationStatus\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14unit_display_name_vi\x18\x0e \x01(\t\x12\x19\n\x11recommendation_id\x18\x0f \x01(\x03\x12\x11\n\tsuccessor\x18\x10 \x01(\t\x12\x14\n\x0csuccessor_id\x18\x11 \x01(\x03\x12\x15\n\rlast_decision\x18\x12 \x01(\t\x12\x15\n\rlast_reviewer\x18\x13 \x01(\t\x12\x1c\n\x14last_decision_reason\x18\x14 \x01(\t\x12\x36\n\x12last_decision_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x15\x45valuatePeriodRequest\x12\x16\n\x06period\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x08\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\"\xbd\x01\n\x16\x45valuatePeriodResponse\x12\x17\n\x0funits_evaluated\x18\x01 \x01(\x05\x12\x15\n\rnew_revisions\x18\x02 \x01(\x05\x12\x11\n\tunchanged\x18\x03 \x01(\x05\x12\x16\n\x0enot_assessable\x18\x04 \x01(\x05\x12\x17\n\x0frecommendations\x18\x05 \x01(\x05\x12\x17\n\x0fruleset_version\x18\x06 \x01(\t\x12\x16\n\x0eruleset_digest\x18\x07 \x01(\t\"p\n\x14GetEvaluationRequest\x12>\n\x04name\x18\x01 \x01(\tB0\xe2\xf9\x18,\x08\x0b*(periods/{period}/evaluations/{unit_code}\x12\x18\n\x08revision\x18\x02 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\"F\n\x15GetEvaluationResponse\x12-\n\nevaluation\x18\x01 \x01(\x0b\x32\x19.civicscore.v1.Evaluation\"\x85\x01\n\x16ListEvaluationsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x08\x12\x19\n\tpage_size\x18\x02 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x04 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"t\n\x18\x45xplainEvaluationRequest\x12>\n\x04name\x18\x01 \x01(\tB0\xe2\xf9\x18,\x08\x0b*(periods/{period}/evaluations/{unit_code}\x12\x18\n\x08revision\x18\x02 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\"\x86\x01\n\x0c\x43ontribution\x12\x11\n\tindicator\x18\x01 \x01(\t\x12\x17\n\x0f\x64isplay_name_vi\x18\x02 \x01(\t\x12\x17\n\x0f\x64isplay_name_en\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x01\x12\x12\n\nmax_points\x18\x05 \x01(\x01\x12\r\n\x05share\x18\x06 \x01(\x01\"\x9a\x01\n\x06Margin\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x11\n\tdirection\x18\x02 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x03 \x01(\t\x12\x14\n\x0cwould_become\x18\x04 \x01(\t\x12\r\n\x05lever\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\x01\x12\x12\n\nsummary_vi\x18\x07 \x01(\t\x12\x12\n\nsummary_en\x18\x08 \x01(\t\"\x81\x02\n\x19\x45xplainEvaluationResponse\x12-\n\nevaluation\x18\x01 \x01(\x0b\x32\x19.civicscore.v1.Evaluation\x12\x32\n\rcontributions\x18\x02 \x03(\x0b\x32\x1b.civicscore.v1.Contribution\x12\x0f\n\x07penalty\x18\x03 \x01(\x01\x12&\n\x07margins\x18\x04 \x03(\x0b\x32\x15.civicscore.v1.Margin\x12\x16\n\x0einputs_changed\x18\x05 \x01(\x08\x12\x1c\n\x14next_grade_min_score\x18\x06 \x01(\x01\x12\x12\n\nnext_grade\x18\x07 \x01(\t\"b\n\x17ListEvaluationsResponse\x12.\n\x0b\x65valuations\x18\x01 \x03(\x0b\x32\x19.civicscore.v1.Evaluation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xff\x01\n\x0cRankingEntry\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x1c\n\x14unit_display_name_vi\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x15\n\rscore_display\x18\x05 \x01(\t\x12\r\n\x05grade\x18\x06 \x01(\t\x12\x16\n\x0egrade_label_vi\x18\x07 \x01(\t\x12\x12\n\ntimeliness\x18\x08 \x01(\x01\x12\r\n\x05\x66lags\x18\t \x03(\t\x12\x16\n\x0egrade_label_en\x18\n \x01(\t\x12-\n\x0b\x66lag_labels\x18\x0b \x03(\x0b\x32\x18.civicscore.v1.FlagLabel\"F\n\x13ListRankingsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x08\x12\x17\n\x05\x62lock\x18\x02 \x01(\tB\x08\xe2\xf9\x18\x04\x08\x02\x10<\"S\n\x14ListRankingsResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.civicscore.v1.RankingEntry\x12\r\n\x05\x62lock\x18\x02 \x01(\t\"\x89\x01\n\x1aListRecommendationsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x08\x12\x19\n\tpage_size\x18\x02 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x04 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"n\n\x1bListRecommendationsResponse\x12\x36\n\x0frecommendations\x18\x01 \x03(\x0b\x32\x1d.civicscore.v1.Recommendation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x82\x01\n\x12RecommendationKind\x12#\n\x1fRECOMMENDATION_KIND_UNSPECIFIED\x10\x00\x12$\n RECOMMENDATION_KIND_COMMENDATION\x10\x01\x12!\n\x1dRECOMMENDATION_KIND_CRITICISM\x10\x02*\xf3\x01\n\x14RecommendationStatus\x12%\n!RECOMMENDATION_STATUS_UNSPECIFIED\x10\x00\x12\"\n\x1eRECOMMENDATION_STATUS_PROPOSED\x10\x01\x12\"\n\x1eRECOMMENDATION_STATUS_APPROVED\x10\x02\x12\"\n\x1eRECOMMENDATION_STATUS_REJECTED\x10\x03\x12\"\n\x1eRECOMMENDATION_STATUS_DEFERRED\x10\x04\x12$\n RECOMMENDATION_STATUS_SUPERSEDED\x10\x05\x32\xdf\x04\n\x11\x45valuationService\x12]\n\x0e\x45valuatePeriod\x12$.civicscore.v1.EvaluatePeriodRequest\x1a%.civicscore.v1.EvaluatePeriodResponse\x12Z\n\rGetEvaluation\x12#.civicscore.v1.GetEvaluationRequest\x1a$.civicscore.v1.GetEvaluationResponse\x12`\n\x0fListEvaluations\x12%.civicscore.v1.ListEvaluationsRequest\x1a&.civicscore.v1.ListEvaluationsResponse\x12W\n\x0cListRankings\x12\".civicscore.v1.ListRankingsRequest\x1a#.civicscore.v1.ListRankingsResponse\x12l\n\x13ListRecommendations\x12).civicscore.v1.ListRecommendationsRequest\x1a*.civicscore.v1.ListRecommendationsResponse\x12\x66\n\x11\x45xplainEvaluation\x12\'.civicscore.v1.ExplainEvaluationRequest\x1a(.civicscore.v1.ExplainEvaluationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ivicscore/v1/evaluations.proto\x12\rcivicscore.v1\x1a\x1b\x63ivicscore/v1/domains.proto\x1a\x1e\x63ivicscore/v1/extensions.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"s\n\nTaskCounts\x12\x0b\n\x03\x64ue\x18\x01 \x01(\x05\x12\x11\n\tcompleted\x18\x02 \x01(\x05\x12\x0f\n\x07on_time\x18\x03 \x01(\x05\x12\x0c\n\x04late\x18\x04 \x01(\x05\x12\x10\n\x08reworked\x18\x05 \x01(\x05\x12\x14\n\x0copen_overdue\x18\x06 \x01(\x05\"\xb9\x01\n\x0eIndicatorScore\x12\x11\n\tindicator\x18\x01 \x01(\t\x12\x17\n\x0f\x64isplay_name_vi\x18\x02 \x01(\t\x12\x17\n\x0f\x64isplay_name_en\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\x01\x12\x0e\n\x06target\x18\x05 \x01(\x01\x12\x12\n\nattainment\x18\x06 \x01(\x01\x12\x0e\n\x06weight\x18\x07 \x01(\x01\x12\x0e\n\x06points\x18\x08 \x01(\x01\x12\x0f\n\x07\x63ounted\x18\t \x01(\x08\"=\n\tFlagLabel\x12\x0c\n\x04\x66lag\x18\x01 \x01(\t\x12\x10\n\x08label_vi\x18\x02 \x01(\t\x12\x10\n\x08label_en\x18\x03 \x01(\t\"\xd3\x01\n\tFiredRule\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04\x66\x61\x63t\x18\x03 \x01(\t\x12\x34\n\x06values\x18\x04 \x03(\x0b\x32$.civicscore.v1.FiredRule.ValuesEntry\x12\x11\n\treason_vi\x18\x05 \x01(\t\x12\x11\n\treason_en\x18\x06 \x01(\t\x12\x0c\n\x04\x66lag\x18\x07 \x01(\t\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x9b\x05\n\nEvaluation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x10\n\x08revision\x18\x04 \x01(\x05\x12\x12\n\nassessable\x18\x05 \x01(\x08\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x11\n\thas_score\x18\x07 \x01(\x08\x12\x15\n\rscore_display\x18\x08 \x01(\t\x12\r\n\x05grade\x18\t \x01(\t\x12\x16\n\x0egrade_label_vi\x18\n \x01(\t\x12\x16\n\x0egrade_label_en\x18\x0b \x01(\t\x12)\n\x06\x63ounts\x18\x0c \x01(\x0b\x32\x19.civicscore.v1.TaskCounts\x12\x31\n\nindicators\x18\r \x03(\x0b\x32\x1d.civicscore.v1.IndicatorScore\x12\x0f\n\x07penalty\x18\x0e \x01(\x01\x12-\n\x0b\x66ired_rules\x18\x0f \x03(\x0b\x32\x18.civicscore.v1.FiredRule\x12\r\n\x05\x66lags\x18\x10 \x03(\t\x12\x17\n\x0fruleset_version\x18\x11 \x01(\t\x12\x16\n\x0eruleset_digest\x18\x12 \x01(\t\x12\x15\n\rinputs_digest\x18\x13 \x01(\t\x12/\n\x0b\x63reate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x62lock\x18\x15 \x01(\t\x12\x1c\n\x14unit_display_name_vi\x18\x16 \x01(\t\x12\x14\n\x0c\x65valuated_by\x18\x17 \x01(\t\x12-\n\x0b\x66lag_labels\x18\x18 \x03(\x0b\x32\x18.civicscore.v1.FlagLabel\x12+\n\x06rollup\x18\x19 \x01(\x0b\x32\x1b.civicscore.v1.PeriodRollup\"\xaa\x02\n\rQuarterResult\x12\x0e\n\x06period\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x05\x12\x12\n\nassessable\x18\x03 \x01(\x08\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x11\n\thas_score\x18\x05 \x01(\x08\x12\x15\n\rscore_display\x18\x06 \x01(\t\x12\r\n\x05grade\x18\x07 \x01(\t\x12\x16\n\x0egrade_label_vi\x18\x08 \x01(\t\x12\x16\n\x0egrade_label_en\x18\t \x01(\t\x12\x12\n\ntimeliness\x18\n \x01(\x01\x12\r\n\x05\x66lags\x18\x0b \x03(\t\x12\x17\n\x0f\x63riticism_flags\x18\x0c \x03(\t\x12\x17\n\x0fruleset_version\x18\r \x01(\t\x12\x16\n\x0eruleset_digest\x18\x0e \x01(\t\"\x97\x02\n\x0cPeriodRollup\x12\x0c\n\x04span\x18\x01 \x01(\t\x12\x10\n\x08quarters\x18\x02 \x03(\t\x12-\n\x07results\x18\x03 \x03(\x0b\x32\x1c.civicscore.v1.QuarterResult\x12\x18\n\x10missing_quarters\x18\x04 \x03(\t\x12\x1b\n\x13\x61ssessable_quarters\x18\x05 \x01(\x05\x12\x1f\n\x17min_assessable_quarters\x18\x06 \x01(\x05\x12\x1a\n\x12\x65xcellent_quarters\x18\x07 \x01(\x05\x12\x1a\n\x12\x63riticism_quarters\x18\x08 \x01(\x05\x12\x12\n\ntimeliness\x18\t \x01(\x01\x12\x14\n\x0cunder_review\x18\n \x01(\x08\"K\n\x06Reason\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0f\n\x07text_vi\x18\x03 \x01(\t\x12\x0f\n\x07text_en\x18\x04 \x01(\t\"\xd3\x04\n\x0eRecommendation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x0c\n\x04\x66lag\x18\x04 \x01(\t\x12/\n\x04kind\x18\x05 \x01(\x0e\x32!.civicscore.v1.RecommendationKind\x12\r\n\x05level\x18\x06 \x01(\x05\x12\x10\n\x08label_vi\x18\x07 \x01(\t\x12\x10\n\x08label_en\x18\x08 \x01(\t\x12&\n\x07reasons\x18\t \x03(\x0b\x32\x15.civicscore.v1.Reason\x12\x12\n\nevaluation\x18\n \x01(\t\x12\x1b\n\x13\x65valuation_revision\x18\x0b \x01(\x05\x12\x33\n\x06status\x18\x0c \x01(\x0e\x32#.civicscore.v1.RecommendationStatus\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14unit_display_name_vi\x18\x0e \x01(\t\x12\x19\n\x11recommendation_id\x18\x0f \x01(\x03\x12\x11\n\tsuccessor\x18\x10 \x01(\t\x12\x14\n\x0csuccessor_id\x18\x11 \x01(\x03\x12\x15\n\rlast_decision\x18\x12 \x01(\t\x12\x15\n\rlast_reviewer\x18\x13 \x01(\t\x12\x1c\n\x14last_decision_reason\x18\x14 \x01(\t\x12\x36\n\x12last_decision_time\x18\x15 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x15\x45valuatePeriodRequest\x12\x16\n\x06period\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x10\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\"\xbd\x01\n\x16\x45valuatePeriodResponse\x12\x17\n\x0funits_evaluated\x18\x01 \x01(\x05\x12\x15\n\rnew_revisions\x18\x02 \x01(\x05\x12\x11\n\tunchanged\x18\x03 \x01(\x05\x12\x16\n\x0enot_assessable\x18\x04 \x01(\x05\x12\x17\n\x0frecommendations\x18\x05 \x01(\x05\x12\x17\n\x0fruleset_version\x18\x06 \x01(\t\x12\x16\n\x0eruleset_digest\x18\x07 \x01(\t\"p\n\x14GetEvaluationRequest\x12>\n\x04name\x18\x01 \x01(\tB0\xe2\xf9\x18,\x08\x0b*(periods/{period}/evaluations/{unit_code}\x12\x18\n\x08revision\x18\x02 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\"F\n\x15GetEvaluationResponse\x12-\n\nevaluation\x18\x01 \x01(\x0b\x32\x19.civicscore.v1.Evaluation\"\x85\x01\n\x16ListEvaluationsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x10\x12\x19\n\tpage_size\x18\x02 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x04 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"t\n\x18\x45xplainEvaluationRequest\x12>\n\x04name\x18\x01 \x01(\tB0\xe2\xf9\x18,\x08\x0b*(periods/{period}/evaluations/{unit_code}\x12\x18\n\x08revision\x18\x02 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\"\x86\x01\n\x0c\x43ontribution\x12\x11\n\tindicator\x18\x01 \x01(\t\x12\x17\n\x0f\x64isplay_name_vi\x18\x02 \x01(\t\x12\x17\n\x0f\x64isplay_name_en\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x01\x12\x12\n\nmax_points\x18\x05 \x01(\x01\x12\r\n\x05share\x18\x06 \x01(\x01\"\x9a\x01\n\x06Margin\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x11\n\tdirection\x18\x02 \x01(\t\x12\x0f\n\x07\x63urrent\x18\x03 \x01(\t\x12\x14\n\x0cwould_become\x18\x04 \x01(\t\x12\r\n\x05lever\x18\x05 \x01(\t\x12\x0e\n\x06\x61mount\x18\x06 \x01(\x01\x12\x12\n\nsummary_vi\x18\x07 \x01(\t\x12\x12\n\nsummary_en\x18\x08 \x01(\t\"\xc2\x02\n\x19\x45xplainEvaluationResponse\x12-\n\nevaluation\x18\x01 \x01(\x0b\x32\x19.civicscore.v1.Evaluation\x12\x32\n\rcontributions\x18\x02 \x03(\x0b\x32\x1b.civicscore.v1.Contribution\x12\x0f\n\x07penalty\x18\x03 \x01(\x01\x12&\n\x07margins\x18\x04 \x03(\x0b\x32\x15.civicscore.v1.Margin\x12\x16\n\x0einputs_changed\x18\x05 \x01(\x08\x12\x1c\n\x14next_grade_min_score\x18\x06 \x01(\x01\x12\x12\n\nnext_grade\x18\x07 \x01(\t\x12?\n\x14\x65xtended_assignments\x18\x08 \x03(\x0b\x32!.civicscore.v1.ExtendedAssignment\"b\n\x17ListEvaluationsResponse\x12.\n\x0b\x65valuations\x18\x01 \x03(\x0b\x32\x19.civicscore.v1.Evaluation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xff\x01\n\x0cRankingEntry\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x1c\n\x14unit_display_name_vi\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12\x15\n\rscore_display\x18\x05 \x01(\t\x12\r\n\x05grade\x18\x06 \x01(\t\x12\x16\n\x0egrade_label_vi\x18\x07 \x01(\t\x12\x12\n\ntimeliness\x18\x08 \x01(\x01\x12\r\n\x05\x66lags\x18\t \x03(\t\x12\x16\n\x0egrade_label_en\x18\n \x01(\t\x12-\n\x0b\x66lag_labels\x18\x0b \x03(\x0b\x32\x18.civicscore.v1.FlagLabel\"F\n\x13ListRankingsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x10\x12\x17\n\x05\x62lock\x18\x02 \x01(\tB\x08\xe2\xf9\x18\x04\x08\x02\x10<\"S\n\x14ListRankingsResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.civicscore.v1.RankingEntry\x12\r\n\x05\x62lock\x18\x02 \x01(\t\"\x89\x01\n\x1aListRecommendationsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x10\x12\x19\n\tpage_size\x18\x02 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x04 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"n\n\x1bListRecommendationsResponse\x12\x36\n\x0frecommendations\x18\x01 \x03(\x0b\x32\x1d.civicscore.v1.Recommendation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa6\x01\n\x12RecommendationKind\x12#\n\x1fRECOMMENDATION_KIND_UNSPECIFIED\x10\x00\x12$\n RECOMMENDATION_KIND_COMMENDATION\x10\x01\x12!\n\x1dRECOMMENDATION_KIND_CRITICISM\x10\x02\x12\"\n\x1eRECOMMENDATION_KIND_ESCALATION\x10\x03*\xf3\x01\n\x14RecommendationStatus\x12%\n!RECOMMENDATION_STATUS_UNSPECIFIED\x10\x00\x12\"\n\x1eRECOMMENDATION_STATUS_PROPOSED\x10\x01\x12\"\n\x1eRECOMMENDATION_STATUS_APPROVED\x10\x02\x12\"\n\x1eRECOMMENDATION_STATUS_REJECTED\x10\x03\x12\"\n\x1eRECOMMENDATION_STATUS_DEFERRED\x10\x04\x12$\n RECOMMENDATION_STATUS_SUPERSEDED\x10\x05\x32\xdf\x04\n\x11\x45valuationService\x12]\n\x0e\x45valuatePeriod\x12$.civicscore.v1.EvaluatePeriodRequest\x1a%.civicscore.v1.EvaluatePeriodResponse\x12Z\n\rGetEvaluation\x12#.civicscore.v1.GetEvaluationRequest\x1a$.civicscore.v1.GetEvaluationResponse\x12`\n\x0fListEvaluations\x12%.civicscore.v1.ListEvaluationsRequest\x1a&.civicscore.v1.ListEvaluationsResponse\x12W\n\x0cListRankings\x12\".civicscore.v1.ListRankingsRequest\x1a#.civicscore.v1.ListRankingsResponse\x12l\n\x13ListRecommendations\x12).civicscore.v1.ListRecommendationsRequest\x1a*.civicscore.v1.ListRecommendationsResponse\x12\x66\n\x11\x45xplainEvaluation\x12\'.civicscore.v1.ExplainEvaluationRequest\x1a(.civicscore.v1.ExplainEvaluationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,7 +37,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIREDRULE_VALUESENTRY']._loaded_options = None
   _globals['_FIREDRULE_VALUESENTRY']._serialized_options = b'8\001'
   _globals['_EVALUATEPERIODREQUEST'].fields_by_name['period']._loaded_options = None
-  _globals['_EVALUATEPERIODREQUEST'].fields_by_name['period']._serialized_options = b'\342\371\030\002\010\010'
+  _globals['_EVALUATEPERIODREQUEST'].fields_by_name['period']._serialized_options = b'\342\371\030\002\010\020'
   _globals['_EVALUATEPERIODREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
   _globals['_EVALUATEPERIODREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\342\371\030\005\010\002\020\200\001'
   _globals['_GETEVALUATIONREQUEST'].fields_by_name['name']._loaded_options = None
@@ -44,7 +45,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETEVALUATIONREQUEST'].fields_by_name['revision']._loaded_options = None
   _globals['_GETEVALUATIONREQUEST'].fields_by_name['revision']._serialized_options = b'\342\371\030\002\010\n'
   _globals['_LISTEVALUATIONSREQUEST'].fields_by_name['parent']._loaded_options = None
-  _globals['_LISTEVALUATIONSREQUEST'].fields_by_name['parent']._serialized_options = b'\342\371\030\002\010\010'
+  _globals['_LISTEVALUATIONSREQUEST'].fields_by_name['parent']._serialized_options = b'\342\371\030\002\010\020'
   _globals['_LISTEVALUATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTEVALUATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342\371\030\002\010\n'
   _globals['_LISTEVALUATIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
@@ -56,67 +57,71 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPLAINEVALUATIONREQUEST'].fields_by_name['revision']._loaded_options = None
   _globals['_EXPLAINEVALUATIONREQUEST'].fields_by_name['revision']._serialized_options = b'\342\371\030\002\010\n'
   _globals['_LISTRANKINGSREQUEST'].fields_by_name['parent']._loaded_options = None
-  _globals['_LISTRANKINGSREQUEST'].fields_by_name['parent']._serialized_options = b'\342\371\030\002\010\010'
+  _globals['_LISTRANKINGSREQUEST'].fields_by_name['parent']._serialized_options = b'\342\371\030\002\010\020'
   _globals['_LISTRANKINGSREQUEST'].fields_by_name['block']._loaded_options = None
   _globals['_LISTRANKINGSREQUEST'].fields_by_name['block']._serialized_options = b'\342\371\030\004\010\002\020<'
   _globals['_LISTRECOMMENDATIONSREQUEST'].fields_by_name['parent']._loaded_options = None
-  _globals['_LISTRECOMMENDATIONSREQUEST'].fields_by_name['parent']._serialized_options = b'\342\371\030\002\010\010'
+  _globals['_LISTRECOMMENDATIONSREQUEST'].fields_by_name['parent']._serialized_options = b'\342\371\030\002\010\020'
   _globals['_LISTRECOMMENDATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTRECOMMENDATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342\371\030\002\010\n'
   _globals['_LISTRECOMMENDATIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTRECOMMENDATIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
   _globals['_LISTRECOMMENDATIONSREQUEST'].fields_by_name['filter']._loaded_options = None
   _globals['_LISTRECOMMENDATIONSREQUEST'].fields_by_name['filter']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
-  _globals['_RECOMMENDATIONKIND']._serialized_start=4033
-  _globals['_RECOMMENDATIONKIND']._serialized_end=4163
-  _globals['_RECOMMENDATIONSTATUS']._serialized_start=4166
-  _globals['_RECOMMENDATIONSTATUS']._serialized_end=4409
-  _globals['_TASKCOUNTS']._serialized_start=112
-  _globals['_TASKCOUNTS']._serialized_end=227
-  _globals['_INDICATORSCORE']._serialized_start=230
-  _globals['_INDICATORSCORE']._serialized_end=415
-  _globals['_FLAGLABEL']._serialized_start=417
-  _globals['_FLAGLABEL']._serialized_end=478
-  _globals['_FIREDRULE']._serialized_start=481
-  _globals['_FIREDRULE']._serialized_end=692
-  _globals['_FIREDRULE_VALUESENTRY']._serialized_start=647
-  _globals['_FIREDRULE_VALUESENTRY']._serialized_end=692
-  _globals['_EVALUATION']._serialized_start=695
-  _globals['_EVALUATION']._serialized_end=1317
-  _globals['_REASON']._serialized_start=1319
-  _globals['_REASON']._serialized_end=1394
-  _globals['_RECOMMENDATION']._serialized_start=1397
-  _globals['_RECOMMENDATION']._serialized_end=1992
-  _globals['_EVALUATEPERIODREQUEST']._serialized_start=1994
-  _globals['_EVALUATEPERIODREQUEST']._serialized_end=2077
-  _globals['_EVALUATEPERIODRESPONSE']._serialized_start=2080
-  _globals['_EVALUATEPERIODRESPONSE']._serialized_end=2269
-  _globals['_GETEVALUATIONREQUEST']._serialized_start=2271
-  _globals['_GETEVALUATIONREQUEST']._serialized_end=2383
-  _globals['_GETEVALUATIONRESPONSE']._serialized_start=2385
-  _globals['_GETEVALUATIONRESPONSE']._serialized_end=2455
-  _globals['_LISTEVALUATIONSREQUEST']._serialized_start=2458
-  _globals['_LISTEVALUATIONSREQUEST']._serialized_end=2591
-  _globals['_EXPLAINEVALUATIONREQUEST']._serialized_start=2593
-  _globals['_EXPLAINEVALUATIONREQUEST']._serialized_end=2709
-  _globals['_CONTRIBUTION']._serialized_start=2712
-  _globals['_CONTRIBUTION']._serialized_end=2846
-  _globals['_MARGIN']._serialized_start=2849
-  _globals['_MARGIN']._serialized_end=3003
-  _globals['_EXPLAINEVALUATIONRESPONSE']._serialized_start=3006
-  _globals['_EXPLAINEVALUATIONRESPONSE']._serialized_end=3263
-  _globals['_LISTEVALUATIONSRESPONSE']._serialized_start=3265
-  _globals['_LISTEVALUATIONSRESPONSE']._serialized_end=3363
-  _globals['_RANKINGENTRY']._serialized_start=3366
-  _globals['_RANKINGENTRY']._serialized_end=3621
-  _globals['_LISTRANKINGSREQUEST']._serialized_start=3623
-  _globals['_LISTRANKINGSREQUEST']._serialized_end=3693
-  _globals['_LISTRANKINGSRESPONSE']._serialized_start=3695
-  _globals['_LISTRANKINGSRESPONSE']._serialized_end=3778
-  _globals['_LISTRECOMMENDATIONSREQUEST']._serialized_start=3781
-  _globals['_LISTRECOMMENDATIONSREQUEST']._serialized_end=3918
-  _globals['_LISTRECOMMENDATIONSRESPONSE']._serialized_start=3920
-  _globals['_LISTRECOMMENDATIONSRESPONSE']._serialized_end=4030
-  _globals['_EVALUATIONSERVICE']._serialized_start=4412
-  _globals['_EVALUATIONSERVICE']._serialized_end=5019
+  _globals['_RECOMMENDATIONKIND']._serialized_start=4758
+  _globals['_RECOMMENDATIONKIND']._serialized_end=4924
+  _globals['_RECOMMENDATIONSTATUS']._serialized_start=4927
+  _globals['_RECOMMENDATIONSTATUS']._serialized_end=5170
+  _globals['_TASKCOUNTS']._serialized_start=144
+  _globals['_TASKCOUNTS']._serialized_end=259
+  _globals['_INDICATORSCORE']._serialized_start=262
+  _globals['_INDICATORSCORE']._serialized_end=447
+  _globals['_FLAGLABEL']._serialized_start=449
+  _globals['_FLAGLABEL']._serialized_end=510
+  _globals['_FIREDRULE']._serialized_start=513
+  _globals['_FIREDRULE']._serialized_end=724
+  _globals['_FIREDRULE_VALUESENTRY']._serialized_start=679
+  _globals['_FIREDRULE_VALUESENTRY']._serialized_end=724
+  _globals['_EVALUATION']._serialized_start=727
+  _globals['_EVALUATION']._serialized_end=1394
+  _globals['_QUARTERRESULT']._serialized_start=1397
+  _globals['_QUARTERRESULT']._serialized_end=1695
+  _globals['_PERIODROLLUP']._serialized_start=1698
+  _globals['_PERIODROLLUP']._serialized_end=1977
+  _globals['_REASON']._serialized_start=1979
+  _globals['_REASON']._serialized_end=2054
+  _globals['_RECOMMENDATION']._serialized_start=2057
+  _globals['_RECOMMENDATION']._serialized_end=2652
+  _globals['_EVALUATEPERIODREQUEST']._serialized_start=2654
+  _globals['_EVALUATEPERIODREQUEST']._serialized_end=2737
+  _globals['_EVALUATEPERIODRESPONSE']._serialized_start=2740
+  _globals['_EVALUATEPERIODRESPONSE']._serialized_end=2929
+  _globals['_GETEVALUATIONREQUEST']._serialized_start=2931
+  _globals['_GETEVALUATIONREQUEST']._serialized_end=3043
+  _globals['_GETEVALUATIONRESPONSE']._serialized_start=3045
+  _globals['_GETEVALUATIONRESPONSE']._serialized_end=3115
+  _globals['_LISTEVALUATIONSREQUEST']._serialized_start=3118
+  _globals['_LISTEVALUATIONSREQUEST']._serialized_end=3251
+  _globals['_EXPLAINEVALUATIONREQUEST']._serialized_start=3253
+  _globals['_EXPLAINEVALUATIONREQUEST']._serialized_end=3369
+  _globals['_CONTRIBUTION']._serialized_start=3372
+  _globals['_CONTRIBUTION']._serialized_end=3506
+  _globals['_MARGIN']._serialized_start=3509
+  _globals['_MARGIN']._serialized_end=3663
+  _globals['_EXPLAINEVALUATIONRESPONSE']._serialized_start=3666
+  _globals['_EXPLAINEVALUATIONRESPONSE']._serialized_end=3988
+  _globals['_LISTEVALUATIONSRESPONSE']._serialized_start=3990
+  _globals['_LISTEVALUATIONSRESPONSE']._serialized_end=4088
+  _globals['_RANKINGENTRY']._serialized_start=4091
+  _globals['_RANKINGENTRY']._serialized_end=4346
+  _globals['_LISTRANKINGSREQUEST']._serialized_start=4348
+  _globals['_LISTRANKINGSREQUEST']._serialized_end=4418
+  _globals['_LISTRANKINGSRESPONSE']._serialized_start=4420
+  _globals['_LISTRANKINGSRESPONSE']._serialized_end=4503
+  _globals['_LISTRECOMMENDATIONSREQUEST']._serialized_start=4506
+  _globals['_LISTRECOMMENDATIONSREQUEST']._serialized_end=4643
+  _globals['_LISTRECOMMENDATIONSRESPONSE']._serialized_start=4645
+  _globals['_LISTRECOMMENDATIONSRESPONSE']._serialized_end=4755
+  _globals['_EVALUATIONSERVICE']._serialized_start=5173
+  _globals['_EVALUATIONSERVICE']._serialized_end=5780
 # @@protoc_insertion_point(module_scope)

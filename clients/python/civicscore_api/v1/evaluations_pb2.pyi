@@ -3,6 +3,7 @@
 isort:skip_file
 """
 
+from civicscore_api.v1 import extensions_pb2 as _extensions_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -32,9 +33,13 @@ class _RecommendationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Re
     """Commendation (khen thưởng, biểu dương)."""
     RECOMMENDATION_KIND_CRITICISM: _RecommendationKind.ValueType  # 2
     """Criticism or handling (nhắc nhở, phê bình, yêu cầu giải trình)."""
+    RECOMMENDATION_KIND_ESCALATION: _RecommendationKind.ValueType  # 3
+    """Escalation (kiến nghị xử lý): for the committee to act on, e.g. an obstacle left unresolved too long;
+    not a criticism of the unit.
+    """
 
 class RecommendationKind(_RecommendationKind, metaclass=_RecommendationKindEnumTypeWrapper):
-    """Whether a recommendation proposes praise or criticism."""
+    """Whether a recommendation proposes praise or criticism, or asks the committee to act."""
 
 RECOMMENDATION_KIND_UNSPECIFIED: RecommendationKind.ValueType  # 0
 """Not set."""
@@ -42,6 +47,10 @@ RECOMMENDATION_KIND_COMMENDATION: RecommendationKind.ValueType  # 1
 """Commendation (khen thưởng, biểu dương)."""
 RECOMMENDATION_KIND_CRITICISM: RecommendationKind.ValueType  # 2
 """Criticism or handling (nhắc nhở, phê bình, yêu cầu giải trình)."""
+RECOMMENDATION_KIND_ESCALATION: RecommendationKind.ValueType  # 3
+"""Escalation (kiến nghị xử lý): for the committee to act on, e.g. an obstacle left unresolved too long;
+not a criticism of the unit.
+"""
 Global___RecommendationKind: _TypeAlias = RecommendationKind  # noqa: Y015
 
 class _RecommendationStatus:
@@ -278,7 +287,9 @@ Global___FiredRule: _TypeAlias = FiredRule  # noqa: Y015
 
 @_typing.final
 class Evaluation(_message.Message):
-    """The evaluation of one unit for one quarter under one ruleset version."""
+    """The evaluation of one unit for one period (a quarter, a half-year or a
+    year) under one ruleset version.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -306,12 +317,13 @@ class Evaluation(_message.Message):
     UNIT_DISPLAY_NAME_VI_FIELD_NUMBER: _builtins.int
     EVALUATED_BY_FIELD_NUMBER: _builtins.int
     FLAG_LABELS_FIELD_NUMBER: _builtins.int
+    ROLLUP_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `periods/{period}/evaluations/{unit code}`."""
     unit: _builtins.str
     """The unit, `units/{code}`."""
     period: _builtins.str
-    """The quarter, `2026-Q3`."""
+    """The period, `2026-Q3`, `2026-H1` or `2026`."""
     revision: _builtins.int
     """Revision, starting at 1; a new revision is made only when the result changes."""
     assessable: _builtins.bool
@@ -376,6 +388,13 @@ class Evaluation(_message.Message):
         and English, as the grade has `grade_label_vi` and `grade_label_en`.
         """
 
+    @_builtins.property
+    def rollup(self) -> Global___PeriodRollup:
+        """Set for a half-year or a year: how its result was summed up from the
+        stored evaluations of its quarters. `counts` are then the quarters'
+        counts added up and `counts.open_overdue` that of the last quarter.
+        """
+
     def __init__(
         self,
         *,
@@ -403,14 +422,175 @@ class Evaluation(_message.Message):
         unit_display_name_vi: _builtins.str = ...,
         evaluated_by: _builtins.str = ...,
         flag_labels: _abc.Iterable[Global___FlagLabel] | None = ...,
+        rollup: Global___PeriodRollup | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "create_time", b"create_time", "rollup", b"rollup"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessable", b"assessable", "block", b"block", "counts", b"counts", "create_time", b"create_time", "evaluated_by", b"evaluated_by", "fired_rules", b"fired_rules", "flag_labels", b"flag_labels", "flags", b"flags", "grade", b"grade", "grade_label_en", b"grade_label_en", "grade_label_vi", b"grade_label_vi", "has_score", b"has_score", "indicators", b"indicators", "inputs_digest", b"inputs_digest", "name", b"name", "penalty", b"penalty", "period", b"period", "revision", b"revision", "ruleset_digest", b"ruleset_digest", "ruleset_version", b"ruleset_version", "score", b"score", "score_display", b"score_display", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessable", b"assessable", "block", b"block", "counts", b"counts", "create_time", b"create_time", "evaluated_by", b"evaluated_by", "fired_rules", b"fired_rules", "flag_labels", b"flag_labels", "flags", b"flags", "grade", b"grade", "grade_label_en", b"grade_label_en", "grade_label_vi", b"grade_label_vi", "has_score", b"has_score", "indicators", b"indicators", "inputs_digest", b"inputs_digest", "name", b"name", "penalty", b"penalty", "period", b"period", "revision", b"revision", "rollup", b"rollup", "ruleset_digest", b"ruleset_digest", "ruleset_version", b"ruleset_version", "score", b"score", "score_display", b"score_display", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Evaluation: _TypeAlias = Evaluation  # noqa: Y015
+
+@_typing.final
+class QuarterResult(_message.Message):
+    """One quarter of a half-year or year result: the unit's stored evaluation of
+    that quarter (its latest revision), made under the ruleset in force for it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    ASSESSABLE_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    HAS_SCORE_FIELD_NUMBER: _builtins.int
+    SCORE_DISPLAY_FIELD_NUMBER: _builtins.int
+    GRADE_FIELD_NUMBER: _builtins.int
+    GRADE_LABEL_VI_FIELD_NUMBER: _builtins.int
+    GRADE_LABEL_EN_FIELD_NUMBER: _builtins.int
+    TIMELINESS_FIELD_NUMBER: _builtins.int
+    FLAGS_FIELD_NUMBER: _builtins.int
+    CRITICISM_FLAGS_FIELD_NUMBER: _builtins.int
+    RULESET_VERSION_FIELD_NUMBER: _builtins.int
+    RULESET_DIGEST_FIELD_NUMBER: _builtins.int
+    period: _builtins.str
+    """The quarter, `2026-Q1`."""
+    revision: _builtins.int
+    """The revision of the quarter's evaluation that was used."""
+    assessable: _builtins.bool
+    """Whether the unit was assessable in the quarter; only assessable quarters
+    count in the score.
+    """
+    score: _builtins.float
+    """The quarter's score, unrounded; meaningful only when `has_score`."""
+    has_score: _builtins.bool
+    """False when the quarter had no score (no assignment due)."""
+    score_display: _builtins.str
+    """The quarter's score rounded to 2 decimals, as displayed."""
+    grade: _builtins.str
+    """The quarter's grade id, e.g. `excellent`."""
+    grade_label_vi: _builtins.str
+    """The quarter's grade in Vietnamese."""
+    grade_label_en: _builtins.str
+    """The quarter's grade in English."""
+    timeliness: _builtins.float
+    """The quarter's timeliness (0 when nothing was due)."""
+    ruleset_version: _builtins.str
+    """Declared version of the ruleset the quarter was evaluated with."""
+    ruleset_digest: _builtins.str
+    """SHA-256 of that ruleset."""
+    @_builtins.property
+    def flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Flags raised in the quarter."""
+
+    @_builtins.property
+    def criticism_flags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Of `flags`, those of kind criticism in the quarter's ruleset (reminder,
+        criticism, explanation required in the default rules).
+        """
+
+    def __init__(
+        self,
+        *,
+        period: _builtins.str = ...,
+        revision: _builtins.int = ...,
+        assessable: _builtins.bool = ...,
+        score: _builtins.float = ...,
+        has_score: _builtins.bool = ...,
+        score_display: _builtins.str = ...,
+        grade: _builtins.str = ...,
+        grade_label_vi: _builtins.str = ...,
+        grade_label_en: _builtins.str = ...,
+        timeliness: _builtins.float = ...,
+        flags: _abc.Iterable[_builtins.str] | None = ...,
+        criticism_flags: _abc.Iterable[_builtins.str] | None = ...,
+        ruleset_version: _builtins.str = ...,
+        ruleset_digest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessable", b"assessable", "criticism_flags", b"criticism_flags", "flags", b"flags", "grade", b"grade", "grade_label_en", b"grade_label_en", "grade_label_vi", b"grade_label_vi", "has_score", b"has_score", "period", b"period", "revision", b"revision", "ruleset_digest", b"ruleset_digest", "ruleset_version", b"ruleset_version", "score", b"score", "score_display", b"score_display", "timeliness", b"timeliness"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuarterResult: _TypeAlias = QuarterResult  # noqa: Y015
+
+@_typing.final
+class PeriodRollup(_message.Message):
+    """How a half-year or year result was summed up from its quarters (see
+    DEFAULT-RULES.md, "Half-year and year").
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPAN_FIELD_NUMBER: _builtins.int
+    QUARTERS_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    MISSING_QUARTERS_FIELD_NUMBER: _builtins.int
+    ASSESSABLE_QUARTERS_FIELD_NUMBER: _builtins.int
+    MIN_ASSESSABLE_QUARTERS_FIELD_NUMBER: _builtins.int
+    EXCELLENT_QUARTERS_FIELD_NUMBER: _builtins.int
+    CRITICISM_QUARTERS_FIELD_NUMBER: _builtins.int
+    TIMELINESS_FIELD_NUMBER: _builtins.int
+    UNDER_REVIEW_FIELD_NUMBER: _builtins.int
+    span: _builtins.str
+    """`half_year` or `year`."""
+    assessable_quarters: _builtins.int
+    """Quarters in which the unit was assessable; the score is the mean of
+    their unrounded scores.
+    """
+    min_assessable_quarters: _builtins.int
+    """The fewest assessable quarters that make the period assessable (the
+    rules' `long_periods.min_assessable_share` of its quarters, rounded up).
+    """
+    excellent_quarters: _builtins.int
+    """Quarters graded with the highest grade (`excellent`)."""
+    criticism_quarters: _builtins.int
+    """Quarters in which a flag of kind criticism was raised."""
+    timeliness: _builtins.float
+    """Mean timeliness of the assessable quarters, the rankings' tie-break; 0
+    when no quarter was assessable.
+    """
+    under_review: _builtins.bool
+    """Whether the unit is under inspection or disciplinary review at the
+    period's end (in its last quarter).
+    """
+    @_builtins.property
+    def quarters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every quarter of the period, in order, e.g. `2026-Q1`, `2026-Q2`."""
+
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuarterResult]:
+        """The stored quarterly evaluations used, in quarter order."""
+
+    @_builtins.property
+    def missing_quarters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Quarters of the period without an evaluation of the unit (it was
+        inactive, or did not exist yet); they count as not assessable.
+        """
+
+    def __init__(
+        self,
+        *,
+        span: _builtins.str = ...,
+        quarters: _abc.Iterable[_builtins.str] | None = ...,
+        results: _abc.Iterable[Global___QuarterResult] | None = ...,
+        missing_quarters: _abc.Iterable[_builtins.str] | None = ...,
+        assessable_quarters: _builtins.int = ...,
+        min_assessable_quarters: _builtins.int = ...,
+        excellent_quarters: _builtins.int = ...,
+        criticism_quarters: _builtins.int = ...,
+        timeliness: _builtins.float = ...,
+        under_review: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessable_quarters", b"assessable_quarters", "criticism_quarters", b"criticism_quarters", "excellent_quarters", b"excellent_quarters", "min_assessable_quarters", b"min_assessable_quarters", "missing_quarters", b"missing_quarters", "quarters", b"quarters", "results", b"results", "span", b"span", "timeliness", b"timeliness", "under_review", b"under_review"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeriodRollup: _TypeAlias = PeriodRollup  # noqa: Y015
 
 @_typing.final
 class Reason(_message.Message):
@@ -563,7 +743,12 @@ class EvaluatePeriodRequest(_message.Message):
     PERIOD_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     period: _builtins.str
-    """The quarter, `periods/2026-Q3`."""
+    """The period: a quarter `periods/2026-Q3`, evaluated from its inputs; or a
+    half-year `periods/2026-H1` or a year `periods/2026`, summed up from the
+    stored evaluations of its quarters (FAILED_PRECONDITION naming the
+    quarters to evaluate first when one has no evaluation, or was evaluated
+    under a ruleset no longer in force for it).
+    """
     idempotency_key: _builtins.str
     """Client-chosen key (1-128 characters) for safe retries."""
     def __init__(
@@ -687,7 +872,7 @@ class ListEvaluationsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
-    """The quarter, `periods/2026-Q3`."""
+    """The period, `periods/2026-Q3`, `periods/2026-H1` or `periods/2026`."""
     page_size: _builtins.int
     """Maximum number to return (1-1000; 0 means 100)."""
     page_token: _builtins.str
@@ -841,6 +1026,7 @@ class ExplainEvaluationResponse(_message.Message):
     INPUTS_CHANGED_FIELD_NUMBER: _builtins.int
     NEXT_GRADE_MIN_SCORE_FIELD_NUMBER: _builtins.int
     NEXT_GRADE_FIELD_NUMBER: _builtins.int
+    EXTENDED_ASSIGNMENTS_FIELD_NUMBER: _builtins.int
     penalty: _builtins.float
     """Points deducted (penalties)."""
     inputs_changed: _builtins.bool
@@ -863,6 +1049,12 @@ class ExplainEvaluationResponse(_message.Message):
     def margins(self) -> _containers.RepeatedCompositeFieldContainer[Global___Margin]:
         """Smallest changes that flip the grade or a flag; none when nothing within reach flips it."""
 
+    @_builtins.property
+    def extended_assignments(self) -> _containers.RepeatedCompositeFieldContainer[_extensions_pb2.ExtendedAssignment]:
+        """The unit's assignments among this quarter's inputs whose due date an approved extension moved:
+        the original and the effective date as of the quarter's end (Hanoi time), which the evaluation used.
+        """
+
     def __init__(
         self,
         *,
@@ -873,10 +1065,11 @@ class ExplainEvaluationResponse(_message.Message):
         inputs_changed: _builtins.bool = ...,
         next_grade_min_score: _builtins.float = ...,
         next_grade: _builtins.str = ...,
+        extended_assignments: _abc.Iterable[_extensions_pb2.ExtendedAssignment] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["evaluation", b"evaluation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["contributions", b"contributions", "evaluation", b"evaluation", "inputs_changed", b"inputs_changed", "margins", b"margins", "next_grade", b"next_grade", "next_grade_min_score", b"next_grade_min_score", "penalty", b"penalty"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contributions", b"contributions", "evaluation", b"evaluation", "extended_assignments", b"extended_assignments", "inputs_changed", b"inputs_changed", "margins", b"margins", "next_grade", b"next_grade", "next_grade_min_score", b"next_grade_min_score", "penalty", b"penalty"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -946,7 +1139,9 @@ class RankingEntry(_message.Message):
     grade_label_vi: _builtins.str
     """Grade in Vietnamese."""
     timeliness: _builtins.float
-    """Timeliness used to break ties."""
+    """Timeliness used to break ties; for a half-year or year, the mean of its
+    assessable quarters' timeliness.
+    """
     grade_label_en: _builtins.str
     """Grade in English."""
     @_builtins.property
@@ -991,7 +1186,7 @@ class ListRankingsRequest(_message.Message):
     PARENT_FIELD_NUMBER: _builtins.int
     BLOCK_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
-    """The quarter, `periods/2026-Q3`."""
+    """The period, `periods/2026-Q3`, `periods/2026-H1` or `periods/2026`."""
     block: _builtins.str
     """Ranking block, e.g. `departments` or `communes`; required."""
     def __init__(
@@ -1047,13 +1242,13 @@ class ListRecommendationsRequest(_message.Message):
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     FILTER_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
-    """The quarter, `periods/2026-Q3`."""
+    """The period, `periods/2026-Q3`, `periods/2026-H1` or `periods/2026`."""
     page_size: _builtins.int
     """Maximum number to return (1-1000; 0 means 100)."""
     page_token: _builtins.str
     """Token from a previous response."""
     filter: _builtins.str
-    """Terms joined by ` AND `: `kind=commendation|criticism`, `flag=praise`,
+    """Terms joined by ` AND `: `kind=commendation|criticism|escalation`, `flag=praise`,
     `status=proposed|superseded|...`, `unit=units/X`. Without a `status`
     term, superseded recommendations are left out.
     """

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class EvaluationServiceStub:
-    """Evaluations, rankings and recommendations of a quarter.
+    """Evaluations, rankings and recommendations of a quarter, a half-year or a year.
     """
 
     def __init__(self, channel):
@@ -68,12 +68,15 @@ class EvaluationServiceStub:
 
 
 class EvaluationServiceServicer:
-    """Evaluations, rankings and recommendations of a quarter.
+    """Evaluations, rankings and recommendations of a quarter, a half-year or a year.
     """
 
     def EvaluatePeriod(self, request, context):
         """Evaluates every active unit for a quarter with the ruleset in force and
-        stores the results; unchanged results make no new revision.
+        stores the results; unchanged results make no new revision. A half-year
+        or a year is summed up from the stored evaluations of its quarters (none
+        is evaluated again), graded and flagged by the ruleset in force for its
+        last quarter; re-evaluating it with unchanged quarters makes no new revision.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,7 +114,9 @@ class EvaluationServiceServicer:
 
     def ExplainEvaluation(self, request, context):
         """Explains one evaluation: the rules that fired, each indicator's contribution, and the
-        smallest changes that would move the grade or a flag. FAILED_PRECONDITION
+        smallest changes that would move the grade or a flag. For a half-year or a year: its
+        quarters (`evaluation.rollup`), each assessable quarter's contribution (`quarter:2026-Q1`)
+        and the rules that fired; no margins. FAILED_PRECONDITION
         (reason UNIT_INACTIVE) when the unit is inactive; NOT_FOUND when there is
         no evaluation for another reason.
         """
@@ -161,7 +166,7 @@ def add_EvaluationServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class EvaluationService:
-    """Evaluations, rankings and recommendations of a quarter.
+    """Evaluations, rankings and recommendations of a quarter, a half-year or a year.
     """
 
     @staticmethod

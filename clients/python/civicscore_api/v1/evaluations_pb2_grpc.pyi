@@ -27,7 +27,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class EvaluationServiceStub:
-    """Evaluations, rankings and recommendations of a quarter."""
+    """Evaluations, rankings and recommendations of a quarter, a half-year or a year."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -35,7 +35,10 @@ class EvaluationServiceStub:
     def __new__(cls, channel: _aio.Channel) -> EvaluationServiceAsyncStub: ...
     EvaluatePeriod: _grpc.UnaryUnaryMultiCallable[_evaluations_pb2.EvaluatePeriodRequest, _evaluations_pb2.EvaluatePeriodResponse]
     """Evaluates every active unit for a quarter with the ruleset in force and
-    stores the results; unchanged results make no new revision.
+    stores the results; unchanged results make no new revision. A half-year
+    or a year is summed up from the stored evaluations of its quarters (none
+    is evaluated again), graded and flagged by the ruleset in force for its
+    last quarter; re-evaluating it with unchanged quarters makes no new revision.
     """
     GetEvaluation: _grpc.UnaryUnaryMultiCallable[_evaluations_pb2.GetEvaluationRequest, _evaluations_pb2.GetEvaluationResponse]
     """Reads one unit's evaluation (latest revision unless one is named).
@@ -50,19 +53,24 @@ class EvaluationServiceStub:
     """Lists recommendations of a quarter."""
     ExplainEvaluation: _grpc.UnaryUnaryMultiCallable[_evaluations_pb2.ExplainEvaluationRequest, _evaluations_pb2.ExplainEvaluationResponse]
     """Explains one evaluation: the rules that fired, each indicator's contribution, and the
-    smallest changes that would move the grade or a flag. FAILED_PRECONDITION
+    smallest changes that would move the grade or a flag. For a half-year or a year: its
+    quarters (`evaluation.rollup`), each assessable quarter's contribution (`quarter:2026-Q1`)
+    and the rules that fired; no margins. FAILED_PRECONDITION
     (reason UNIT_INACTIVE) when the unit is inactive; NOT_FOUND when there is
     no evaluation for another reason.
     """
 
 @_typing.type_check_only
 class EvaluationServiceAsyncStub(EvaluationServiceStub):
-    """Evaluations, rankings and recommendations of a quarter."""
+    """Evaluations, rankings and recommendations of a quarter, a half-year or a year."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     EvaluatePeriod: _aio.UnaryUnaryMultiCallable[_evaluations_pb2.EvaluatePeriodRequest, _evaluations_pb2.EvaluatePeriodResponse]  # type: ignore[assignment]
     """Evaluates every active unit for a quarter with the ruleset in force and
-    stores the results; unchanged results make no new revision.
+    stores the results; unchanged results make no new revision. A half-year
+    or a year is summed up from the stored evaluations of its quarters (none
+    is evaluated again), graded and flagged by the ruleset in force for its
+    last quarter; re-evaluating it with unchanged quarters makes no new revision.
     """
     GetEvaluation: _aio.UnaryUnaryMultiCallable[_evaluations_pb2.GetEvaluationRequest, _evaluations_pb2.GetEvaluationResponse]  # type: ignore[assignment]
     """Reads one unit's evaluation (latest revision unless one is named).
@@ -77,13 +85,15 @@ class EvaluationServiceAsyncStub(EvaluationServiceStub):
     """Lists recommendations of a quarter."""
     ExplainEvaluation: _aio.UnaryUnaryMultiCallable[_evaluations_pb2.ExplainEvaluationRequest, _evaluations_pb2.ExplainEvaluationResponse]  # type: ignore[assignment]
     """Explains one evaluation: the rules that fired, each indicator's contribution, and the
-    smallest changes that would move the grade or a flag. FAILED_PRECONDITION
+    smallest changes that would move the grade or a flag. For a half-year or a year: its
+    quarters (`evaluation.rollup`), each assessable quarter's contribution (`quarter:2026-Q1`)
+    and the rules that fired; no margins. FAILED_PRECONDITION
     (reason UNIT_INACTIVE) when the unit is inactive; NOT_FOUND when there is
     no evaluation for another reason.
     """
 
 class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Evaluations, rankings and recommendations of a quarter."""
+    """Evaluations, rankings and recommendations of a quarter, a half-year or a year."""
 
     @_abc_1.abstractmethod
     def EvaluatePeriod(
@@ -92,7 +102,10 @@ class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_evaluations_pb2.EvaluatePeriodResponse, _abc.Awaitable[_evaluations_pb2.EvaluatePeriodResponse]]:
         """Evaluates every active unit for a quarter with the ruleset in force and
-        stores the results; unchanged results make no new revision.
+        stores the results; unchanged results make no new revision. A half-year
+        or a year is summed up from the stored evaluations of its quarters (none
+        is evaluated again), graded and flagged by the ruleset in force for its
+        last quarter; re-evaluating it with unchanged quarters makes no new revision.
         """
 
     @_abc_1.abstractmethod
@@ -137,7 +150,9 @@ class EvaluationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_evaluations_pb2.ExplainEvaluationResponse, _abc.Awaitable[_evaluations_pb2.ExplainEvaluationResponse]]:
         """Explains one evaluation: the rules that fired, each indicator's contribution, and the
-        smallest changes that would move the grade or a flag. FAILED_PRECONDITION
+        smallest changes that would move the grade or a flag. For a half-year or a year: its
+        quarters (`evaluation.rollup`), each assessable quarter's contribution (`quarter:2026-Q1`)
+        and the rules that fired; no margins. FAILED_PRECONDITION
         (reason UNIT_INACTIVE) when the unit is inactive; NOT_FOUND when there is
         no evaluation for another reason.
         """

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from civicscore_api.v1 import domains_pb2 as civicscore_dot_v1_dot_domains__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ivicscore/v1/periods.proto\x12\rcivicscore.v1\x1a\x1b\x63ivicscore/v1/domains.proto\"\xac\x01\n\x06Period\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tperiod_id\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12)\n\x05state\x18\x05 \x01(\x0e\x32\x1a.civicscore.v1.PeriodState\x12\x17\n\x0f\x61ssignments_due\x18\x06 \x01(\x05\x12\x17\n\x0funits_evaluated\x18\x07 \x01(\x05\":\n\x10GetPeriodRequest\x12&\n\x04name\x18\x01 \x01(\tB\x18\xe2\xf9\x18\x14\x08\x0b*\x10periods/{period}\":\n\x11GetPeriodResponse\x12%\n\x06period\x18\x01 \x01(\x0b\x32\x15.civicscore.v1.Period\"i\n\x12ListPeriodsRequest\x12\x19\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"V\n\x13ListPeriodsResponse\x12&\n\x07periods\x18\x01 \x03(\x0b\x32\x15.civicscore.v1.Period\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*[\n\x0bPeriodState\x12\x1c\n\x18PERIOD_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11PERIOD_STATE_OPEN\x10\x01\x12\x17\n\x13PERIOD_STATE_CLOSED\x10\x02\x32\xb5\x01\n\rPeriodService\x12N\n\tGetPeriod\x12\x1f.civicscore.v1.GetPeriodRequest\x1a .civicscore.v1.GetPeriodResponse\x12T\n\x0bListPeriods\x12!.civicscore.v1.ListPeriodsRequest\x1a\".civicscore.v1.ListPeriodsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ivicscore/v1/periods.proto\x12\rcivicscore.v1\x1a\x1b\x63ivicscore/v1/domains.proto\"\x83\x02\n\x06Period\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tperiod_id\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12)\n\x05state\x18\x05 \x01(\x0e\x32\x1a.civicscore.v1.PeriodState\x12\x17\n\x0f\x61ssignments_due\x18\x06 \x01(\x05\x12\x17\n\x0funits_evaluated\x18\x07 \x01(\x05\x12\'\n\x04kind\x18\x08 \x01(\x0e\x32\x19.civicscore.v1.PeriodKind\x12\x10\n\x08quarters\x18\t \x03(\t\x12\x1a\n\x12quarters_evaluated\x18\n \x01(\x05\":\n\x10GetPeriodRequest\x12&\n\x04name\x18\x01 \x01(\tB\x18\xe2\xf9\x18\x14\x08\x0b*\x10periods/{period}\":\n\x11GetPeriodResponse\x12%\n\x06period\x18\x01 \x01(\x0b\x32\x15.civicscore.v1.Period\"i\n\x12ListPeriodsRequest\x12\x19\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"V\n\x13ListPeriodsResponse\x12&\n\x07periods\x18\x01 \x03(\x0b\x32\x15.civicscore.v1.Period\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*[\n\x0bPeriodState\x12\x1c\n\x18PERIOD_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11PERIOD_STATE_OPEN\x10\x01\x12\x17\n\x13PERIOD_STATE_CLOSED\x10\x02*s\n\nPeriodKind\x12\x1b\n\x17PERIOD_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13PERIOD_KIND_QUARTER\x10\x01\x12\x19\n\x15PERIOD_KIND_HALF_YEAR\x10\x02\x12\x14\n\x10PERIOD_KIND_YEAR\x10\x03\x32\xb5\x01\n\rPeriodService\x12N\n\tGetPeriod\x12\x1f.civicscore.v1.GetPeriodRequest\x1a .civicscore.v1.GetPeriodResponse\x12T\n\x0bListPeriods\x12!.civicscore.v1.ListPeriodsRequest\x1a\".civicscore.v1.ListPeriodsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,18 +40,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTPERIODSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
   _globals['_LISTPERIODSREQUEST'].fields_by_name['filter']._loaded_options = None
   _globals['_LISTPERIODSREQUEST'].fields_by_name['filter']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
-  _globals['_PERIODSTATE']._serialized_start=565
-  _globals['_PERIODSTATE']._serialized_end=656
+  _globals['_PERIODSTATE']._serialized_start=652
+  _globals['_PERIODSTATE']._serialized_end=743
+  _globals['_PERIODKIND']._serialized_start=745
+  _globals['_PERIODKIND']._serialized_end=860
   _globals['_PERIOD']._serialized_start=76
-  _globals['_PERIOD']._serialized_end=248
-  _globals['_GETPERIODREQUEST']._serialized_start=250
-  _globals['_GETPERIODREQUEST']._serialized_end=308
-  _globals['_GETPERIODRESPONSE']._serialized_start=310
-  _globals['_GETPERIODRESPONSE']._serialized_end=368
-  _globals['_LISTPERIODSREQUEST']._serialized_start=370
-  _globals['_LISTPERIODSREQUEST']._serialized_end=475
-  _globals['_LISTPERIODSRESPONSE']._serialized_start=477
-  _globals['_LISTPERIODSRESPONSE']._serialized_end=563
-  _globals['_PERIODSERVICE']._serialized_start=659
-  _globals['_PERIODSERVICE']._serialized_end=840
+  _globals['_PERIOD']._serialized_end=335
+  _globals['_GETPERIODREQUEST']._serialized_start=337
+  _globals['_GETPERIODREQUEST']._serialized_end=395
+  _globals['_GETPERIODRESPONSE']._serialized_start=397
+  _globals['_GETPERIODRESPONSE']._serialized_end=455
+  _globals['_LISTPERIODSREQUEST']._serialized_start=457
+  _globals['_LISTPERIODSREQUEST']._serialized_end=562
+  _globals['_LISTPERIODSRESPONSE']._serialized_start=564
+  _globals['_LISTPERIODSRESPONSE']._serialized_end=650
+  _globals['_PERIODSERVICE']._serialized_start=863
+  _globals['_PERIODSERVICE']._serialized_end=1044
 # @@protoc_insertion_point(module_scope)

@@ -33,7 +33,7 @@ class _PeriodStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PeriodSta
     """Closed by the committee office: inputs are frozen."""
 
 class PeriodState(_PeriodState, metaclass=_PeriodStateEnumTypeWrapper):
-    """Whether a quarter's inputs may still change."""
+    """Whether a period's inputs may still change."""
 
 PERIOD_STATE_UNSPECIFIED: PeriodState.ValueType  # 0
 """Not set."""
@@ -43,9 +43,43 @@ PERIOD_STATE_CLOSED: PeriodState.ValueType  # 2
 """Closed by the committee office: inputs are frozen."""
 Global___PeriodState: _TypeAlias = PeriodState  # noqa: Y015
 
+class _PeriodKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PeriodKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PeriodKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PERIOD_KIND_UNSPECIFIED: _PeriodKind.ValueType  # 0
+    """Not set."""
+    PERIOD_KIND_QUARTER: _PeriodKind.ValueType  # 1
+    """A quarter, `2026-Q3`: evaluated from its inputs."""
+    PERIOD_KIND_HALF_YEAR: _PeriodKind.ValueType  # 2
+    """A half-year, `2026-H1` (Q1 and Q2) or `2026-H2` (Q3 and Q4): summed up
+    from its quarters (sơ kết).
+    """
+    PERIOD_KIND_YEAR: _PeriodKind.ValueType  # 3
+    """A year, `2026`: summed up from its four quarters (tổng kết)."""
+
+class PeriodKind(_PeriodKind, metaclass=_PeriodKindEnumTypeWrapper):
+    """How long a period is."""
+
+PERIOD_KIND_UNSPECIFIED: PeriodKind.ValueType  # 0
+"""Not set."""
+PERIOD_KIND_QUARTER: PeriodKind.ValueType  # 1
+"""A quarter, `2026-Q3`: evaluated from its inputs."""
+PERIOD_KIND_HALF_YEAR: PeriodKind.ValueType  # 2
+"""A half-year, `2026-H1` (Q1 and Q2) or `2026-H2` (Q3 and Q4): summed up
+from its quarters (sơ kết).
+"""
+PERIOD_KIND_YEAR: PeriodKind.ValueType  # 3
+"""A year, `2026`: summed up from its four quarters (tổng kết)."""
+Global___PeriodKind: _TypeAlias = PeriodKind  # noqa: Y015
+
 @_typing.final
 class Period(_message.Message):
-    """A reporting quarter."""
+    """A reporting period: a quarter, or a half-year or year summed up from its
+    quarters.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -56,10 +90,15 @@ class Period(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     ASSIGNMENTS_DUE_FIELD_NUMBER: _builtins.int
     UNITS_EVALUATED_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    QUARTERS_FIELD_NUMBER: _builtins.int
+    QUARTERS_EVALUATED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Resource name, `periods/{period_id}`, e.g. `periods/2026-Q3`."""
+    """Resource name, `periods/{period_id}`, e.g. `periods/2026-Q3`,
+    `periods/2026-H1` or `periods/2026`.
+    """
     period_id: _builtins.str
-    """The quarter, `YYYY-Qn`."""
+    """The period, `YYYY-Qn`, `YYYY-H1`, `YYYY-H2` or `YYYY`."""
     start_date: _builtins.str
     """First day, `YYYY-MM-DD`."""
     end_date: _builtins.str
@@ -67,9 +106,19 @@ class Period(_message.Message):
     state: Global___PeriodState.ValueType
     """Open or closed."""
     assignments_due: _builtins.int
-    """Assignments due in the quarter."""
+    """Assignments due in the period."""
     units_evaluated: _builtins.int
-    """Units with a stored evaluation for the quarter."""
+    """Units with a stored evaluation for the period."""
+    kind: Global___PeriodKind.ValueType
+    """Quarter, half-year or year."""
+    quarters_evaluated: _builtins.int
+    """For a half-year or year: how many of its quarters have evaluations (it
+    can be evaluated once all have).
+    """
+    @_builtins.property
+    def quarters(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a half-year or year: its quarters, in order."""
+
     def __init__(
         self,
         *,
@@ -80,10 +129,13 @@ class Period(_message.Message):
         state: Global___PeriodState.ValueType = ...,
         assignments_due: _builtins.int = ...,
         units_evaluated: _builtins.int = ...,
+        kind: Global___PeriodKind.ValueType = ...,
+        quarters: _abc.Iterable[_builtins.str] | None = ...,
+        quarters_evaluated: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments_due", b"assignments_due", "end_date", b"end_date", "name", b"name", "period_id", b"period_id", "start_date", b"start_date", "state", b"state", "units_evaluated", b"units_evaluated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignments_due", b"assignments_due", "end_date", b"end_date", "kind", b"kind", "name", b"name", "period_id", b"period_id", "quarters", b"quarters", "quarters_evaluated", b"quarters_evaluated", "start_date", b"start_date", "state", b"state", "units_evaluated", b"units_evaluated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -97,7 +149,7 @@ class GetPeriodRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Resource name, `periods/2026-Q3`."""
+    """Resource name, `periods/2026-Q3`, `periods/2026-H1` or `periods/2026`."""
     def __init__(
         self,
         *,
@@ -177,7 +229,10 @@ class ListPeriodsResponse(_message.Message):
     """Token for the next page; empty on the last page."""
     @_builtins.property
     def periods(self) -> _containers.RepeatedCompositeFieldContainer[Global___Period]:
-        """Quarters that have assignments due or evaluations, newest first."""
+        """Quarters that have assignments due or evaluations, and the half-years and
+        years of which a quarter has evaluations; newest first (by end date, a
+        quarter before the half-year and the year that end with it).
+        """
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class PeriodServiceStub:
-    """Reporting quarters.
+    """Reporting periods: quarters, half-years and years.
     """
 
     def __init__(self, channel):
@@ -48,18 +48,18 @@ class PeriodServiceStub:
 
 
 class PeriodServiceServicer:
-    """Reporting quarters.
+    """Reporting periods: quarters, half-years and years.
     """
 
     def GetPeriod(self, request, context):
-        """Reads one quarter with its figures.
+        """Reads one period (a quarter, a half-year or a year) with its figures.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPeriods(self, request, context):
-        """Lists quarters that have data, newest first.
+        """Lists periods that have data, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,7 +87,7 @@ def add_PeriodServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PeriodService:
-    """Reporting quarters.
+    """Reporting periods: quarters, half-years and years.
     """
 
     @staticmethod

@@ -27,29 +27,29 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class PeriodServiceStub:
-    """Reporting quarters."""
+    """Reporting periods: quarters, half-years and years."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> PeriodServiceAsyncStub: ...
     GetPeriod: _grpc.UnaryUnaryMultiCallable[_periods_pb2.GetPeriodRequest, _periods_pb2.GetPeriodResponse]
-    """Reads one quarter with its figures."""
+    """Reads one period (a quarter, a half-year or a year) with its figures."""
     ListPeriods: _grpc.UnaryUnaryMultiCallable[_periods_pb2.ListPeriodsRequest, _periods_pb2.ListPeriodsResponse]
-    """Lists quarters that have data, newest first."""
+    """Lists periods that have data, newest first."""
 
 @_typing.type_check_only
 class PeriodServiceAsyncStub(PeriodServiceStub):
-    """Reporting quarters."""
+    """Reporting periods: quarters, half-years and years."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetPeriod: _aio.UnaryUnaryMultiCallable[_periods_pb2.GetPeriodRequest, _periods_pb2.GetPeriodResponse]  # type: ignore[assignment]
-    """Reads one quarter with its figures."""
+    """Reads one period (a quarter, a half-year or a year) with its figures."""
     ListPeriods: _aio.UnaryUnaryMultiCallable[_periods_pb2.ListPeriodsRequest, _periods_pb2.ListPeriodsResponse]  # type: ignore[assignment]
-    """Lists quarters that have data, newest first."""
+    """Lists periods that have data, newest first."""
 
 class PeriodServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Reporting quarters."""
+    """Reporting periods: quarters, half-years and years."""
 
     @_abc_1.abstractmethod
     def GetPeriod(
@@ -57,7 +57,7 @@ class PeriodServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _periods_pb2.GetPeriodRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_periods_pb2.GetPeriodResponse, _abc.Awaitable[_periods_pb2.GetPeriodResponse]]:
-        """Reads one quarter with its figures."""
+        """Reads one period (a quarter, a half-year or a year) with its figures."""
 
     @_abc_1.abstractmethod
     def ListPeriods(
@@ -65,6 +65,6 @@ class PeriodServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _periods_pb2.ListPeriodsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_periods_pb2.ListPeriodsResponse, _abc.Awaitable[_periods_pb2.ListPeriodsResponse]]:
-        """Lists quarters that have data, newest first."""
+        """Lists periods that have data, newest first."""
 
 def add_PeriodServiceServicer_to_server(servicer: PeriodServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

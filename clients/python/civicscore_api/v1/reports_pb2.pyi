@@ -57,7 +57,9 @@ class GetQuarterlyReportRequest(_message.Message):
     LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
     GENERATE_TIME_FIELD_NUMBER: _builtins.int
     period: _builtins.str
-    """The quarter, `periods/2026-Q3` (or `2026-Q3`); it must have been evaluated."""
+    """The period, `periods/2026-Q3` (or `2026-Q3`), a half-year `periods/2026-H1`
+    or a year `periods/2026`; it must have been evaluated.
+    """
     format: Global___ReportFormat.ValueType
     """The file format; HTML when unspecified."""
     language_code: _builtins.str

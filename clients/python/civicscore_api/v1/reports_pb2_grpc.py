@@ -49,7 +49,9 @@ class ReportServiceServicer:
     def GetQuarterlyReport(self, request, context):
         """The quarterly report of a quarter: summary figures, rankings per block, grade distribution and the trend
         against the previous quarter, commendation and criticism candidates with their reasons and review status,
-        and the ruleset used. PDF needs Chromium on the server (FAILED_PRECONDITION without it).
+        and the ruleset used. PDF needs Chromium on the server (FAILED_PRECONDITION without it). For a half-year
+        or a year, the same report of that period (titled e.g. "6 tháng đầu năm 2026" / "First half of 2026")
+        against the period of the same kind before it, with a table of each unit's quarters.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

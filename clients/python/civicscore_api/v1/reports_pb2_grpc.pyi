@@ -36,7 +36,9 @@ class ReportServiceStub:
     GetQuarterlyReport: _grpc.UnaryUnaryMultiCallable[_reports_pb2.GetQuarterlyReportRequest, _reports_pb2.GetQuarterlyReportResponse]
     """The quarterly report of a quarter: summary figures, rankings per block, grade distribution and the trend
     against the previous quarter, commendation and criticism candidates with their reasons and review status,
-    and the ruleset used. PDF needs Chromium on the server (FAILED_PRECONDITION without it).
+    and the ruleset used. PDF needs Chromium on the server (FAILED_PRECONDITION without it). For a half-year
+    or a year, the same report of that period (titled e.g. "6 tháng đầu năm 2026" / "First half of 2026")
+    against the period of the same kind before it, with a table of each unit's quarters.
     """
 
 @_typing.type_check_only
@@ -47,7 +49,9 @@ class ReportServiceAsyncStub(ReportServiceStub):
     GetQuarterlyReport: _aio.UnaryUnaryMultiCallable[_reports_pb2.GetQuarterlyReportRequest, _reports_pb2.GetQuarterlyReportResponse]  # type: ignore[assignment]
     """The quarterly report of a quarter: summary figures, rankings per block, grade distribution and the trend
     against the previous quarter, commendation and criticism candidates with their reasons and review status,
-    and the ruleset used. PDF needs Chromium on the server (FAILED_PRECONDITION without it).
+    and the ruleset used. PDF needs Chromium on the server (FAILED_PRECONDITION without it). For a half-year
+    or a year, the same report of that period (titled e.g. "6 tháng đầu năm 2026" / "First half of 2026")
+    against the period of the same kind before it, with a table of each unit's quarters.
     """
 
 class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -61,7 +65,9 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_reports_pb2.GetQuarterlyReportResponse, _abc.Awaitable[_reports_pb2.GetQuarterlyReportResponse]]:
         """The quarterly report of a quarter: summary figures, rankings per block, grade distribution and the trend
         against the previous quarter, commendation and criticism candidates with their reasons and review status,
-        and the ruleset used. PDF needs Chromium on the server (FAILED_PRECONDITION without it).
+        and the ruleset used. PDF needs Chromium on the server (FAILED_PRECONDITION without it). For a half-year
+        or a year, the same report of that period (titled e.g. "6 tháng đầu năm 2026" / "First half of 2026")
+        against the period of the same kind before it, with a table of each unit's quarters.
         """
 
 def add_ReportServiceServicer_to_server(servicer: ReportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

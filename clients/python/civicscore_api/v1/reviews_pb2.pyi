@@ -401,7 +401,11 @@ class ContestRecommendationRequest(_message.Message):
     """
     @_builtins.property
     def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[_outcomes_pb2.Outcome]:
-        """Corrected outcomes (0-10,000), for the unit's own assignments only."""
+        """Corrected outcomes (0-10,000), for the unit's own assignments only. None
+        for a half-year's or year's recommendation (INVALID_ARGUMENT): its result
+        is summed up from stored quarters, so corrections go with the contest of
+        the quarter they change; its reply is a text, and it is not re-evaluated.
+        """
 
     def __init__(
         self,
@@ -500,7 +504,7 @@ class ListContestsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     parent: _builtins.str
-    """The quarter, `periods/2026-Q3`."""
+    """The period, `periods/2026-Q3`, `periods/2026-H1` or `periods/2026`."""
     page_size: _builtins.int
     """Maximum number to return (1-1000; 0 means 100)."""
     page_token: _builtins.str
