@@ -124,6 +124,7 @@ class _Worker:
 
     def __init__(self, ctx: SpawnContext, ruleset: Ruleset, fault_delay_s: float) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
+        self._closing = threading.Lock()  # kill() may run in the pool's close() and a slot's thread at once
         self.process: SpawnProcess = ctx.Process(
             target=run_worker, args=(child, ruleset, fault_delay_s), name="civicscore-engine", daemon=True
         )
@@ -173,11 +174,14 @@ class _Worker:
         return f"worker {self.pid} died ({exit_reason(self.process.exitcode)})"
 
     def kill(self) -> None:
-        """Kill the process (SIGKILL also ends a stopped one) and close the pipe."""
+        """Kill the process (SIGKILL also ends a stopped one) and close the pipe; safe to call again, and from
+        two threads at once (closing the pipe twice would close a descriptor number reused meanwhile)."""
         if self.process.is_alive():
             self.process.kill()
         self.process.join(_STOP_WAIT_S)
-        self.conn.close()
+        with self._closing:
+            if not self.conn.closed:
+                self.conn.close()
 
     def stop(self) -> None:
         """Ask the worker to exit, killing it if it does not."""
