@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from civicscore.report import find_chromium
-from civicscore_api.v1 import extensions_pb2
+from civicscore_api.v1 import extensions_pb2, obstacles_pb2
 from civicscore_client import Client, Unauthenticated
 from tests.serverproc import ServerProcess, admin_client
 from tests.services import require_service
@@ -399,6 +399,31 @@ def test_the_committee_decides_an_extension_request_and_a_reader_only_reads_them
     assert "Đã chấp thuận" in reader.locator(f"#extensions tr[data-extension='{name}']").inner_text()
 
 
+def test_the_committee_office_assigns_and_resolves_an_obstacle(
+        console: Console, browser: Browser, people: list[Watched]) -> None:
+    member = open_as(people, browser, console, "nguyen.van.an").page
+    member.click("nav >> text=Vướng mắc")
+    row = member.locator("#obstacles tbody tr[data-status=open]").first
+    name = row.get_attribute("data-obstacle")
+    assert name
+    row.locator("select[name=unit]").select_option("SNV")
+    row.locator("form[action$='/assign'] button").click()
+    assert member.locator("#obstacle-saved").inner_text() == "Đã giao xử lý."
+    assigned = console.admin.get_obstacle(name)
+    assert assigned.resolver_unit == "units/SNV" and assigned.assigned_by == "nguyen.van.an"
+
+    row = member.locator(f"#obstacles tr[data-obstacle='{name}']")
+    assert "Sở Nội vụ" in row.inner_text()
+    row.locator("textarea[name=resolution]").fill("Sở Nội vụ đã hướng dẫn quy trình liên thông")
+    row.locator("form[action$='/resolve'] button").click()
+    assert member.locator("#obstacle-saved").inner_text() == "Đã ghi kết quả giải quyết."
+    resolved = console.admin.get_obstacle(name)
+    assert resolved.status == obstacles_pb2.OBSTACLE_STATUS_RESOLVED
+    assert (resolved.resolved_by, resolved.resolution) == ("nguyen.van.an",
+                                                           "Sở Nội vụ đã hướng dẫn quy trình liên thông")
+    assert member.locator(f"#obstacles tr[data-obstacle='{name}']").count() == 0  # no longer unresolved
+
+
 PAGES = {  # name: path under the console, given the period
     "quarter": "/quarters/{period}",
     "queue": "/quarters/{period}/queue",
@@ -407,6 +432,7 @@ PAGES = {  # name: path under the console, given the period
     "unit": "/units/SNV",
     "rules": "/rules",
     "extensions": "/extensions",
+    "obstacles": "/obstacles",
 }
 
 

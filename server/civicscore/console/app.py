@@ -136,6 +136,8 @@ class Console:
             Route("/rules/what-if", self.what_if, methods=["POST"]),
             Route("/extensions", self.extensions, methods=["GET"]),
             Route("/extensions/{assignment}/{number:int}", self.decide_extension, methods=["POST"]),
+            Route("/obstacles", self.obstacles, methods=["GET"]),
+            Route("/obstacles/{assignment}/{number:int}/{move}", self.move_obstacle, methods=["POST"]),
             Route("/admin", self.admin),
             Route("/live/recommendations", self.live_recommendations),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
@@ -500,6 +502,52 @@ class Console:
                                            status_code=409 if isinstance(err, FailedPrecondition) else 400)
         done = "approved" if decision == "approve" else "refused"
         return RedirectResponse(f"/extensions?saved={done}", status_code=303)
+
+    def obstacles(self, request: Request, *, message: str = "", status_code: int = 200) -> Response:
+        """Obstacles units reported (khó khăn, vướng mắc): unresolved ones by default, oldest first; the
+        committee office assigns who resolves each and closes it with the resolution."""
+        person = self.person(request)
+        w = self.words(request)
+        status = request.query_params.get("status", "unresolved")
+        client = self.acting(person)
+        rows, units = views.obstacles(client, status if status in views.OBSTACLE_STATUSES else "", w)
+        saved = request.query_params.get("saved", "")
+        return self.page(request, "obstacles.html.j2", status_code, rows=rows, status=status,
+                         statuses=views.OBSTACLE_STATUSES, message=message, key=uuid.uuid4().hex,
+                         resolver_units=sorted(((code, units.name(code, w)) for code in units.by_code),
+                                               key=lambda pair: pair[1].casefold()),
+                         saved=w(f"obstacle_{saved}_done") if saved in ("assigned", "resolved") else "")
+
+    async def move_obstacle(self, request: Request) -> Response:
+        form = await self.form(request)
+        person = await run_in_threadpool(self.person, request)
+        self.check_csrf(person, form)
+        w = self.words(request)
+        name = f"assignments/{request.path_params['assignment']}/obstacles/{request.path_params['number']}"
+        move, key = request.path_params["move"], form.get("key") or None
+        client = self.acting(person)
+        try:
+            if move == "assign":
+                unit, official = form.get("unit", "").strip(), form.get("official", "").strip()
+                if bool(unit) == bool(official):
+                    return await run_in_threadpool(self.obstacles, request, message=w("obstacle_resolver_needed"),
+                                                   status_code=400)
+                await run_in_threadpool(lambda: client.assign_obstacle(name, unit=unit, official=official,
+                                                                       idempotency_key=key))
+                done = "assigned"
+            elif move == "resolve":
+                resolution = form.get("resolution", "").strip()
+                if not resolution:
+                    return await run_in_threadpool(self.obstacles, request, message=w("obstacle_resolution_needed"),
+                                                   status_code=400)
+                await run_in_threadpool(lambda: client.resolve_obstacle(name, resolution, idempotency_key=key))
+                done = "resolved"
+            else:
+                raise HTTPException(404, "obstacles are assigned or resolved")
+        except (InvalidArgument, FailedPrecondition) as err:
+            return await run_in_threadpool(self.obstacles, request, message=err.message,
+                                           status_code=409 if isinstance(err, FailedPrecondition) else 400)
+        return RedirectResponse(f"/obstacles?saved={done}", status_code=303)
 
     def admin(self, request: Request) -> Response:
         person = self.person(request)

@@ -19,7 +19,7 @@ from civicscore.console.words import Words
 from civicscore.domain.periods import Rollup, period_label, period_title
 from civicscore.report.charts import distribution_chart, trend_chart
 from civicscore.report.data import KNOWN_BLOCKS, KNOWN_GRADES, GradeInfo
-from civicscore_api.v1 import evaluations_pb2, extensions_pb2, outcomes_pb2, reviews_pb2, units_pb2
+from civicscore_api.v1 import evaluations_pb2, extensions_pb2, obstacles_pb2, outcomes_pb2, reviews_pb2, units_pb2
 from civicscore_client import Client, InvalidArgument, NotFound
 from civicscore_client._rulesets import read_rules_folder
 
@@ -550,3 +550,50 @@ def extensions(client: Client, status: str, w: Words) -> list[ExtensionRow]:
             decided_at=w.moment(found.decision_time), decision_reason=found.decision_reason))
     rows.reverse()
     return rows
+
+
+# ---- obstacles (khó khăn, vướng mắc) ----
+
+OBSTACLE_STATUSES = ("unresolved", "open", "assigned", "resolved")
+_OBSTACLE_STATUS_NAMES: dict[int, str] = {obstacles_pb2.OBSTACLE_STATUS_OPEN: "open",
+                                          obstacles_pb2.OBSTACLE_STATUS_ASSIGNED: "assigned",
+                                          obstacles_pb2.OBSTACLE_STATUS_RESOLVED: "resolved"}
+
+
+@dataclass
+class ObstacleRow:
+    name: str
+    path: str  # /obstacles/{assignment}/{n}, where its forms post (+ /assign or /resolve)
+    unit: str
+    assignment: str
+    title: str
+    description: str
+    request: str
+    requested_of: str
+    reported_by: str
+    reported_at: str
+    days_open: int
+    status: str
+    resolver: str
+    resolution: str
+    resolved_by: str
+    resolved_at: str
+
+
+def obstacles(client: Client, status: str, w: Words) -> tuple[list[ObstacleRow], Units]:
+    """Obstacles in a status ("" for all; `unresolved`: open or assigned), the longest open first."""
+    units = Units.load(client)
+    rows = []
+    for found in client.list_obstacles(status=status or None):
+        assignment = short(found.assignment, "assignments")
+        resolver = units.name(short(found.resolver_unit, "units"), w) if found.resolver_unit else \
+            found.resolver_official
+        rows.append(ObstacleRow(
+            name=found.name, path=f"/obstacles/{assignment}/{found.obstacle_id}",
+            unit=units.name(short(found.unit, "units"), w), assignment=assignment, title=found.assignment_title,
+            description=found.description, request=found.request, requested_of=found.requested_of,
+            reported_by=found.reported_by, reported_at=w.moment(found.report_time), days_open=found.days_open,
+            status=_OBSTACLE_STATUS_NAMES.get(found.status, ""), resolver=resolver, resolution=found.resolution,
+            resolved_by=found.resolved_by, resolved_at=w.moment(found.resolve_time)))
+    rows.sort(key=lambda row: (row.status == "resolved", -row.days_open))
+    return rows, units
