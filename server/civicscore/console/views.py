@@ -158,6 +158,7 @@ class Quarter:
     average: str
     commendations: int
     criticisms: int
+    escalations: int
     grades: list[tuple[str, str, int, int]]  # grade, label, this quarter, previous quarter
     distribution: Markup
     trend: Markup | None
@@ -214,7 +215,7 @@ def quarter(client: Client, period: str, w: Words) -> Quarter | None:
         period=period, previous=previous if before else "", evaluated=len(evaluations),
         assessable=sum(1 for e in evaluations if e.assessable),
         average=w.number(sum(scored) / len(scored)) if scored else "—",
-        commendations=kinds["commendation"], criticisms=kinds["criticism"],
+        commendations=kinds["commendation"], criticisms=kinds["criticism"], escalations=kinds["escalation"],
         grades=[(g.grade, w.pick(g.label_vi, g.label_en), now_counts[g.grade], before_counts[g.grade])
                 for g in grades],
         distribution=distribution, trend=trend, blocks=blocks)
