@@ -34,6 +34,8 @@ CONNECT_TIMEOUT_S = 2
 # A replica that failed a connection is left out for this long, then tried again (passive checks:
 # open-source nginx has no active health checks).
 FAIL_TIMEOUT_S = 5
+# After a reload has taken effect, the time for a call an old worker passed on just before to reach its replica.
+RELOAD_SETTLE_S = 1.0
 # A reload or a graceful stop lets calls in flight finish for this long, then cuts them (clients
 # retry with their idempotency key; a watch resumes from its cursor).
 SHUTDOWN_TIMEOUT_S = 30
@@ -249,7 +251,9 @@ class Nginx:
     def reload(self, upstreams: Sequence[str] | None = None, *, timeout_s: float = 30.0) -> None:
         """Rewrite the configuration (new `upstreams`, if given), make nginx load it (SIGHUP) and wait until
         it has: new workers take every new connection, the old ones only finish the calls they hold (up to
-        worker_shutdown_timeout). Taking a replica out this way before stopping it fails no call."""
+        worker_shutdown_timeout); then a moment more (RELOAD_SETTLE_S), for a call an old worker passed on
+        just before it began shutting down to reach its replica. Taking a replica out this way before
+        stopping it fails no call."""
         if upstreams is not None:
             self.upstreams = tuple(upstreams)
         self.write_config()
@@ -262,6 +266,10 @@ class Nginx:
         while True:
             now = self.workers()
             if set(now) - set(before) and all(pid not in now or "shutting down" in now[pid] for pid in before):
+                # An old worker may have passed on, with the old upstreams, a call that reached it just before
+                # it began shutting down: let such a call reach its replica before anyone stops that replica
+                # (a replica that is shutting down refuses a call it has not read yet).
+                time.sleep(RELOAD_SETTLE_S)
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nginx did not load its new configuration within {timeout_s:.0f} s "
