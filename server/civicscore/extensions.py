@@ -35,7 +35,7 @@ from civicscore.store.base import (
     NewExtension,
     extension_requested_from_json,
 )
-from civicscore.validation import hanoi_today, nfc, parse_date
+from civicscore.validation import hanoi_today, parse_date, required_text
 
 MAX_TEXT = 4000
 DECISIONS = {"approve": ExtensionStatus.APPROVED, "refuse": ExtensionStatus.REFUSED}
@@ -68,15 +68,6 @@ def parse_extension_name(value: str, field: str = "name") -> tuple[str, int]:
         raise InvalidInput([Violation(field, f"{what}: write assignments/QD818-17/extensions/12",
                                       "REQUIRED" if not value else "INVALID_NAME")])
     return parts[1], int(parts[3])
-
-
-def _required_text(value: str, field: str) -> str:
-    text = nfc(value.strip())
-    if not text:
-        raise InvalidInput([Violation(field, f"{field} is required: say why (lý do)", "REQUIRED")])
-    if len(text) > MAX_TEXT:
-        raise InvalidInput([Violation(field, f"{field} is at most {MAX_TEXT:,} characters", "TOO_LONG")])
-    return text
 
 
 def _new_due_on(value: str) -> dt.date:
@@ -135,7 +126,7 @@ def request_extension(store: Store, assignment: str, *, due_on: str, reason: str
     """Record a pending request for a new due date; see the module docstring for who may and when."""
     assignment_id = parse_assignment_name(assignment, "assignment")
     new_due_on = _new_due_on(due_on)
-    text = _required_text(reason, "reason")
+    text = required_text(reason, "reason")
     claim, replayed = claim_key(store, idempotency_key, "RequestExtension",
                                 digest_of([assignment_id, new_due_on, text, actor]))
     if replayed is not None:
@@ -153,7 +144,7 @@ def decide_extension(store: Store, name: str, *, decision: str, reason: str, act
     if decision not in DECISIONS:
         raise InvalidInput([Violation("decision", "decision is required: approve or refuse", "REQUIRED")])
     status = DECISIONS[decision]
-    text = _required_text(reason, "reason")
+    text = required_text(reason, "reason")
     claim, replayed = claim_key(store, idempotency_key, "DecideExtension",
                                 digest_of([assignment_id, extension_id, status.value, text, actor]))
     if replayed is not None:

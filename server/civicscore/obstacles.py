@@ -28,7 +28,7 @@ from civicscore.errors import FailedPrecondition, InvalidInput, NotFound, Permis
 from civicscore.extensions import instants_of, parse_assignment_name
 from civicscore.idempotency import claim_key
 from civicscore.store import Store
-from civicscore.validation import hanoi_today, nfc
+from civicscore.validation import hanoi_today, required_text
 
 MAX_TEXT = 4000
 MAX_NAME = 500
@@ -49,15 +49,6 @@ def parse_obstacle_name(value: str, field: str = "name") -> tuple[str, int]:
         raise InvalidInput([Violation(field, f"{what}: write assignments/QD818-17/obstacles/3",
                                       "REQUIRED" if not value else "INVALID_NAME")])
     return parts[1], int(parts[3])
-
-
-def _text(value: str, field: str, what: str, *, required: bool = True, limit: int = MAX_TEXT) -> str:
-    text = nfc(value.strip())
-    if not text and required:
-        raise InvalidInput([Violation(field, f"{field} is required: {what}", "REQUIRED")])
-    if len(text) > limit:
-        raise InvalidInput([Violation(field, f"{field} is at most {limit:,} characters", "TOO_LONG")])
-    return text
 
 
 def _out_of_scope(name: str) -> PermissionDenied:
@@ -89,9 +80,9 @@ def report_obstacle(store: Store, assignment: str, *, description: str, request:
                     actor: str, now: dt.datetime, idempotency_key: str = "") -> ObstacleRecord:
     """Record an open obstacle; see the module docstring for who may and when."""
     assignment_id = parse_assignment_name(assignment, "assignment")
-    what = _text(description, "description", "say what blocks the assignment (khó khăn, vướng mắc)")
-    asked = _text(request, "request", "say what the unit asks for (đề xuất, kiến nghị)")
-    asked_of = _text(requested_of, "requested_of", "", required=False, limit=MAX_NAME)
+    what = required_text(description, "description", "say what blocks the assignment (khó khăn, vướng mắc)")
+    asked = required_text(request, "request", "say what the unit asks for (đề xuất, kiến nghị)")
+    asked_of = required_text(requested_of, "requested_of", "", required=False, limit=MAX_NAME)
     claim, replayed = claim_key(store, idempotency_key, "ReportObstacle",
                                 digest_of([assignment_id, what, asked, asked_of, actor]))
     if replayed is not None:
@@ -112,7 +103,7 @@ def _refused(name: str, verb: str, refused: ObstacleResolved) -> FailedPrecondit
 
 def _resolver(resolver_unit: str, resolver_official: str) -> tuple[str, str]:
     unit = resolver_unit.strip()
-    official = _text(resolver_official, "resolver_official", "", required=False, limit=MAX_NAME)
+    official = required_text(resolver_official, "resolver_official", "", required=False, limit=MAX_NAME)
     if unit and official:
         raise InvalidInput([Violation("resolver_official", "give either resolver_unit or resolver_official, not "
                                       "both: one resolver is accountable", "CONFLICTING")])
@@ -156,7 +147,7 @@ def resolve_obstacle(store: Store, name: str, *, resolution: str, actor: str, no
                      idempotency_key: str = "") -> ObstacleRecord:
     """Close an open or assigned obstacle with a resolution (committee)."""
     assignment_id, obstacle_id = parse_obstacle_name(name)
-    text = _text(resolution, "resolution", "say how the obstacle was resolved (kết quả xử lý)")
+    text = required_text(resolution, "resolution", "say how the obstacle was resolved (kết quả xử lý)")
     claim, replayed = claim_key(store, idempotency_key, "ResolveObstacle",
                                 digest_of([assignment_id, obstacle_id, text, actor]))
     if replayed is not None:

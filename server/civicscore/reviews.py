@@ -50,7 +50,7 @@ from civicscore.store.base import (
     review_result_from_json,
 )
 from civicscore.store.reviews import CursorPastHead
-from civicscore.validation import nfc
+from civicscore.validation import required_text
 
 MAX_TEXT = 4000
 MAX_CURSOR_DIGITS = 1000  # far past any sequence number (19 digits), well under int()'s limit
@@ -74,15 +74,6 @@ def recommendation_name(r: RecommendationRecord) -> str:
     return f"periods/{r.period}/recommendations/{r.unit_code}~{r.flag}"
 
 
-def _required_text(value: str, field: str) -> str:
-    text = nfc(value.strip())
-    if not text:
-        raise InvalidInput([Violation(field, f"{field} is required: say why (lý do)", "REQUIRED")])
-    if len(text) > MAX_TEXT:
-        raise InvalidInput([Violation(field, f"{field} is at most {MAX_TEXT:,} characters", "TOO_LONG")])
-    return text
-
-
 def find(store: Store, name: str, recommendation_id: int = 0) -> RecommendationRecord:
     period, code, flag = parse_recommendation_name(name)
     found = store.find_recommendation(period=period, unit_code=code, flag=flag, recommendation_id=recommendation_id)
@@ -96,7 +87,7 @@ def review(store: Store, name: str, *, recommendation_id: int = 0, decision: str
     """Record a committee decision; FailedPrecondition names the current status when it is refused."""
     if decision not in DECISIONS:
         raise InvalidInput([Violation("decision", "decision is required: approve, reject or defer", "REQUIRED")])
-    text = _required_text(reason, "reason")
+    text = required_text(reason, "reason")
     claim, replayed = claim_key(store, idempotency_key, "ReviewRecommendation",
                                 digest_of([name, recommendation_id, decision, text, actor]))
     if replayed is not None:
@@ -136,7 +127,7 @@ def contest(store: Store, rulesets: Rulesets, name: str, *, recommendation_id: i
     outcomes of that unit's assignments (the api layer also runs the usual ingest scope check).
     A replayed key returns the first contest before anything is stored or evaluated again.
     """
-    reply = _required_text(text, "text")
+    reply = required_text(text, "text")
     claim, replayed = claim_key(store, idempotency_key, "ContestRecommendation",
                                 digest_of([name, recommendation_id, reply, corrections_json, actor]))
     if replayed is not None:

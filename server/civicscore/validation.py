@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from civicscore.domain.periods import FIRST_YEAR, LAST_YEAR
-from civicscore.errors import Violation, shown
+from civicscore.errors import InvalidInput, Violation, shown
 
 HANOI = dt.timezone(dt.timedelta(hours=7), "ICT")
 MAX_BATCH = 10_000
@@ -62,6 +62,18 @@ def forbidden_character(value: str) -> str | None:
 def nfc(text: str) -> str:
     """Unicode NFC form: how every text is stored and compared."""
     return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
+def required_text(value: str, field: str, what: str = "say why (lý do)", *, required: bool = True,
+                  limit: int = 4000) -> str:
+    """A free-text field (a reason, a description) trimmed and in NFC; INVALID_ARGUMENT (REQUIRED, TOO_LONG)
+    when it is empty but required (`what` says what to write) or longer than `limit` characters."""
+    text = nfc(value.strip())
+    if not text and required:
+        raise InvalidInput([Violation(field, f"{field} is required: {what}", "REQUIRED")])
+    if len(text) > limit:
+        raise InvalidInput([Violation(field, f"{field} is at most {limit:,} characters", "TOO_LONG")])
+    return text
 
 
 def text_ok(value: str, max_len: int, *, required: bool) -> bool:

@@ -25,6 +25,7 @@ from civicscore_api.v1 import (
     identities_pb2_grpc,
     maintenance_pb2_grpc,
     measurements_pb2_grpc,
+    obstacles_pb2_grpc,
     outcomes_pb2_grpc,
     periods_pb2_grpc,
     reports_pb2_grpc,
@@ -120,6 +121,7 @@ class Connection:
         self._reports = reports_pb2_grpc.ReportServiceStub(self._channel)
         self._reviews = reviews_pb2_grpc.ReviewServiceStub(self._channel)
         self._extensions = extensions_pb2_grpc.ExtensionServiceStub(self._channel)
+        self._obstacles = obstacles_pb2_grpc.ObstacleServiceStub(self._channel)
 
     @property
     def timeout(self) -> float:

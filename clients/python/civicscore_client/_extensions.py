@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from civicscore_api.v1 import extensions_pb2
 from civicscore_client._calls import new_idempotency_key
 from civicscore_client._connection import Connection
-from civicscore_client._names import assignment_name, join_filter, period_id, unit_name
+from civicscore_client._names import assignment_name, join_filter, period_or_dates, unit_name
 
 DECISIONS = {"approve": extensions_pb2.EXTENSION_DECISION_APPROVE,
              "refuse": extensions_pb2.EXTENSION_DECISION_REFUSE}
@@ -21,11 +21,6 @@ def extension_name(name: str) -> str:
         return name
     assignment, _, number = name.partition("/")
     return f"assignments/{assignment}/extensions/{number}"
-
-
-def _span(value: str) -> str:
-    """A quarter (`2026-q3` → `2026-Q3`) or a range of dates as given (`2026-07-01..2026-08-15`)."""
-    return value.strip() if ".." in value else period_id(value)
 
 
 class ExtensionCalls(Connection):
@@ -69,8 +64,8 @@ class ExtensionCalls(Connection):
         query = join_filter(
             f"unit={unit_name(unit)}" if unit else "",
             f"status={status.lower()}" if status else "",
-            f"requested_in={_span(requested_in)}" if requested_in else "",
-            f"decided_in={_span(decided_in)}" if decided_in else "",
+            f"requested_in={period_or_dates(requested_in)}" if requested_in else "",
+            f"decided_in={period_or_dates(decided_in)}" if decided_in else "",
             filter,
         )
         parent = assignment_name(assignment) if assignment else ""

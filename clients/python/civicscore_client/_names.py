@@ -72,3 +72,8 @@ def evaluation_name(period: str, unit: str) -> str:
 def join_filter(*terms: str) -> str:
     """Join non-empty filter terms with ` AND `, the only conjunction the API's filters accept."""
     return " AND ".join(term.strip() for term in terms if term and term.strip())
+
+
+def period_or_dates(value: str) -> str:
+    """A quarter (`2026-q3` → `2026-Q3`) or a range of dates as given (`2026-07-01..2026-08-15`), for filters."""
+    return value.strip() if ".." in value else period_id(value)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from civicscore_api.v1 import obstacles_pb2, obstacles_pb2_grpc
+from civicscore_api.v1 import obstacles_pb2
 from civicscore_client._calls import new_idempotency_key
 from civicscore_client._connection import Connection
-from civicscore_client._names import assignment_name, join_filter, period_id, unit_name
+from civicscore_client._names import assignment_name, join_filter, period_or_dates, unit_name
 
 STATUSES = ("open", "assigned", "resolved", "unresolved")
 
@@ -22,21 +22,8 @@ def obstacle_name(name: str) -> str:
     return f"assignments/{assignment}/obstacles/{number}"
 
 
-def _span(value: str) -> str:
-    """A quarter (`2026-q3` → `2026-Q3`) or a range of dates as given (`2026-07-01..2026-08-15`)."""
-    return value.strip() if ".." in value else period_id(value)
-
-
 class ObstacleCalls(Connection):
     """ObstacleService."""
-
-    @property
-    def _obstacles(self) -> obstacles_pb2_grpc.ObstacleServiceStub:
-        stub: obstacles_pb2_grpc.ObstacleServiceStub | None = self.__dict__.get("_obstacle_stub")
-        if stub is None:
-            stub = obstacles_pb2_grpc.ObstacleServiceStub(self._channel)
-            self.__dict__["_obstacle_stub"] = stub
-        return stub
 
     def report_obstacle(self, assignment: str, description: str, request: str, requested_of: str = "", *,
                         idempotency_key: str | None = None, timeout: float | None = None) -> obstacles_pb2.Obstacle:
@@ -83,8 +70,8 @@ class ObstacleCalls(Connection):
             f"unit={unit_name(unit)}" if unit else "",
             f"status={status.lower()}" if status else "",
             age_term,
-            f"reported_in={_span(reported_in)}" if reported_in else "",
-            f"resolved_in={_span(resolved_in)}" if resolved_in else "",
+            f"reported_in={period_or_dates(reported_in)}" if reported_in else "",
+            f"resolved_in={period_or_dates(resolved_in)}" if resolved_in else "",
             filter,
         )
         parent = assignment_name(assignment) if assignment else ""

@@ -17,7 +17,7 @@ from civicscore.domain.periods import HANOI, Quarter, Rollup
 from civicscore.domain.scoring import display_score
 from civicscore.errors import FailedPrecondition
 from civicscore.report.obstacles import ObstacleRow, obstacle_rows
-from civicscore.rollups import parse_evaluation_period
+from civicscore.rollups import latest_evaluations, parse_evaluation_period
 from civicscore.ruleset.loader import load_ruleset
 from civicscore.store import EvaluationRecord, RecommendationRecord, Store
 from civicscore.store.base import ExtensionRecord
@@ -187,17 +187,6 @@ class QuarterlyData:
         return tuple(r for r in self.recommendations if r.kind == kind)
 
 
-def _evaluations(store: Store, period: str) -> list[EvaluationRecord]:
-    found: list[EvaluationRecord] = []
-    cursor: str | None = None
-    while True:
-        page = store.list_evaluations(period=period, after=cursor, limit=_PAGE)
-        found.extend(page.items)
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
-
-
 def _recommendations(store: Store, period: str) -> Iterator[RecommendationRecord]:
     cursor: str | None = None
     while True:
@@ -274,12 +263,12 @@ def gather(store: Store, period: str) -> QuarterlyData:
 
     Raises FailedPrecondition when the quarter has no evaluation yet."""
     quarter = parse_evaluation_period(period, "period")
-    current = _evaluations(store, str(quarter))
+    current = latest_evaluations(store, str(quarter))
     if not current:
         raise FailedPrecondition(f"periods/{quarter} has no evaluations yet: run `civicscore evaluate {quarter}` "
                                  "(EvaluationService.EvaluatePeriod) first, then ask for the report again")
     previous_quarter = quarter.previous()
-    previous = {r.unit_code: r for r in _evaluations(store, str(previous_quarter))}
+    previous = {r.unit_code: r for r in latest_evaluations(store, str(previous_quarter))}
     units = store.get_units(sorted({r.unit_code for r in current}))
 
     blocks: list[BlockRanking] = []
