@@ -27,6 +27,7 @@ from civicscore.domain.model import (
     TaskCounts,
     UnitEvaluation,
 )
+from civicscore.domain.officials import OfficialEvaluation
 from civicscore.domain.scoring import ScoringParameters, combine, display_score, dx_result, task_rates
 from civicscore.domain.text import (
     LANGUAGES,
@@ -75,6 +76,13 @@ def results(run: CaseRun) -> dict[str, UnitEvaluation]:
     return {result.case.name: result.evaluation for result in run.results}
 
 
+@pytest.fixture(scope="module")
+def official_results(run: CaseRun) -> dict[str, OfficialEvaluation]:
+    """The officials' evaluations, by `<case name>/<official id>`."""
+    return {f"{result.case.name}/{official.official_id}": official
+            for result in run.results for official in result.officials}
+
+
 def test_the_default_cases_are_many() -> None:
     assert len(CASES) >= 40
     assert len(CASE_FILES) >= 1 and all(case.file.startswith("tests/") for case in CASES)
@@ -88,22 +96,51 @@ def test_golden_case(case: GoldenCase, run: CaseRun) -> None:
 
 def test_coverage_of_the_default_rules_is_complete(run: CaseRun, ruleset: Ruleset) -> None:
     """Every rule fires in some case and not in another; every numeric threshold is crossed both
-    ways and met exactly."""
+    ways and met exactly. The officials' rules count as silent only in cases with officials (or, for
+    head rules, with a head), so the unit-only cases cannot cover them."""
     coverage = run.coverage
     assert {rule.rule_id for rule in coverage.rules} == ruleset.rule_ids
     assert coverage.complete, "\n".join(coverage.summary())
     assert not coverage.never_at_threshold, "\n".join(coverage.summary())
-    assert len(coverage.thresholds) >= 14
+    assert len(coverage.thresholds) >= 18
+    with_officials = {case.name for case in CASES if case.officials}
+    people_rules = [rule for rule in ruleset.rules if rule.fact in ("official", "head")]
+    assert {rule.rule_id for rule in people_rules} == {"head-accountability", "individual-praise",
+                                                       "individual-reminder"}
+    for rule in (r for r in coverage.rules if r.rule_id in {p.rule_id for p in people_rules}):
+        assert set(rule.fired_in) <= with_officials and set(rule.silent_in) <= with_officials, rule
+    for threshold in coverage.thresholds:
+        if threshold.rule_id in {rule.rule_id for rule in people_rules}:
+            assert threshold.both_sides and threshold.at_threshold_in, threshold.describe()
 
 
-def test_every_rule_fires_in_some_case(results: dict[str, UnitEvaluation], ruleset: Ruleset) -> None:
-    fired = {rule.rule_id for result in results.values() for rule in result.fired_rules}
+def test_every_rule_fires_in_some_case(results: dict[str, UnitEvaluation],
+                                       official_results: dict[str, OfficialEvaluation], ruleset: Ruleset) -> None:
+    fired = {rule.rule_id for result in [*results.values(), *official_results.values()]
+             for rule in result.fired_rules}
     assert fired == ruleset.rule_ids
 
 
-def test_every_flag_and_grade_appears_in_some_case(results: dict[str, UnitEvaluation], ruleset: Ruleset) -> None:
-    assert {f.flag for r in results.values() for f in r.flags} == {f.flag for f in ruleset.flags}
+def test_every_flag_and_grade_appears_in_some_case(results: dict[str, UnitEvaluation],
+                                                   official_results: dict[str, OfficialEvaluation],
+                                                   ruleset: Ruleset) -> None:
+    flags = {f.flag for r in [*results.values(), *official_results.values()] for f in r.flags}
+    assert flags == {f.flag for f in ruleset.flags}
     assert {r.grade for r in results.values()} == {g.grade for g in ruleset.grades}
+
+
+def test_a_head_accountability_flag_carries_the_units_reasons(official_results: dict[str, OfficialEvaluation]
+                                                              ) -> None:
+    head = official_results["criticised-unit-head-accountability/H1"]
+    (flag,) = head.flags
+    assert (flag.flag, flag.kind, flag.level, flag.label_vi) == (
+        "head_accountability", "criticism", 2, "Trách nhiệm người đứng đầu")
+    assert [r.rule_id for r in flag.reasons] == [
+        "head-accountability", "reminder-low-timeliness", "criticism-low-timeliness"]
+    assert [r.rule_id for r in head.fired_rules] == ["head-accountability"]
+    assert (head.position, head.headed_units, head.unit_code) == ("head", ("SNV",), "SNV")
+    left = official_results["head-who-left-the-day-before-the-quarter-end-nothing/H1"]
+    assert (left.position, left.headed_units, left.flags) == ("", (), ())
 
 
 def test_flags_group_every_rule_that_raised_them(results: dict[str, UnitEvaluation]) -> None:

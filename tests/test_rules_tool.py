@@ -86,7 +86,7 @@ def test_the_default_rules_pass_the_real_command() -> None:
         [str(CIVICSCORE), "rules", "check", str(RULES)], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "no problems: ruleset hanoi-default version 2026.1, 17 rules" in done.stdout
+    assert "no problems: ruleset hanoi-default version 2026.1, 20 rules" in done.stdout
     assert "test-loaded on this machine" in done.stdout
 
 
@@ -226,8 +226,8 @@ def test_more_than_64_rules_matching_one_fact(rules: Path) -> None:
 
 
 def test_513_distinct_equality_values(rules: Path) -> None:
-    # 9 rules x 60 codes = 540 values: durable_rules would hang at 512; refused from 257 on
-    codes = [" or ".join(f'unit_code == "U{n}-{i}"' for i in range(60)) for n in range(9)]
+    # 9 rules x 57 codes = 513 values: durable_rules would hang at 512; refused from 257 on
+    codes = [" or ".join(f'unit_code == "U{n}-{i}"' for i in range(57)) for n in range(9)]
     add_rules(rules, *(rule(f"codes-{n}", when) for n, when in enumerate(codes)))
     issue = only_issue(rules)
     assert issue.startswith(f"{at(rules, 'flags.yaml', 'id: codes-4')}: with rule `codes-4`")
@@ -289,7 +289,7 @@ def test_check_ruleset_files_gives_the_ruleset_when_clean() -> None:
     files = {path.name: path.read_text(encoding="utf-8") for path in RULES.glob("*.yaml")}
     outcome = check_ruleset_files(files)
     assert outcome.valid and outcome.issues == [] and outcome.ruleset is not None
-    assert outcome.ruleset.rule_count == 17
+    assert outcome.ruleset.rule_count == 20
 
 
 # ---- rules test --------------------------------------------------------------------------------
@@ -318,7 +318,7 @@ def test_rules_test_passes_on_the_default_rules() -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert "PASS perfect-department-no-dx" in lines and "PASS score-exactly-70-good" in lines
-    coverage = r"coverage over \d+ cases: 17/17 rules fired and stayed silent, (\d+)/\1 thresholds"
+    coverage = r"coverage over \d+ cases: 20/20 rules fired and stayed silent, (\d+)/\1 thresholds"
     assert re.search(coverage, result.output)
     assert re.fullmatch(r"\d+ passed, 0 failed", lines[-1])
 

@@ -85,10 +85,11 @@ def test_default_ruleset_loads() -> None:
     ruleset = load_ruleset(rule_files())
     assert (ruleset.ruleset_id, ruleset.version, ruleset.in_force_from) == ("hanoi-default", "2026.1", "2025-Q3")
     assert ruleset.description_vi.startswith("Bộ quy tắc mặc định")
-    assert ruleset.rule_count == 17
+    assert ruleset.rule_count == 20
     assert {"dx-indicator-counted", "overdue-penalty", "grade.excellent", "grade.not_assessable",
             "praise-all-on-time", "explanation-criticised-twice", "annual-commendation",
-            "obstacle-unresolved"} <= ruleset.rule_ids
+            "obstacle-unresolved", "head-accountability", "individual-praise",
+            "individual-reminder"} <= ruleset.rule_ids
 
 
 def test_digest_is_sha256_over_sorted_path_content_pairs() -> None:
@@ -130,6 +131,9 @@ def test_indicators_flags_and_grades_are_data() -> None:
         ("criticism", "criticism", 2, "Phê bình"),
         ("explanation_required", "criticism", 3, "Yêu cầu giải trình"),
         ("obstacle_unresolved", "escalation", 1, "Vướng mắc chưa được giải quyết"),
+        ("individual_praise", "commendation", 1, "Biểu dương cá nhân"),
+        ("individual_reminder", "criticism", 1, "Nhắc nhở cá nhân"),
+        ("head_accountability", "criticism", 2, "Trách nhiệm người đứng đầu"),
     }
     assert [(g.grade, g.min_score) for g in ruleset.grades] == [
         ("excellent", 90), ("good", 70), ("completed", 50), ("not_completed", 0), ("not_assessable", None)]
@@ -423,7 +427,7 @@ def test_more_than_64_rules_that_can_match_one_fact_are_rejected() -> None:
 
 def test_rules_made_exclusive_by_equality_are_not_counted_together() -> None:
     rules = [rule(f"unit-{i}", f'unit_code == "U{i}" and due > 3') for i in range(100)]
-    assert load_ruleset(with_rules(*rules)).rule_count == 117
+    assert load_ruleset(with_rules(*rules)).rule_count == 120
 
 
 def test_or_alternatives_count_and_may_not_explode() -> None:
@@ -441,12 +445,12 @@ def test_a_condition_of_only_absence_tests_is_rejected() -> None:
     assert "`$nex`" in issue.message and "loop forever" in issue.message
     branch = only_problem(with_rules(rule("half", "due > 3 or score is missing")))
     assert "only of `is missing` tests" in branch.message
-    assert load_ruleset(with_rules(rule("fine", "due == 0 and score is missing"))).rule_count == 18
+    assert load_ruleset(with_rules(rule("fine", "due == 0 and score is missing"))).rule_count == 21
 
 
 def test_too_many_distinct_equality_values_are_rejected() -> None:
     rules = [
-        rule(f"codes-{n}", " or ".join(f'unit_code == "U{n}-{i}"' for i in range(60)))
+        rule(f"codes-{n}", " or ".join(f'unit_code == "U{n}-{i}"' for i in range(57)))
         for n in range(5)
     ]
     files = with_rules(*rules)
@@ -517,7 +521,7 @@ def test_a_threshold_from_a_parameter_is_named_with_its_value() -> None:
     ],
 )
 def test_conditions_that_can_be_true_are_accepted(condition: str) -> None:
-    assert load_ruleset(with_rules(rule("possible", condition))).rule_count == 18
+    assert load_ruleset(with_rules(rule("possible", condition))).rule_count == 21
 
 
 def test_escalation_levels_must_not_be_inverted() -> None:
@@ -531,10 +535,10 @@ def test_escalation_levels_must_not_be_inverted() -> None:
         "(`threshold` is 0.9); a higher level needs the stricter threshold: swap the two numbers"
     )
     same = edited("flags.yaml", "params: {threshold: 0.8}", "params: {threshold: 0.9}")
-    assert load_ruleset(same).rule_count == 17  # equal thresholds: both flags at once, not inverted
+    assert load_ruleset(same).rule_count == 20  # equal thresholds: both flags at once, not inverted
     other_tests = edited("flags.yaml", "params: {threshold: 0.8}\n    when: assessable and timeliness < threshold\n",
                          "params: {threshold: 0.95}\n    when: assessable and timeliness < threshold and due > 10\n")
-    assert load_ruleset(other_tests).rule_count == 17  # rules that differ in more than the threshold
+    assert load_ruleset(other_tests).rule_count == 20  # rules that differ in more than the threshold
 
 
 def test_commendation_rules_must_exclude_units_under_review() -> None:
@@ -545,7 +549,7 @@ def test_commendation_rules_must_exclude_units_under_review() -> None:
     either = with_rules(rule("half-guarded", 'not under_review and due > 50 or grade == "excellent"', flag="praise"))
     assert "without `not under_review`" in only_problem(either).message
     guarded = with_rules(rule("guarded", "under_review != true and due > 50", flag="praise"))
-    assert load_ruleset(guarded).rule_count == 18
+    assert load_ruleset(guarded).rule_count == 21
 
 
 def test_a_grade_band_above_the_highest_score_is_refused() -> None:

@@ -11,6 +11,10 @@ score or measurement rule runs; its score and grade follow from the quarters and
 (`summarise_rollup`, `assessment.long_periods`), then the rollup fact goes through the flags and
 escalation stages like the unit fact.
 
+An official (`OfficialFacts`) is neither scored nor graded: the official fact and a head fact per unit they
+head go through the flags stage only. A flag a head rule raises carries, after its own reason, the reasons
+of the headed unit's own evaluation (`HeadedUnit.reasons`), so that the committee reads why.
+
 The result is a plain function of the facts and the ruleset: fired rules are
 sorted, no clock is read, so the same facts give byte-identical JSON.
 
@@ -22,18 +26,21 @@ matches one fact), so batching changes nothing but the number of engine calls.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, overload
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import FiredRule, FlagResult, IndicatorScore, RollupFacts, UnitEvaluation, UnitFacts
+from civicscore.domain.officials import OfficialEvaluation, OfficialFacts
 from civicscore.domain.periods import Rollup, period_label
 from civicscore.domain.scoring import TaskRates, combine, dx_result, overdue_penalty, task_rates
 from civicscore.domain.text import Language, format_value, template_segments
 from civicscore.engine.facts import (
     Fact,
     MeasurementView,
+    head_fact,
     measurement_fact,
     obstacle_fact,
+    official_fact,
     overdue_fact,
     rollup_counts,
     rollup_fact,
@@ -43,7 +50,7 @@ from civicscore.engine.facts import (
     view_measurement,
 )
 from civicscore.ruleset import Effect, GradeDefinition, Indicator, Rule, Ruleset, Stage
-from civicscore.ruleset.fields import MEASUREMENT, OBSTACLE, OVERDUE, ROLLUP, UNIT
+from civicscore.ruleset.fields import HEAD, MEASUREMENT, OBSTACLE, OFFICIAL, OVERDUE, ROLLUP, UNIT
 from civicscore.ruleset.model import fact_tag
 
 
@@ -92,6 +99,7 @@ class _Firing(NamedTuple):
     rule: Rule
     fact: Fact
     description: str
+    carried: tuple[FiredRule, ...] = ()  # reasons the raised flag carries after the rule's own (a head's unit's)
 
 
 class UnitEvaluator:
@@ -132,11 +140,19 @@ class UnitEvaluator:
                 self._reason(self._long_not_assessable, long_periods.reason_en, "en"),
             )
 
-    def evaluate(self, unit: UnitFacts | RollupFacts) -> UnitEvaluation:
-        """Run every stage for one unit (over a quarter, or a half-year or year) in its own session,
-        deleted afterwards."""
+    @overload
+    def evaluate(self, unit: UnitFacts | RollupFacts) -> UnitEvaluation: ...
+
+    @overload
+    def evaluate(self, unit: OfficialFacts) -> OfficialEvaluation: ...
+
+    def evaluate(self, unit: UnitFacts | RollupFacts | OfficialFacts) -> UnitEvaluation | OfficialEvaluation:
+        """Run every stage for one unit (over a quarter, or a half-year or year), or the flags stage for one
+        official, in its own session, deleted afterwards."""
         self._runner.begin()
         try:
+            if isinstance(unit, OfficialFacts):
+                return self._evaluate_official(unit)
             if isinstance(unit, RollupFacts):
                 return self._evaluate_rollup(unit)
             return self._evaluate(unit)
@@ -232,12 +248,13 @@ class UnitEvaluator:
         )
 
     def _outcome(self, firings: list[_Firing]) -> tuple[tuple[FiredRule, ...], tuple[FlagResult, ...]]:
-        """The fired rules in ruleset order and the flags they raised, in the order of flags.yaml."""
+        """The fired rules in ruleset order and the flags they raised, in the order of flags.yaml; each
+        rule's reason is followed in its flag by the reasons it carries."""
         firings.sort(key=lambda f: (self._order.get(f.rule.rule_id, -1), f.description))
         fired = tuple(self._fired_rule(f) for f in firings)
         by_flag: dict[str, list[FiredRule]] = {}
-        for rule in fired:
-            by_flag.setdefault(rule.flag, []).append(rule)
+        for rule, firing in zip(fired, firings, strict=True):
+            by_flag.setdefault(rule.flag, []).extend((rule, *firing.carried))
         flags = tuple(
             FlagResult(d.flag, d.kind, d.level, d.label_vi, d.label_en, tuple(by_flag[d.flag]))
             for d in self._ruleset.flags
@@ -293,6 +310,34 @@ class UnitEvaluator:
             ruleset_digest=rs.digest,
             inputs_digest=digest_of({"quarters": unit, "ruleset_digest": rs.digest}),
             rollup=summary,
+        )
+
+    def _evaluate_official(self, official: OfficialFacts) -> OfficialEvaluation:
+        """An official's flags: the official fact and one head fact per headed unit, through the flags stage."""
+        rs = self._ruleset
+        person = official_fact(official)
+        heads = [(head_fact(official, unit), HEAD, f"unit {unit.unit_code}") for unit in official.headed]
+        matched = self._run_all([(person, OFFICIAL, "official"), *heads], Stage.FLAGS, [])
+        firings = [_Firing(rule, person, "official") for rule in matched[0]]
+        for unit, (fact, _, description), rules in zip(official.headed, heads, matched[1:], strict=True):
+            # Reasons may show the headed unit's name ({unit_name}), which is not asserted.
+            named = {**fact, "_unit_name_vi": unit.unit_name_vi, "_unit_name_en": unit.unit_name_en}
+            firings.extend(_Firing(rule, named, description, unit.reasons) for rule in rules)
+        fired, flags = self._outcome(firings)
+        return OfficialEvaluation(
+            official_id=official.official_id,
+            unit_code=official.unit_code,
+            period=official.period,
+            position=official.position,
+            under_review=official.under_review,
+            led=official.led,
+            led_open_overdue=len(official.led_overdue_days),
+            headed_units=tuple(unit.unit_code for unit in official.headed),
+            fired_rules=fired,
+            flags=flags,
+            ruleset_version=rs.version,
+            ruleset_digest=rs.digest,
+            inputs_digest=digest_of(official),
         )
 
     def _indicator_score(
@@ -384,6 +429,8 @@ class UnitEvaluator:
                 return indicator.name_vi if lang == "vi" else indicator.name_en
         elif name == "period_label" and "_period" in fact:
             return period_label(Rollup.parse(str(fact["_period"])), lang)
+        elif name == "unit_name" and f"_unit_name_{lang}" in fact:
+            return fact[f"_unit_name_{lang}"]
         elif name == "penalty" and rule.penalty is not None:
             return rule.penalty
         if name in rule.params:
@@ -392,4 +439,4 @@ class UnitEvaluator:
 
 
 # Placeholders looked up from the fact first (labels and names), even when a parameter has the name.
-_FROM_FACT = frozenset({"grade_label", "previous_grade_label", "indicator_name", "period_label"})
+_FROM_FACT = frozenset({"grade_label", "previous_grade_label", "indicator_name", "period_label", "unit_name"})

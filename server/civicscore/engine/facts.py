@@ -1,5 +1,5 @@
-"""Engine facts: `UnitFacts` (a quarter) and `RollupFacts` (a half-year or year) checked, then turned into
-the flat dicts rules match.
+"""Engine facts: `UnitFacts` (a quarter), `RollupFacts` (a half-year or year) and `OfficialFacts` (a person in
+a quarter) checked, then turned into the flat dicts rules match.
 
 The field names are those of `civicscore.ruleset.fields` (a test checks it).
 Absent values (no score, no target) are left out of a fact, never sent as null.
@@ -22,6 +22,7 @@ from civicscore.domain.model import (
     UnitFacts,
 )
 from civicscore.domain.obstacles import OpenObstacle
+from civicscore.domain.officials import HeadedUnit, OfficialFacts, Position
 from civicscore.domain.periods import InvalidPeriod, Quarter, Rollup
 from civicscore.domain.scoring import ScoreBreakdown, TaskRates, attainment
 from civicscore.ruleset import Ruleset
@@ -33,10 +34,14 @@ class InvalidFacts(ValueError):
     """Unit facts that contradict themselves (e.g. more completed than due); nothing was evaluated."""
 
 
-def check_facts(facts: Sequence[UnitFacts | RollupFacts]) -> None:
-    """Raise InvalidFacts listing every inconsistent unit, before any work is sent to workers."""
+def check_facts(facts: Sequence[UnitFacts | RollupFacts | OfficialFacts]) -> None:
+    """Raise InvalidFacts listing every inconsistent unit or official, before any work is sent to workers."""
     problems: list[str] = []
     for unit in facts:
+        if isinstance(unit, OfficialFacts):
+            where = f"official {unit.official_id} {unit.period}"
+            problems.extend(f"{where}: {problem}" for problem in _official_problems(unit))
+            continue
         where = f"unit {unit.unit_code} {unit.period}"
         if isinstance(unit, RollupFacts):
             problems.extend(f"{where}: {problem}" for problem in _rollup_problems(unit))
@@ -45,15 +50,7 @@ def check_facts(facts: Sequence[UnitFacts | RollupFacts]) -> None:
             Quarter.parse(unit.period)
         except InvalidPeriod as error:
             problems.append(f"{where}: {error}")
-        c = unit.counts
-        if min(c.due, c.completed, c.on_time, c.late, c.reworked) < 0:
-            problems.append(f"{where}: task counts must not be negative")
-        if c.completed > c.due:
-            problems.append(f"{where}: completed ({c.completed}) exceeds due ({c.due})")
-        if c.on_time + c.late != c.completed:
-            problems.append(f"{where}: on_time ({c.on_time}) + late ({c.late}) must equal completed ({c.completed})")
-        if c.reworked > c.completed:
-            problems.append(f"{where}: reworked ({c.reworked}) exceeds completed ({c.completed})")
+        problems.extend(f"{where}: {problem}" for problem in _count_problems(unit.counts))
         ids = [task.assignment_id for task in unit.overdue]
         if len(set(ids)) != len(ids):
             problems.append(f"{where}: an overdue assignment is listed twice")
@@ -72,6 +69,41 @@ def check_facts(facts: Sequence[UnitFacts | RollupFacts]) -> None:
                 problems.append(f"{where}: {m.indicator} needs finite, non-negative numbers")
     if problems:
         raise InvalidFacts("; ".join(problems))
+
+
+def _count_problems(c: TaskCounts, prefix: str = "") -> list[str]:
+    """How task counts contradict themselves (`prefix` names them, e.g. `led_` for an official's)."""
+    problems = []
+    if min(c.due, c.completed, c.on_time, c.late, c.reworked) < 0:
+        problems.append("task counts must not be negative")
+    if c.completed > c.due:
+        problems.append(f"{prefix}completed ({c.completed}) exceeds {prefix}due ({c.due})")
+    if c.on_time + c.late != c.completed:
+        problems.append(f"{prefix}on_time ({c.on_time}) + {prefix}late ({c.late}) must equal {prefix}completed "
+                        f"({c.completed})")
+    if c.reworked > c.completed:
+        problems.append(f"{prefix}reworked ({c.reworked}) exceeds {prefix}completed ({c.completed})")
+    return problems
+
+
+def _official_problems(official: OfficialFacts) -> list[str]:
+    problems = []
+    try:
+        Quarter.parse(official.period)
+    except InvalidPeriod as error:
+        problems.append(str(error))
+    if official.position not in (*(p.value for p in Position), ""):
+        problems.append(f"position {official.position!r} must be head, deputy, officer or \"\" (none held)")
+    problems.extend(_count_problems(official.led, "led "))
+    days = list(official.led_overdue_days)
+    if any(day < 0 for day in days):
+        problems.append("days overdue must not be negative")
+    if days != sorted(days, reverse=True):
+        problems.append("the days overdue of led assignments must be listed longest first")
+    codes = [unit.unit_code for unit in official.headed]
+    if len(set(codes)) != len(codes):
+        problems.append("a headed unit is listed twice")
+    return problems
 
 
 def _rollup_problems(unit: RollupFacts) -> list[str]:
@@ -252,4 +284,38 @@ def unit_fact(
         fact["score"] = breakdown.score
     if unit.previous is not None:
         fact["previous_grade"] = unit.previous.grade
+    return fact
+
+
+def official_fact(official: OfficialFacts) -> Fact:
+    """The fact for one official in a quarter (official rules): what they lead, in any unit."""
+    c, days = official.led, official.led_overdue_days
+    return {
+        "official_id": official.official_id,
+        "unit_code": official.unit_code,
+        "position": official.position,
+        "under_review": official.under_review,
+        "led_due": c.due,
+        "led_completed": c.completed,
+        "led_on_time": c.on_time,
+        "led_late": c.late,
+        "led_not_on_time": c.due - c.on_time,
+        "led_reworked": c.reworked,
+        "led_open_overdue": len(days),
+        "longest_overdue": days[0] if days else 0,
+        "second_longest_overdue": days[1] if len(days) > 1 else 0,
+    }
+
+
+def head_fact(official: OfficialFacts, unit: HeadedUnit) -> Fact:
+    """The fact for one unit the official heads at the quarter's end (head rules), with its own flags."""
+    fact: Fact = {
+        "official_id": official.official_id,
+        "unit_code": unit.unit_code,
+        "unit_flags": sorted(unit.flags),
+    }
+    if unit.unit_kind is not None:
+        fact["unit_kind"] = unit.unit_kind.value
+    if unit.block is not None:
+        fact["block"] = unit.block
     return fact

@@ -39,11 +39,12 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from multiprocessing.context import SpawnContext, SpawnProcess
 from multiprocessing.reduction import ForkingPickler
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from civicscore.domain.model import RollupFacts, UnitEvaluation, UnitFacts
+from civicscore.domain.officials import OfficialEvaluation, OfficialFacts
 from civicscore.engine.facts import check_facts
-from civicscore.engine.port import EncodedEvaluation, EngineError, EvaluationCancelled
+from civicscore.engine.port import EncodedEvaluation, EncodedOfficialEvaluation, EngineError, EvaluationCancelled
 from civicscore.engine.worker import run_worker
 from civicscore.ruleset import Ruleset
 
@@ -87,10 +88,13 @@ class _WorkerLost(Exception):
     """The worker died, hung or could not start; the job may be retried elsewhere."""
 
 
+Facts = UnitFacts | RollupFacts | OfficialFacts
+
+
 @dataclass(eq=False)
 class _Job:
-    facts: list[UnitFacts | RollupFacts]
-    encoded: bool  # results as EncodedEvaluation (else UnitEvaluation)
+    facts: list[Facts]
+    encoded: bool  # results as EncodedEvaluation / EncodedOfficialEvaluation (else the evaluations)
     cancelled: threading.Event | None = None  # the calling client has gone: do not start this chunk
     future: Future[list[Any]] = field(default_factory=Future)
     failures: list[str] = field(default_factory=list)
@@ -104,11 +108,12 @@ class _Job:
         return True
 
     def describe(self) -> str:
-        """The chunk's units and periods, for error messages."""
-        codes = [unit.unit_code for unit in self.facts]
+        """The chunk's units (or officials) and periods, for error messages."""
+        codes = [unit.official_id if isinstance(unit, OfficialFacts) else unit.unit_code for unit in self.facts]
         periods = ", ".join(sorted({unit.period for unit in self.facts}))
         shown = ", ".join(codes[:10]) + (f" and {len(codes) - 10} more" if len(codes) > 10 else "")
-        return f"units {shown} ({periods})"
+        what = "officials" if all(isinstance(unit, OfficialFacts) for unit in self.facts) else "units"
+        return f"{what} {shown} ({periods})"
 
 
 @dataclass(frozen=True)
@@ -268,9 +273,17 @@ class EnginePool:
         with self._lock:
             return [worker.pid for worker in self._workers if worker is not None]
 
+    @overload
     def evaluate(self, facts: Sequence[UnitFacts | RollupFacts], *, cancelled: threading.Event | None = None
-                 ) -> list[UnitEvaluation]:
-        """Evaluate units in the workers; results in the order of `facts`.
+                 ) -> list[UnitEvaluation]: ...
+
+    @overload
+    def evaluate(self, facts: Sequence[OfficialFacts], *, cancelled: threading.Event | None = None
+                 ) -> list[OfficialEvaluation]: ...
+
+    def evaluate(self, facts: Sequence[UnitFacts | RollupFacts] | Sequence[OfficialFacts], *,
+                 cancelled: threading.Event | None = None) -> list[UnitEvaluation] | list[OfficialEvaluation]:
+        """Evaluate units (or officials) in the workers; results in the order of `facts`.
 
         Raises InvalidFacts (a ValueError) for self-contradicting facts,
         EngineError when a chunk fails `max_attempts` times or the pool is
@@ -279,12 +292,22 @@ class EnginePool:
         """
         return cast(list[UnitEvaluation], self._evaluate(facts, encoded=False, cancelled=cancelled))
 
+    @overload
     def evaluate_encoded(self, facts: Sequence[UnitFacts | RollupFacts], *, cancelled: threading.Event | None = None
-                         ) -> list[EncodedEvaluation]:
-        """As `evaluate`, each result with its canonical JSON made in the worker (see EncodedEvaluation)."""
+                         ) -> list[EncodedEvaluation]: ...
+
+    @overload
+    def evaluate_encoded(self, facts: Sequence[OfficialFacts], *, cancelled: threading.Event | None = None
+                         ) -> list[EncodedOfficialEvaluation]: ...
+
+    def evaluate_encoded(self, facts: Sequence[UnitFacts | RollupFacts] | Sequence[OfficialFacts], *,
+                         cancelled: threading.Event | None = None
+                         ) -> list[EncodedEvaluation] | list[EncodedOfficialEvaluation]:
+        """As `evaluate`, each result with its canonical JSON made in the worker (see EncodedEvaluation and
+        EncodedOfficialEvaluation)."""
         return cast(list[EncodedEvaluation], self._evaluate(facts, encoded=True, cancelled=cancelled))
 
-    def _evaluate(self, facts: Sequence[UnitFacts | RollupFacts], *, encoded: bool, cancelled: threading.Event | None
+    def _evaluate(self, facts: Sequence[Facts], *, encoded: bool, cancelled: threading.Event | None
                   ) -> list[Any]:
         units = list(facts)
         if cancelled is not None and cancelled.is_set():

@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from civicscore.domain.canonical import canonical_jsons, sha256_hex
 from civicscore.domain.model import (
@@ -20,6 +20,7 @@ from civicscore.domain.model import (
     UnitEvaluation,
     UnitFacts,
 )
+from civicscore.domain.officials import OfficialEvaluation, OfficialFacts
 
 
 class EngineError(Exception):
@@ -111,6 +112,64 @@ def evaluation_from_json(text: str) -> UnitEvaluation:
     )
 
 
+@dataclass(frozen=True)
+class EncodedOfficialEvaluation:
+    """An OfficialEvaluation already serialised (by the engine worker that made it), as EncodedEvaluation is
+    for units: `result_json` is exactly `canonical_json(evaluation)`, `result_digest` its `sha256_hex`."""
+
+    official_id: str
+    unit_code: str
+    period: str
+    position: str
+    flags: tuple[EncodedFlag, ...]
+    ruleset_version: str
+    ruleset_digest: str
+    inputs_digest: str
+    result_json: str
+    result_digest: str
+
+    def evaluation(self) -> OfficialEvaluation:
+        """The OfficialEvaluation whose canonical JSON is `result_json`."""
+        return official_evaluation_from_json(self.result_json)
+
+
+def encode_official_evaluation(result: OfficialEvaluation) -> EncodedOfficialEvaluation:
+    """Serialise an official's evaluation and its flags' reasons (each fired rule is written once)."""
+    result_json, *reasons = canonical_jsons([result, *(list(flag.reasons) for flag in result.flags)])
+    return EncodedOfficialEvaluation(
+        official_id=result.official_id,
+        unit_code=result.unit_code,
+        period=result.period,
+        position=result.position,
+        flags=tuple(
+            EncodedFlag(flag.flag, flag.kind, flag.level, flag.label_vi, flag.label_en, reasons_json)
+            for flag, reasons_json in zip(result.flags, reasons, strict=True)
+        ),
+        ruleset_version=result.ruleset_version,
+        ruleset_digest=result.ruleset_digest,
+        inputs_digest=result.inputs_digest,
+        result_json=result_json,
+        result_digest=sha256_hex(result_json),
+    )
+
+
+def official_evaluation_from_json(text: str) -> OfficialEvaluation:
+    """Decode `canonical_json(evaluation)` of an OfficialEvaluation back into an equal one."""
+    data: dict[str, Any] = json.loads(text)
+    return OfficialEvaluation(
+        **{
+            **data,
+            "led": TaskCounts(**data["led"]),
+            "headed_units": tuple(data["headed_units"]),
+            "fired_rules": tuple(FiredRule(**item) for item in data["fired_rules"]),
+            "flags": tuple(
+                FlagResult(**{**item, "reasons": tuple(FiredRule(**reason) for reason in item["reasons"])})
+                for item in data["flags"]
+            ),
+        }
+    )
+
+
 def _rollup_from_plain(data: dict[str, Any]) -> RollupSummary:
     """A RollupSummary from its canonical JSON data."""
     results = tuple(
@@ -123,7 +182,7 @@ def _rollup_from_plain(data: dict[str, Any]) -> RollupSummary:
 
 
 class RulesEngine(Protocol):
-    """Evaluates unit facts with one loaded ruleset."""
+    """Evaluates unit (or official) facts with one loaded ruleset."""
 
     @property
     def ruleset_version(self) -> str: ...
@@ -131,17 +190,34 @@ class RulesEngine(Protocol):
     @property
     def ruleset_digest(self) -> str: ...
 
+    @overload
     def evaluate(self, facts: Sequence[UnitFacts | RollupFacts], *, cancelled: threading.Event | None = None
-                 ) -> list[UnitEvaluation]:
-        """Evaluate each unit's facts; results are in the order of `facts`.
+                 ) -> list[UnitEvaluation]: ...
+
+    @overload
+    def evaluate(self, facts: Sequence[OfficialFacts], *, cancelled: threading.Event | None = None
+                 ) -> list[OfficialEvaluation]: ...
+
+    def evaluate(self, facts: Sequence[UnitFacts | RollupFacts] | Sequence[OfficialFacts], *,
+                 cancelled: threading.Event | None = None) -> list[UnitEvaluation] | list[OfficialEvaluation]:
+        """Evaluate each unit's (or official's) facts; results are in the order of `facts`.
 
         When `cancelled` is set (e.g. the client has gone), work not yet started is dropped and
         EvaluationCancelled is raised promptly.
         """
         ...
 
+    @overload
     def evaluate_encoded(self, facts: Sequence[UnitFacts | RollupFacts], *, cancelled: threading.Event | None = None
-                         ) -> list[EncodedEvaluation]:
+                         ) -> list[EncodedEvaluation]: ...
+
+    @overload
+    def evaluate_encoded(self, facts: Sequence[OfficialFacts], *, cancelled: threading.Event | None = None
+                         ) -> list[EncodedOfficialEvaluation]: ...
+
+    def evaluate_encoded(self, facts: Sequence[UnitFacts | RollupFacts] | Sequence[OfficialFacts], *,
+                         cancelled: threading.Event | None = None
+                         ) -> list[EncodedEvaluation] | list[EncodedOfficialEvaluation]:
         """As `evaluate`, with each result serialised by the engine (no `canonical_json` needed after)."""
         ...
 

@@ -2,9 +2,11 @@
 
 Protocol (pickled tuples over a multiprocessing Connection):
     worker -> parent  ("ready", pid) | ("failed", message)          once, at start
-    parent -> worker  ("evaluate", [UnitFacts | RollupFacts, ...], encoded) | ("stop",)
-    worker -> parent  ("ok", [UnitEvaluation | EncodedEvaluation, ...]) | ("error", message)
-With `encoded` true the worker also serialises each result (port.encode_evaluation),
+    parent -> worker  ("evaluate", [UnitFacts | RollupFacts | OfficialFacts, ...], encoded) | ("stop",)
+    worker -> parent  ("ok", [UnitEvaluation | EncodedEvaluation | OfficialEvaluation
+                              | EncodedOfficialEvaluation, ...]) | ("error", message)
+With `encoded` true the worker also serialises each result (port.encode_evaluation, or
+port.encode_official_evaluation for an official),
 so the parent neither unpickles the nested dataclasses nor writes their JSON.
 The worker never touches a database and ignores SIGINT (the parent handles shutdown).
 """
@@ -16,8 +18,9 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
+from civicscore.domain.model import UnitEvaluation
 from civicscore.engine.evaluator import UnitEvaluator
-from civicscore.engine.port import encode_evaluation
+from civicscore.engine.port import encode_evaluation, encode_official_evaluation
 from civicscore.ruleset import Ruleset
 
 
@@ -48,7 +51,11 @@ def run_worker(conn: Connection, ruleset: Ruleset, fault_delay_s: float = 0.0) -
                 if fault_delay_s > 0:
                     time.sleep(fault_delay_s)
                 result = evaluator.evaluate(unit)
-                results.append(encode_evaluation(result) if message[2] else result)
+                if message[2]:
+                    results.append(encode_evaluation(result) if isinstance(result, UnitEvaluation)
+                                   else encode_official_evaluation(result))
+                else:
+                    results.append(result)
             reply: tuple[str, object] = ("ok", results)
         except Exception as error:
             reply = ("error", f"{type(error).__name__}: {error}")

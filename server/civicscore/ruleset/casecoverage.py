@@ -5,6 +5,8 @@ threshold are counted too.
 
 The facts each rule saw are rebuilt from the case's facts and the engine's evaluation with the
 engine's own fact builders, so the comparisons are evaluated on exactly what the rules matched.
+A case's officials count as part of the case. A rule of the officials' facts (`official`, `head`) stays
+silent only in a case that has such facts: the unit-only cases do not test it.
 """
 
 from __future__ import annotations
@@ -14,19 +16,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from civicscore.domain.model import RollupFacts, UnitEvaluation, UnitFacts
+from civicscore.domain.officials import OfficialEvaluation, OfficialFacts
 from civicscore.domain.scoring import combine, dx_result, task_rates
 from civicscore.engine.facts import (
     Fact,
+    head_fact,
     measurement_fact,
     obstacle_fact,
+    official_fact,
     overdue_fact,
     rollup_fact,
     unit_fact,
     view_measurement,
 )
-from civicscore.ruleset.fields import FACT_FIELDS, MEASUREMENT, OBSTACLE, OVERDUE, ROLLUP, UNIT
+from civicscore.ruleset.fields import FACT_FIELDS, HEAD, MEASUREMENT, OBSTACLE, OFFICIAL, OVERDUE, ROLLUP, UNIT
 from civicscore.ruleset.model import Rule, Ruleset, RuleTest, Stage, literal_text
 from civicscore.ruleset.reachability import always_true, field_range, ruleset_limits
+
+# Fact types whose rules only a case with such facts tests (see the module docstring).
+_PEOPLE_FACTS = (OFFICIAL, HEAD)
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -132,10 +140,14 @@ class CoverageReport:
         return lines
 
 
-def facts_seen(ruleset: Ruleset, unit: UnitFacts | RollupFacts, evaluation: UnitEvaluation
-               ) -> dict[str, list[Fact]]:
+def facts_seen(ruleset: Ruleset, unit: UnitFacts | RollupFacts | OfficialFacts,
+               evaluation: UnitEvaluation | OfficialEvaluation) -> dict[str, list[Fact]]:
     """The facts of each type the rules matched for one unit (the unit fact as the escalation stage
-    sees it: with its grade and this quarter's flags; for a half-year or year, the rollup fact so)."""
+    sees it: with its grade and this quarter's flags; for a half-year or year, the rollup fact so), or for
+    one official (the official fact and a head fact per headed unit)."""
+    if isinstance(unit, OfficialFacts):
+        return {OFFICIAL: [official_fact(unit)], HEAD: [head_fact(unit, headed) for headed in unit.headed]}
+    assert isinstance(evaluation, UnitEvaluation)
     stages = {rule.rule_id: rule.stage for rule in ruleset.rules}
     flags = sorted(
         {fired.flag for fired in evaluation.fired_rules if fired.flag and stages.get(fired.rule_id) != Stage.ESCALATION}
@@ -187,18 +199,26 @@ def numeric_tests(rule: Rule, limits: Mapping[str, float]) -> list[RuleTest]:
 
 
 def coverage_of(
-    ruleset: Ruleset, evaluated: Sequence[tuple[str, UnitFacts | RollupFacts, UnitEvaluation]]
+    ruleset: Ruleset,
+    evaluated: Sequence[tuple[str, UnitFacts | RollupFacts | OfficialFacts, UnitEvaluation | OfficialEvaluation]],
 ) -> CoverageReport:
-    """Coverage of the ruleset by cases given as (case name, facts, the engine's evaluation)."""
-    seen = [(name, facts_seen(ruleset, unit, evaluation), evaluation) for name, unit, evaluation in evaluated]
+    """Coverage of the ruleset by cases given as (case name, facts, the engine's evaluation); a case's
+    officials come as more triples with the case's name."""
+    by_case: dict[str, tuple[dict[str, list[Fact]], set[str]]] = {}
+    for name, subject, evaluation in evaluated:
+        facts, fired_ids = by_case.setdefault(name, ({}, set()))
+        for kind, found in facts_seen(ruleset, subject, evaluation).items():
+            facts.setdefault(kind, []).extend(found)
+        fired_ids.update(rule.rule_id for rule in evaluation.fired_rules)
+    seen = [(name, facts, fired_ids) for name, (facts, fired_ids) in by_case.items()]
     limits = ruleset_limits(ruleset.scoring, len(ruleset.indicators))
     rules: list[RuleCoverage] = []
     thresholds: list[ThresholdCoverage] = []
     for rule in ruleset.rules:
-        fired = [name for name, _, evaluation in seen if any(f.rule_id == rule.rule_id for f in evaluation.fired_rules)]
-        rules.append(
-            RuleCoverage(rule.rule_id, rule.source, tuple(fired), tuple(n for n, _, _ in seen if n not in fired))
-        )
+        fired = [name for name, _, fired_ids in seen if rule.rule_id in fired_ids]
+        silent = [name for name, facts, _ in seen if name not in fired
+                  and (rule.fact not in _PEOPLE_FACTS or facts.get(rule.fact))]
+        rules.append(RuleCoverage(rule.rule_id, rule.source, tuple(fired), tuple(silent)))
         for test in numeric_tests(rule, limits):
             assert isinstance(test.value, int | float)  # numeric_tests keeps numbers only
             threshold = float(test.value)

@@ -5,7 +5,8 @@ of rules/tests/default_cases.yaml and in rules/schema/cases.schema.json.
 A case gives its task facts either as `counts` (and `overdue`) directly, or as `assignments`: each
 assignment with its due date, its state and its approved extensions, from which the counts, the
 overdue list and the extended assignments are worked out as the server does (`domain.extensions`,
-effective due dates as of the quarter's end).
+effective due dates as of the quarter's end). A quarter's case may also list `officials`, evaluated
+after its unit (`officialcase`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ from civicscore.domain.periods import FIRST_YEAR, HANOI, LAST_YEAR, InvalidPerio
 from civicscore.engine.facts import InvalidFacts, check_facts
 from civicscore.ruleset.errors import RulesetIssue
 from civicscore.ruleset.model import Ruleset
+from civicscore.ruleset.officialcase import (
+    CaseOfficial,
+    OfficialExpectation,
+    read_official_expectations,
+    read_officials,
+)
 from civicscore.ruleset.reader import Reader, describe, did_you_mean
 from civicscore.ruleset.yamltree import Pos, YList, YMap, YNode, YScalar, parse_yaml
 
@@ -78,6 +85,7 @@ class Expectation:
     not_fired: tuple[str, ...] = ()
     indicators: Mapping[str, IndicatorExpectation] = field(default_factory=dict)
     reasons: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # rule id -> {lang: text}
+    officials: Mapping[str, OfficialExpectation] = field(default_factory=dict)  # official id -> expectation
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,7 @@ class GoldenCase:
     facts: UnitFacts | RollupFacts
     expect: Expectation
     description: str = ""
+    officials: tuple[CaseOfficial, ...] = ()  # evaluated after the unit (a quarter's case only)
 
     @property
     def where(self) -> str:
@@ -188,7 +197,7 @@ class _CaseReader:
             what,
             required=("name", "expect"),
             optional=("description", "unit", "period", "counts", "assignments", "overdue", "measurements",
-                      "previous", "quarters", "under_review", "obstacles"),
+                      "previous", "quarters", "under_review", "obstacles", "officials"),
         )
         if block is None or name is None:
             return None
@@ -230,8 +239,12 @@ class _CaseReader:
         under_review: bool | None = False
         if "under_review" in items:
             under_review = self.boolean(items["under_review"], f"`under_review` of {what}")
-        expect = self.expectation(items["expect"], what)
-        if counts is None:
+        officials: tuple[CaseOfficial, ...] | None = ()
+        if "officials" in items:
+            officials = read_officials(self, items["officials"], what, quarter, unit["code"])
+        official_ids = tuple(o.official.official_id for o in officials or ())
+        expect = self.expectation(items["expect"], what, official_ids)
+        if counts is None or officials is None:
             return None
         facts = UnitFacts(
             unit_code=unit["code"],
@@ -255,7 +268,7 @@ class _CaseReader:
             return None
         if expect is None or len(self.r.issues) > before:
             return None
-        return GoldenCase(name, file, block.pos.line, facts, expect, description)
+        return GoldenCase(name, file, block.pos.line, facts, expect, description, officials)
 
     # ---- facts ------------------------------------------------------------------------------
 
@@ -325,15 +338,17 @@ class _CaseReader:
             return None
         return OverdueTask(task_id, quarter.end - dt.timedelta(days=days), days, reminders)
 
-    def assignments(self, node: YNode, what: str, quarter: Quarter) -> QuarterInputs | None:
-        """The task facts worked out from a case's assignments (None after an issue)."""
+    def assignments(self, node: YNode, what: str, quarter: Quarter, *, extra_keys: tuple[str, ...] = ()
+                    ) -> QuarterInputs | None:
+        """The task facts worked out from a case's assignments (None after an issue); `extra_keys` are keys an
+        assignment may also have, read as text and otherwise unused (`unit` of an official's led ones)."""
         listed = self.r.sequence(node, f"`assignments` of {what}")
         if not listed:
             if isinstance(node, YList):
                 self.r.error(node.pos, f"`assignments` of {what} is empty; list at least one assignment")
             return None
         approvals = iter(range(1, 1_000_000))  # extension ids in listing order: the later one wins a tie
-        tasks = [self.history(item, what, approvals) for item in listed]
+        tasks = [self.history(item, what, approvals, extra_keys) for item in listed]
         seen: dict[str, Pos] = {}
         for item, task in zip(listed, tasks, strict=True):
             if task is not None and task.assignment_id in seen:
@@ -345,13 +360,17 @@ class _CaseReader:
             return None
         return quarter_inputs([task for task in tasks if task is not None], quarter)
 
-    def history(self, node: YNode, what: str, approvals: Iterator[int]) -> TaskHistory | None:
+    def history(self, node: YNode, what: str, approvals: Iterator[int], extra_keys: tuple[str, ...] = ()
+                ) -> TaskHistory | None:
         block = self.r.mapping(node, f"an assignment of {what}", required=("id", "due_on"),
-                               optional=("status", "completed_on", "rework", "reminders", "extensions"))
+                               optional=("status", "completed_on", "rework", "reminders", "extensions", *extra_keys))
         if block is None:
             return None
         items = block.items
         before = len(self.r.issues)
+        for key in extra_keys:
+            if key in items:
+                self.r.text(items[key], f"`{key}` of an assignment of {what}", example=f"{key}: SNV")
         task_id = self.r.text(items["id"], f"the id of an assignment of {what}", example="id: T1")
         name = f"assignment `{task_id}` of {what}" if task_id else f"an assignment of {what}"
         due_on = self.date(items["due_on"], f"`due_on` of {name}")
@@ -469,8 +488,8 @@ class _CaseReader:
 
     # ---- expectations -----------------------------------------------------------------------
 
-    def expectation(self, node: YNode, what: str) -> Expectation | None:
-        keys = ("score", "grade", "flags", "penalty", "fired", "not_fired", "indicators", "reasons")
+    def expectation(self, node: YNode, what: str, official_ids: tuple[str, ...] = ()) -> Expectation | None:
+        keys = ("score", "grade", "flags", "penalty", "fired", "not_fired", "indicators", "reasons", "officials")
         block = self.r.mapping(node, f"`expect` of {what}", optional=keys)
         if block is None:
             return None
@@ -493,6 +512,8 @@ class _CaseReader:
         not_fired = self.words(items.get("not_fired"), f"`not_fired` of {what}", "rule", self.rule_ids)
         indicators = self.indicator_expectations(items["indicators"], what) if "indicators" in items else {}
         reasons = self.reason_expectations(items["reasons"], what) if "reasons" in items else {}
+        officials = (read_official_expectations(self, items["officials"], what, official_ids)
+                     if "officials" in items else {})
         return Expectation(
             score=score,
             score_given="score" in items,
@@ -503,6 +524,7 @@ class _CaseReader:
             not_fired=not_fired or (),
             indicators=indicators,
             reasons=reasons,
+            officials=officials,
         )
 
     def indicator_expectations(self, node: YNode, what: str) -> dict[str, IndicatorExpectation]:

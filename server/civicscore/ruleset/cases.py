@@ -11,6 +11,9 @@ the same way:
         print(result.headline(), *result.details(), sep="\\n")
     run.coverage.complete, run.coverage.summary()
 
+A case may also list officials (`officialcase`): once every unit is evaluated, their facts are built
+from the case's unit and its result (`engine.people.build_official_facts`) and evaluated in one more call.
+
 This module is pure: it takes an engine, never starts one (`rulesets.checking.run_case_files`
 starts one for the CLI, in a budgeted process).
 """
@@ -20,10 +23,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, overload
 
-from civicscore.domain.model import RollupFacts, UnitEvaluation, UnitFacts
+from civicscore.domain.model import FiredRule, RollupFacts, Unit, UnitEvaluation, UnitFacts
+from civicscore.domain.officials import OfficialEvaluation, OfficialFacts
+from civicscore.domain.periods import Quarter
 from civicscore.domain.scoring import display_score
+from civicscore.engine.people import build_official_facts
 from civicscore.ruleset.casecoverage import (
     CoverageReport,
     RuleCoverage,
@@ -40,6 +46,7 @@ from civicscore.ruleset.casefile import (
     read_case_files,
 )
 from civicscore.ruleset.model import Ruleset
+from civicscore.ruleset.officialcase import OfficialExpectation
 
 __all__ = [
     "CaseEngine",
@@ -50,6 +57,7 @@ __all__ = [
     "Expectation",
     "GoldenCase",
     "IndicatorExpectation",
+    "OfficialExpectation",
     "RuleCoverage",
     "ThresholdCoverage",
     "case_differences",
@@ -67,8 +75,15 @@ _ATTAINMENT_TOLERANCE = 1e-6
 class CaseEngine(Protocol):
     """What running cases needs of a rules engine (EnginePool has it)."""
 
-    def evaluate(self, facts: Sequence[UnitFacts | RollupFacts]) -> list[UnitEvaluation]:
-        """Evaluate units; results in the order of `facts`."""
+    @overload
+    def evaluate(self, facts: Sequence[UnitFacts | RollupFacts]) -> list[UnitEvaluation]: ...
+
+    @overload
+    def evaluate(self, facts: Sequence[OfficialFacts]) -> list[OfficialEvaluation]: ...
+
+    def evaluate(self, facts: Sequence[UnitFacts | RollupFacts] | Sequence[OfficialFacts]
+                 ) -> list[UnitEvaluation] | list[OfficialEvaluation]:
+        """Evaluate units (or officials); results in the order of `facts`."""
         ...
 
 
@@ -79,6 +94,7 @@ class CaseResult:
     case: GoldenCase
     evaluation: UnitEvaluation
     differences: tuple[str, ...]
+    officials: tuple[OfficialEvaluation, ...] = ()  # the case's officials who were evaluated, by id
 
     @property
     def passed(self) -> bool:
@@ -107,10 +123,16 @@ class CaseResult:
             if rule.fact != "unit":
                 fired[rule.rule_id].append(rule.fact)
         rules = ", ".join(f"{rule_id} [{', '.join(facts)}]" if facts else rule_id for rule_id, facts in fired.items())
+        people = [
+            f"  got for official {official.official_id}: flags {', '.join(f.flag for f in official.flags) or 'none'}"
+            f"; rules that fired: {', '.join(dict.fromkeys(r.rule_id for r in official.fired_rules)) or 'none'}"
+            for official in self.officials
+        ]
         return [
             *(f"  {difference}" for difference in self.differences),
             f"  got: score {score}, grade {result.grade}, flags {flags}",
             f"  rules that fired: {rules or 'none'}",
+            *people,
         ]
 
 
@@ -133,20 +155,46 @@ class CaseRun:
 
 
 def run_cases(engine: CaseEngine, ruleset: Ruleset, cases: Sequence[GoldenCase]) -> CaseRun:
-    """Evaluate every case in one engine call and compare each result with its expectations."""
+    """Evaluate every case's unit in one engine call, then every case's officials in one more, and compare
+    each result with its expectations."""
     evaluations = engine.evaluate([case.facts for case in cases]) if cases else []
+    people = [case_official_facts(case, evaluation) for case, evaluation in zip(cases, evaluations, strict=True)]
+    flat = [facts for facts_of_case in people for facts in facts_of_case]
+    evaluated = iter(engine.evaluate(flat) if flat else [])
+    officials = [tuple(next(evaluated) for _ in facts_of_case) for facts_of_case in people]
     results = tuple(
-        CaseResult(case, evaluation, tuple(case_differences(case.expect, evaluation)))
-        for case, evaluation in zip(cases, evaluations, strict=True)
+        CaseResult(case, evaluation, tuple(case_differences(case.expect, evaluation, theirs)), theirs)
+        for case, evaluation, theirs in zip(cases, evaluations, officials, strict=True)
     )
-    coverage = coverage_of(
-        ruleset, [(case.name, case.facts, evaluation) for case, evaluation in zip(cases, evaluations, strict=True)]
-    )
-    return CaseRun(results, coverage)
+    triples: list[tuple[str, UnitFacts | RollupFacts | OfficialFacts, UnitEvaluation | OfficialEvaluation]] = [
+        (case.name, case.facts, evaluation) for case, evaluation in zip(cases, evaluations, strict=True)
+    ]
+    for case, facts_of_case, theirs in zip(cases, people, officials, strict=True):
+        triples.extend((case.name, facts, result) for facts, result in zip(facts_of_case, theirs, strict=True))
+    return CaseRun(results, coverage_of(ruleset, triples))
 
 
-def case_differences(expect: Expectation, result: UnitEvaluation) -> list[str]:
-    """Each way the result differs from the expectation, as one readable line."""
+def case_official_facts(case: GoldenCase, evaluation: UnitEvaluation) -> list[OfficialFacts]:
+    """The facts of a case's officials, as the server builds them, with the case's unit (its code for its
+    names) and its evaluation as the only unit result."""
+    if not case.officials or not isinstance(case.facts, UnitFacts):
+        return []
+    facts = case.facts
+    unit = Unit(facts.unit_code, facts.unit_code, facts.unit_code, facts.unit_kind, facts.block,
+                under_review_periods=(facts.period,) if facts.under_review else ())
+    return build_official_facts(
+        Quarter.parse(facts.period),
+        [official.official for official in case.officials],
+        units={unit.code: unit},
+        unit_results={unit.code: evaluation},
+        led={official.official.official_id: official.led for official in case.officials},
+        led_overdue={official.official.official_id: official.led_overdue for official in case.officials},
+    )
+
+
+def case_differences(expect: Expectation, result: UnitEvaluation,
+                     officials: Sequence[OfficialEvaluation] = ()) -> list[str]:
+    """Each way the result (and the officials' results) differs from the expectation, as one readable line."""
     found: list[str] = []
     # A case states the score as shown (2 decimals); the engine's score is unrounded.
     shown = None if result.score is None else display_score(result.score)
@@ -168,7 +216,31 @@ def case_differences(expect: Expectation, result: UnitEvaluation) -> list[str]:
         if rule_id in fired
     ]
     found += _indicator_differences(expect.indicators, result)
-    found += _reason_differences(expect.reasons, result)
+    found += _reason_differences(expect.reasons, result.fired_rules)
+    by_id = {official.official_id: official for official in officials}
+    for official_id, expected in expect.officials.items():
+        official = by_id.get(official_id)
+        if official is None:
+            found.append(f"official {official_id}: not evaluated (no active position held during the quarter)")
+            continue
+        found += [f"official {official_id}: {difference}" for difference in _official_differences(expected, official)]
+    return found
+
+
+def _official_differences(expect: OfficialExpectation, result: OfficialEvaluation) -> list[str]:
+    found: list[str] = []
+    if expect.flags is not None:
+        found += _flag_differences(expect.flags, [flag.flag for flag in result.flags])
+    fired = {rule.rule_id: rule for rule in result.fired_rules}
+    found += [f"fired: {rule_id} did not fire" for rule_id in expect.fired if rule_id not in fired]
+    found += [
+        f"not_fired: {rule_id} fired ({fired[rule_id].fact}: {fired[rule_id].reason_en})"
+        for rule_id in expect.not_fired
+        if rule_id in fired
+    ]
+    # The reasons a flag carries (a headed unit's) count as reasons of the official.
+    shown = [*result.fired_rules, *(reason for flag in result.flags for reason in flag.reasons)]
+    found += _reason_differences(expect.reasons, shown)
     return found
 
 
@@ -205,18 +277,18 @@ def _indicator_differences(expected: Mapping[str, IndicatorExpectation], result:
     return found
 
 
-def _reason_differences(expected: Mapping[str, Mapping[str, str]], result: UnitEvaluation) -> list[str]:
+def _reason_differences(expected: Mapping[str, Mapping[str, str]], shown: Sequence[FiredRule]) -> list[str]:
     found = []
     for rule_id, texts in expected.items():
-        fired = [rule for rule in result.fired_rules if rule.rule_id == rule_id]
+        fired = [rule for rule in shown if rule.rule_id == rule_id]
         if not fired:
             found.append(f"reasons: {rule_id} did not fire")
             continue
         for lang, text in texts.items():
             given = [rule.reason_vi if lang == "vi" else rule.reason_en for rule in fired]
             if text not in given:
-                shown = " | ".join(f'"{g}"' for g in given)
-                found.append(f'reasons: {rule_id} ({lang}): expected "{text}", got {shown}')
+                quoted = " | ".join(f'"{g}"' for g in given)
+                found.append(f'reasons: {rule_id} ({lang}): expected "{text}", got {quoted}')
     return found
 
 

@@ -29,6 +29,7 @@ class Vocabulary(StrEnum):
     FLAG = "flag"
     INDICATOR = "indicator"
     SPAN = "span"
+    POSITION = "position"
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,13 @@ OVERDUE = "overdue"
 MEASUREMENT = "measurement"
 ROLLUP = "rollup"
 OBSTACLE = "obstacle"
+OFFICIAL = "official"
+HEAD = "head"
 
 # The values of a rollup fact's `span`.
 SPANS = ("half_year", "year")
+# The values of an official fact's `position` ("": no position held at the quarter's end).
+POSITIONS = ("head", "deputy", "officer", "")
 
 FACT_FIELDS: dict[str, dict[str, FactField]] = {
     UNIT: _fields(
@@ -167,6 +172,35 @@ FACT_FIELDS: dict[str, dict[str, FactField]] = {
         FactField("quarter_flags", _L, "flags raised in any quarter of the period", Vocabulary.FLAG),
         FactField("flags", _L, "flags raised for the period by rules that do not look at `flags`", Vocabulary.FLAG),
     ),
+    # An official (cá nhân) in a quarter: what they lead (người chủ trì), in any unit. `second_longest_overdue
+    # > 30` reads "at least 2 led assignments are more than 30 days overdue" (the longest is then too).
+    OFFICIAL: _fields(
+        FactField("official_id", _T, "the official's id in the city's personnel system"),
+        FactField("unit_code", _T, "the unit through which the official is reached (of the position held at the "
+                                   "quarter's end, else of the last one held during it)"),
+        FactField("position", _T, "head, deputy or officer at the quarter's end; \"\" when no position is "
+                                  "held then", Vocabulary.POSITION),
+        FactField("under_review", _B, "the official, or a unit they held a position in during the quarter, is "
+                                      "under review for it"),
+        _count("led_due", "assignments the official leads due in the quarter (any unit)"),
+        _count("led_completed", "led assignments due completed by the quarter's end"),
+        _count("led_on_time", "led assignments completed on or before their due date"),
+        _count("led_late", "led assignments completed after their due date"),
+        _count("led_not_on_time", "led assignments due not completed on time (led_due - led_on_time)"),
+        _count("led_reworked", "led assignments completed but returned for rework"),
+        _count("led_open_overdue", "led assignments of any quarter overdue and still open at the end"),
+        _count("longest_overdue", "days overdue of the longest overdue open led assignment (0 without one)"),
+        _count("second_longest_overdue", "days overdue of the second-longest overdue open led assignment "
+                                         "(0 with fewer than 2)"),
+    ),
+    # A unit an official heads at the quarter's end, with the flags the unit's own evaluation raised.
+    HEAD: _fields(
+        FactField("official_id", _T, "the id of the official who heads the unit"),
+        FactField("unit_code", _T, "the headed unit's code, e.g. SNV"),
+        FactField("unit_kind", _T, "department, ward, commune or district", Vocabulary.UNIT_KIND),
+        FactField("block", _T, "the headed unit's ranking block, e.g. departments"),
+        FactField("unit_flags", _L, "flags the unit's own evaluation raised this quarter", Vocabulary.FLAG),
+    ),
 }
 
 FACT_TYPES: tuple[str, ...] = tuple(FACT_FIELDS)
@@ -179,4 +213,5 @@ LOCALISED_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     MEASUREMENT: ("indicator_name",),
     UNIT: ("grade_label", "previous_grade_label"),
     ROLLUP: ("grade_label", "period_label"),
+    HEAD: ("unit_name",),
 }

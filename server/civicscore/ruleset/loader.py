@@ -10,7 +10,7 @@ from civicscore.domain.model import UnitKind
 from civicscore.domain.text import TemplateError, parse_template
 from civicscore.ruleset.compiler import compile_rules
 from civicscore.ruleset.errors import RulesetInvalid, RulesetIssue
-from civicscore.ruleset.fields import FACT_FIELDS, LOCALISED_PLACEHOLDERS, ROLLUP, SPANS, UNIT, Vocabulary
+from civicscore.ruleset.fields import FACT_FIELDS, LOCALISED_PLACEHOLDERS, POSITIONS, ROLLUP, SPANS, UNIT, Vocabulary
 from civicscore.ruleset.limits import MAX_RULE_FILES
 from civicscore.ruleset.model import Effect, FlagDefinition, GradeDefinition, Rule, Ruleset, RuleTest, Stage
 from civicscore.ruleset.reachability import inverted_levels, ruleset_limits
@@ -76,6 +76,7 @@ def load_ruleset(files: Mapping[str, str]) -> Ruleset:
             Vocabulary.FLAG: tuple(f.flag for f in flags),
             Vocabulary.INDICATOR: tuple(i.code for i in indicators),
             Vocabulary.SPAN: SPANS,
+            Vocabulary.POSITION: POSITIONS,
         },
         limits,
     )

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 # Every key a case may have (a quarter's case and a half-year's or year's share one list); those of a
 # quarter's facts do not apply here.
 CASE_KEYS = ("description", "unit", "period", "counts", "assignments", "overdue", "measurements", "previous",
-             "quarters", "obstacles", "under_review")
-QUARTER_FACT_KEYS = ("counts", "assignments", "overdue", "measurements", "previous", "obstacles")
+             "quarters", "obstacles", "under_review", "officials")
+QUARTER_FACT_KEYS = ("counts", "assignments", "overdue", "measurements", "previous", "obstacles", "officials")
 QUARTER_KEYS = ("score", "assessable", "flags", "timeliness")
 
 

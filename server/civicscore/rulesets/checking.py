@@ -5,7 +5,7 @@
 1. The static checks of `load_ruleset`: YAML syntax and limits, keys, types, names, translations,
    thresholds that can never be crossed, and the durable_rules hazards (DESIGN §4).
 2. A test-load: the compiled ruleset in a throwaway engine process (an EnginePool of one
-   worker) and one smoke evaluation, within `timeout_s`. It catches what only durable_rules
+   worker) and one smoke evaluation of units and officials, within `timeout_s`. It catches what only durable_rules
    itself can tell (a ruleset it refuses, or hangs on) without touching a live worker.
 
 Candidate files come from outside (an RPC, the watched folder, a policy person's editor), so the
@@ -32,6 +32,7 @@ from civicscore.domain.model import (
     UnitFacts,
     UnitKind,
 )
+from civicscore.domain.officials import HeadedUnit, OfficialEvaluation, OfficialFacts, Position
 from civicscore.domain.periods import Quarter
 from civicscore.engine.pool import EnginePool
 from civicscore.engine.port import EngineError, EvaluationCancelled
@@ -125,17 +126,32 @@ def smoke_units(ruleset: Ruleset) -> list[UnitFacts]:
     return [busy, idle]
 
 
+def smoke_officials(ruleset: Ruleset) -> list[OfficialFacts]:
+    """Two synthetic officials that reach every kind of fact of people: the head of a unit that raised every
+    flag, leading assignments with two long overdue, and an official under review with no position."""
+    period = str(Quarter.parse(ruleset.in_force_from))
+    flags = tuple(f.flag for f in ruleset.flags)
+    headed = HeadedUnit("CHECK-DEPARTMENT", "Đơn vị kiểm tra", "Check department", flags, (), UnitKind.DEPARTMENT,
+                        "departments")
+    busy = OfficialFacts("CHECK-HEAD", "CHECK-DEPARTMENT", period, Position.HEAD.value, False,
+                         TaskCounts(due=10, completed=8, on_time=6, late=2, reworked=1), (45, 40), (headed,))
+    idle = OfficialFacts("CHECK-OFFICER", "CHECK-WARD", period, "", True, TaskCounts())
+    return [busy, idle]
+
+
 def trial_load(files: Mapping[str, str], ruleset: Ruleset, *, timeout_s: float) -> RulesetIssue | None:
-    """Load the ruleset in a one-worker EnginePool and evaluate `smoke_units`; an issue when that
-    fails or does not finish within `timeout_s` (a worker still starting then is killed by the pool)."""
+    """Load the ruleset in a one-worker EnginePool and evaluate `smoke_units` and `smoke_officials`; an
+    issue when that fails or does not finish within `timeout_s` (a worker still starting then is killed by
+    the pool)."""
     units = smoke_units(ruleset)
-    outcome: list[Sequence[UnitEvaluation] | BaseException] = []
+    officials = smoke_officials(ruleset)
+    outcome: list[Sequence[UnitEvaluation | OfficialEvaluation] | BaseException] = []
 
     def trial() -> None:
         try:
             with EnginePool(ruleset, workers=1, job_timeout_s=max(timeout_s, 0.001), max_attempts=1,
                             start_timeout_s=max(timeout_s, 0.001)) as pool:
-                outcome.append(pool.evaluate(units))
+                outcome.append([*pool.evaluate(units), *pool.evaluate(officials)])
         except Exception as error:  # any failure of the trial is reported, never raised
             outcome.append(error)
 
@@ -162,13 +178,13 @@ def trial_load(files: Mapping[str, str], ruleset: Ruleset, *, timeout_s: float) 
             f"({message}); nothing was changed. Undo the change you made last, and send these files "
             "to the civicscore team if they look right to you",
         )
-    if len(result) != len(units):
+    if len(result) != len(units) + len(officials):
         return RulesetIssue(
             HEADER_FILE,
             0,
             0,
-            f"the rules engine gave {len(result)} results for {len(units)} test units; nothing was changed. "
-            "Send these files to the civicscore team",
+            f"the rules engine gave {len(result)} results for {len(units)} test units and {len(officials)} test "
+            "officials; nothing was changed. Send these files to the civicscore team",
         )
     return None
 
