@@ -44,6 +44,7 @@ MODULES = tuple(
 )
 ROLES = ("reporter", "reader", "policy", "committee", "admin")
 READ = {"reader", "policy", "committee", "admin"}
+PERSONAL = {"reporter", "committee", "admin"}  # personal.read: never reader or policy
 
 # Who may call what (every role not listed gets PERMISSION_DENIED; no credentials: UNAUTHENTICATED).
 EXPECTED: dict[str, set[str]] = {
@@ -85,6 +86,11 @@ EXPECTED: dict[str, set[str]] = {
     "ObstacleService/ReportObstacle": {"reporter", "committee", "admin"},
     "ObstacleService/AssignObstacle": {"committee"}, "ObstacleService/ResolveObstacle": {"committee"},
     "ObstacleService/GetObstacle": READ, "ObstacleService/ListObstacles": READ,
+    # Personal data: committee and admin; a reporter for the officials of its units (the use case checks it).
+    "OfficialService/UpsertOfficials": {"admin"}, "OfficialService/DeleteOfficial": {"admin"},
+    "OfficialService/GetOfficial": PERSONAL, "OfficialService/ListOfficials": PERSONAL,
+    "OfficialService/GetOfficialEvaluation": PERSONAL, "OfficialService/ListOfficialEvaluations": PERSONAL,
+    "OfficialService/ListOfficialRecommendations": PERSONAL,
 }
 # Open without credentials too: how a person gets credentials in the first place.
 OPEN_TO_ANYONE = {"IdentityService/SignIn"}

@@ -69,7 +69,14 @@ def test_unknown_method_is_unimplemented_and_server_keeps_serving(server: Server
 
 
 def test_demo_data_loads_hanoi_units_and_a_synthetic_history(tmp_path: Path) -> None:
-    from civicscore_api.v1 import evaluations_pb2, extensions_pb2, outcomes_pb2, periods_pb2, units_pb2
+    from civicscore_api.v1 import (
+        evaluations_pb2,
+        extensions_pb2,
+        officials_pb2,
+        outcomes_pb2,
+        periods_pb2,
+        units_pb2,
+    )
 
     server = ServerProcess(tmp_path, extra_args=("--demo-data",)).start(timeout=120)
     try:
@@ -104,6 +111,16 @@ def test_demo_data_loads_hanoi_units_and_a_synthetic_history(tmp_path: Path) -> 
         assert 20 <= len(obstacles) <= 600, len(obstacles)
         assert len({o.status for o in obstacles}) == 3 and long_open and escalated
         assert all(o.description.startswith("[Mô phỏng]") and o.reported_by == "demo-synthetic" for o in obstacles)
+        with server.client() as client:
+            people = list(client.list_officials())
+            heads = [o for o in people if any(a.position == officials_pb2.OFFICIAL_POSITION_HEAD
+                                              for a in o.appointments)]
+            praised = list(client.list_official_recommendations(latest, flag="individual_praise"))
+            accountable = list(client.list_official_recommendations(latest, flag="head_accountability"))
+            led = [a for a in client.list_assignments() if a.lead_official]
+        assert len(heads) >= 141 and all(o.display_name.endswith("(mô phỏng)") for o in people)
+        assert all(o.official_id.startswith("DEMO-CB-") for o in people)
+        assert praised and accountable and len(led) > 1000
     finally:
         server.stop()
     # a second start on the same database does not load the demo again

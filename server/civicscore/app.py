@@ -28,6 +28,7 @@ from civicscore.api.ingest_servicers import (
 )
 from civicscore.api.maintenance_servicers import MaintenanceServicer
 from civicscore.api.obstacle_servicers import ObstacleServicer
+from civicscore.api.official_servicers import OfficialServicer
 from civicscore.api.read_servicers import EvaluationServicer, PeriodServicer
 from civicscore.api.report_servicers import ReportServicer
 from civicscore.api.request_checks import RequestCheckInterceptor
@@ -67,6 +68,8 @@ from civicscore_api.v1 import (
     measurements_pb2_grpc,
     obstacles_pb2,
     obstacles_pb2_grpc,
+    officials_pb2,
+    officials_pb2_grpc,
     outcomes_pb2,
     outcomes_pb2_grpc,
     periods_pb2,
@@ -103,6 +106,7 @@ _SERVICES = (
     (maintenance_pb2, "MaintenanceService"),
     (extensions_pb2, "ExtensionService"),
     (obstacles_pb2, "ObstacleService"),
+    (officials_pb2, "OfficialService"),
 )
 SERVICE_MODULES = tuple(module for module, _ in _SERVICES)
 # The health service name that tells whether per-identity limits are shared (see _limits_changed).
@@ -261,6 +265,7 @@ class CivicscoreServer:
         maintenance_pb2_grpc.add_MaintenanceServiceServicer_to_server(MaintenanceServicer(rt), self.server)
         extensions_pb2_grpc.add_ExtensionServiceServicer_to_server(ExtensionServicer(rt), self.server)
         obstacles_pb2_grpc.add_ObstacleServiceServicer_to_server(ObstacleServicer(rt), self.server)
+        officials_pb2_grpc.add_OfficialServiceServicer_to_server(OfficialServicer(rt), self.server)
         if extra_handlers:
             self.server.add_generic_rpc_handlers(tuple(extra_handlers))
         self.health = health.HealthServicer()

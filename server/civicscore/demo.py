@@ -2,8 +2,8 @@
 
 Units are the real departments (since March 2025) and communes/wards (since
 July 2025) from `demo_data/hanoi-units.csv`. Everything else (assignments,
-outcomes, measurements, extension requests and decisions) is invented by a
-seeded generator and marked as such: ids start with `DEMO-`, titles and
+outcomes, measurements, extension requests and decisions, obstacles, officials) is
+invented by a seeded generator and marked as such: ids start with `DEMO-`, titles and
 reasons with `[Mô phỏng]`, the reporting system and the identity are
 `demo-synthetic` and every note says so. The data goes through the normal
 ingest and extension use cases, so it is validated like any city system's.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from civicscore import demo_obstacles, evaluate, extensions, ingest
+from civicscore import demo_obstacles, demo_officials, evaluate, extensions, ingest, officials
 from civicscore.domain.periods import Quarter
 from civicscore.runtime import Runtime
 from civicscore.validation import HANOI, hanoi_today
@@ -229,6 +229,10 @@ def load_demo_data(runtime: Runtime) -> bool:
     units = _unit_inputs()
     assignments, outcomes, measurements = generate(units, quarters, today, runtime.indicators_for(str(last)))
     ingest.upsert_units(store, units, idempotency_key="", actor=SYSTEM)
+    # Officials (synthetic people, see demo_officials) before the assignments they lead.
+    people = demo_officials.generate(units, quarters)
+    officials.upsert_officials(store, people, idempotency_key="", actor=SYSTEM)
+    assignments = demo_officials.with_leads(assignments, people)
     for chunk in _batches(assignments):
         ingest.upsert_assignments(store, chunk, idempotency_key="", actor=SYSTEM)
     # Extensions are asked before the due date, while the tasks are still open: before their outcomes.
@@ -244,7 +248,7 @@ def load_demo_data(runtime: Runtime) -> bool:
     for quarter in quarters:
         if runtime.rulesets.ruleset_for(quarter) is not None:
             evaluate.evaluate_period(store, runtime.rulesets, str(quarter), now=now, idempotency_key="", actor=SYSTEM)
-    log.info("demo data loaded (SYNTHETIC): %d units, %d assignments, %d outcomes, %d measurements, "
-             "%d extension requests, %d obstacles for %s", len(units), len(assignments), len(outcomes),
+    log.info("demo data loaded (SYNTHETIC): %d units, %d officials, %d assignments, %d outcomes, %d measurements, "
+             "%d extension requests, %d obstacles for %s", len(units), len(people), len(assignments), len(outcomes),
              len(measurements), extension_count, obstacle_count, ", ".join(map(str, quarters)))
     return True

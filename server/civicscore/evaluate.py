@@ -15,17 +15,27 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import RecommendationStatus, TaskCounts, Unit, UnitEvaluation, UnitFacts
+from civicscore.domain.officials import OfficialEvaluation, Position
 from civicscore.domain.periods import InvalidPeriod, Quarter, Rollup
-from civicscore.engine.port import EncodedEvaluation, EngineError, EvaluationCancelled, RulesEngine
+from civicscore.engine.people import build_official_facts
+from civicscore.engine.port import (
+    EncodedEvaluation,
+    EncodedOfficialEvaluation,
+    EngineError,
+    EvaluationCancelled,
+    RulesEngine,
+    encode_official_evaluation,
+)
 from civicscore.errors import Cancelled, EvaluationFailed, FailedPrecondition, InvalidInput, Violation
 from civicscore.idempotency import claim_key
 from civicscore.rulesets import NoRulesetInForce, RulesetChanged, RulesetRefused, Rulesets
 from civicscore.shutdown import Shutdown
 from civicscore.store import RecommendationRecord, SaveEvaluationsResult, Store
-from civicscore.store.base import ActivationRecord, NewEvaluation
+from civicscore.store.base import ActivationRecord, NewEvaluation, NewOfficialEvaluation
 from civicscore.validation import check_idempotency_key, hanoi_today
 
 log = logging.getLogger("civicscore.evaluate")
@@ -40,6 +50,8 @@ class PeriodEvaluation:
     recommendations: int
     ruleset_version: str
     ruleset_digest: str
+    officials_evaluated: int = 0
+    official_revisions: int = 0
 
 
 class CallEnded(threading.Event):
@@ -262,9 +274,63 @@ def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: 
         raise EvaluationFailed(f"the rules engine could not evaluate {quarter}: {exc}") from exc
     new = [to_new_evaluation(r, units[r.unit_code], now) for r in results]
     _stop_if_cancelled(cancelled, what, "before saving")
+    people = evaluate_officials(store, engine, quarter, units=units, facts=facts, results=results, now=now,
+                                cancelled=cancelled)
+    _stop_if_cancelled(cancelled, what, "before saving")
     saved = store.save_evaluations(new, period=str(quarter), idempotency=claim, recorded_by=actor,
-                                   in_force=in_force)
+                                   in_force=in_force, officials=people)
     return _period_evaluation(saved, engine)
+
+
+def evaluate_officials(store: Store, engine: RulesEngine, quarter: Quarter, *, units: dict[str, Unit],
+                       facts: list[UnitFacts], results: list[EncodedEvaluation], now: dt.datetime,
+                       cancelled: threading.Event | None = None) -> list[NewOfficialEvaluation]:
+    """The officials' results for a quarter (DEFAULT-RULES.md "Individuals"), from the units' results just
+    made: every active official holding a position during the quarter, with the assignments they lead (due
+    in it, and open overdue at its end, with effective due dates) and the units they head at its end."""
+    people = store.officials_in_force(start=quarter.start, end=quarter.end)
+    if not people:
+        return []
+    leads = store.lead_officials()
+    led_overdue: dict[str, list[int]] = {}
+    for unit in facts:
+        for task in unit.overdue:
+            if (lead := leads.get(task.assignment_id)) is not None:
+                led_overdue.setdefault(lead, []).append(task.days_overdue)
+    for days in led_overdue.values():
+        days.sort(reverse=True)
+    headed = {a.unit_code for person in people for a in person.appointments
+              if a.position is Position.HEAD and a.held_on(quarter.end)}
+    unit_results = {r.unit_code: r.evaluation() for r in results if r.unit_code in headed}
+    official_facts = build_official_facts(quarter, people, units=units, unit_results=unit_results,
+                                          led=store.led_task_counts(start=quarter.start, end=quarter.end),
+                                          led_overdue=led_overdue)
+    if not official_facts:
+        return []
+    try:
+        with stops_when_cancelled(f"the evaluation of {quarter}'s officials", cancelled):
+            evaluated = engine.evaluate_encoded(official_facts, cancelled=cancelled)
+    except EngineError as exc:
+        raise EvaluationFailed(f"the rules engine could not evaluate the officials of {quarter}: {exc}") from exc
+    return [to_new_official_evaluation(result, now) for result in evaluated]
+
+
+def to_new_official_evaluation(result: object, now: dt.datetime) -> NewOfficialEvaluation:
+    """What the store saves for one official's result (serialised by the engine, or here)."""
+    encoded = result if isinstance(result, EncodedOfficialEvaluation) else encode_official_evaluation(
+        cast(OfficialEvaluation, result))
+    return NewOfficialEvaluation(
+        official_id=encoded.official_id, unit_code=encoded.unit_code, period=encoded.period,
+        result_json=encoded.result_json, result_digest=encoded.result_digest,
+        ruleset_version=encoded.ruleset_version, ruleset_digest=encoded.ruleset_digest,
+        inputs_digest=encoded.inputs_digest, flags=tuple(f.flag for f in encoded.flags),
+        recommendations=tuple(
+            RecommendationRecord(
+                unit_code=encoded.unit_code, period=encoded.period, flag=flag.flag, kind=flag.kind, level=flag.level,
+                label_vi=flag.label_vi, label_en=flag.label_en, reasons_json=flag.reasons_json,
+                evaluation_revision=0, status=RecommendationStatus.PROPOSED, created_at=now,
+                official_id=encoded.official_id)
+            for flag in encoded.flags))
 
 
 def _period_evaluation(saved: SaveEvaluationsResult, engine: RulesEngine) -> PeriodEvaluation:
@@ -276,4 +342,6 @@ def _period_evaluation(saved: SaveEvaluationsResult, engine: RulesEngine) -> Per
         recommendations=saved.recommendations_in_force,
         ruleset_version=engine.ruleset_version,
         ruleset_digest=engine.ruleset_digest,
+        officials_evaluated=saved.officials_evaluated,
+        official_revisions=saved.official_revisions,
     )

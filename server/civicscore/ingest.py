@@ -10,10 +10,10 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from civicscore.domain.canonical import digest_of
+from civicscore.domain.canonical import OMITTED_WHEN_EMPTY, digest_of
 from civicscore.domain.model import (
     Area,
     Assignment,
@@ -70,6 +70,9 @@ class AssignmentInput:
     assigned_on: str
     due_on: str
     priority: str
+    # `officials/{id}`, "" when none is named; left out of the request digest while empty, so that the keys
+    # of requests stored before officials existed still match a retry.
+    lead_official: str = field(default="", metadata=OMITTED_WHEN_EMPTY)
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,8 @@ def _upsert_assignments(store: Store, items: Sequence[AssignmentInput], *, idemp
         return _counts(replayed)
     unit_codes = sorted({i.unit.removeprefix("units/") for i in items if i.unit})
     units = store.get_units(unit_codes)
+    leads = set(store.get_officials(sorted({i.lead_official.removeprefix("officials/") for i in items
+                                            if i.lead_official.startswith("officials/")})))
     violations: list[Violation] = []
     result: list[Assignment] = []
     seen: set[str] = set()
@@ -293,11 +298,17 @@ def _upsert_assignments(store: Store, items: Sequence[AssignmentInput], *, idemp
         if assigned_on and due_on and due_on < assigned_on:
             c.add("due_on", "BEFORE_ASSIGNED", f"due_on {due_on} is before assigned_on {assigned_on}")
         priority = _enum(c, "priority", item.priority, Priority, required=False) or Priority.NORMAL.value
+        lead: str | None = None
+        if item.lead_official:
+            lead = c.reference("lead_official", item.lead_official, "officials")
+            if lead is not None and lead not in leads:
+                c.add("lead_official", "UNKNOWN_OFFICIAL", f"official {shown(item.lead_official)} does not exist; "
+                      "create them with UpsertOfficials first")
         violations.extend(c.violations)
         if not c.violations and unit_code and area and assigned_on and due_on:
             result.append(Assignment(assignment_id=assignment_id, unit_code=unit_code, title=title,
                                      area=Area(area), assigned_on=assigned_on, due_on=due_on,
-                                     source_document=source, priority=Priority(priority)))
+                                     source_document=source, priority=Priority(priority), lead_official=lead))
     _reject_or_continue(violations)
     if validate_only:
         return UpsertCounts()

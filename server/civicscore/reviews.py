@@ -22,7 +22,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 
-from civicscore import evaluate
+from civicscore import evaluate, officials
 from civicscore.auth.caller import current_caller
 from civicscore.domain.canonical import canonical_json, digest_of, record_from_json
 from civicscore.errors import (
@@ -58,27 +58,36 @@ DECISIONS = ("approved", "rejected", "deferred")
 _VERB = {"approved": "approved", "rejected": "rejected", "deferred": "deferred"}
 
 
-def parse_recommendation_name(name: str, field: str = "name") -> tuple[str, str, str]:
-    """(period, unit code, flag) from `periods/{period}/recommendations/{code}~{flag}`."""
+def parse_recommendation_name(name: str, field: str = "name") -> tuple[str, str, str, str]:
+    """(period, unit code, flag, official id) from `periods/{period}/recommendations/{code}~{flag}` (a unit's;
+    the official id is then empty) or `.../{code}~{flag}~{official_id}` (about an official)."""
     parts = name.split("/")
-    if (len(parts) != 4 or parts[0] != "periods" or parts[2] != "recommendations" or "~" not in parts[3]
-            or not all(parts[3].split("~", 1))):
-        raise InvalidInput([Violation(field, f"{name!r} is not a recommendation name; write "
-                                      "periods/2026-Q3/recommendations/STP~criticism", "INVALID_NAME")])
+    pieces = parts[3].split("~") if len(parts) == 4 else []
+    if (len(parts) != 4 or parts[0] != "periods" or parts[2] != "recommendations" or len(pieces) not in (2, 3)
+            or not all(pieces)):
+        raise InvalidInput([Violation(field, f"{shown(name)} is not a recommendation name; write "
+                                      "periods/2026-Q3/recommendations/STP~criticism (about a unit) or "
+                                      "periods/2026-Q3/recommendations/STP~head_accountability~CB-00123 (about an "
+                                      "official)", "INVALID_NAME")])
     period = str(parse_evaluation_period(parts[1], field))
-    code, flag = parts[3].split("~", 1)
-    return period, code, flag
+    return period, pieces[0], pieces[1], pieces[2] if len(pieces) == 3 else ""
 
 
 def recommendation_name(r: RecommendationRecord) -> str:
-    return f"periods/{r.period}/recommendations/{r.unit_code}~{r.flag}"
+    about = f"~{r.official_id}" if r.official_id else ""
+    return f"periods/{r.period}/recommendations/{r.unit_code}~{r.flag}{about}"
 
 
-def find(store: Store, name: str, recommendation_id: int = 0) -> RecommendationRecord:
-    period, code, flag = parse_recommendation_name(name)
-    found = store.find_recommendation(period=period, unit_code=code, flag=flag, recommendation_id=recommendation_id)
+def find(store: Store, name: str, recommendation_id: int = 0, *, method: str, now: dt.datetime
+         ) -> RecommendationRecord:
+    """The recommendation `name` names (the given id among them); one about an official only for a caller who
+    may read them (`officials.check_recommendation_readable`: PERMISSION_DENIED otherwise, the read audited)."""
+    period, code, flag, official_id = parse_recommendation_name(name)
+    found = store.find_recommendation(period=period, unit_code=code, flag=flag, recommendation_id=recommendation_id,
+                                      official_id=official_id)
     if found is None:
         raise NotFound(name, f"{name} does not exist" + (f" with id {recommendation_id}" if recommendation_id else ""))
+    officials.check_recommendation_readable(found, store=store, method=method, now=now)
     return found
 
 
@@ -92,7 +101,7 @@ def review(store: Store, name: str, *, recommendation_id: int = 0, decision: str
                                 digest_of([name, recommendation_id, decision, text, actor]))
     if replayed is not None:
         return review_result_from_json(replayed)
-    target = find(store, name, recommendation_id)
+    target = find(store, name, recommendation_id, method="ReviewRecommendation", now=now)
     try:
         return store.review_recommendation(target.recommendation_id, decision=decision, reason=text,
                                            reviewer=actor, at=now, idempotency=claim)
@@ -104,9 +113,11 @@ def review(store: Store, name: str, *, recommendation_id: int = 0, decision: str
         ) from None
 
 
-def list_reviews(store: Store, name: str) -> list[ReviewRecord]:
-    period, code, flag = parse_recommendation_name(name)
-    return store.list_reviews(period=period, unit_code=code, flag=flag)
+def list_reviews(store: Store, name: str, *, now: dt.datetime) -> list[ReviewRecord]:
+    period, code, flag, official_id = parse_recommendation_name(name)
+    if official_id:  # the decisions on a person are person-level data: the same check and audit as reading them
+        find(store, name, method="ListRecommendationReviews", now=now)
+    return store.list_reviews(period=period, unit_code=code, flag=flag, official_id=official_id)
 
 
 def snapshot(record: EvaluationRecord | None) -> dict[str, object]:
@@ -132,7 +143,7 @@ def contest(store: Store, rulesets: Rulesets, name: str, *, recommendation_id: i
                                 digest_of([name, recommendation_id, reply, corrections_json, actor]))
     if replayed is not None:
         return record_from_json(ContestRecord, replayed)
-    target = find(store, name, recommendation_id)
+    target = find(store, name, recommendation_id, method="ContestRecommendation", now=now)
     caller = current_caller()
     if caller is not None and not caller.may_submit_for(target.unit_code):
         scope = ", ".join(f"units/{c}" for c in sorted(caller.scope_units)) or "none"
@@ -170,14 +181,34 @@ def contest(store: Store, rulesets: Rulesets, name: str, *, recommendation_id: i
         idempotency=claim)
 
 
-def get_contest(store: Store, name: str) -> ContestRecord:
+def get_contest(store: Store, name: str, *, now: dt.datetime) -> ContestRecord:
     prefix, _, number = name.partition("/")
     if prefix != "contests" or not number.isdigit():
         raise InvalidInput([Violation("name", f"{name!r} is not a contest name; write contests/12", "INVALID_NAME")])
     found = store.get_contest(int(number))
     if found is None:
         raise NotFound(name)
+    about = store.get_recommendation(found.recommendation_id)
+    if about is not None:  # the reply of an official: read like the recommendation about them
+        officials.check_recommendation_readable(about, store=store, method="GetContest", now=now)
     return found
+
+
+def readable_contests(store: Store, found: Sequence[ContestRecord], *, now: dt.datetime) -> list[ContestRecord]:
+    """The contests of a page the caller may read: replies about officials only with `personal.read` (and in a
+    reporter's scope), each such read audited; the others are left out of the page."""
+    shown_contests = []
+    for contest_record in found:
+        about = store.get_recommendation(contest_record.recommendation_id)
+        if about is None or not about.official_id:
+            shown_contests.append(contest_record)
+            continue
+        try:
+            officials.check_recommendation_readable(about, store=store, method="ListContests", now=now)
+        except PermissionDenied:
+            continue
+        shown_contests.append(contest_record)
+    return shown_contests
 
 
 def parse_cursor(cursor: str) -> int:

@@ -12,6 +12,7 @@ from civicscore_client._audit import AuditCalls
 from civicscore_client._extensions import ExtensionCalls
 from civicscore_client._identities import IdentityCalls
 from civicscore_client._obstacles import ObstacleCalls
+from civicscore_client._officials import OfficialCalls
 from civicscore_client._reads import PAGE_SIZE, ReadCalls
 from civicscore_client._reports import ReportCalls
 from civicscore_client._reviews import ReviewCalls
@@ -22,7 +23,7 @@ __all__ = ["MAX_BATCH", "PAGE_SIZE", "Client"]
 
 
 class Client(WriteCalls, ReadCalls, RulesetCalls, IdentityCalls, AuditCalls, ReportCalls, ReviewCalls,
-             ExtensionCalls, ObstacleCalls):
+             ExtensionCalls, ObstacleCalls, OfficialCalls):
     """A connection to one civicscore server; use it as a context manager so the channel is closed.
 
     with Client("127.0.0.1:50051", timeout=10) as client:

@@ -26,6 +26,7 @@ from civicscore_api.v1 import (
     maintenance_pb2_grpc,
     measurements_pb2_grpc,
     obstacles_pb2_grpc,
+    officials_pb2_grpc,
     outcomes_pb2_grpc,
     periods_pb2_grpc,
     reports_pb2_grpc,
@@ -122,6 +123,7 @@ class Connection:
         self._reviews = reviews_pb2_grpc.ReviewServiceStub(self._channel)
         self._extensions = extensions_pb2_grpc.ExtensionServiceStub(self._channel)
         self._obstacles = obstacles_pb2_grpc.ObstacleServiceStub(self._channel)
+        self._officials = officials_pb2_grpc.OfficialServiceStub(self._channel)
 
     @property
     def timeout(self) -> float:

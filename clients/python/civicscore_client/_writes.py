@@ -17,6 +17,7 @@ from civicscore_api.v1 import (
     common_pb2,
     evaluations_pb2,
     measurements_pb2,
+    officials_pb2,
     outcomes_pb2,
     units_pb2,
 )
@@ -65,6 +66,16 @@ class WriteCalls(Connection):
         return self._batch_write(
             self._assignments.UpsertAssignments, assignments_pb2.UpsertAssignmentsRequest,
             assignments_pb2.UpsertAssignmentsResponse, "assignments", assignments, idempotency_key, validate_only,
+            batch_size, timeout)
+
+    def upsert_officials(self, officials: Sequence[officials_pb2.Official], *, idempotency_key: str | None = None,
+                         validate_only: bool = False, batch_size: int = MAX_BATCH, timeout: float | None = None
+                         ) -> officials_pb2.UpsertOfficialsResponse:
+        """Create or replace officials by id; each batch is atomic, counts are summed over batches. Leave
+        `activity` unset to keep a stored official's; OFFICIAL_ACTIVITY_INACTIVE deactivates them."""
+        return self._batch_write(
+            self._officials.UpsertOfficials, officials_pb2.UpsertOfficialsRequest,
+            officials_pb2.UpsertOfficialsResponse, "officials", officials, idempotency_key, validate_only,
             batch_size, timeout)
 
     def submit_outcomes(

@@ -121,7 +121,8 @@ def unit_input(m: units_pb2.Unit) -> UnitInput:
 def assignment_input(m: assignments_pb2.Assignment) -> AssignmentInput:
     return AssignmentInput(assignment_id=m.assignment_id, unit=m.unit, title=m.title,
                            area=_enum_text(m.area, AREAS), source_document=m.source_document,
-                           assigned_on=m.assigned_on, due_on=m.due_on, priority=_enum_text(m.priority, PRIORITIES))
+                           assigned_on=m.assigned_on, due_on=m.due_on, priority=_enum_text(m.priority, PRIORITIES),
+                           lead_official=m.lead_official)
 
 
 _STATUS_TEXT = {number: status.value for number, status in STATUSES.items()}
@@ -172,11 +173,13 @@ def unit_out(u: Unit) -> units_pb2.Unit:
                           activity=units_pb2.UNIT_ACTIVITY_ACTIVE if u.active else units_pb2.UNIT_ACTIVITY_INACTIVE)
 
 
-def assignment_out(a: Assignment) -> assignments_pb2.Assignment:
+def assignment_out(a: Assignment, *, personal: bool = False) -> assignments_pb2.Assignment:
+    """An assignment as the API shows it; its lead official only to callers who may read personal data."""
     return assignments_pb2.Assignment(
         name=f"assignments/{a.assignment_id}", assignment_id=a.assignment_id, unit=f"units/{a.unit_code}",
         title=a.title, area=_back(a.area, AREAS), source_document=a.source_document,
-        assigned_on=a.assigned_on.isoformat(), due_on=a.due_on.isoformat(), priority=_back(a.priority, PRIORITIES))
+        assigned_on=a.assigned_on.isoformat(), due_on=a.due_on.isoformat(), priority=_back(a.priority, PRIORITIES),
+        lead_official=f"officials/{a.lead_official}" if personal and a.lead_official else "")
 
 
 def outcome_out(o: Outcome) -> outcomes_pb2.Outcome:
@@ -267,19 +270,21 @@ def recommendation_out(r: RecommendationRecord) -> evaluations_pb2.Recommendatio
                                text_en=x["reason_en"])
         for x in json.loads(r.reasons_json)
     ]
+    about = f"~{r.official_id}" if r.official_id else ""
     return evaluations_pb2.Recommendation(
-        name=f"periods/{r.period}/recommendations/{r.unit_code}~{r.flag}", unit=f"units/{r.unit_code}",
+        name=f"periods/{r.period}/recommendations/{r.unit_code}~{r.flag}{about}", unit=f"units/{r.unit_code}",
         period=r.period, flag=r.flag,
         kind=RECOMMENDATION_KINDS.get(r.kind, evaluations_pb2.RECOMMENDATION_KIND_UNSPECIFIED), level=r.level,
         label_vi=r.label_vi, label_en=r.label_en, reasons=reasons,
         evaluation=f"periods/{r.period}/evaluations/{r.unit_code}", evaluation_revision=r.evaluation_revision,
         status=RECOMMENDATION_STATUSES[r.status], create_time=timestamp_out(r.created_at),
         unit_display_name_vi=r.unit_name_vi, recommendation_id=r.recommendation_id,
-        successor=(f"periods/{r.period}/recommendations/{r.unit_code}~{r.successor_flag}"
+        successor=(f"periods/{r.period}/recommendations/{r.unit_code}~{r.successor_flag}{about}"
                    if r.successor_flag else ""),
         successor_id=r.superseded_by or 0, last_decision=r.last_decision, last_reviewer=r.last_reviewer,
         last_decision_reason=r.last_decision_reason,
-        last_decision_time=timestamp_out(r.last_decision_at) if r.last_decision_at is not None else None)
+        last_decision_time=timestamp_out(r.last_decision_at) if r.last_decision_at is not None else None,
+        official=f"officials/{r.official_id}" if r.official_id else "", official_display_name=r.official_name)
 
 
 EXTENSION_STATUSES = {

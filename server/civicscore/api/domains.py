@@ -154,6 +154,7 @@ def _bounded(low: float, high: float, *, whole: bool) -> Check:
 _VARIABLES: dict[str, str] = {
     "unit_code": r"[A-Z0-9][A-Z0-9-]{0,39}",
     "assignment_id": r"[A-Za-z0-9._:-]{1,128}",
+    "official_id": r"[A-Za-z0-9._:-]{1,64}",
     "quarter": r"(?:20[0-9]{2}|2100)-Q[1-4]",
     "period": r"(?:20[0-9]{2}|2100)(?:-Q[1-4]|-H[12])?",  # a quarter, a half-year or a year
     "flag": r"[a-z][a-z0-9_]{0,59}",

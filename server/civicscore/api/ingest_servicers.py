@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import grpc
 
-from civicscore import ingest
+from civicscore import ingest, officials
 from civicscore.api import convert, scope
 from civicscore.api.errors import handle_errors
 from civicscore.api.filters import parse_filter
 from civicscore.api.identity import caller
 from civicscore.api.paging import decode_token, encode_token, page_size
-from civicscore.domain.model import UnitKind
+from civicscore.auth.caller import current_caller
+from civicscore.auth.policy import Permission
+from civicscore.domain.model import Assignment, UnitKind
 from civicscore.errors import InvalidInput, NotFound, Violation, shown
 from civicscore.runtime import Runtime
 from civicscore.validation import MAX_BATCH, MAX_STREAM
@@ -103,7 +105,9 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
         if found is None or not request.name.startswith("assignments/"):
             raise NotFound(request.name or "(empty name)", f"assignment {shown(request.name)} does not exist "
                            "(names look like assignments/{assignment_id})")
-        return assignments_pb2.GetAssignmentResponse(assignment=convert.assignment_out(found))
+        shown_leads = _shows_leads(self.rt, [found], f"assignments/{assignment_id}", "GetAssignment")
+        return assignments_pb2.GetAssignmentResponse(
+            assignment=convert.assignment_out(found, personal=found.assignment_id in shown_leads))
 
     @handle_errors
     def ListAssignments(self, request: assignments_pb2.ListAssignmentsRequest, context: grpc.ServicerContext
@@ -119,9 +123,23 @@ class AssignmentServicer(assignments_pb2_grpc.AssignmentServiceServicer):
             unit_code=terms["unit"].removeprefix("units/") if "unit" in terms else None, area=area,
             due_from=quarter.start if quarter else None, due_to=quarter.end if quarter else None,
             after=decode_token(request.page_token, request.filter), limit=page_size(request.page_size))
+        shown_leads = _shows_leads(self.rt, page.items, "assignments", "ListAssignments")
         return assignments_pb2.ListAssignmentsResponse(
-            assignments=[convert.assignment_out(a) for a in page.items],
+            assignments=[convert.assignment_out(a, personal=a.assignment_id in shown_leads) for a in page.items],
             next_page_token=encode_token(page.next_cursor, request.filter))
+
+
+def _shows_leads(rt: Runtime, found: Sequence[Assignment], target: str, method: str) -> set[str]:
+    """The assignments whose lead official the caller sees (personal data: `personal.read`, and for a
+    reporter only in its units); when some are shown, the read is audited."""
+    caller = current_caller()
+    if caller is not None and Permission.PERSONAL not in caller.permissions:
+        return set()
+    shown_to = [a for a in found if a.lead_official and officials.may_read([a.unit_code])]
+    if shown_to:
+        officials.audit_read(rt.store, method=method, target=target,
+                             officials=[a.lead_official or "" for a in shown_to], now=rt.clock())
+    return {a.assignment_id for a in shown_to}
 
 
 class OutcomeServicer(outcomes_pb2_grpc.OutcomeServiceServicer):

@@ -46,7 +46,8 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
         return evaluations_pb2.EvaluatePeriodResponse(
             units_evaluated=done.units_evaluated, new_revisions=done.new_revisions, unchanged=done.unchanged,
             not_assessable=done.not_assessable, recommendations=done.recommendations,
-            ruleset_version=done.ruleset_version, ruleset_digest=done.ruleset_digest)
+            ruleset_version=done.ruleset_version, ruleset_digest=done.ruleset_digest,
+            officials_evaluated=done.officials_evaluated, official_revisions=done.official_revisions)
 
     @handle_errors
     def GetEvaluation(self, request: evaluations_pb2.GetEvaluationRequest, context: grpc.ServicerContext

@@ -66,7 +66,8 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
         current = self.rt.store.get_recommendation(c.recommendation_id)
         return reviews_pb2.Contest(
             name=f"contests/{c.contest_id}",
-            recommendation=f"periods/{c.period}/recommendations/{c.unit_code}~{c.flag}",
+            recommendation=(reviews.recommendation_name(current) if current is not None
+                            else f"periods/{c.period}/recommendations/{c.unit_code}~{c.flag}"),
             recommendation_id=c.recommendation_id, unit=f"units/{c.unit_code}", period=c.period, text=c.text,
             corrections=corrections, accepted=c.accepted, duplicates=c.duplicates,
             before=_snapshot_out(c.before_json), after=_snapshot_out(c.after_json), contested_by=c.contested_by,
@@ -87,7 +88,7 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
     def ListRecommendationReviews(self, request: reviews_pb2.ListRecommendationReviewsRequest,
                                   context: grpc.ServicerContext) -> reviews_pb2.ListRecommendationReviewsResponse:
         return reviews_pb2.ListRecommendationReviewsResponse(
-            reviews=[review_out(r) for r in reviews.list_reviews(self.rt.store, request.name)])
+            reviews=[review_out(r) for r in reviews.list_reviews(self.rt.store, request.name, now=self.rt.clock())])
 
     @handle_errors
     def ContestRecommendation(self, request: reviews_pb2.ContestRecommendationRequest,
@@ -107,8 +108,8 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
     @handle_errors
     def GetContest(self, request: reviews_pb2.GetContestRequest, context: grpc.ServicerContext
                    ) -> reviews_pb2.GetContestResponse:
-        return reviews_pb2.GetContestResponse(contest=self._contest_out(reviews.get_contest(self.rt.store,
-                                                                                             request.name)))
+        found = reviews.get_contest(self.rt.store, request.name, now=self.rt.clock())
+        return reviews_pb2.GetContestResponse(contest=self._contest_out(found))
 
     @handle_errors
     def ListContests(self, request: reviews_pb2.ListContestsRequest, context: grpc.ServicerContext
@@ -117,7 +118,8 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
         scope_key = f"contests|{quarter}"
         page = self.rt.store.list_contests(period=str(quarter), after=decode_token(request.page_token, scope_key),
                                            limit=page_size(request.page_size))
-        return reviews_pb2.ListContestsResponse(contests=[self._contest_out(c) for c in page.items],
+        shown_contests = reviews.readable_contests(self.rt.store, page.items, now=self.rt.clock())
+        return reviews_pb2.ListContestsResponse(contests=[self._contest_out(c) for c in shown_contests],
                                                 next_page_token=encode_token(page.next_cursor, scope_key))
 
     def WatchRecommendations(self, request: reviews_pb2.WatchRecommendationsRequest, context: grpc.ServicerContext
@@ -152,6 +154,9 @@ class ReviewServicer(reviews_pb2_grpc.ReviewServiceServicer):
             changes = self._changes(position, context)
             for change in changes:
                 position = change.seq
+                if change.recommendation.official_id:
+                    # About an official: personal data, read with OfficialService (audited), never streamed.
+                    continue
                 out = reviews_pb2.RecommendationChange(
                     cursor=str(position), kind=_CHANGES[change.change],
                     recommendation=convert.recommendation_out(change.recommendation),

@@ -36,6 +36,10 @@ class Permission(StrEnum):
     EXTENSION_DECIDE = "extensions.decide"  # approve or refuse an extension request
     OBSTACLE_REPORT = "obstacles.report"  # report an obstacle on an assignment, within the caller's unit scope
     OBSTACLE_RESOLVE = "obstacles.resolve"  # name who resolves an obstacle, and close it with a resolution
+    OFFICIALS = "officials.write"  # create, replace, deactivate and delete officials
+    # Officials, their results and the recommendations about them (personal data; every read is audited):
+    # committee and admin for everyone, a reporter for the officials of the units in its scope.
+    PERSONAL = "personal.read"
 
 
 class Access(StrEnum):
@@ -45,14 +49,15 @@ class Access(StrEnum):
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.REPORTER: frozenset({Permission.SUBMIT, Permission.CONTEST, Permission.EXTENSION_REQUEST,
-                              Permission.OBSTACLE_REPORT}),
+                              Permission.OBSTACLE_REPORT, Permission.PERSONAL}),
     Role.READER: frozenset({Permission.READ}),
     Role.POLICY: frozenset({Permission.READ, Permission.RULES_CHECK, Permission.RULES_ACTIVATE, Permission.TARGETS}),
     Role.COMMITTEE: frozenset({Permission.READ, Permission.ASSIGN, Permission.EVALUATE, Permission.REVIEW,
                                Permission.AUDIT, Permission.EXTENSION_REQUEST, Permission.EXTENSION_DECIDE,
-                               Permission.OBSTACLE_REPORT, Permission.OBSTACLE_RESOLVE}),
+                               Permission.OBSTACLE_REPORT, Permission.OBSTACLE_RESOLVE, Permission.PERSONAL}),
     Role.ADMIN: frozenset({Permission.READ, Permission.UNITS, Permission.IDENTITIES, Permission.AUDIT,
-                           Permission.DATA_CHECK, Permission.EXTENSION_REQUEST, Permission.OBSTACLE_REPORT}),
+                           Permission.DATA_CHECK, Permission.EXTENSION_REQUEST, Permission.OBSTACLE_REPORT,
+                           Permission.OFFICIALS, Permission.PERSONAL}),
 }
 # Roles that act for every unit where a permission is otherwise bounded by the caller's unit scope
 # (an extension request: a reporter for its own units, the committee office and administrators for any).
@@ -118,6 +123,11 @@ METHOD_ACCESS: dict[str, Permission | Access] = {
         # A reporter for the assignments of its units (checked by the use case); committee and admin for any.
         "ReportObstacle": P.OBSTACLE_REPORT, "AssignObstacle": P.OBSTACLE_RESOLVE,
         "ResolveObstacle": P.OBSTACLE_RESOLVE, "GetObstacle": P.READ, "ListObstacles": P.READ}),
+    **_service("civicscore.v1.OfficialService", {
+        # Reads are personal data: audited; a reporter sees the officials of its units only (the use case).
+        "UpsertOfficials": P.OFFICIALS, "DeleteOfficial": P.OFFICIALS, "GetOfficial": P.PERSONAL,
+        "ListOfficials": P.PERSONAL, "GetOfficialEvaluation": P.PERSONAL, "ListOfficialEvaluations": P.PERSONAL,
+        "ListOfficialRecommendations": P.PERSONAL}),
 }
 
 REFLECTION_METHODS = frozenset({

@@ -85,6 +85,8 @@ class Assignment:
     due_on: dt.date
     source_document: str = ""
     priority: Priority = Priority.NORMAL
+    # The official who leads it (người chủ trì), by id; None when none is named.
+    lead_official: str | None = field(default=None, metadata=OMITTED_WHEN_EMPTY)
 
 
 class Outcome(NamedTuple):

@@ -34,6 +34,7 @@ from civicscore.domain.model import (
     UpsertCounts,
 )
 from civicscore.domain.obstacles import NewObstacle, ObstacleRecord, ObstacleStatus, ObstacleTarget, OpenObstacle
+from civicscore.domain.officials import Official
 
 if TYPE_CHECKING:
     from civicscore.store.cluster import Leadership, Listener
@@ -118,6 +119,10 @@ class RecommendationRecord:
     last_reviewer: str = ""
     last_decision_reason: str = ""
     last_decision_at: dt.datetime | None = None
+    # A recommendation about an official: who, and their name (reading them needs `personal.read`);
+    # `unit_code` is then the unit through which they are reached. Empty for a unit's.
+    official_id: str = ""
+    official_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,8 @@ class SaveEvaluationsResult:
     unchanged: int
     not_assessable: int
     recommendations_in_force: int  # proposed/approved/rejected/deferred (not superseded) for the period
+    officials_evaluated: int = 0  # officials' results saved with a quarter's
+    official_revisions: int = 0  # of which stored as a new revision
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,42 @@ class NewEvaluation:
     timeliness: float
     flags: tuple[str, ...]
     recommendations: tuple[RecommendationRecord, ...]
+
+
+@dataclass(frozen=True)
+class NewOfficialEvaluation:
+    """One official's result to save with a quarter's evaluations (`result_json`: the canonical
+    OfficialEvaluation); a new revision only if `result_digest` differs. Its recommendations carry
+    `official_id` and, as `unit_code`, the unit through which the official is reached."""
+
+    official_id: str
+    unit_code: str
+    period: str
+    result_json: str
+    result_digest: str
+    ruleset_version: str
+    ruleset_digest: str
+    inputs_digest: str
+    flags: tuple[str, ...]
+    recommendations: tuple[RecommendationRecord, ...]
+
+
+@dataclass(frozen=True)
+class OfficialEvaluationRecord:
+    """A stored revision of an official's result for a quarter, with the official's name."""
+
+    official_id: str
+    period: str
+    revision: int
+    unit_code: str
+    result_json: str
+    result_digest: str
+    ruleset_version: str
+    ruleset_digest: str
+    inputs_digest: str
+    flags: tuple[str, ...]
+    created_at: dt.datetime
+    official_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -581,8 +624,10 @@ class Store(Protocol):
         self, evaluations: Sequence[NewEvaluation], *, period: str,
         idempotency: IdempotencyRecord | None = None, recorded_by: str = "",
         in_force: Callable[[list[ActivationRecord]], None] | None = None,
+        officials: Sequence[NewOfficialEvaluation] = (),
     ) -> SaveEvaluationsResult:
-        """Store each evaluation as a new revision if its result differs from the latest.
+        """Store each evaluation as a new revision if its result differs from the latest; the officials'
+        results of a quarter in the same transaction (`officials.save_official_evaluations`).
 
         For a unit with a new revision, its previous proposed recommendations for
         the period become superseded and the new ones are stored as proposed.
@@ -761,9 +806,10 @@ class Store(Protocol):
         ...
 
     # -- reviews, contests and the change log (store.reviews) ---------------------
-    def find_recommendation(self, *, period: str, unit_code: str, flag: str, recommendation_id: int = 0
-                            ) -> RecommendationRecord | None:
-        """The given id (if it has that name), else the latest recommendation of (period, unit, flag)."""
+    def find_recommendation(self, *, period: str, unit_code: str, flag: str, recommendation_id: int = 0,
+                            official_id: str = "") -> RecommendationRecord | None:
+        """The given id (if it has that name), else the latest recommendation of (period, unit, flag) about the
+        unit (`official_id` empty) or about that official."""
         ...
 
     def get_recommendation(self, recommendation_id: int) -> RecommendationRecord | None: ...
@@ -777,7 +823,9 @@ class Store(Protocol):
         """
         ...
 
-    def list_reviews(self, *, period: str, unit_code: str, flag: str) -> list[ReviewRecord]: ...
+    def list_reviews(self, *, period: str, unit_code: str, flag: str, official_id: str = "") -> list[ReviewRecord]:
+        """The decisions on the recommendations of a flag on a unit (`official_id` empty) or on an official."""
+        ...
 
     def record_contest(self, contest: NewContest, *, idempotency: IdempotencyRecord | None = None) -> ContestRecord:
         """Store a contest with its change-log and audit entries, in one transaction.
@@ -862,4 +910,51 @@ class Store(Protocol):
                        ) -> dict[str, tuple[OpenObstacle, ...]]:
         """Per unit, the obstacles open at a quarter's end (reported before `closes_at`, not resolved before
         it) with their days open at `end`; units without any are absent."""
+        ...
+
+    # -- officials (store.officials) --------------------------------------------------
+    def upsert_officials(self, batch: Sequence[Official], *, keep_activity: frozenset[str] = frozenset(),
+                         idempotency: IdempotencyRecord | None = None, recorded_by: str = "") -> UpsertCounts:
+        """Create or replace officials by id (atomic, audited); those in `keep_activity` keep their stored
+        activity. MissingReferences for an appointment in a unit that does not exist."""
+        ...
+
+    def get_officials(self, official_ids: Sequence[str]) -> dict[str, Official]: ...
+
+    def list_officials(self, *, unit_codes: Sequence[str] | None = None, active: bool | None = None,
+                       after: str | None = None, limit: int = 100) -> Page[Official]:
+        """Officials by id; `unit_codes`: with an appointment, at any time, in one of them."""
+        ...
+
+    def delete_official(self, official_id: str, *, actor: str, idempotency: IdempotencyRecord | None = None
+                        ) -> bool:
+        """Delete (audited) an official never evaluated and leading no assignment; LookupError when there is
+        none, OfficialInUse when they were evaluated or lead an assignment (nothing written either way)."""
+        ...
+
+    def officials_in_force(self, *, start: dt.date, end: dt.date) -> list[Official]:
+        """Active officials holding a position on some day of [start, end], by id."""
+        ...
+
+    def led_task_counts(self, *, start: dt.date, end: dt.date) -> dict[str, TaskCounts]:
+        """Per official, the counts of the assignments they lead that are due in [start, end]."""
+        ...
+
+    def lead_officials(self) -> dict[str, str]:
+        """The lead official of every assignment that names one."""
+        ...
+
+    def get_official_evaluation(self, *, official_id: str, period: str, revision: int = 0
+                                ) -> OfficialEvaluationRecord | None: ...
+
+    def list_official_evaluations(self, *, period: str, unit_codes: Sequence[str] | None = None,
+                                  flagged: bool | None = None, after: str | None = None, limit: int = 100
+                                  ) -> Page[OfficialEvaluationRecord]: ...
+
+    def list_official_recommendations(
+        self, *, period: str, kind: str | None = None, flag: str | None = None,
+        status: RecommendationStatus | None = None, unit_codes: Sequence[str] | None = None,
+        official_id: str | None = None, after: str | None = None, limit: int = 100,
+    ) -> Page[RecommendationRecord]:
+        """Recommendations about officials of a period, in (unit code, id) order."""
         ...

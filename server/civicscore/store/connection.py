@@ -18,7 +18,9 @@ logs the peak at start-up and refuses a pool that the server cannot take.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -211,12 +213,30 @@ def begin_write(connection: Connection) -> RootTransaction:
     return connection.begin()
 
 
-def begin_schema_change(connection: Connection) -> RootTransaction:
-    """A write transaction that also holds PostgreSQL's migration lock until it ends."""
-    transaction = begin_write(connection)
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
-    return transaction
+@contextlib.contextmanager
+def begin_schema_change(connection: Connection) -> Iterator[RootTransaction]:
+    """A write transaction that also holds PostgreSQL's migration lock until it ends.
+
+    On SQLite, foreign keys are not enforced during the change (SQLite's own procedure for altering a
+    table: a migration that copies a table others refer to would otherwise fail on dropping the old
+    copy) and are checked as a whole before the commit: a violation rolls everything back."""
+    sqlite = connection.dialect.name == "sqlite"
+    raw = connection.connection.driver_connection if sqlite else None
+    if raw is not None:
+        raw.execute("PRAGMA foreign_keys=OFF")  # outside any transaction (it is a no-op inside one)
+    try:
+        with begin_write(connection) as transaction:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            yield transaction
+            if sqlite and transaction.is_active:
+                violations = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if violations:
+                    raise RuntimeError(f"the schema change left {len(violations)} broken reference(s), e.g. "
+                                       f"{tuple(violations[0])}; nothing was changed")
+    finally:
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=ON")
 
 
 def migrations_config(**attributes: Any) -> Config:

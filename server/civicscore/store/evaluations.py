@@ -139,10 +139,11 @@ def save_evaluations(
 
 
 def _in_force(connection: Connection, period: str) -> int:
-    """Recommendations of the period that are not superseded."""
+    """Recommendations about units of the period that are not superseded."""
     in_force = connection.scalar(
         select(func.count()).select_from(recommendations)
-        .where(recommendations.c.period == period, recommendations.c.status != SUPERSEDED)
+        .where(recommendations.c.period == period, recommendations.c.status != SUPERSEDED,
+               recommendations.c.official_id == "")
     )
     return int(in_force or 0)
 
@@ -166,6 +167,7 @@ def _supersede_and_insert(
                        recommendations.c.kind).where(
             recommendations.c.period == period,
             recommendations.c.status.in_([PROPOSED, DEFERRED]),
+            recommendations.c.official_id == "",  # an official's are superseded by their own evaluation
             one_of(connection, recommendations.c.unit_code, revised),
         ).with_for_update()  # a concurrent review (which locks the row) finishes first and is seen
         old_proposed = [(row.id, row.unit_code, row.flag, row.kind) for row in connection.execute(query).all()]
@@ -246,10 +248,18 @@ def list_evaluations(
 def list_recommendations(
     connection: Connection, *, period: str, kind: str | None, flag: str | None,
     status: RecommendationStatus | None, unit_code: str | None, after: str | None, limit: int,
+    officials: bool = False, official_id: str | None = None,
 ) -> Page[RecommendationRecord]:
     """Recommendations of a period in (unit code, creation) order, with the unit's Vietnamese name, the
-    successor of a superseded one and the last decision taken on each."""
+    successor of a superseded one and the last decision taken on each: those about units, or with
+    `officials` those about officials (`official_id`: about one of them)."""
     query = recommendation_query().where(recommendations.c.period == period)
+    if not officials:
+        query = query.where(recommendations.c.official_id == "")
+    elif official_id is not None:
+        query = query.where(recommendations.c.official_id == official_id)
+    else:
+        query = query.where(recommendations.c.official_id != "")
     if kind is not None:
         query = query.where(recommendations.c.kind == kind)
     if flag is not None:

@@ -32,6 +32,7 @@ from civicscore.store.base import (
 from civicscore.store.cursors import Key, page_of, paginate
 from civicscore.store.identities import append_audit
 from civicscore.store.tables import (
+    officials,
     recommendation_changes,
     recommendation_contests,
     recommendation_reasons,
@@ -84,6 +85,7 @@ def recommendation_query() -> Any:
             recommendation_reviews.c.reviewer.label("last_reviewer"),
             recommendation_reviews.c.reason.label("last_reason"),
             recommendation_reviews.c.decided_at.label("last_decided_at"),
+            officials.c.display_name.label("official_name"),
         )
         .select_from(
             recommendations
@@ -91,6 +93,7 @@ def recommendation_query() -> Any:
             .outerjoin(units, units.c.code == recommendations.c.unit_code)
             .outerjoin(successor, successor.c.id == recommendations.c.superseded_by)
             .outerjoin(recommendation_reviews, recommendation_reviews.c.seq == last)
+            .outerjoin(officials, officials.c.official_id == recommendations.c.official_id)
         )
     )
 
@@ -104,7 +107,8 @@ def recommendation_record(row: Any) -> RecommendationRecord:
         superseded_by=None if row.superseded_by is None else int(row.superseded_by),
         successor_flag=row.successor_flag or "", last_decision=row.last_decision or "",
         last_reviewer=row.last_reviewer or "", last_decision_reason=row.last_reason or "",
-        last_decision_at=row.last_decided_at,
+        last_decision_at=row.last_decided_at, official_id=row.official_id or "",
+        official_name=row.official_name or "",
     )
 
 
@@ -121,10 +125,12 @@ def _recommendations(connection: Connection, ids: Sequence[int]) -> dict[int, Re
 
 
 def find_recommendation(connection: Connection, *, period: str, unit_code: str, flag: str,
-                        recommendation_id: int) -> RecommendationRecord | None:
+                        recommendation_id: int, official_id: str = "") -> RecommendationRecord | None:
+    """The latest recommendation of a flag on a unit (`official_id` empty) or on an official reached
+    through the unit, or the one with `recommendation_id` among them."""
     query = recommendation_query().where(
         recommendations.c.period == period, recommendations.c.unit_code == unit_code,
-        recommendations.c.flag == flag)
+        recommendations.c.flag == flag, recommendations.c.official_id == official_id)
     if recommendation_id:
         query = query.where(recommendations.c.id == recommendation_id)
     row = connection.execute(query.order_by(recommendations.c.id.desc()).limit(1)).first()
@@ -137,7 +143,7 @@ def review_recommendation(connection: Connection, recommendation_id: int, *, dec
         raise ValueError(f"unknown decision {decision!r}")
     row = connection.execute(
         select(recommendations.c.id, recommendations.c.status, recommendations.c.period,
-               recommendations.c.unit_code, recommendations.c.flag)
+               recommendations.c.unit_code, recommendations.c.flag, recommendations.c.official_id)
         .where(recommendations.c.id == recommendation_id).with_for_update()
     ).one_or_none()
     if row is None:
@@ -150,7 +156,8 @@ def review_recommendation(connection: Connection, recommendation_id: int, *, dec
         recommendation_id=recommendation_id, decision=decision, previous_status=row.status, reason=reason,
         reviewer=reviewer, decided_at=at).returning(recommendation_reviews.c.seq)).scalar_one()
     log_changes(connection, [(recommendation_id, REVIEWED)], at)
-    target = f"periods/{row.period}/recommendations/{row.unit_code}~{row.flag}"
+    about = f"~{row.official_id}" if row.official_id else ""
+    target = f"periods/{row.period}/recommendations/{row.unit_code}~{row.flag}{about}"
     append_audit(connection, [NewAuditEvent(
         at=at, actor=reviewer, action="review_recommendation", target=target, outcome="done",
         detail={"recommendation_id": recommendation_id, "decision": decision, "previous_status": row.status,
@@ -163,13 +170,14 @@ def review_recommendation(connection: Connection, recommendation_id: int, *, dec
     return record, review
 
 
-def list_reviews(connection: Connection, *, period: str, unit_code: str, flag: str) -> list[ReviewRecord]:
+def list_reviews(connection: Connection, *, period: str, unit_code: str, flag: str, official_id: str = ""
+                 ) -> list[ReviewRecord]:
     query = (
         select(recommendation_reviews, recommendations.c.period, recommendations.c.unit_code, recommendations.c.flag)
         .join_from(recommendation_reviews, recommendations,
                    recommendations.c.id == recommendation_reviews.c.recommendation_id)
         .where(recommendations.c.period == period, recommendations.c.unit_code == unit_code,
-               recommendations.c.flag == flag)
+               recommendations.c.flag == flag, recommendations.c.official_id == official_id)
         .order_by(recommendation_reviews.c.seq)
     )
     return [

@@ -77,6 +77,7 @@ def assignment_values(assignment: Assignment) -> Values:
         "due_on": assignment.due_on,
         "source_document": assignment.source_document,
         "priority": Priority(assignment.priority).value,
+        "lead_official": assignment.lead_official,
     }
 
 
@@ -90,6 +91,7 @@ def assignment_from(row: Row[Any]) -> Assignment:
         due_on=row.due_on,
         source_document=row.source_document,
         priority=Priority(row.priority),
+        lead_official=row.lead_official,
     )
 
 

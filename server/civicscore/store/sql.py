@@ -38,9 +38,11 @@ from civicscore.domain.model import (
     UpsertCounts,
 )
 from civicscore.domain.obstacles import NewObstacle, ObstacleRecord, ObstacleStatus, ObstacleTarget, OpenObstacle
+from civicscore.domain.officials import Official
 from civicscore.store import aggregates, extensions, listing, obstacles, passwords, reviews, writes
 from civicscore.store import evaluations as revisions
 from civicscore.store import identities as access
+from civicscore.store import officials as people
 from civicscore.store import rulesets as versions
 from civicscore.store.base import (
     ActivationRecord,
@@ -60,6 +62,8 @@ from civicscore.store.base import (
     NewContest,
     NewEvaluation,
     NewExtension,
+    NewOfficialEvaluation,
+    OfficialEvaluationRecord,
     Page,
     PasswordRecord,
     RecommendationRecord,
@@ -351,6 +355,7 @@ class SqlStore:
         self, evaluations: Sequence[NewEvaluation], *, period: str,
         idempotency: IdempotencyRecord | None = None, recorded_by: str = "",
         in_force: Callable[[list[ActivationRecord]], None] | None = None,
+        officials: Sequence[NewOfficialEvaluation] = (),
     ) -> SaveEvaluationsResult:
         """New revision per changed result; the unit's proposed recommendations are superseded."""
         db = self._db
@@ -361,9 +366,16 @@ class SqlStore:
                 in_force(versions.activations(connection, include_rolled_back=False))
             saved = revisions.save_evaluations(connection, evaluations, period=period, now=db.clock(),
                                                recorded_by=recorded_by)
-            if saved.new_revisions:
-                self._audited(connection, recorded_by, "save_evaluations", f"periods/{period}",
-                              {"units_evaluated": saved.units_evaluated, "new_revisions": saved.new_revisions})
+            official_revisions = people.save_official_evaluations(
+                connection, officials, period=period, now=db.clock(), recorded_by=recorded_by)
+            saved = dataclasses.replace(saved, officials_evaluated=len(officials),
+                                        official_revisions=official_revisions)
+            if saved.new_revisions or official_revisions:
+                detail: dict[str, object] = {"units_evaluated": saved.units_evaluated,
+                                             "new_revisions": saved.new_revisions}
+                if officials:
+                    detail.update(officials_evaluated=len(officials), official_revisions=official_revisions)
+                self._audited(connection, recorded_by, "save_evaluations", f"periods/{period}", detail)
             return saved
 
         return db.write(work, idempotency=idempotency, encode=_result_json, decode=_save_result_from)
@@ -535,10 +547,10 @@ class SqlStore:
 
 
     # -- reviews, contests and the change log ------------------------------------
-    def find_recommendation(self, *, period: str, unit_code: str, flag: str, recommendation_id: int = 0
-                            ) -> RecommendationRecord | None:
+    def find_recommendation(self, *, period: str, unit_code: str, flag: str, recommendation_id: int = 0,
+                            official_id: str = "") -> RecommendationRecord | None:
         return self._db.read(partial(reviews.find_recommendation, period=period, unit_code=unit_code, flag=flag,
-                                     recommendation_id=recommendation_id))
+                                     recommendation_id=recommendation_id, official_id=official_id))
 
     def get_recommendation(self, recommendation_id: int) -> RecommendationRecord | None:
         return self._db.read(lambda c: reviews.get_recommendation(c, recommendation_id))
@@ -551,8 +563,9 @@ class SqlStore:
                 c, recommendation_id, decision=decision, reason=reason, reviewer=reviewer, at=at),
             idempotency=idempotency, encode=_result_json, decode=review_result_from_json)
 
-    def list_reviews(self, *, period: str, unit_code: str, flag: str) -> list[ReviewRecord]:
-        return self._db.read(partial(reviews.list_reviews, period=period, unit_code=unit_code, flag=flag))
+    def list_reviews(self, *, period: str, unit_code: str, flag: str, official_id: str = "") -> list[ReviewRecord]:
+        return self._db.read(partial(reviews.list_reviews, period=period, unit_code=unit_code, flag=flag,
+                                     official_id=official_id))
 
     def record_contest(self, contest: NewContest, *, idempotency: IdempotencyRecord | None = None) -> ContestRecord:
         return self._db.write(lambda c: reviews.record_contest(c, contest), idempotency=idempotency,
@@ -635,6 +648,64 @@ class SqlStore:
     def open_obstacles(self, *, end: dt.date, closes_at: dt.datetime, unit_codes: Iterable[str] | None = None
                        ) -> dict[str, tuple[OpenObstacle, ...]]:
         return self._db.read(partial(obstacles.open_obstacles, end=end, closes_at=closes_at, unit_codes=unit_codes))
+
+    # -- officials --------------------------------------------------------------------
+    def upsert_officials(self, batch: Sequence[Official], *, keep_activity: frozenset[str] = frozenset(),
+                         idempotency: IdempotencyRecord | None = None, recorded_by: str = "") -> UpsertCounts:
+        return self._upsert(partial(_upsert_officials, keep_activity=keep_activity), batch, idempotency,
+                            recorded_by, action="upsert_officials", target="officials")
+
+    def get_officials(self, official_ids: Sequence[str]) -> dict[str, Official]:
+        return self._db.read(lambda c: people.get_officials(c, official_ids))
+
+    def list_officials(self, *, unit_codes: Sequence[str] | None = None, active: bool | None = None,
+                       after: str | None = None, limit: int = 100) -> Page[Official]:
+        return self._db.read(partial(people.list_officials, unit_codes=unit_codes, active=active, after=after,
+                                     limit=limit))
+
+    def delete_official(self, official_id: str, *, actor: str, idempotency: IdempotencyRecord | None = None
+                        ) -> bool:
+        def work(connection: Connection) -> bool:
+            if not people.delete_official(connection, official_id):
+                raise LookupError(official_id)  # nothing is written, the idempotency key included
+            self._audited(connection, actor, "delete_official", f"officials/{official_id}", {})
+            return True
+
+        return bool(self._db.write(work, idempotency=idempotency, encode=json.dumps, decode=json.loads))
+
+    def officials_in_force(self, *, start: dt.date, end: dt.date) -> list[Official]:
+        return self._db.read(partial(people.officials_in_force, start=start, end=end))
+
+    def led_task_counts(self, *, start: dt.date, end: dt.date) -> dict[str, TaskCounts]:
+        return self._db.read(partial(people.led_task_counts, start=start, end=end))
+
+    def lead_officials(self) -> dict[str, str]:
+        return self._db.read(people.lead_officials)
+
+    def get_official_evaluation(self, *, official_id: str, period: str, revision: int = 0
+                                ) -> OfficialEvaluationRecord | None:
+        return self._db.read(partial(people.get_official_evaluation, official_id=official_id, period=period,
+                                     revision=revision))
+
+    def list_official_evaluations(self, *, period: str, unit_codes: Sequence[str] | None = None,
+                                  flagged: bool | None = None, after: str | None = None, limit: int = 100
+                                  ) -> Page[OfficialEvaluationRecord]:
+        return self._db.read(partial(people.list_official_evaluations, period=period, unit_codes=unit_codes,
+                                     flagged=flagged, after=after, limit=limit))
+
+    def list_official_recommendations(
+        self, *, period: str, kind: str | None = None, flag: str | None = None,
+        status: RecommendationStatus | None = None, unit_codes: Sequence[str] | None = None,
+        official_id: str | None = None, after: str | None = None, limit: int = 100,
+    ) -> Page[RecommendationRecord]:
+        return self._db.read(partial(people.list_official_recommendations, period=period, kind=kind, flag=flag,
+                                     status=status, unit_codes=unit_codes, official_id=official_id, after=after,
+                                     limit=limit))
+
+
+def _upsert_officials(connection: Connection, batch: Sequence[Official], recorded_by: str, *,
+                      keep_activity: frozenset[str]) -> UpsertCounts:
+    return people.upsert_officials(connection, batch, recorded_by, keep_activity=keep_activity)
 
 
 def _credential_json(credential: CredentialRecord) -> str:

@@ -25,7 +25,6 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -110,6 +109,7 @@ class AssignmentRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_assignments_unit_due", "unit_code", "due_on"),
         Index("ix_assignments_due_on", "due_on"),
+        Index("ix_assignments_lead_official", "lead_official"),
     )
 
     assignment_id: str = Field(sa_type=String, primary_key=True)
@@ -121,6 +121,9 @@ class AssignmentRow(SQLModel, table=True):
     source_document: str = Field(sa_type=Text)
     priority: str = Field(sa_type=String)
     recorded_by: str = Field(sa_column=_recorded_by())
+    # The official who leads it (người chủ trì), if any (0013).
+    lead_official: str | None = Field(default=None, sa_type=String, nullable=True,
+                                      foreign_key="officials.official_id")
 
 class OutcomeRow(SQLModel, table=True):
     """An immutable report; `seq` is the arrival order that breaks `reported_at` ties."""
@@ -243,13 +246,9 @@ class RecommendationRow(SQLModel, table=True):
 
     __tablename__ = "recommendations"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["period", "unit_code", "evaluation_revision"],
-            ["evaluations.period", "evaluations.unit_code", "evaluations.revision"],
-            name="fk_recommendations_evaluation",
-        ),
         Index("ix_recommendations_period_unit", "period", "unit_code", "id"),
         Index("ix_recommendations_period_status", "period", "status"),
+        Index("ix_recommendations_period_official", "period", "official_id"),
     )
 
     id: int | None = Field(default=None, sa_type=SerialKey, primary_key=True)
@@ -269,6 +268,10 @@ class RecommendationRow(SQLModel, table=True):
         foreign_key="recommendations.id",
         nullable=True,
     )
+    # '' for a recommendation about a unit (raised by `evaluations` row period, unit_code,
+    # evaluation_revision); else the official it is about (raised by their `official_evaluations` row
+    # period, official_id, evaluation_revision; `unit_code` is the unit through which they are reached).
+    official_id: str = Field(sa_column=Column("official_id", String, nullable=False, server_default=""))
 
 
 class RecommendationReasonRow(SQLModel, table=True):
@@ -510,6 +513,57 @@ class AssignmentObstacleRow(SQLModel, table=True):
     resolved_by: str | None = Field(default=None, sa_type=Text, nullable=True)
     resolved_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
 
+class OfficialRow(SQLModel, table=True):
+    """A person the committee may commend or criticise (0013): only what the evaluation needs.
+
+    `appointments_json` is the canonical JSON of the positions as sent; `official_appointments` holds
+    the same positions as rows (the reference to units, the lookup by unit). Rows are never deleted once
+    the person was evaluated or leads an assignment: `active` false instead."""
+
+    __tablename__ = "officials"
+
+    official_id: str = Field(sa_type=String, primary_key=True)
+    display_name: str = Field(sa_type=Text)
+    appointments_json: str = Field(sa_type=Text)
+    active: bool = Field(sa_type=Boolean)
+    under_review_json: str = Field(sa_type=Text)
+    recorded_by: str = Field(sa_column=_recorded_by())
+
+
+class OfficialAppointmentRow(SQLModel, table=True):
+    """One position of an official (0013), `ordinal` its place in the official's list."""
+
+    __tablename__ = "official_appointments"
+    __table_args__ = (Index("ix_official_appointments_unit_code", "unit_code"),)
+
+    official_id: str = Field(sa_type=String, primary_key=True, foreign_key="officials.official_id")
+    ordinal: int = Field(sa_type=Integer, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    unit_code: str = Field(sa_type=String, foreign_key="units.code")
+    position: str = Field(sa_type=String)  # head | deputy | officer
+    start_on: dt.date = Field(sa_type=Date)
+    end_on: dt.date | None = Field(default=None, sa_type=Date, nullable=True)
+
+
+class OfficialEvaluationRow(SQLModel, table=True):
+    """An official's result for a quarter (0013); a new revision when it changes, as for units."""
+
+    __tablename__ = "official_evaluations"
+    __table_args__ = (Index("ix_official_evaluations_official_id", "official_id"),)
+
+    period: str = Field(sa_type=String, primary_key=True)
+    official_id: str = Field(sa_type=String, primary_key=True, foreign_key="officials.official_id")
+    revision: int = Field(sa_type=Integer, primary_key=True, sa_column_kwargs={"autoincrement": False})
+    unit_code: str = Field(sa_type=String)
+    result_json: str = Field(sa_type=Text)
+    result_digest: str = Field(sa_type=String)
+    ruleset_version: str = Field(sa_type=String)
+    ruleset_digest: str = Field(sa_type=String)
+    inputs_digest: str = Field(sa_type=String)
+    flags_json: str = Field(sa_type=Text)
+    created_at: dt.datetime = Field(sa_type=UtcDateTime)
+    recorded_by: str = Field(sa_column=_recorded_by())
+
+
 def _table(model: type[SQLModel]) -> Table:
     table = model.__table__  # type: ignore[attr-defined]
     assert isinstance(table, Table)
@@ -537,3 +591,6 @@ recommendation_contests = _table(RecommendationContestRow)
 recommendation_changes = _table(RecommendationChangeRow)
 assignment_extensions = _table(AssignmentExtensionRow)
 assignment_obstacles = _table(AssignmentObstacleRow)
+officials = _table(OfficialRow)
+official_appointments = _table(OfficialAppointmentRow)
+official_evaluations = _table(OfficialEvaluationRow)

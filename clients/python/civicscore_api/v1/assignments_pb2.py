@@ -26,7 +26,7 @@ from civicscore_api.v1 import common_pb2 as civicscore_dot_v1_dot_common__pb2
 from civicscore_api.v1 import domains_pb2 as civicscore_dot_v1_dot_domains__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ivicscore/v1/assignments.proto\x12\rcivicscore.v1\x1a\x1a\x63ivicscore/v1/common.proto\x1a\x1b\x63ivicscore/v1/domains.proto\"\xae\x02\n\nAssignment\x12\x14\n\x04name\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x01\x12 \n\rassignment_id\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x03\x10\x80\x01\x12\'\n\x04unit\x18\x03 \x01(\tB\x19\xe2\xf9\x18\x15\x08\x0b*\x11units/{unit_code}\x12\x18\n\x05title\x18\x04 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12!\n\x04\x61rea\x18\x05 \x01(\x0e\x32\x13.civicscore.v1.Area\x12\"\n\x0fsource_document\x18\x06 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xc8\x01\x12\x1b\n\x0b\x61ssigned_on\x18\x07 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x07\x12\x16\n\x06\x64ue_on\x18\x08 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x07\x12)\n\x08priority\x18\t \x01(\x0e\x32\x17.civicscore.v1.Priority\"\x85\x01\n\x18UpsertAssignmentsRequest\x12.\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x19.civicscore.v1.Assignment\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"\x83\x01\n\x19UpsertAssignmentsResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07updated\x18\x02 \x01(\x05\x12\x11\n\tunchanged\x18\x03 \x01(\x05\x12\x31\n\nviolations\x18\x04 \x03(\x0b\x32\x1d.civicscore.v1.FieldViolation\"I\n\x14GetAssignmentRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\xf9\x18\x1f\x08\x0b*\x1b\x61ssignments/{assignment_id}\"F\n\x15GetAssignmentResponse\x12-\n\nassignment\x18\x01 \x01(\x0b\x32\x19.civicscore.v1.Assignment\"m\n\x16ListAssignmentsRequest\x12\x19\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"b\n\x17ListAssignmentsResponse\x12.\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x19.civicscore.v1.Assignment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*7\n\x04\x41rea\x12\x14\n\x10\x41REA_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41REA_PAR\x10\x01\x12\x0b\n\x07\x41REA_DX\x10\x02*s\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x12\x13\n\x0fPRIORITY_URGENT\x10\x04\x32\xb9\x02\n\x11\x41ssignmentService\x12\x66\n\x11UpsertAssignments\x12\'.civicscore.v1.UpsertAssignmentsRequest\x1a(.civicscore.v1.UpsertAssignmentsResponse\x12Z\n\rGetAssignment\x12#.civicscore.v1.GetAssignmentRequest\x1a$.civicscore.v1.GetAssignmentResponse\x12`\n\x0fListAssignments\x12%.civicscore.v1.ListAssignmentsRequest\x1a&.civicscore.v1.ListAssignmentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x63ivicscore/v1/assignments.proto\x12\rcivicscore.v1\x1a\x1a\x63ivicscore/v1/common.proto\x1a\x1b\x63ivicscore/v1/domains.proto\"\xe6\x02\n\nAssignment\x12\x14\n\x04name\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x01\x12 \n\rassignment_id\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x03\x10\x80\x01\x12\'\n\x04unit\x18\x03 \x01(\tB\x19\xe2\xf9\x18\x15\x08\x0b*\x11units/{unit_code}\x12\x18\n\x05title\x18\x04 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12!\n\x04\x61rea\x18\x05 \x01(\x0e\x32\x13.civicscore.v1.Area\x12\"\n\x0fsource_document\x18\x06 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xc8\x01\x12\x1b\n\x0b\x61ssigned_on\x18\x07 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x07\x12\x16\n\x06\x64ue_on\x18\x08 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x07\x12)\n\x08priority\x18\t \x01(\x0e\x32\x17.civicscore.v1.Priority\x12\x36\n\rlead_official\x18\n \x01(\tB\x1f\xe2\xf9\x18\x1b\x08\x0b*\x17officials/{official_id}\"\x85\x01\n\x18UpsertAssignmentsRequest\x12.\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x19.civicscore.v1.Assignment\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"\x83\x01\n\x19UpsertAssignmentsResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07updated\x18\x02 \x01(\x05\x12\x11\n\tunchanged\x18\x03 \x01(\x05\x12\x31\n\nviolations\x18\x04 \x03(\x0b\x32\x1d.civicscore.v1.FieldViolation\"I\n\x14GetAssignmentRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\xf9\x18\x1f\x08\x0b*\x1b\x61ssignments/{assignment_id}\"F\n\x15GetAssignmentResponse\x12-\n\nassignment\x18\x01 \x01(\x0b\x32\x19.civicscore.v1.Assignment\"m\n\x16ListAssignmentsRequest\x12\x19\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x02 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\x12\x19\n\x06\x66ilter\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"b\n\x17ListAssignmentsResponse\x12.\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x19.civicscore.v1.Assignment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*7\n\x04\x41rea\x12\x14\n\x10\x41REA_UNSPECIFIED\x10\x00\x12\x0c\n\x08\x41REA_PAR\x10\x01\x12\x0b\n\x07\x41REA_DX\x10\x02*s\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n\x0cPRIORITY_LOW\x10\x01\x12\x13\n\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n\rPRIORITY_HIGH\x10\x03\x12\x13\n\x0fPRIORITY_URGENT\x10\x04\x32\xb9\x02\n\x11\x41ssignmentService\x12\x66\n\x11UpsertAssignments\x12\'.civicscore.v1.UpsertAssignmentsRequest\x1a(.civicscore.v1.UpsertAssignmentsResponse\x12Z\n\rGetAssignment\x12#.civicscore.v1.GetAssignmentRequest\x1a$.civicscore.v1.GetAssignmentResponse\x12`\n\x0fListAssignments\x12%.civicscore.v1.ListAssignmentsRequest\x1a&.civicscore.v1.ListAssignmentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,6 +47,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSIGNMENT'].fields_by_name['assigned_on']._serialized_options = b'\342\371\030\002\010\007'
   _globals['_ASSIGNMENT'].fields_by_name['due_on']._loaded_options = None
   _globals['_ASSIGNMENT'].fields_by_name['due_on']._serialized_options = b'\342\371\030\002\010\007'
+  _globals['_ASSIGNMENT'].fields_by_name['lead_official']._loaded_options = None
+  _globals['_ASSIGNMENT'].fields_by_name['lead_official']._serialized_options = b'\342\371\030\033\010\013*\027officials/{official_id}'
   _globals['_UPSERTASSIGNMENTSREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
   _globals['_UPSERTASSIGNMENTSREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\342\371\030\005\010\002\020\200\001'
   _globals['_GETASSIGNMENTREQUEST'].fields_by_name['name']._loaded_options = None
@@ -57,24 +59,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTASSIGNMENTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
   _globals['_LISTASSIGNMENTSREQUEST'].fields_by_name['filter']._loaded_options = None
   _globals['_LISTASSIGNMENTSREQUEST'].fields_by_name['filter']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
-  _globals['_AREA']._serialized_start=1040
-  _globals['_AREA']._serialized_end=1095
-  _globals['_PRIORITY']._serialized_start=1097
-  _globals['_PRIORITY']._serialized_end=1212
+  _globals['_AREA']._serialized_start=1096
+  _globals['_AREA']._serialized_end=1151
+  _globals['_PRIORITY']._serialized_start=1153
+  _globals['_PRIORITY']._serialized_end=1268
   _globals['_ASSIGNMENT']._serialized_start=108
-  _globals['_ASSIGNMENT']._serialized_end=410
-  _globals['_UPSERTASSIGNMENTSREQUEST']._serialized_start=413
-  _globals['_UPSERTASSIGNMENTSREQUEST']._serialized_end=546
-  _globals['_UPSERTASSIGNMENTSRESPONSE']._serialized_start=549
-  _globals['_UPSERTASSIGNMENTSRESPONSE']._serialized_end=680
-  _globals['_GETASSIGNMENTREQUEST']._serialized_start=682
-  _globals['_GETASSIGNMENTREQUEST']._serialized_end=755
-  _globals['_GETASSIGNMENTRESPONSE']._serialized_start=757
-  _globals['_GETASSIGNMENTRESPONSE']._serialized_end=827
-  _globals['_LISTASSIGNMENTSREQUEST']._serialized_start=829
-  _globals['_LISTASSIGNMENTSREQUEST']._serialized_end=938
-  _globals['_LISTASSIGNMENTSRESPONSE']._serialized_start=940
-  _globals['_LISTASSIGNMENTSRESPONSE']._serialized_end=1038
-  _globals['_ASSIGNMENTSERVICE']._serialized_start=1215
-  _globals['_ASSIGNMENTSERVICE']._serialized_end=1528
+  _globals['_ASSIGNMENT']._serialized_end=466
+  _globals['_UPSERTASSIGNMENTSREQUEST']._serialized_start=469
+  _globals['_UPSERTASSIGNMENTSREQUEST']._serialized_end=602
+  _globals['_UPSERTASSIGNMENTSRESPONSE']._serialized_start=605
+  _globals['_UPSERTASSIGNMENTSRESPONSE']._serialized_end=736
+  _globals['_GETASSIGNMENTREQUEST']._serialized_start=738
+  _globals['_GETASSIGNMENTREQUEST']._serialized_end=811
+  _globals['_GETASSIGNMENTRESPONSE']._serialized_start=813
+  _globals['_GETASSIGNMENTRESPONSE']._serialized_end=883
+  _globals['_LISTASSIGNMENTSREQUEST']._serialized_start=885
+  _globals['_LISTASSIGNMENTSREQUEST']._serialized_end=994
+  _globals['_LISTASSIGNMENTSRESPONSE']._serialized_start=996
+  _globals['_LISTASSIGNMENTSRESPONSE']._serialized_end=1094
+  _globals['_ASSIGNMENTSERVICE']._serialized_start=1271
+  _globals['_ASSIGNMENTSERVICE']._serialized_end=1584
 # @@protoc_insertion_point(module_scope)

@@ -91,6 +91,7 @@ class Assignment(_message.Message):
     ASSIGNED_ON_FIELD_NUMBER: _builtins.int
     DUE_ON_FIELD_NUMBER: _builtins.int
     PRIORITY_FIELD_NUMBER: _builtins.int
+    LEAD_OFFICIAL_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `assignments/{assignment_id}`. Output only."""
     assignment_id: _builtins.str
@@ -111,6 +112,11 @@ class Assignment(_message.Message):
     """Due date, `YYYY-MM-DD`; not before `assigned_on`."""
     priority: Global___Priority.ValueType
     """Priority; unspecified means normal."""
+    lead_official: _builtins.str
+    """The official who leads it (người chủ trì), `officials/{official_id}`;
+    optional, must exist. Reading it needs `personal.read`: without it this
+    field is left empty in responses.
+    """
     def __init__(
         self,
         *,
@@ -123,10 +129,11 @@ class Assignment(_message.Message):
         assigned_on: _builtins.str = ...,
         due_on: _builtins.str = ...,
         priority: Global___Priority.ValueType = ...,
+        lead_official: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["area", b"area", "assigned_on", b"assigned_on", "assignment_id", b"assignment_id", "due_on", b"due_on", "name", b"name", "priority", b"priority", "source_document", b"source_document", "title", b"title", "unit", b"unit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["area", b"area", "assigned_on", b"assigned_on", "assignment_id", b"assignment_id", "due_on", b"due_on", "lead_official", b"lead_official", "name", b"name", "priority", b"priority", "source_document", b"source_document", "title", b"title", "unit", b"unit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

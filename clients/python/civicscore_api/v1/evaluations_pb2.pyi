@@ -653,6 +653,8 @@ class Recommendation(_message.Message):
     LAST_REVIEWER_FIELD_NUMBER: _builtins.int
     LAST_DECISION_REASON_FIELD_NUMBER: _builtins.int
     LAST_DECISION_TIME_FIELD_NUMBER: _builtins.int
+    OFFICIAL_FIELD_NUMBER: _builtins.int
+    OFFICIAL_DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, `periods/{period}/recommendations/{unit code}~{flag}`."""
     unit: _builtins.str
@@ -689,6 +691,14 @@ class Recommendation(_message.Message):
     """Identity of the committee member who took the last decision."""
     last_decision_reason: _builtins.str
     """Reason given with the last decision."""
+    official: _builtins.str
+    """For a recommendation about an official (OfficialService): the official,
+    `officials/{official_id}`; `unit` is then the unit through which they are
+    reached, and `name` is `periods/{period}/recommendations/{unit code}~{flag}~{official_id}`.
+    Empty for a recommendation about a unit.
+    """
+    official_display_name: _builtins.str
+    """The official's full name; empty for a recommendation about a unit."""
     @_builtins.property
     def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reason]:
         """Every rule that raised the flag."""
@@ -725,10 +735,12 @@ class Recommendation(_message.Message):
         last_reviewer: _builtins.str = ...,
         last_decision_reason: _builtins.str = ...,
         last_decision_time: _timestamp_pb2.Timestamp | None = ...,
+        official: _builtins.str = ...,
+        official_display_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_decision_time", b"last_decision_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "evaluation", b"evaluation", "evaluation_revision", b"evaluation_revision", "flag", b"flag", "kind", b"kind", "label_en", b"label_en", "label_vi", b"label_vi", "last_decision", b"last_decision", "last_decision_reason", b"last_decision_reason", "last_decision_time", b"last_decision_time", "last_reviewer", b"last_reviewer", "level", b"level", "name", b"name", "period", b"period", "reasons", b"reasons", "recommendation_id", b"recommendation_id", "status", b"status", "successor", b"successor", "successor_id", b"successor_id", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "evaluation", b"evaluation", "evaluation_revision", b"evaluation_revision", "flag", b"flag", "kind", b"kind", "label_en", b"label_en", "label_vi", b"label_vi", "last_decision", b"last_decision", "last_decision_reason", b"last_decision_reason", "last_decision_time", b"last_decision_time", "last_reviewer", b"last_reviewer", "level", b"level", "name", b"name", "official", b"official", "official_display_name", b"official_display_name", "period", b"period", "reasons", b"reasons", "recommendation_id", b"recommendation_id", "status", b"status", "successor", b"successor", "successor_id", b"successor_id", "unit", b"unit", "unit_display_name_vi", b"unit_display_name_vi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -778,6 +790,8 @@ class EvaluatePeriodResponse(_message.Message):
     RECOMMENDATIONS_FIELD_NUMBER: _builtins.int
     RULESET_VERSION_FIELD_NUMBER: _builtins.int
     RULESET_DIGEST_FIELD_NUMBER: _builtins.int
+    OFFICIALS_EVALUATED_FIELD_NUMBER: _builtins.int
+    OFFICIAL_REVISIONS_FIELD_NUMBER: _builtins.int
     units_evaluated: _builtins.int
     """Units evaluated (every active unit)."""
     new_revisions: _builtins.int
@@ -792,6 +806,12 @@ class EvaluatePeriodResponse(_message.Message):
     """Declared version of the ruleset used."""
     ruleset_digest: _builtins.str
     """SHA-256 of the ruleset used."""
+    officials_evaluated: _builtins.int
+    """Officials evaluated with a quarter (every active official holding a
+    position in it; OfficialService reads their results); 0 for a half-year or year.
+    """
+    official_revisions: _builtins.int
+    """Officials' evaluations stored as a new revision."""
     def __init__(
         self,
         *,
@@ -802,10 +822,12 @@ class EvaluatePeriodResponse(_message.Message):
         recommendations: _builtins.int = ...,
         ruleset_version: _builtins.str = ...,
         ruleset_digest: _builtins.str = ...,
+        officials_evaluated: _builtins.int = ...,
+        official_revisions: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_revisions", b"new_revisions", "not_assessable", b"not_assessable", "recommendations", b"recommendations", "ruleset_digest", b"ruleset_digest", "ruleset_version", b"ruleset_version", "unchanged", b"unchanged", "units_evaluated", b"units_evaluated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_revisions", b"new_revisions", "not_assessable", b"not_assessable", "official_revisions", b"official_revisions", "officials_evaluated", b"officials_evaluated", "recommendations", b"recommendations", "ruleset_digest", b"ruleset_digest", "ruleset_version", b"ruleset_version", "unchanged", b"unchanged", "units_evaluated", b"units_evaluated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

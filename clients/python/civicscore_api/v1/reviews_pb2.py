@@ -28,7 +28,7 @@ from civicscore_api.v1 import outcomes_pb2 as civicscore_dot_v1_dot_outcomes__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ivicscore/v1/reviews.proto\x12\rcivicscore.v1\x1a\x1b\x63ivicscore/v1/domains.proto\x1a\x1f\x63ivicscore/v1/evaluations.proto\x1a\x1c\x63ivicscore/v1/outcomes.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x02\n\x14RecommendationReview\x12\x11\n\treview_id\x18\x01 \x01(\x03\x12\x16\n\x0erecommendation\x18\x02 \x01(\t\x12\x19\n\x11recommendation_id\x18\x03 \x01(\x03\x12/\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x1d.civicscore.v1.ReviewDecision\x12<\n\x0fprevious_status\x18\x05 \x01(\x0e\x32#.civicscore.v1.RecommendationStatus\x12\x33\n\x06status\x18\x06 \x01(\x0e\x32#.civicscore.v1.RecommendationStatus\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x10\n\x08reviewer\x18\x08 \x01(\t\x12/\n\x0breview_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfb\x01\n\x1bReviewRecommendationRequest\x12I\n\x04name\x18\x01 \x01(\tB;\xe2\xf9\x18\x37\x08\x0b*3periods/{period}/recommendations/{unit_code}~{flag}\x12!\n\x11recommendation_id\x18\x02 \x01(\x03\x42\x06\xe2\xf9\x18\x02\x08\n\x12/\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32\x1d.civicscore.v1.ReviewDecision\x12\x19\n\x06reason\x18\x04 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xa0\x1f\x12\"\n\x0fidempotency_key\x18\x05 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\"\x8a\x01\n\x1cReviewRecommendationResponse\x12\x35\n\x0erecommendation\x18\x01 \x01(\x0b\x32\x1d.civicscore.v1.Recommendation\x12\x33\n\x06review\x18\x02 \x01(\x0b\x32#.civicscore.v1.RecommendationReview\"m\n ListRecommendationReviewsRequest\x12I\n\x04name\x18\x01 \x01(\tB;\xe2\xf9\x18\x37\x08\x0b*3periods/{period}/recommendations/{unit_code}~{flag}\"Y\n!ListRecommendationReviewsResponse\x12\x34\n\x07reviews\x18\x01 \x03(\x0b\x32#.civicscore.v1.RecommendationReview\"g\n\x12\x45valuationSnapshot\x12\x10\n\x08revision\x18\x01 \x01(\x05\x12\x12\n\nassessable\x18\x02 \x01(\x08\x12\r\n\x05score\x18\x03 \x01(\x01\x12\r\n\x05grade\x18\x04 \x01(\t\x12\r\n\x05\x66lags\x18\x05 \x03(\t\"\xa5\x03\n\x07\x43ontest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0erecommendation\x18\x02 \x01(\t\x12\x19\n\x11recommendation_id\x18\x03 \x01(\x03\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0e\n\x06period\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12+\n\x0b\x63orrections\x18\x07 \x03(\x0b\x32\x16.civicscore.v1.Outcome\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x08 \x01(\x05\x12\x12\n\nduplicates\x18\t \x01(\x05\x12\x31\n\x06\x62\x65\x66ore\x18\n \x01(\x0b\x32!.civicscore.v1.EvaluationSnapshot\x12\x30\n\x05\x61\x66ter\x18\x0b \x01(\x0b\x32!.civicscore.v1.EvaluationSnapshot\x12\x14\n\x0c\x63ontested_by\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07\x63urrent\x18\x0e \x01(\x0b\x32\x1d.civicscore.v1.Recommendation\"\xf3\x01\n\x1c\x43ontestRecommendationRequest\x12I\n\x04name\x18\x01 \x01(\tB;\xe2\xf9\x18\x37\x08\x0b*3periods/{period}/recommendations/{unit_code}~{flag}\x12!\n\x11recommendation_id\x18\x02 \x01(\x03\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x17\n\x04text\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xa0\x1f\x12(\n\x08outcomes\x18\x04 \x03(\x0b\x32\x16.civicscore.v1.Outcome\x12\"\n\x0fidempotency_key\x18\x05 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\"H\n\x1d\x43ontestRecommendationResponse\x12\'\n\x07\x63ontest\x18\x01 \x01(\x0b\x32\x16.civicscore.v1.Contest\"<\n\x11GetContestRequest\x12\'\n\x04name\x18\x01 \x01(\tB\x19\xe2\xf9\x18\x15\x08\x0b*\x11\x63ontests/{number}\"=\n\x12GetContestResponse\x12\'\n\x07\x63ontest\x18\x01 \x01(\x0b\x32\x16.civicscore.v1.Contest\"g\n\x13ListContestsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x10\x12\x19\n\tpage_size\x18\x02 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"Y\n\x14ListContestsResponse\x12(\n\x08\x63ontests\x18\x01 \x03(\x0b\x32\x16.civicscore.v1.Contest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc5\x01\n\x14RecommendationChange\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x35\n\x04kind\x18\x02 \x01(\x0e\x32\'.civicscore.v1.RecommendationChangeKind\x12\x35\n\x0erecommendation\x18\x03 \x01(\x0b\x32\x1d.civicscore.v1.Recommendation\x12/\n\x0b\x63hange_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x1bWatchRecommendationsRequest\x12\x18\n\x06\x63ursor\x18\x01 \x01(\tB\x08\xe2\xf9\x18\x04\x08\x02\x10\x64\x12\x13\n\x0b\x66rom_newest\x18\x02 \x01(\x08\"\x89\x01\n\x1cWatchRecommendationsResponse\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x33\n\x06\x63hange\x18\x02 \x01(\x0b\x32#.civicscore.v1.RecommendationChange\x12\x11\n\tcaught_up\x18\x03 \x01(\x08\x12\x11\n\theartbeat\x18\x04 \x01(\x08*\x85\x01\n\x0eReviewDecision\x12\x1f\n\x1bREVIEW_DECISION_UNSPECIFIED\x10\x00\x12\x1b\n\x17REVIEW_DECISION_APPROVE\x10\x01\x12\x1a\n\x16REVIEW_DECISION_REJECT\x10\x02\x12\x19\n\x15REVIEW_DECISION_DEFER\x10\x03*\xeb\x01\n\x18RecommendationChangeKind\x12*\n&RECOMMENDATION_CHANGE_KIND_UNSPECIFIED\x10\x00\x12%\n!RECOMMENDATION_CHANGE_KIND_RAISED\x10\x01\x12)\n%RECOMMENDATION_CHANGE_KIND_SUPERSEDED\x10\x02\x12\'\n#RECOMMENDATION_CHANGE_KIND_REVIEWED\x10\x03\x12(\n$RECOMMENDATION_CHANGE_KIND_CONTESTED\x10\x04\x32\x93\x05\n\rReviewService\x12o\n\x14ReviewRecommendation\x12*.civicscore.v1.ReviewRecommendationRequest\x1a+.civicscore.v1.ReviewRecommendationResponse\x12~\n\x19ListRecommendationReviews\x12/.civicscore.v1.ListRecommendationReviewsRequest\x1a\x30.civicscore.v1.ListRecommendationReviewsResponse\x12r\n\x15\x43ontestRecommendation\x12+.civicscore.v1.ContestRecommendationRequest\x1a,.civicscore.v1.ContestRecommendationResponse\x12Q\n\nGetContest\x12 .civicscore.v1.GetContestRequest\x1a!.civicscore.v1.GetContestResponse\x12W\n\x0cListContests\x12\".civicscore.v1.ListContestsRequest\x1a#.civicscore.v1.ListContestsResponse\x12q\n\x14WatchRecommendations\x12*.civicscore.v1.WatchRecommendationsRequest\x1a+.civicscore.v1.WatchRecommendationsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ivicscore/v1/reviews.proto\x12\rcivicscore.v1\x1a\x1b\x63ivicscore/v1/domains.proto\x1a\x1f\x63ivicscore/v1/evaluations.proto\x1a\x1c\x63ivicscore/v1/outcomes.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x02\n\x14RecommendationReview\x12\x11\n\treview_id\x18\x01 \x01(\x03\x12\x16\n\x0erecommendation\x18\x02 \x01(\t\x12\x19\n\x11recommendation_id\x18\x03 \x01(\x03\x12/\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0e\x32\x1d.civicscore.v1.ReviewDecision\x12<\n\x0fprevious_status\x18\x05 \x01(\x0e\x32#.civicscore.v1.RecommendationStatus\x12\x33\n\x06status\x18\x06 \x01(\x0e\x32#.civicscore.v1.RecommendationStatus\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x10\n\x08reviewer\x18\x08 \x01(\t\x12/\n\x0breview_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc0\x02\n\x1bReviewRecommendationRequest\x12\x8d\x01\n\x04name\x18\x01 \x01(\tB\x7f\xe2\xf9\x18{\x08\x0b*wperiods/{period}/recommendations/{unit_code}~{flag} | periods/{period}/recommendations/{unit_code}~{flag}~{official_id}\x12!\n\x11recommendation_id\x18\x02 \x01(\x03\x42\x06\xe2\xf9\x18\x02\x08\n\x12/\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32\x1d.civicscore.v1.ReviewDecision\x12\x19\n\x06reason\x18\x04 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xa0\x1f\x12\"\n\x0fidempotency_key\x18\x05 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\"\x8a\x01\n\x1cReviewRecommendationResponse\x12\x35\n\x0erecommendation\x18\x01 \x01(\x0b\x32\x1d.civicscore.v1.Recommendation\x12\x33\n\x06review\x18\x02 \x01(\x0b\x32#.civicscore.v1.RecommendationReview\"\xb2\x01\n ListRecommendationReviewsRequest\x12\x8d\x01\n\x04name\x18\x01 \x01(\tB\x7f\xe2\xf9\x18{\x08\x0b*wperiods/{period}/recommendations/{unit_code}~{flag} | periods/{period}/recommendations/{unit_code}~{flag}~{official_id}\"Y\n!ListRecommendationReviewsResponse\x12\x34\n\x07reviews\x18\x01 \x03(\x0b\x32#.civicscore.v1.RecommendationReview\"g\n\x12\x45valuationSnapshot\x12\x10\n\x08revision\x18\x01 \x01(\x05\x12\x12\n\nassessable\x18\x02 \x01(\x08\x12\r\n\x05score\x18\x03 \x01(\x01\x12\r\n\x05grade\x18\x04 \x01(\t\x12\r\n\x05\x66lags\x18\x05 \x03(\t\"\xa5\x03\n\x07\x43ontest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0erecommendation\x18\x02 \x01(\t\x12\x19\n\x11recommendation_id\x18\x03 \x01(\x03\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x0e\n\x06period\x18\x05 \x01(\t\x12\x0c\n\x04text\x18\x06 \x01(\t\x12+\n\x0b\x63orrections\x18\x07 \x03(\x0b\x32\x16.civicscore.v1.Outcome\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x08 \x01(\x05\x12\x12\n\nduplicates\x18\t \x01(\x05\x12\x31\n\x06\x62\x65\x66ore\x18\n \x01(\x0b\x32!.civicscore.v1.EvaluationSnapshot\x12\x30\n\x05\x61\x66ter\x18\x0b \x01(\x0b\x32!.civicscore.v1.EvaluationSnapshot\x12\x14\n\x0c\x63ontested_by\x18\x0c \x01(\t\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x07\x63urrent\x18\x0e \x01(\x0b\x32\x1d.civicscore.v1.Recommendation\"\xb8\x02\n\x1c\x43ontestRecommendationRequest\x12\x8d\x01\n\x04name\x18\x01 \x01(\tB\x7f\xe2\xf9\x18{\x08\x0b*wperiods/{period}/recommendations/{unit_code}~{flag} | periods/{period}/recommendations/{unit_code}~{flag}~{official_id}\x12!\n\x11recommendation_id\x18\x02 \x01(\x03\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x17\n\x04text\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xa0\x1f\x12(\n\x08outcomes\x18\x04 \x03(\x0b\x32\x16.civicscore.v1.Outcome\x12\"\n\x0fidempotency_key\x18\x05 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\x80\x01\"H\n\x1d\x43ontestRecommendationResponse\x12\'\n\x07\x63ontest\x18\x01 \x01(\x0b\x32\x16.civicscore.v1.Contest\"<\n\x11GetContestRequest\x12\'\n\x04name\x18\x01 \x01(\tB\x19\xe2\xf9\x18\x15\x08\x0b*\x11\x63ontests/{number}\"=\n\x12GetContestResponse\x12\'\n\x07\x63ontest\x18\x01 \x01(\x0b\x32\x16.civicscore.v1.Contest\"g\n\x13ListContestsRequest\x12\x16\n\x06parent\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x10\x12\x19\n\tpage_size\x18\x02 \x01(\x05\x42\x06\xe2\xf9\x18\x02\x08\n\x12\x1d\n\npage_token\x18\x03 \x01(\tB\t\xe2\xf9\x18\x05\x08\x02\x10\xe8\x07\"Y\n\x14ListContestsResponse\x12(\n\x08\x63ontests\x18\x01 \x03(\x0b\x32\x16.civicscore.v1.Contest\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc5\x01\n\x14RecommendationChange\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x35\n\x04kind\x18\x02 \x01(\x0e\x32\'.civicscore.v1.RecommendationChangeKind\x12\x35\n\x0erecommendation\x18\x03 \x01(\x0b\x32\x1d.civicscore.v1.Recommendation\x12/\n\x0b\x63hange_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x1bWatchRecommendationsRequest\x12\x18\n\x06\x63ursor\x18\x01 \x01(\tB\x08\xe2\xf9\x18\x04\x08\x02\x10\x64\x12\x13\n\x0b\x66rom_newest\x18\x02 \x01(\x08\"\x89\x01\n\x1cWatchRecommendationsResponse\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x33\n\x06\x63hange\x18\x02 \x01(\x0b\x32#.civicscore.v1.RecommendationChange\x12\x11\n\tcaught_up\x18\x03 \x01(\x08\x12\x11\n\theartbeat\x18\x04 \x01(\x08*\x85\x01\n\x0eReviewDecision\x12\x1f\n\x1bREVIEW_DECISION_UNSPECIFIED\x10\x00\x12\x1b\n\x17REVIEW_DECISION_APPROVE\x10\x01\x12\x1a\n\x16REVIEW_DECISION_REJECT\x10\x02\x12\x19\n\x15REVIEW_DECISION_DEFER\x10\x03*\xeb\x01\n\x18RecommendationChangeKind\x12*\n&RECOMMENDATION_CHANGE_KIND_UNSPECIFIED\x10\x00\x12%\n!RECOMMENDATION_CHANGE_KIND_RAISED\x10\x01\x12)\n%RECOMMENDATION_CHANGE_KIND_SUPERSEDED\x10\x02\x12\'\n#RECOMMENDATION_CHANGE_KIND_REVIEWED\x10\x03\x12(\n$RECOMMENDATION_CHANGE_KIND_CONTESTED\x10\x04\x32\x93\x05\n\rReviewService\x12o\n\x14ReviewRecommendation\x12*.civicscore.v1.ReviewRecommendationRequest\x1a+.civicscore.v1.ReviewRecommendationResponse\x12~\n\x19ListRecommendationReviews\x12/.civicscore.v1.ListRecommendationReviewsRequest\x1a\x30.civicscore.v1.ListRecommendationReviewsResponse\x12r\n\x15\x43ontestRecommendation\x12+.civicscore.v1.ContestRecommendationRequest\x1a,.civicscore.v1.ContestRecommendationResponse\x12Q\n\nGetContest\x12 .civicscore.v1.GetContestRequest\x1a!.civicscore.v1.GetContestResponse\x12W\n\x0cListContests\x12\".civicscore.v1.ListContestsRequest\x1a#.civicscore.v1.ListContestsResponse\x12q\n\x14WatchRecommendations\x12*.civicscore.v1.WatchRecommendationsRequest\x1a+.civicscore.v1.WatchRecommendationsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,7 +36,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'civicscore_api.v1.reviews_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REVIEWRECOMMENDATIONREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_REVIEWRECOMMENDATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342\371\0307\010\013*3periods/{period}/recommendations/{unit_code}~{flag}'
+  _globals['_REVIEWRECOMMENDATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342\371\030{\010\013*wperiods/{period}/recommendations/{unit_code}~{flag} | periods/{period}/recommendations/{unit_code}~{flag}~{official_id}'
   _globals['_REVIEWRECOMMENDATIONREQUEST'].fields_by_name['recommendation_id']._loaded_options = None
   _globals['_REVIEWRECOMMENDATIONREQUEST'].fields_by_name['recommendation_id']._serialized_options = b'\342\371\030\002\010\n'
   _globals['_REVIEWRECOMMENDATIONREQUEST'].fields_by_name['reason']._loaded_options = None
@@ -44,9 +44,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVIEWRECOMMENDATIONREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
   _globals['_REVIEWRECOMMENDATIONREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\342\371\030\005\010\002\020\200\001'
   _globals['_LISTRECOMMENDATIONREVIEWSREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_LISTRECOMMENDATIONREVIEWSREQUEST'].fields_by_name['name']._serialized_options = b'\342\371\0307\010\013*3periods/{period}/recommendations/{unit_code}~{flag}'
+  _globals['_LISTRECOMMENDATIONREVIEWSREQUEST'].fields_by_name['name']._serialized_options = b'\342\371\030{\010\013*wperiods/{period}/recommendations/{unit_code}~{flag} | periods/{period}/recommendations/{unit_code}~{flag}~{official_id}'
   _globals['_CONTESTRECOMMENDATIONREQUEST'].fields_by_name['name']._loaded_options = None
-  _globals['_CONTESTRECOMMENDATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342\371\0307\010\013*3periods/{period}/recommendations/{unit_code}~{flag}'
+  _globals['_CONTESTRECOMMENDATIONREQUEST'].fields_by_name['name']._serialized_options = b'\342\371\030{\010\013*wperiods/{period}/recommendations/{unit_code}~{flag} | periods/{period}/recommendations/{unit_code}~{flag}~{official_id}'
   _globals['_CONTESTRECOMMENDATIONREQUEST'].fields_by_name['recommendation_id']._loaded_options = None
   _globals['_CONTESTRECOMMENDATIONREQUEST'].fields_by_name['recommendation_id']._serialized_options = b'\342\371\030\002\010\n'
   _globals['_CONTESTRECOMMENDATIONREQUEST'].fields_by_name['text']._loaded_options = None
@@ -63,42 +63,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTCONTESTSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342\371\030\005\010\002\020\350\007'
   _globals['_WATCHRECOMMENDATIONSREQUEST'].fields_by_name['cursor']._loaded_options = None
   _globals['_WATCHRECOMMENDATIONSREQUEST'].fields_by_name['cursor']._serialized_options = b'\342\371\030\004\010\002\020d'
-  _globals['_REVIEWDECISION']._serialized_start=2699
-  _globals['_REVIEWDECISION']._serialized_end=2832
-  _globals['_RECOMMENDATIONCHANGEKIND']._serialized_start=2835
-  _globals['_RECOMMENDATIONCHANGEKIND']._serialized_end=3070
+  _globals['_REVIEWDECISION']._serialized_start=2907
+  _globals['_REVIEWDECISION']._serialized_end=3040
+  _globals['_RECOMMENDATIONCHANGEKIND']._serialized_start=3043
+  _globals['_RECOMMENDATIONCHANGEKIND']._serialized_end=3278
   _globals['_RECOMMENDATIONREVIEW']._serialized_start=172
   _globals['_RECOMMENDATIONREVIEW']._serialized_end=511
   _globals['_REVIEWRECOMMENDATIONREQUEST']._serialized_start=514
-  _globals['_REVIEWRECOMMENDATIONREQUEST']._serialized_end=765
-  _globals['_REVIEWRECOMMENDATIONRESPONSE']._serialized_start=768
-  _globals['_REVIEWRECOMMENDATIONRESPONSE']._serialized_end=906
-  _globals['_LISTRECOMMENDATIONREVIEWSREQUEST']._serialized_start=908
-  _globals['_LISTRECOMMENDATIONREVIEWSREQUEST']._serialized_end=1017
-  _globals['_LISTRECOMMENDATIONREVIEWSRESPONSE']._serialized_start=1019
-  _globals['_LISTRECOMMENDATIONREVIEWSRESPONSE']._serialized_end=1108
-  _globals['_EVALUATIONSNAPSHOT']._serialized_start=1110
-  _globals['_EVALUATIONSNAPSHOT']._serialized_end=1213
-  _globals['_CONTEST']._serialized_start=1216
-  _globals['_CONTEST']._serialized_end=1637
-  _globals['_CONTESTRECOMMENDATIONREQUEST']._serialized_start=1640
-  _globals['_CONTESTRECOMMENDATIONREQUEST']._serialized_end=1883
-  _globals['_CONTESTRECOMMENDATIONRESPONSE']._serialized_start=1885
-  _globals['_CONTESTRECOMMENDATIONRESPONSE']._serialized_end=1957
-  _globals['_GETCONTESTREQUEST']._serialized_start=1959
-  _globals['_GETCONTESTREQUEST']._serialized_end=2019
-  _globals['_GETCONTESTRESPONSE']._serialized_start=2021
-  _globals['_GETCONTESTRESPONSE']._serialized_end=2082
-  _globals['_LISTCONTESTSREQUEST']._serialized_start=2084
-  _globals['_LISTCONTESTSREQUEST']._serialized_end=2187
-  _globals['_LISTCONTESTSRESPONSE']._serialized_start=2189
-  _globals['_LISTCONTESTSRESPONSE']._serialized_end=2278
-  _globals['_RECOMMENDATIONCHANGE']._serialized_start=2281
-  _globals['_RECOMMENDATIONCHANGE']._serialized_end=2478
-  _globals['_WATCHRECOMMENDATIONSREQUEST']._serialized_start=2480
-  _globals['_WATCHRECOMMENDATIONSREQUEST']._serialized_end=2556
-  _globals['_WATCHRECOMMENDATIONSRESPONSE']._serialized_start=2559
-  _globals['_WATCHRECOMMENDATIONSRESPONSE']._serialized_end=2696
-  _globals['_REVIEWSERVICE']._serialized_start=3073
-  _globals['_REVIEWSERVICE']._serialized_end=3732
+  _globals['_REVIEWRECOMMENDATIONREQUEST']._serialized_end=834
+  _globals['_REVIEWRECOMMENDATIONRESPONSE']._serialized_start=837
+  _globals['_REVIEWRECOMMENDATIONRESPONSE']._serialized_end=975
+  _globals['_LISTRECOMMENDATIONREVIEWSREQUEST']._serialized_start=978
+  _globals['_LISTRECOMMENDATIONREVIEWSREQUEST']._serialized_end=1156
+  _globals['_LISTRECOMMENDATIONREVIEWSRESPONSE']._serialized_start=1158
+  _globals['_LISTRECOMMENDATIONREVIEWSRESPONSE']._serialized_end=1247
+  _globals['_EVALUATIONSNAPSHOT']._serialized_start=1249
+  _globals['_EVALUATIONSNAPSHOT']._serialized_end=1352
+  _globals['_CONTEST']._serialized_start=1355
+  _globals['_CONTEST']._serialized_end=1776
+  _globals['_CONTESTRECOMMENDATIONREQUEST']._serialized_start=1779
+  _globals['_CONTESTRECOMMENDATIONREQUEST']._serialized_end=2091
+  _globals['_CONTESTRECOMMENDATIONRESPONSE']._serialized_start=2093
+  _globals['_CONTESTRECOMMENDATIONRESPONSE']._serialized_end=2165
+  _globals['_GETCONTESTREQUEST']._serialized_start=2167
+  _globals['_GETCONTESTREQUEST']._serialized_end=2227
+  _globals['_GETCONTESTRESPONSE']._serialized_start=2229
+  _globals['_GETCONTESTRESPONSE']._serialized_end=2290
+  _globals['_LISTCONTESTSREQUEST']._serialized_start=2292
+  _globals['_LISTCONTESTSREQUEST']._serialized_end=2395
+  _globals['_LISTCONTESTSRESPONSE']._serialized_start=2397
+  _globals['_LISTCONTESTSRESPONSE']._serialized_end=2486
+  _globals['_RECOMMENDATIONCHANGE']._serialized_start=2489
+  _globals['_RECOMMENDATIONCHANGE']._serialized_end=2686
+  _globals['_WATCHRECOMMENDATIONSREQUEST']._serialized_start=2688
+  _globals['_WATCHRECOMMENDATIONSREQUEST']._serialized_end=2764
+  _globals['_WATCHRECOMMENDATIONSRESPONSE']._serialized_start=2767
+  _globals['_WATCHRECOMMENDATIONSRESPONSE']._serialized_end=2904
+  _globals['_REVIEWSERVICE']._serialized_start=3281
+  _globals['_REVIEWSERVICE']._serialized_end=3940
 # @@protoc_insertion_point(module_scope)

@@ -150,7 +150,10 @@ class ReviewRecommendationRequest(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The recommendation, `periods/2026-Q3/recommendations/STP~criticism`; the latest one of that name."""
+    """The recommendation, `periods/2026-Q3/recommendations/STP~criticism`, or about an
+    official `periods/2026-Q3/recommendations/SNV~head_accountability~CB-00123` (needs
+    `personal.read`); the latest one of that name.
+    """
     recommendation_id: _builtins.int
     """Optional stored id, to review one exact recommendation; 0 means the latest of `name`."""
     decision: Global___ReviewDecision.ValueType
@@ -216,7 +219,9 @@ class ListRecommendationReviewsRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The recommendation name; decisions on every recommendation of that name, oldest first."""
+    """The recommendation name (one about an official needs `personal.read`); decisions on
+    every recommendation of that name, oldest first.
+    """
     def __init__(
         self,
         *,
@@ -390,7 +395,9 @@ class ContestRecommendationRequest(_message.Message):
     OUTCOMES_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The recommendation, `periods/2026-Q3/recommendations/STP~criticism`."""
+    """The recommendation, `periods/2026-Q3/recommendations/STP~criticism`; an official's
+    reply goes through their unit's reporter, on `.../SNV~head_accountability~CB-00123`.
+    """
     recommendation_id: _builtins.int
     """Optional stored id; 0 means the latest recommendation of `name`."""
     text: _builtins.str

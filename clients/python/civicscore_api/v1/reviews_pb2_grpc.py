@@ -100,7 +100,7 @@ class ReviewServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListContests(self, request, context):
-        """Contests of a quarter.
+        """Contests of a quarter (replies about officials only for callers with `personal.read`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -110,6 +110,8 @@ class ReviewServiceServicer:
         """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
         OUT_OF_RANGE when the cursor is past the newest change. An idle stream sends a heartbeat now and
         then; a server shutting down ends the stream with UNAVAILABLE: resume from the last cursor received.
+        Changes of recommendations about officials are not streamed (personal data: read them with
+        OfficialService.ListOfficialRecommendations); the cursor moves past them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -42,11 +42,13 @@ class ReviewServiceStub:
     GetContest: _grpc.UnaryUnaryMultiCallable[_reviews_pb2.GetContestRequest, _reviews_pb2.GetContestResponse]
     """One contest, with before and after side by side."""
     ListContests: _grpc.UnaryUnaryMultiCallable[_reviews_pb2.ListContestsRequest, _reviews_pb2.ListContestsResponse]
-    """Contests of a quarter."""
+    """Contests of a quarter (replies about officials only for callers with `personal.read`)."""
     WatchRecommendations: _grpc.UnaryStreamMultiCallable[_reviews_pb2.WatchRecommendationsRequest, _reviews_pb2.WatchRecommendationsResponse]
     """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
     OUT_OF_RANGE when the cursor is past the newest change. An idle stream sends a heartbeat now and
     then; a server shutting down ends the stream with UNAVAILABLE: resume from the last cursor received.
+    Changes of recommendations about officials are not streamed (personal data: read them with
+    OfficialService.ListOfficialRecommendations); the cursor moves past them.
     """
 
 @_typing.type_check_only
@@ -63,11 +65,13 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     GetContest: _aio.UnaryUnaryMultiCallable[_reviews_pb2.GetContestRequest, _reviews_pb2.GetContestResponse]  # type: ignore[assignment]
     """One contest, with before and after side by side."""
     ListContests: _aio.UnaryUnaryMultiCallable[_reviews_pb2.ListContestsRequest, _reviews_pb2.ListContestsResponse]  # type: ignore[assignment]
-    """Contests of a quarter."""
+    """Contests of a quarter (replies about officials only for callers with `personal.read`)."""
     WatchRecommendations: _aio.UnaryStreamMultiCallable[_reviews_pb2.WatchRecommendationsRequest, _reviews_pb2.WatchRecommendationsResponse]  # type: ignore[assignment]
     """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
     OUT_OF_RANGE when the cursor is past the newest change. An idle stream sends a heartbeat now and
     then; a server shutting down ends the stream with UNAVAILABLE: resume from the last cursor received.
+    Changes of recommendations about officials are not streamed (personal data: read them with
+    OfficialService.ListOfficialRecommendations); the cursor moves past them.
     """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -111,7 +115,7 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reviews_pb2.ListContestsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reviews_pb2.ListContestsResponse, _abc.Awaitable[_reviews_pb2.ListContestsResponse]]:
-        """Contests of a quarter."""
+        """Contests of a quarter (replies about officials only for callers with `personal.read`)."""
 
     @_abc_1.abstractmethod
     def WatchRecommendations(
@@ -122,6 +126,8 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         """New and changed recommendations as they are committed, from a cursor; ends when the client cancels.
         OUT_OF_RANGE when the cursor is past the newest change. An idle stream sends a heartbeat now and
         then; a server shutting down ends the stream with UNAVAILABLE: resume from the last cursor received.
+        Changes of recommendations about officials are not streamed (personal data: read them with
+        OfficialService.ListOfficialRecommendations); the cursor moves past them.
         """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
