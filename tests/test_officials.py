@@ -8,9 +8,11 @@ that gives a head accountability and an official individual praise, reviewed lik
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,3 +211,73 @@ def test_a_quarter_gives_head_accountability_and_individual_praise(served: Serve
     methods = [r["method"] for r in reads]
     assert methods.count("ListOfficialRecommendations") == 1 and "GetOfficialEvaluation" in methods
     assert "ReviewRecommendation" in methods and "ListRecommendationReviews" in methods
+
+
+def test_the_quarterly_and_annual_reports_list_individuals_for_those_who_may_read_them(
+        served: Served, tmp_path: Path) -> None:
+    """The Q3 report (and the year's, from its quarters) lists the recommendations about officials, with their
+    names, positions and units, for the committee (the read audited); a reader's report says the section is
+    personal data instead. Rendered in headless Chromium as the report is."""
+    need_browser()
+    snv = [assignment(f"SNV-{i}", "SNV", "2026-08-10") for i in range(10)]
+    served.at(hanoi(9, 1))
+    with served.client() as admin:
+        admin.upsert_assignments(snv)
+        admin.submit_outcomes([done(f"SNV-{i}", "2026-08-01", hanoi(8, 2)) for i in range(4)])
+    served.at(dt.datetime(2027, 1, 5, 9, tzinfo=dt.timezone(dt.timedelta(hours=7))))
+    with served.client("committee-1") as committee:
+        for quarter in ("2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"):
+            committee.evaluate_period(quarter)
+        committee.evaluate_period("2026")
+        quarterly = committee.get_quarterly_report("2026-Q3").content
+        annual = committee.get_quarterly_report("2026").content
+        english = committee.get_quarterly_report("2026-Q3", language="en").content
+        reads = [r for r in personal_reads(committee, "committee-1") if r["method"] == "GetQuarterlyReport"]
+    with served.client("reader-1") as reader:
+        hidden = reader.get_quarterly_report("2026-Q3").content
+    assert [(r["target"], r["officials"]) for r in reads] == [
+        ("periods/2026-Q3", ["CB-001"]), ("periods/2026", ["CB-001"]), ("periods/2026-Q3", ["CB-001"])]
+
+    shown = {name: browser_text(tmp_path, name, content) for name, content in (
+        ("quarterly", quarterly), ("annual", annual), ("english", english), ("hidden", hidden))}
+    assert "Đề xuất đối với cá nhân" in shown["quarterly"]["heading"]
+    row = shown["quarterly"]["rows"][0]
+    assert row.startswith("Nguyễn Thị Lan\tNgười đứng đầu\tSở Nội vụ (SNV)\tTrách nhiệm người đứng đầu\tChờ xem xét")
+    assert "Người đứng đầu Sở Nội vụ, đơn vị bị phê bình hoặc yêu cầu giải trình trong quý" in row
+    assert len(shown["quarterly"]["rows"]) == 1 and "Lê Quang Hùng" not in shown["quarterly"]["body"]
+    assert shown["annual"]["rows"][0].startswith("2026-Q3\tNguyễn Thị Lan\tNgười đứng đầu\tSở Nội vụ (SNV)")
+    assert shown["english"]["rows"][0].startswith("Nguyễn Thị Lan\tHead\tDepartment of Home Affairs (SNV)\t"
+                                                  "Head accountability")
+    assert shown["hidden"]["rows"] == [] and "Nguyễn Thị Lan" not in shown["hidden"]["body"]
+    assert "không hiển thị với tài khoản này (cần quyền personal.read" in shown["hidden"]["body"]
+    assert all(not errors for errors in (s["errors"] for s in shown.values()))
+
+
+def need_browser() -> None:
+    from tests.test_report import need_browser as needed
+
+    needed()
+
+
+def browser_text(tmp_path: Path, name: str, content: bytes) -> dict[str, Any]:
+    """The individuals section of a report page as Chromium renders it: heading, row texts, whole body."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_report import CHROMIUM, LAUNCH_ARGS
+
+    page_file = tmp_path / f"{name}.html"
+    page_file.write_bytes(content)
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(page_file.as_uri(), wait_until="load")
+            rows = page.locator("#individuals tr.individual")
+            found = {"heading": page.inner_text("#individuals h2"), "body": page.inner_text("body"),
+                     "rows": [rows.nth(i).inner_text() for i in range(rows.count())], "errors": errors}
+            page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+        finally:
+            browser.close()
+    return found

@@ -20,7 +20,7 @@ from typing import cast
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import RecommendationStatus, TaskCounts, Unit, UnitEvaluation, UnitFacts
 from civicscore.domain.officials import OfficialEvaluation, Position
-from civicscore.domain.periods import InvalidPeriod, Quarter, Rollup
+from civicscore.domain.periods import InvalidPeriod, Quarter, QuarterToDate, Rollup
 from civicscore.engine.people import build_official_facts
 from civicscore.engine.port import (
     EncodedEvaluation,
@@ -132,7 +132,7 @@ def active_units(store: Store) -> Iterator[Unit]:
         cursor = page.next_cursor
 
 
-def gather_facts(store: Store, quarter: Quarter, units: list[Unit]) -> list[UnitFacts]:
+def gather_facts(store: Store, quarter: Quarter | QuarterToDate, units: list[Unit]) -> list[UnitFacts]:
     """Build each active unit's facts for a quarter: counts and overdue tasks from SQL, plus history.
 
     Due dates are the effective ones as of the quarter's end (Hanoi time); the assignments whose effective
@@ -282,7 +282,8 @@ def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: 
     return _period_evaluation(saved, engine)
 
 
-def evaluate_officials(store: Store, engine: RulesEngine, quarter: Quarter, *, units: dict[str, Unit],
+def evaluate_officials(store: Store, engine: RulesEngine, quarter: Quarter | QuarterToDate, *,
+                       units: dict[str, Unit],
                        facts: list[UnitFacts], results: list[EncodedEvaluation], now: dt.datetime,
                        cancelled: threading.Event | None = None) -> list[NewOfficialEvaluation]:
     """The officials' results for a quarter (DEFAULT-RULES.md "Individuals"), from the units' results just

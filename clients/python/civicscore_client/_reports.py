@@ -26,17 +26,21 @@ class ReportCalls(Connection):
     """ReportService."""
 
     def get_quarterly_report(self, period: str, *, format: str = "html", language: str = "vi",
-                             generate_time: dt.datetime | None = None,
+                             generate_time: dt.datetime | None = None, as_of: dt.date | str | None = None,
                              timeout: float | None = None) -> reports_pb2.GetQuarterlyReportResponse:
         """The report of `period` (`2026-Q3`, a half-year `2026-H1` or a year `2026`): `.content` (bytes),
         `.content_type`, `.file_name`.
 
         `format` is html, csv or pdf; `language` vi or en. Give `generate_time` (an aware datetime) to print
-        when the report was made; without it the same data gives the same HTML and CSV bytes."""
+        when the report was made; without it the same data gives the same HTML and CSV bytes. Give `as_of` (a day
+        of the quarter, not after today) for a report on demand: the quarter to that day, evaluated for the report
+        and not stored, marked provisional."""
         if language.lower() not in REPORT_LANGUAGES:
             raise ValueError(f"unknown report language {language!r}; languages: {', '.join(REPORT_LANGUAGES)}")
         request = reports_pb2.GetQuarterlyReportRequest(period=period_name(period), format=report_format(format),
-                                                        language_code=language.lower())
+                                                        language_code=language.lower(),
+                                                        as_of=as_of.isoformat() if isinstance(as_of, dt.date)
+                                                        else (as_of or ""))
         if generate_time is not None:
             stamp = timestamp_pb2.Timestamp()
             stamp.FromDatetime(generate_time.astimezone(dt.UTC))

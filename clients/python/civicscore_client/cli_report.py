@@ -45,6 +45,10 @@ def report(
     stamp: Annotated[bool, typer.Option(
         "--stamp/--no-stamp", help="Print the time the report is made in it (the same data then no longer gives "
                                    "the same bytes).")] = False,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", show_default=False,
+        help="A report on demand (báo cáo đột xuất): the quarter to this day (YYYY-MM-DD), evaluated for the "
+             "report and not stored, marked provisional.")] = None,
 ) -> None:
     """Write the quarterly report: summary figures, rankings per block, grade charts and the trend against the
     previous quarter, commendation and criticism candidates with reasons and review status, the ruleset used."""
@@ -52,7 +56,7 @@ def report(
     timeout = max(session.timeout, PDF_TIMEOUT_S) if fmt is ReportFormatChoice.pdf else None
     with session.reporting_errors(), session.connect(timeout=timeout) as client:
         reply = client.get_quarterly_report(period, format=fmt.value, language=lang.value,
-                                            generate_time=dt.datetime.now(dt.UTC) if stamp else None)
+                                            generate_time=dt.datetime.now(dt.UTC) if stamp else None, as_of=as_of)
     if output is not None and str(output) == "-":
         session.out.file.flush()
         typer.get_binary_stream("stdout").write(reply.content)

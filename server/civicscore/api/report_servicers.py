@@ -6,7 +6,10 @@ import datetime as dt
 
 import grpc
 
+from civicscore import officials, provisional
 from civicscore.api.errors import handle_errors
+from civicscore.auth.caller import current_caller
+from civicscore.auth.policy import Permission
 from civicscore.errors import InvalidInput, Violation
 from civicscore.report import ReportFormat, build_report
 from civicscore.runtime import Runtime
@@ -42,7 +45,24 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         if fmt is None:
             raise InvalidInput([Violation("format", f"format {request.format} is not known; use HTML, CSV or PDF",
                                           "INVALID_FORMAT")])
-        report = build_report(self.rt.store, request.period, fmt=fmt, lang=request.language_code,
-                              generated_at=generated_at_text(request))
+        caller = current_caller()
+        personal = caller is None or Permission.PERSONAL in caller.permissions
+        now = self.rt.clock()
+
+        def audit(shown_officials: list[str]) -> None:
+            officials.audit_read(self.rt.store, method="GetQuarterlyReport", target=request.period,
+                                 officials=shown_officials, now=now, format=fmt.value)
+
+        store = self.rt.store
+        as_of = None
+        if request.as_of:
+            quarter = provisional.report_quarter(request.period)
+            as_of = provisional.parse_as_of(request.as_of, quarter, now)
+            store = provisional.ProvisionalStore(  # type: ignore[assignment]  # reads as a Store
+                store, str(quarter), provisional.evaluate_to_date(store, self.rt.rulesets, quarter, as_of, now=now))
+        report = build_report(store, request.period, fmt=fmt, lang=request.language_code,
+                              generated_at=generated_at_text(request), personal=personal,
+                              readable=officials.readable_units() if personal else None, on_personal=audit,
+                              as_of=as_of)
         return reports_pb2.GetQuarterlyReportResponse(content=report.content, content_type=report.content_type,
                                                       file_name=report.file_name)

@@ -67,6 +67,34 @@ class Quarter:
         return f"{self.year}-Q{self.quarter}"
 
 
+@dataclass(frozen=True)
+class QuarterToDate:
+    """A quarter cut at `as_of` (inclusive): the inputs of a report on demand read its bounds in place of a
+    whole quarter's (`provisional`)."""
+
+    quarter: Quarter
+    as_of: dt.date
+
+    @property
+    def start(self) -> dt.date:
+        return self.quarter.start
+
+    @property
+    def end(self) -> dt.date:
+        return self.as_of
+
+    @property
+    def closes_at(self) -> dt.datetime:
+        return day_ends_at(self.as_of)
+
+    def previous(self) -> Quarter:
+        return self.quarter.previous()
+
+    def __str__(self) -> str:
+        return str(self.quarter)
+
+
+
 _ROLLUP = re.compile(r"^(\d{4})(?:-H([12]))?\Z")
 HALF_YEAR = "half_year"
 YEAR = "year"

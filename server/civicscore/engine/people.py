@@ -13,14 +13,14 @@ from collections.abc import Mapping, Sequence
 
 from civicscore.domain.model import TaskCounts, Unit, UnitEvaluation
 from civicscore.domain.officials import Appointment, HeadedUnit, Official, OfficialFacts, Position
-from civicscore.domain.periods import Quarter
+from civicscore.domain.periods import Quarter, QuarterToDate
 
 # Which appointment held on the quarter's end gives a person's unit when they hold several.
 _RANK = {Position.HEAD: 0, Position.DEPUTY: 1, Position.OFFICER: 2}
 
 
 def build_official_facts(
-    quarter: Quarter,
+    quarter: Quarter | QuarterToDate,
     officials: Sequence[Official],
     *,
     units: Mapping[str, Unit],

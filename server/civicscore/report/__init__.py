@@ -3,7 +3,9 @@ quarter, recommendations with reasons and review status, and the ruleset used; a
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from civicscore.errors import InvalidInput, Violation, shown
@@ -43,12 +45,23 @@ def check_language(lang: str, field: str = "language_code") -> str:
     return lang
 
 
-def build_report(store: Store, period: str, *, fmt: ReportFormat, lang: str, generated_at: str = "") -> Report:
+def build_report(store: Store, period: str, *, fmt: ReportFormat, lang: str, generated_at: str = "",
+                 personal: bool = False, readable: frozenset[str] | None = None,
+                 on_personal: Callable[[list[str]], None] | None = None, as_of: dt.date | None = None) -> Report:
     """The report of a quarter in a format and a language. The same data gives the same HTML and CSV bytes;
-    `generated_at` (text chosen by the caller, empty for none) is the only moment printed besides the data's."""
+    `generated_at` (text chosen by the caller, empty for none) is the only moment printed besides the data's.
+
+    With `personal` (the reader has `personal.read`), the HTML and PDF list the recommendations about officials
+    of the units in `readable` (None: all); `on_personal` is then told the officials shown (the read is audited).
+    The CSV is one row per unit and carries no personal data. With `as_of`, a report on demand of the quarter
+    to that day (`store` holds its results to date: `provisional.ProvisionalStore`), marked provisional."""
     lang = check_language(lang)
-    data = gather(store, period)
-    name = f"civicscore-report-{data.period}-{lang}.{fmt.value}"
+    personal = personal and fmt is not ReportFormat.CSV
+    data = gather(store, period, personal=personal, readable=readable, as_of=as_of)
+    if on_personal is not None and data.individuals:
+        on_personal(sorted({row.official_id for row in data.individuals}))
+    cut = f"-to-{as_of.isoformat()}" if as_of is not None else ""
+    name = f"civicscore-report-{data.period}{cut}-{lang}.{fmt.value}"
     if fmt is ReportFormat.CSV:
         content = render_csv(data, lang=lang)
     else:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from civicscore import queries
 from civicscore.domain.model import ExtensionStatus, RecommendationStatus, Unit
-from civicscore.domain.periods import HANOI, Quarter, Rollup
+from civicscore.domain.periods import HANOI, Quarter, QuarterToDate, Rollup
 from civicscore.domain.scoring import display_score
 from civicscore.errors import FailedPrecondition
 from civicscore.report.obstacles import ObstacleRow, obstacle_rows
@@ -102,6 +102,25 @@ class RecommendationRow:
 
 
 @dataclass(frozen=True)
+class IndividualRow:
+    """A recommendation about an official (personal data), with their position at the quarter's end."""
+
+    period: str  # the quarter it was raised for
+    official_id: str
+    name: str
+    position: str  # head | deputy | officer | "" (none held at the quarter's end)
+    unit_code: str  # the unit through which they are reached
+    unit_name_vi: str
+    unit_name_en: str
+    flag: str
+    kind: str
+    label_vi: str
+    label_en: str
+    status: str
+    reasons: tuple[ReasonRow, ...]
+
+
+@dataclass(frozen=True)
 class ExtensionRow:
     """An extension approved in the quarter, with the due date its assignment had at the quarter's end."""
 
@@ -169,6 +188,15 @@ class QuarterlyData:
     period_kind: str = "quarter"
     quarters: tuple[QuarterColumn, ...] = ()
     quarter_cells: dict[str, tuple[QuarterCell, ...]] = field(default_factory=dict)
+    # Recommendations about officials of the period's quarters (personal data): shown only to readers with
+    # `personal.read` (`individuals_shown`), commendations first, then by quarter, unit and name.
+    individuals: tuple[IndividualRow, ...] = ()
+    individuals_shown: bool = False
+    # A report on demand (báo cáo đột xuất): the quarter to this day, evaluated for the report, not stored.
+    provisional_as_of: dt.date | None = None
+
+    def individuals_of(self, kind: str) -> tuple[IndividualRow, ...]:
+        return tuple(r for r in self.individuals if r.kind == kind)
 
     def extensions_of(self, unit_code: str) -> int:
         """How many extensions of the unit's assignments were approved in the quarter."""
@@ -197,7 +225,7 @@ def _recommendations(store: Store, period: str) -> Iterator[RecommendationRecord
         cursor = page.next_cursor
 
 
-def _approved_extensions(store: Store, quarter: Quarter | Rollup) -> Iterator[ExtensionRecord]:
+def _approved_extensions(store: Store, quarter: Quarter | QuarterToDate | Rollup) -> Iterator[ExtensionRecord]:
     """Extensions approved within the quarter (Hanoi time), each with its assignment's due date at the end."""
     span = (dt.datetime.combine(quarter.start, dt.time(), HANOI), quarter.closes_at)
     cursor: str | None = None
@@ -257,12 +285,60 @@ def _row(record: EvaluationRecord, rank: int, unit: Unit | None, previous: Evalu
         previous_grade=previous.grade if previous is not None else "")
 
 
-def gather(store: Store, period: str) -> QuarterlyData:
+def individual_rows(store: Store, quarters: Sequence[str], names: dict[str, tuple[str, str]],
+                    readable: frozenset[str] | None) -> tuple[IndividualRow, ...]:
+    """The recommendations about officials (not superseded) of `quarters`, of the units in `readable` (None:
+    every unit), with each official's position at the quarter's end from their evaluation."""
+    rows: list[IndividualRow] = []
+    for quarter in quarters:
+        records = []
+        cursor: str | None = None
+        while True:
+            page = store.list_official_recommendations(
+                period=quarter, unit_codes=sorted(readable) if readable is not None else None, after=cursor,
+                limit=_PAGE)
+            records.extend(page.items)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        if not records:
+            continue
+        positions = {}
+        cursor = None
+        while True:
+            evaluations = store.list_official_evaluations(period=quarter, flagged=True, after=cursor, limit=_PAGE)
+            positions.update({e.official_id: json.loads(e.result_json)["position"] for e in evaluations.items})
+            if evaluations.next_cursor is None:
+                break
+            cursor = evaluations.next_cursor
+        missing = sorted({r.unit_code for r in records} - set(names))
+        names.update({code: (u.name_vi, u.name_en) for code, u in store.get_units(missing).items()})
+        for rec in records:
+            vi, en = names.get(rec.unit_code, (rec.unit_name_vi or rec.unit_code, ""))
+            rows.append(IndividualRow(
+                period=quarter, official_id=rec.official_id, name=rec.official_name,
+                position=positions.get(rec.official_id, ""), unit_code=rec.unit_code, unit_name_vi=vi,
+                unit_name_en=en, flag=rec.flag, kind=rec.kind, label_vi=rec.label_vi, label_en=rec.label_en,
+                status=str(rec.status.value),
+                reasons=tuple(ReasonRow(x["rule_id"], x["source"], x["reason_vi"], x["reason_en"])
+                              for x in json.loads(rec.reasons_json))))
+    rows.sort(key=lambda r: (r.kind != "commendation", r.period, r.unit_code, r.name, r.official_id, r.flag))
+    return tuple(rows)
+
+
+def gather(store: Store, period: str, *, personal: bool = False, readable: frozenset[str] | None = None,
+           as_of: dt.date | None = None) -> QuarterlyData:
     """Everything the report shows for `period` (`2026-Q3` or `periods/2026-Q3`; a half-year `2026-H1` or a
-    year `2026` against the period of the same kind before it, with each unit's quarters).
+    year `2026` against the period of the same kind before it, with each unit's quarters). With `personal`
+    (the reader may read personal data), the recommendations about officials of the units in `readable`
+    (None: all) too. With `as_of`, a quarter to that day (a report on demand: `store` is then a
+    `provisional.ProvisionalStore` holding the quarter's results to date).
 
     Raises FailedPrecondition when the quarter has no evaluation yet."""
     quarter = parse_evaluation_period(period, "period")
+    bounds: Quarter | QuarterToDate | Rollup = quarter
+    if as_of is not None and isinstance(quarter, Quarter):
+        bounds = QuarterToDate(quarter, as_of)
     current = latest_evaluations(store, str(quarter))
     if not current:
         raise FailedPrecondition(f"periods/{quarter} has no evaluations yet: run `civicscore evaluate {quarter}` "
@@ -294,7 +370,7 @@ def gather(store: Store, period: str) -> QuarterlyData:
             evaluation_revision=rec.evaluation_revision, reasons=reasons))
     recommendations.sort(key=lambda r: (r.kind != "commendation", r.unit_code, r.level, r.flag))
 
-    approved = list(_approved_extensions(store, quarter))
+    approved = list(_approved_extensions(store, bounds))
     names.update({code: (u.name_vi, u.name_en) for code, u in store.get_units(
         sorted({e.unit_code for e in approved} - set(names))).items()})
     extensions = tuple(sorted((ExtensionRow(
@@ -304,11 +380,13 @@ def gather(store: Store, period: str) -> QuarterlyData:
         approved_due_on=e.requested_due_on, effective_due_on=e.effective_due_on,
         approved_at=e.decided_at or e.requested_at, reason=e.reason, decision_reason=e.decision_reason)
         for e in approved), key=lambda row: (row.approved_at, row.name)))
-    open_obstacles, resolved_obstacles = obstacle_rows(store, quarter, names)
+    quarters_in = [str(q) for q in quarter.quarters] if isinstance(quarter, Rollup) else [str(quarter)]
+    individuals = individual_rows(store, quarters_in, names, readable) if personal else ()
+    open_obstacles, resolved_obstacles = obstacle_rows(store, bounds, names)
     grades = _grades(store, current)
-    due, _ = store.period_figures(start=quarter.start, end=quarter.end, period=str(quarter))
+    due, _ = store.period_figures(start=bounds.start, end=bounds.end, period=str(quarter))
     return QuarterlyData(
-        period=str(quarter), previous_period=str(previous_quarter), start=quarter.start, end=quarter.end,
+        period=str(quarter), previous_period=str(previous_quarter), start=bounds.start, end=bounds.end,
         assignments_due=due,
         units=tuple(row for b in blocks for row in (*b.ranked, *b.not_assessable)),
         blocks=tuple(blocks), recommendations=tuple(recommendations), grades=grades,
@@ -317,7 +395,8 @@ def gather(store: Store, period: str) -> QuarterlyData:
         previous_evaluated=len(previous),
         rulesets=tuple(sorted({(r.ruleset_version, r.ruleset_digest) for r in current})),
         data_as_of=max(r.created_at for r in current), extensions=extensions,
-        open_obstacles=open_obstacles, resolved_obstacles=resolved_obstacles,
+        open_obstacles=open_obstacles, resolved_obstacles=resolved_obstacles, individuals=individuals,
+        individuals_shown=personal, provisional_as_of=as_of,
         **(rollup_quarters(quarter, current) if isinstance(quarter, Rollup) else {}))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from civicscore.domain.officials import POSITION_LABELS
+
 LANGUAGES = ("vi", "en")
 
 _LABELS: dict[str, tuple[str, str]] = {
@@ -12,6 +14,16 @@ _LABELS: dict[str, tuple[str, str]] = {
     "data_as_of": ("Số liệu đánh giá cập nhật đến {when} (giờ Hà Nội, UTC+7)",
                    "Evaluation data as of {when} (Hanoi time, UTC+7)"),
     "generated_at": ("Lập báo cáo lúc {when}", "Report generated at {when}"),
+    "on_demand_title": ("Báo cáo đột xuất quý {period} đến ngày {day}", "Report on demand: {period} to {day}"),
+    "provisional": (
+        "TẠM TÍNH — Báo cáo đột xuất: các đơn vị và cá nhân được đánh giá như thể quý kết thúc vào ngày {day} "
+        "(nhiệm vụ đến hạn đến ngày đó, nhiệm vụ quá hạn và vướng mắc còn mở vào ngày đó), theo bộ quy tắc "
+        "áp dụng cho quý. Kết quả này không được lưu và có thể thay đổi; kết quả chính thức là đánh giá của "
+        "quý sau khi quý kết thúc.",
+        "PROVISIONAL — Report on demand: units and officials are evaluated as if the quarter ended on {day} "
+        "(assignments due up to that day, overdue assignments and obstacles open on it), with the ruleset in "
+        "force for the quarter. These results are not stored and may change; the official results are the "
+        "quarter's evaluation after it ends."),
     "summary": ("Số liệu tổng hợp", "Summary"),
     "units_evaluated": ("Đơn vị được đánh giá", "Units evaluated"),
     "units_assessable": ("Đơn vị đủ điều kiện xếp loại", "Units graded"),
@@ -177,6 +189,39 @@ _LONG_PERIOD_LABELS.update({
     "obstacles_resolved": ("Được giải quyết trong kỳ", "Resolved in the period"),
 })
 
+# Individuals (cá nhân): recommendations about officials, personal data.
+_LABELS.update({
+    "individuals": ("Đề xuất đối với cá nhân", "Recommendations about individuals"),
+    "individuals_note": (
+        "Đề xuất khen, phê bình đối với cán bộ, công chức theo kết quả của quý: trách nhiệm người đứng đầu đơn vị "
+        "bị phê bình hoặc yêu cầu giải trình, biểu dương cá nhân chủ trì nhiệm vụ hoàn thành đúng hạn, nhắc nhở "
+        "cá nhân chủ trì nhiệm vụ quá hạn lâu. Đây là dữ liệu cá nhân: chỉ người có quyền xem (Ban Chỉ đạo, quản "
+        "trị) thấy phần này, và mỗi lần xem đều được ghi vào nhật ký kiểm toán.",
+        "Commendation and criticism proposed for officials from the quarter's results: the accountability of "
+        "the head of a unit criticised or asked to explain, praise for officials whose led assignments were "
+        "all on time, a reminder for officials whose led assignments are long overdue. This is personal data: "
+        "only readers allowed to see it (the committee, administrators) see this section, and every view is "
+        "recorded in the audit log."),
+    "individuals_hidden": (
+        "Phần đề xuất đối với cá nhân chứa dữ liệu cá nhân và không hiển thị với tài khoản này (cần quyền "
+        "personal.read của Ban Chỉ đạo hoặc quản trị).",
+        "The recommendations about individuals are personal data and are not shown to this account (they need "
+        "the personal.read permission of the committee or an administrator)."),
+    "official_name": ("Họ và tên", "Name"),
+    "position": ("Chức vụ", "Position"),
+    "reached_through": ("Đơn vị", "Unit"),
+    "quarter": ("Quý", "Quarter"),
+})
+_LONG_PERIOD_LABELS.update({
+    "individuals_note": (
+        "Đề xuất khen, phê bình đối với cán bộ, công chức trong các quý của kỳ (theo kết quả từng quý). Đây là "
+        "dữ liệu cá nhân: chỉ người có quyền xem (Ban Chỉ đạo, quản trị) thấy phần này, và mỗi lần xem đều được "
+        "ghi vào nhật ký kiểm toán.",
+        "Commendation and criticism proposed for officials in the period's quarters (from each quarter's "
+        "results). This is personal data: only readers allowed to see it (the committee, administrators) see "
+        "this section, and every view is recorded in the audit log."),
+})
+
 # CSV columns: (key, Vietnamese header, English header)
 CSV_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("code", "Mã đơn vị", "Unit code"),
@@ -241,6 +286,11 @@ class Labels:
 
     def kind(self, kind: str) -> str:
         return _pick(KINDS[kind], self.lang) if kind in KINDS else kind
+
+    def position(self, position: str) -> str:
+        """An official's position as a label ("" when none is held)."""
+        known = {p.value: pair for p, pair in POSITION_LABELS.items()}
+        return _pick(known[position], self.lang) if position in known else position
 
     def pick(self, vi: str, en: str) -> str:
         """The text in this language, falling back to the Vietnamese when the English is empty."""

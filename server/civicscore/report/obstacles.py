@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from civicscore.domain.obstacles import ObstacleRecord, days_open, open_at
-from civicscore.domain.periods import HANOI, Quarter, Rollup
+from civicscore.domain.periods import HANOI, Quarter, QuarterToDate, Rollup
 from civicscore.store import Store
 
 _PAGE = 1000
@@ -45,7 +45,7 @@ def _all(store: Store, **filters: object) -> Iterator[ObstacleRecord]:
         cursor = page.next_cursor
 
 
-def obstacle_rows(store: Store, period: Quarter | Rollup, names: Mapping[str, tuple[str, str]]
+def obstacle_rows(store: Store, period: Quarter | QuarterToDate | Rollup, names: Mapping[str, tuple[str, str]]
                   ) -> tuple[tuple[ObstacleRow, ...], tuple[ObstacleRow, ...]]:
     """(open at the period's end, oldest first; resolved within the period, in order of resolution)."""
     closes = period.closes_at

@@ -44,6 +44,11 @@ def _stamp(when: dt.datetime) -> str:
     return moment.astimezone(HANOI).strftime("%Y-%m-%d %H:%M")
 
 
+def _day(day: dt.date, lang: str) -> str:
+    """A day as people read it: 15/08/2026 in Vietnamese, 2026-08-15 in English."""
+    return day.strftime("%d/%m/%Y") if lang == "vi" else day.isoformat()
+
+
 def render_html(data: QuarterlyData, *, lang: str, generated_at: str = "") -> str:
     """The report as one self-contained HTML page; `generated_at` (optional) is printed as given."""
     t = Labels(lang, data.period_kind)
@@ -69,6 +74,7 @@ def render_html(data: QuarterlyData, *, lang: str, generated_at: str = "") -> st
         data=data, t=t, lang=lang, charts=charts, generated_at=generated_at, flag_text=flag_text,
         period_name=period_name, previous_name=previous_name,
         unit_name=unit_name, grade_labels=grade_labels, colour=colour, data_as_of=_stamp(data.data_as_of),
+        provisional_day=_day(data.provisional_as_of, lang) if data.provisional_as_of else "",
         stamp=_stamp)
 
 
@@ -89,6 +95,8 @@ def render_csv(data: QuarterlyData, *, lang: str) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     columns = csv_columns(data.period_kind, tuple(q.period for q in data.quarters))
+    if data.provisional_as_of is not None:  # a report on demand: every row says it is provisional
+        columns += (("provisional_as_of", "Tạm tính đến ngày", "Provisional, to"),)
     writer.writerow([en if lang == "en" else vi for _, vi, en in columns])
     grade_labels = {g.grade: t.pick(g.label_vi, g.label_en) for g in data.grades}
     for row in data.units:
@@ -103,6 +111,7 @@ def render_csv(data: QuarterlyData, *, lang: str) -> bytes:
             "previous_grade": grade_labels.get(row.previous_grade, row.previous_grade),
             "revision": str(row.revision), "ruleset_version": row.ruleset_version,
             "extensions_approved": str(data.extensions_of(row.code)),
+            "provisional_as_of": data.provisional_as_of.isoformat() if data.provisional_as_of else "",
         }
         for cell in data.quarter_cells.get(row.code, ()):
             values[f"score:{cell.period}"] = "" if cell.score is None else f"{display_score(cell.score):.2f}"

@@ -26,7 +26,7 @@ from civicscore_api.v1 import domains_pb2 as civicscore_dot_v1_dot_domains__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ivicscore/v1/reports.proto\x12\rcivicscore.v1\x1a\x1b\x63ivicscore/v1/domains.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x01\n\x19GetQuarterlyReportRequest\x12\x16\n\x06period\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x10\x12+\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.civicscore.v1.ReportFormat\x12\x1d\n\rlanguage_code\x18\x03 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x0c\x12\x31\n\rgenerate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x1aGetQuarterlyReportResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t*s\n\x0cReportFormat\x12\x1d\n\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12REPORT_FORMAT_HTML\x10\x01\x12\x15\n\x11REPORT_FORMAT_CSV\x10\x02\x12\x15\n\x11REPORT_FORMAT_PDF\x10\x03\x32z\n\rReportService\x12i\n\x12GetQuarterlyReport\x12(.civicscore.v1.GetQuarterlyReportRequest\x1a).civicscore.v1.GetQuarterlyReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ivicscore/v1/reports.proto\x12\rcivicscore.v1\x1a\x1b\x63ivicscore/v1/domains.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n\x19GetQuarterlyReportRequest\x12\x16\n\x06period\x18\x01 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x10\x12+\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1b.civicscore.v1.ReportFormat\x12\x1d\n\rlanguage_code\x18\x03 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x0c\x12\x31\n\rgenerate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\x05\x61s_of\x18\x05 \x01(\tB\x06\xe2\xf9\x18\x02\x08\x07\"V\n\x1aGetQuarterlyReportResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t*s\n\x0cReportFormat\x12\x1d\n\x19REPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12REPORT_FORMAT_HTML\x10\x01\x12\x15\n\x11REPORT_FORMAT_CSV\x10\x02\x12\x15\n\x11REPORT_FORMAT_PDF\x10\x03\x32z\n\rReportService\x12i\n\x12GetQuarterlyReport\x12(.civicscore.v1.GetQuarterlyReportRequest\x1a).civicscore.v1.GetQuarterlyReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,12 +37,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETQUARTERLYREPORTREQUEST'].fields_by_name['period']._serialized_options = b'\342\371\030\002\010\020'
   _globals['_GETQUARTERLYREPORTREQUEST'].fields_by_name['language_code']._loaded_options = None
   _globals['_GETQUARTERLYREPORTREQUEST'].fields_by_name['language_code']._serialized_options = b'\342\371\030\002\010\014'
-  _globals['_REPORTFORMAT']._serialized_start=377
-  _globals['_REPORTFORMAT']._serialized_end=492
+  _globals['_GETQUARTERLYREPORTREQUEST'].fields_by_name['as_of']._loaded_options = None
+  _globals['_GETQUARTERLYREPORTREQUEST'].fields_by_name['as_of']._serialized_options = b'\342\371\030\002\010\007'
+  _globals['_REPORTFORMAT']._serialized_start=400
+  _globals['_REPORTFORMAT']._serialized_end=515
   _globals['_GETQUARTERLYREPORTREQUEST']._serialized_start=109
-  _globals['_GETQUARTERLYREPORTREQUEST']._serialized_end=287
-  _globals['_GETQUARTERLYREPORTRESPONSE']._serialized_start=289
-  _globals['_GETQUARTERLYREPORTRESPONSE']._serialized_end=375
-  _globals['_REPORTSERVICE']._serialized_start=494
-  _globals['_REPORTSERVICE']._serialized_end=616
+  _globals['_GETQUARTERLYREPORTREQUEST']._serialized_end=310
+  _globals['_GETQUARTERLYREPORTRESPONSE']._serialized_start=312
+  _globals['_GETQUARTERLYREPORTRESPONSE']._serialized_end=398
+  _globals['_REPORTSERVICE']._serialized_start=517
+  _globals['_REPORTSERVICE']._serialized_end=639
 # @@protoc_insertion_point(module_scope)

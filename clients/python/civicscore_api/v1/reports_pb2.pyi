@@ -56,6 +56,7 @@ class GetQuarterlyReportRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _builtins.int
     LANGUAGE_CODE_FIELD_NUMBER: _builtins.int
     GENERATE_TIME_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
     period: _builtins.str
     """The period, `periods/2026-Q3` (or `2026-Q3`), a half-year `periods/2026-H1`
     or a year `periods/2026`; it must have been evaluated.
@@ -64,6 +65,14 @@ class GetQuarterlyReportRequest(_message.Message):
     """The file format; HTML when unspecified."""
     language_code: _builtins.str
     """Language of labels, grades and reasons: `vi` (the default when empty) or `en`."""
+    as_of: _builtins.str
+    """A report on demand (báo cáo đột xuất): the quarter to this day, `YYYY-MM-DD`, a
+    day of the quarter `period` names that has begun (Hanoi time). Every unit and
+    official is evaluated as if the quarter ended that day (assignments due up to
+    it, overdue and obstacles open at it, extensions approved by its end) with the
+    ruleset in force for the quarter; nothing is stored, and the report says it is
+    provisional. Empty: the quarter's stored evaluations, as always.
+    """
     @_builtins.property
     def generate_time(self) -> _timestamp_pb2.Timestamp:
         """When set, printed as the moment the report was made (shown in Asia/Ho_Chi_Minh time). Left unset, the
@@ -77,10 +86,11 @@ class GetQuarterlyReportRequest(_message.Message):
         format: Global___ReportFormat.ValueType = ...,
         language_code: _builtins.str = ...,
         generate_time: _timestamp_pb2.Timestamp | None = ...,
+        as_of: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["generate_time", b"generate_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "generate_time", b"generate_time", "language_code", b"language_code", "period", b"period"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "format", b"format", "generate_time", b"generate_time", "language_code", b"language_code", "period", b"period"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
