@@ -24,6 +24,7 @@ import { IdentityServiceDefinition } from "./gen/civicscore/v1/identities.js";
 import { MaintenanceServiceDefinition } from "./gen/civicscore/v1/maintenance.js";
 import { MeasurementServiceDefinition } from "./gen/civicscore/v1/measurements.js";
 import { ObstacleServiceDefinition } from "./gen/civicscore/v1/obstacles.js";
+import { OfficialServiceDefinition } from "./gen/civicscore/v1/officials.js";
 import { OutcomeServiceDefinition } from "./gen/civicscore/v1/outcomes.js";
 import type { DeepPartial } from "./gen/civicscore/v1/outcomes.js";
 import { PeriodServiceDefinition } from "./gen/civicscore/v1/periods.js";
@@ -56,6 +57,7 @@ export const SERVICES = {
   reviews: ReviewServiceDefinition,
   extensions: ExtensionServiceDefinition,
   obstacles: ObstacleServiceDefinition,
+  officials: OfficialServiceDefinition,
   reports: ReportServiceDefinition,
   audit: AuditServiceDefinition,
   maintenance: MaintenanceServiceDefinition,
@@ -227,6 +229,7 @@ export class CivicscoreClient implements Services {
   declare readonly reviews: Services["reviews"];
   declare readonly extensions: Services["extensions"];
   declare readonly obstacles: Services["obstacles"];
+  declare readonly officials: Services["officials"];
   declare readonly reports: Services["reports"];
   declare readonly audit: Services["audit"];
   declare readonly maintenance: Services["maintenance"];

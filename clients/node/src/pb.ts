@@ -12,6 +12,7 @@ export * as extensions from "./gen/civicscore/v1/extensions.js";
 export * as identities from "./gen/civicscore/v1/identities.js";
 export * as measurements from "./gen/civicscore/v1/measurements.js";
 export * as obstacles from "./gen/civicscore/v1/obstacles.js";
+export * as officials from "./gen/civicscore/v1/officials.js";
 export * as outcomes from "./gen/civicscore/v1/outcomes.js";
 export * as periods from "./gen/civicscore/v1/periods.js";
 export * as reports from "./gen/civicscore/v1/reports.js";

@@ -192,6 +192,69 @@ describe("civicscore API", () => {
     assert.match(twice.message, /is RESOLVED on \d{4}-\d{2}-\d{2} \(final\); it cannot be resolved again/);
   });
 
+  it("upserts an official, reads them back with their diacritics intact, and refuses a reader (personal.read)",
+    async () => {
+      const { OfficialPosition, OfficialActivity } = pb.officials;
+      await admin.units.upsertUnits({ units: [unit("OFC", "Sở Công Thương", "Department of Industry and Trade")] });
+      const name = "Nguyễn Thị Ngọc Ánh";
+      assert.equal(name, name.normalize("NFC"));
+      const decomposed = "Trần Văn Đức".normalize("NFD"); // as some personnel systems send it
+      assert.notEqual(decomposed, decomposed.normalize("NFC"));
+      const upserted = await admin.officials.upsertOfficials({
+        officials: [
+          {
+            officialId: "CB-NODE-1", displayName: name,
+            appointments: [
+              { unit: "units/OFC", position: OfficialPosition.OFFICIAL_POSITION_DEPUTY, startOn: "2023-01-01",
+                endOn: "2025-12-31" },
+              { unit: "units/OFC", position: OfficialPosition.OFFICIAL_POSITION_HEAD, startOn: "2026-01-01" },
+            ],
+          },
+          {
+            officialId: "CB-NODE-2", displayName: decomposed,
+            appointments: [{ unit: "units/OFC", position: OfficialPosition.OFFICIAL_POSITION_OFFICER, startOn: "2024-03-01" }],
+          },
+        ],
+        idempotencyKey: "node-officials-1",
+      });
+      assert.deepEqual([upserted.created, upserted.updated, upserted.unchanged], [2, 0, 0]);
+
+      const { official } = await admin.officials.getOfficial({ name: "officials/CB-NODE-1" });
+      assert.ok(official);
+      assert.equal(official.name, "officials/CB-NODE-1");
+      assert.deepEqual(Buffer.from(official.displayName, "utf8"), Buffer.from(name, "utf8"));
+      assert.equal(official.activity, OfficialActivity.OFFICIAL_ACTIVITY_ACTIVE);
+      assert.deepEqual(
+        official.appointments.map((a) => [a.unit, a.position, a.startOn, a.endOn]),
+        [["units/OFC", OfficialPosition.OFFICIAL_POSITION_DEPUTY, "2023-01-01", "2025-12-31"],
+          ["units/OFC", OfficialPosition.OFFICIAL_POSITION_HEAD, "2026-01-01", ""]],
+      );
+      const listed = await admin.officials.listOfficials({ filter: "unit=units/OFC" });
+      const byId = new Map(listed.officials.map((o) => [o.officialId, o.displayName]));
+      assert.deepEqual([...byId.keys()], ["CB-NODE-1", "CB-NODE-2"]);
+      const stored = byId.get("CB-NODE-2") ?? "";
+      assert.equal(stored, "Trần Văn Đức".normalize("NFC"), "the server stores names in NFC");
+      assert.deepEqual(Buffer.from(stored, "utf8"), Buffer.from("Trần Văn Đức".normalize("NFC"), "utf8"));
+
+      await admin.identities.createIdentity({
+        identity: { identityId: "node-officials-reader", displayName: "Người đọc cá nhân", roles: [Role.ROLE_READER] },
+      });
+      const issued = await admin.identities.issueToken({ identity: "identities/node-officials-reader", validDays: 1 });
+      await withClient({ address: server.address, token: issued.token }, async (reader) => {
+        for (const refused of [
+          reader.officials.getOfficial({ name: "officials/CB-NODE-1" }),
+          reader.officials.listOfficials({}),
+        ]) {
+          const error = await rejection(refused);
+          assert.equal(error.code, status.PERMISSION_DENIED);
+          assert.equal(error.errorInfo?.reason, "PERMISSION_MISSING");
+          assert.equal(error.errorInfo?.metadata["permission"], "personal.read", "the missing permission is named");
+          assert.match(error.message, /personal\.read/);
+          assert.ok(!error.message.includes(name), "no personal data in the refusal");
+        }
+      });
+    });
+
   it("refuses a call without a token with UNAUTHENTICATED", async () => {
     const error = await withClient({ address: server.address }, (anonymous) => rejection(anonymous.units.listUnits({})));
     assert.equal(error.code, status.UNAUTHENTICATED);

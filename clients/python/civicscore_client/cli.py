@@ -11,6 +11,7 @@ from civicscore_client import (
     cli_explain,
     cli_extensions,
     cli_obstacles,
+    cli_officials,
     cli_passwords,
     cli_report,
     cli_review,
@@ -144,6 +145,7 @@ cli_views.register(app)
 cli_review.register(app)
 cli_extensions.register(app)
 cli_obstacles.register(app)
+cli_officials.register(app)
 cli_explain.register(app)
 cli_report.register(app)
 cli_passwords.register(app)

@@ -103,6 +103,21 @@ def extension_status(status: str, lang: Lang) -> str:
     return en if lang is Lang.en else vi
 
 
+# Officials' positions, by the API's name without its prefix (`head` for OFFICIAL_POSITION_HEAD): (Vietnamese,
+# English), as the server names them (civicscore.domain.officials.POSITION_LABELS).
+_POSITIONS: dict[str, tuple[str, str]] = {
+    "head": ("Người đứng đầu", "Head"),
+    "deputy": ("Cấp phó", "Deputy"),
+    "officer": ("Cán bộ, công chức", "Officer"),
+}
+
+
+def position_label(position: str, lang: Lang) -> str:
+    """An official's position (`head`) as people read it in `lang` ("" for none, the id for an unknown one)."""
+    vi, en = _POSITIONS.get(position, (position, position))
+    return en if lang is Lang.en else vi
+
+
 # Ranking blocks, by id: (Vietnamese, English), as the quarterly report names them.
 _BLOCKS: dict[str, tuple[str, str]] = {
     "departments": ("Sở, ban, ngành", "Departments"),

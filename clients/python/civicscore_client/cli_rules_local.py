@@ -12,7 +12,7 @@ such folder, no case file, the server package missing).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -23,6 +23,7 @@ from civicscore_client._rulesets import read_rule_text, read_rules_folder
 from civicscore_client.cli_session import Session, session_of
 
 if TYPE_CHECKING:
+    from civicscore.domain.officials import OfficialEvaluation
     from civicscore.ruleset import Ruleset
     from civicscore.ruleset.cases import CaseResult, CaseRun
 
@@ -239,6 +240,21 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
         "grade": evaluation.grade,
         "flags": [flag.flag for flag in evaluation.flags],
         "fired": result.fired,
+        "officials": [_official_json(official) for official in result.officials],
+    }
+
+
+def _official_json(official: OfficialEvaluation) -> dict[str, Any]:
+    """What the engine gave for one official of a case, in the API's words (OfficialEvaluation)."""
+    return {
+        "official_id": official.official_id,
+        "unit": official.unit_code,
+        "position": official.position,
+        "under_review": official.under_review,
+        "led": {**asdict(official.led), "open_overdue": official.led_open_overdue},
+        "headed_units": list(official.headed_units),
+        "flags": [flag.flag for flag in official.flags],
+        "fired": list(dict.fromkeys(rule.rule_id for rule in official.fired_rules)),
     }
 
 

@@ -75,6 +75,9 @@ def evaluate(ctx: typer.Context, period: PeriodArg, lang: LangOption = Lang.vi) 
         session.out.print(f"  unchanged         {integer(reply.unchanged, lang)}")
         session.out.print(f"  not assessable    {integer(reply.not_assessable, lang)}")
         session.out.print(f"  recommendations   {integer(reply.recommendations, lang)}")
+        if reply.officials_evaluated:  # a quarter with officials (a half-year or a year evaluates none)
+            session.out.print(f"  officials         {integer(reply.officials_evaluated, lang)} evaluated, "
+                              f"{integer(reply.official_revisions, lang)} new revisions")
 
 
 def show(
