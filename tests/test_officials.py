@@ -203,8 +203,20 @@ def test_a_quarter_gives_head_accountability_and_individual_praise(served: Serve
 
     with served.client("stp-reporter") as stp:
         assert list(stp.list_official_recommendations("2026-Q3")) == []  # Bình is reached through SCT now
+        with pytest.raises(PermissionDenied, match=r"outside your scope"):
+            stp.contest_recommendation(head.name, "Không phải đơn vị của tôi")
     with served.client("snv-reporter") as snv_reporter:
         assert [r.flag for r in snv_reporter.list_official_recommendations("2026-Q3")] == ["head_accountability"]
+        # the person's reply, through their unit's reporter
+        reply = snv_reporter.contest_recommendation(head.name, "Đơn vị đã có kế hoạch khắc phục từ tháng 9")
+        assert reply.recommendation == head.name and reply.unit == "units/SNV"
+    with served.client("reader-1") as reader:
+        with pytest.raises(PermissionDenied, match=r"personal\.read"):
+            reader.get_contest(reply.name)
+        assert [c.name for c in reader.list_contests("2026-Q3")] == []  # the reply about a person is left out
+    with served.client("committee-1") as committee:
+        assert committee.get_contest(reply.name).text == "Đơn vị đã có kế hoạch khắc phục từ tháng 9"
+        assert [c.name for c in committee.list_contests("2026-Q3")] == [reply.name]
 
     with served.client("committee-1") as committee:
         reads = personal_reads(committee, "committee-1")
@@ -281,3 +293,16 @@ def browser_text(tmp_path: Path, name: str, content: bytes) -> dict[str, Any]:
         finally:
             browser.close()
     return found
+
+
+def test_an_obstacle_is_assigned_to_an_official_by_name(served: Served) -> None:
+    with served.client() as admin:
+        admin.upsert_assignments([assignment("SNV-O1", "SNV", "2026-09-15")])
+    with served.client("snv-reporter") as snv:
+        reported = snv.report_obstacle("SNV-O1", "Chưa có hướng dẫn", "Đề nghị hướng dẫn")
+    with served.client("committee-1") as committee:
+        assigned = committee.assign_obstacle(reported.name, official="officials/CB-001")
+        assert (assigned.resolver_official, assigned.resolver_unit) == ("officials/CB-001", "")
+        with pytest.raises(InvalidArgument, match=r"'officials/CB-404' does not exist; ListOfficials lists"):
+            committee.assign_obstacle(reported.name, official="officials/CB-404")
+        assert committee.get_obstacle(reported.name).resolver_official == "officials/CB-001"  # unchanged

@@ -5,8 +5,8 @@ Report: by a reporter for an assignment of a unit in its scope (the committee an
 unit): what blocks it (`description`, required), what the unit asks for (`request`, required) and from
 whom (`requested_of`, optional). An assignment already completed or cancelled has nothing left to block.
 
-Moves (committee): open -> assigned (a resolver: a unit, or a named official as free text until officials
-are recorded); assigned -> assigned again (reassigned); open or assigned -> resolved, with a resolution.
+Moves (committee): open -> assigned (a resolver: a unit, or an official: `officials/{id}` of the city's
+personnel system, which must exist, or in words someone outside it); assigned -> assigned again (reassigned); open or assigned -> resolved, with a resolution.
 Assigning first is not required: the office may answer an obstacle itself. Resolved is final.
 
 Every write takes an idempotency key and is audited. Obstacles change no score; one still open at a
@@ -130,6 +130,14 @@ def assign_obstacle(store: Store, name: str, *, resolver_unit: str, resolver_off
     if replayed is not None:
         return record_from_json(ObstacleRecord, replayed)
     found = get_obstacle(store, name)
+    if official.startswith("officials/"):
+        # An official of the city's personnel system, by resource name: they must exist (free text names
+        # someone outside it, e.g. an official of a ministry).
+        official_id = official.removeprefix("officials/")
+        if official_id not in store.get_officials([official_id]):
+            raise InvalidInput([Violation("resolver_official", f"{shown(official)} does not exist; ListOfficials "
+                                          "lists the officials (or name someone outside the city's personnel "
+                                          "system in words)", "UNKNOWN_OFFICIAL")])
 
     def check(unit_exists: bool) -> None:
         if not unit_exists:

@@ -98,8 +98,8 @@ class Obstacle(_message.Message):
     resolver_unit: _builtins.str
     """The unit named to resolve it, `units/{code}`; empty when an official is named or none yet."""
     resolver_official: _builtins.str
-    """The official named to resolve it: free text for now (an official's resource name once officials are
-    recorded); empty when a unit is named or none yet.
+    """The official named to resolve it: `officials/{official_id}` (OfficialService), or in words someone
+    outside the city's personnel system; empty when a unit is named or none yet.
     """
     assigned_by: _builtins.str
     """Identity of the committee member who named the resolver (the latest assignment)."""
@@ -233,8 +233,9 @@ class AssignObstacleRequest(_message.Message):
     resolver_unit: _builtins.str
     """The unit that resolves it, `units/{code}`; exactly one of this and resolver_official."""
     resolver_official: _builtins.str
-    """The official who resolves it, by name and position (free text, at most 500 characters, until officials
-    are recorded); exactly one of this and resolver_unit.
+    """The official who resolves it: `officials/{official_id}`, who must exist (OfficialService), or, for
+    someone outside the city's personnel system, their name and position in words (at most 500
+    characters); exactly one of this and resolver_unit.
     """
     idempotency_key: _builtins.str
     """Client-chosen key (1-128 characters) for safe retries: the same request
