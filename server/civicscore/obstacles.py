@@ -6,8 +6,9 @@ unit): what blocks it (`description`, required), what the unit asks for (`reques
 whom (`requested_of`, optional). An assignment already completed or cancelled has nothing left to block.
 
 Moves (committee): open -> assigned (a resolver: a unit, or an official: `officials/{id}` of the city's
-personnel system, which must exist, or in words someone outside it); assigned -> assigned again (reassigned); open or assigned -> resolved, with a resolution.
-Assigning first is not required: the office may answer an obstacle itself. Resolved is final.
+personnel system, which must exist, or in words someone outside it); assigned -> assigned again
+(reassigned); open or assigned -> resolved, with a resolution. Assigning first is not required: the office
+may answer an obstacle itself. Resolved is final.
 
 Every write takes an idempotency key and is audited. Obstacles change no score; one still open at a
 quarter's end and reported more than the rule files' threshold of days before it raises
