@@ -117,10 +117,17 @@ def test_demo_data_loads_hanoi_units_and_a_synthetic_history(tmp_path: Path) -> 
                                               for a in o.appointments)]
             praised = list(client.list_official_recommendations(latest, flag="individual_praise"))
             accountable = list(client.list_official_recommendations(latest, flag="head_accountability"))
+            reminded = list(client.list_official_recommendations(latest, flag="individual_reminder"))
             led = [a for a in client.list_assignments() if a.lead_official]
+            report = client.get_quarterly_report(latest).content.decode("utf-8")
         assert len(heads) >= 141 and all(o.display_name.endswith("(mô phỏng)") for o in people)
         assert all(o.official_id.startswith("DEMO-CB-") for o in people)
         assert praised and accountable and len(led) > 1000
+        # the quarterly report shows them, with the demo's extensions and obstacles, all marked synthetic
+        individuals = report[report.index('<section id="individuals">'):report.index('<section id="extensions">')]
+        assert individuals.count('class="individual"') == len(praised) + len(accountable) + len(reminded)
+        assert "(mô phỏng)" in individuals and "Trách nhiệm người đứng đầu" in individuals
+        assert "[Mô phỏng]" in report[report.index('<section id="extensions">'):]
     finally:
         server.stop()
     # a second start on the same database does not load the demo again
