@@ -170,6 +170,18 @@ def _activity(c: Checker, item: UnitInput, stored: Unit | None) -> bool:
     return False
 
 
+def review_periods(c: Checker, periods: Sequence[str]) -> tuple[str, ...]:
+    """The quarters under review (`2026-Q3` or `periods/2026-Q3`), each once, in order; a bad one is a
+    violation of `under_review_periods[i]`."""
+    found: set[str] = set()
+    for index, period in enumerate(periods):
+        try:
+            found.add(str(Quarter.parse(period.removeprefix("periods/"))))
+        except InvalidPeriod as exc:
+            c.add(f"under_review_periods[{index}]", "INVALID_PERIOD", str(exc))
+    return tuple(sorted(found))
+
+
 def _cycle(code: str, parents: Mapping[str, str | None]) -> list[str] | None:
     """The parent chain from `code` back to itself, if following parents from `code` returns to it."""
     chain = [code]
@@ -232,17 +244,12 @@ def _upsert_units(store: Store, items: Sequence[UnitInput], *, idempotency_key: 
             if parent_code == code:
                 c.add("parent", "SELF_PARENT", "a unit cannot be its own parent")
         batch_parents[code] = parent_code
-        periods: list[str] = []
-        for p_index, period in enumerate(item.under_review_periods):
-            try:
-                periods.append(str(Quarter.parse(period.removeprefix("periods/"))))
-            except InvalidPeriod as exc:
-                c.add(f"under_review_periods[{p_index}]", "INVALID_PERIOD", str(exc))
+        periods = review_periods(c, item.under_review_periods)
         violations.extend(c.violations)
         if not c.violations and kind is not None:
             units.append(Unit(code=code, name_vi=name_vi, name_en=name_en, kind=UnitKind(kind), block=block,
                               parent_code=parent_code, active=active,
-                              under_review_periods=tuple(sorted(set(periods)))))
+                              under_review_periods=periods))
     after = _parents_after(store, batch_parents)
     for index, item in enumerate(items):
         cycle = _cycle(item.code, after) if batch_parents.get(item.code) not in (None, item.code) else None

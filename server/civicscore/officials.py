@@ -26,7 +26,7 @@ from civicscore.domain.officials import Appointment, Official, Position
 from civicscore.domain.periods import InvalidPeriod, Quarter
 from civicscore.errors import FailedPrecondition, InvalidInput, NotFound, PermissionDenied, Violation, shown
 from civicscore.idempotency import claim_key
-from civicscore.ingest import BatchResult, _counts, _reject_or_continue, _replay, _validated
+from civicscore.ingest import BatchResult, _counts, _reject_or_continue, _replay, _validated, review_periods
 from civicscore.store import Store
 from civicscore.store.base import NewAuditEvent, OfficialEvaluationRecord, Page, RecommendationRecord
 from civicscore.store.officials import OfficialInUse
@@ -170,19 +170,14 @@ def _upsert_officials(store: Store, items: Sequence[OfficialInput], *, idempoten
             c.add("activity", "INVALID_ENUM", f"activity value {item.activity.lstrip('?')} is not known (one of: "
                   "OFFICIAL_ACTIVITY_ACTIVE, OFFICIAL_ACTIVITY_INACTIVE; unspecified keeps the stored one)")
         appointments = _appointments(c, item.appointments, units)
-        periods: list[str] = []
-        for p_index, period in enumerate(item.under_review_periods):
-            try:
-                periods.append(str(Quarter.parse(period.removeprefix("periods/"))))
-            except InvalidPeriod as exc:
-                c.add(f"under_review_periods[{p_index}]", "INVALID_PERIOD", str(exc))
+        periods = review_periods(c, item.under_review_periods)
         violations.extend(c.violations)
         if not c.violations:
             if not item.activity:
                 keep.add(official_id)
             result.append(Official(official_id=official_id, name=name, appointments=tuple(appointments),
                                    active=item.activity != "inactive",
-                                   under_review_periods=tuple(sorted(set(periods)))))
+                                   under_review_periods=periods))
     _reject_or_continue(violations)
     if validate_only:
         return UpsertCounts()

@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from civicscore.console import views
+from civicscore.console import individuals, views
 from civicscore.console.live import LiveUpdates
 from civicscore.console.session import (
     Person,
@@ -113,6 +113,7 @@ class Console:
         self.cookies = cookie_names(self.settings.secure)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.globals["quote"] = quote
+        self.templates.env.globals["quarter_of"] = views.quarter_of
         self.live = LiveUpdates(self.settings.max_live)
         routes = [
             Route("/", self.home),
@@ -127,11 +128,13 @@ class Console:
             Route("/quarters/{period}", self.quarter),
             Route("/quarters/{period}/queue", self.queue),
             Route("/quarters/{period}/queue/rows", self.queue_rows),
+            Route("/quarters/{period}/individuals", self.individuals_queue),
             Route("/quarters/{period}/recommendations/{slug}", self.recommendation, methods=["GET"]),
             Route("/quarters/{period}/recommendations/{slug}", self.decide, methods=["POST"]),
             Route("/quarters/{period}/report.{fmt}", self.report),
             Route("/units", self.units),
             Route("/units/{code}", self.unit),
+            Route("/officials/{official_id}", self.official_page),
             Route("/rules", self.rules, methods=["GET"]),
             Route("/rules/what-if", self.what_if, methods=["POST"]),
             Route("/extensions", self.extensions, methods=["GET"]),
@@ -341,7 +344,7 @@ class Console:
         period = request.query_params.get("period", "")
         if not views.PERIOD.match(period):
             raise HTTPException(404, f"{period!r} is not a period such as 2026-Q3, 2026-H1 or 2026")
-        suffix = "/queue" if request.query_params.get("to") == "queue" else ""
+        suffix = {"queue": "/queue", "individuals": "/individuals"}.get(request.query_params.get("to", ""), "")
         return RedirectResponse(f"/quarters/{period}{suffix}", status_code=303)
 
     # ---- pages ----
@@ -378,16 +381,44 @@ class Console:
         rows, _ = views.queue(self.acting(person), period, chosen, self.words(request))
         return self.page(request, "queue_rows.html.j2", period=period, rows=rows, chosen=chosen)
 
+    def individuals_queue(self, request: Request) -> Response:
+        """The recommendations about officials (cá nhân) of a quarter: personal data, each view audited."""
+        person = self.person(request)
+        period = self._period(request)
+        if not views.QUARTER.match(period):
+            raise HTTPException(404, f"officials are evaluated by quarter: {period!r} is not a quarter such as 2026-Q3")
+        client = self.acting(person)
+        w = self.words(request)
+        chosen = views.QueueFilter.parse(request.query_params)
+        rows = individuals.individuals(client, period, chosen, w)
+        return self.page(request, "individuals.html.j2", period=period, periods=views.quarters(client), rows=rows,
+                         chosen=chosen, kinds=views.KINDS, statuses=views.STATUSES)
+
+    def official_page(self, request: Request) -> Response:
+        person = self.person(request)
+        client = self.acting(person)
+        found = individuals.official_page(client, request.path_params["official_id"], self.words(request))
+        return self.page(request, "official.html.j2", o=found, periods=views.periods(client))
+
     def recommendation(self, request: Request, *, message: str = "", status_code: int = 200,
                        form: dict[str, str] | None = None) -> Response:
+        """A recommendation, about a unit (`UNIT~FLAG`) or an official (`UNIT~FLAG~OFFICIAL_ID`)."""
         person = self.person(request)
         period = self._period(request)
         w = self.words(request)
         wanted = request.query_params.get("id", "")
-        found = views.detail(self.acting(person), period, request.path_params["slug"], w,
-                             int(wanted) if wanted.isdigit() and len(wanted) < 19 else 0)
+        wanted_id = int(wanted) if wanted.isdigit() and len(wanted) < 19 else 0
+        slug = request.path_params["slug"]
+        about_official = individuals.OfficialSlug.parse(slug)
+        found: views.Detail | individuals.OfficialDetail
+        if about_official is not None:
+            template = "official_recommendation.html.j2"
+            found = individuals.official_detail(self.acting(person), period, about_official, w, wanted_id)
+        else:
+            template = "recommendation.html.j2"
+            found = views.detail(self.acting(person), period, slug, w, wanted_id)
         saved = request.query_params.get("saved", "")
-        return self.page(request, "recommendation.html.j2", status_code, period=period, d=found,
+        return self.page(request, template, status_code, period=period, d=found,
                          saved=w("decision_saved", decision=w.decision(saved)) if saved in views.DECISIONS else "",
                          message=message, form=form or {}, key=uuid.uuid4().hex, decisions=views.DECISIONS,
                          decision_name=views.decision_name, status_name=views.status_name)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
+from civicscore.auth.policy import Permission, permissions_of
 from civicscore_api.v1 import identities_pb2
 
 _CSRF_CONTEXT = b"civicscore-console-csrf-v1"
@@ -70,6 +71,14 @@ class Person:
     @property
     def admin(self) -> bool:
         return identities_pb2.ROLE_ADMIN in self.roles
+
+    @property
+    def personal_read(self) -> bool:
+        """Whether the server lets this person read officials (`personal.read`), by the server's own role table:
+        the console shows the individuals' pages only to them (the server still decides every call)."""
+        names = tuple(identities_pb2.Role.Name(identities_pb2.Role.ValueType(role)).removeprefix("ROLE_").lower()
+                      for role in self.roles if role in identities_pb2.Role.values())
+        return Permission.PERSONAL in permissions_of(names)
 
     @property
     def csrf(self) -> str:

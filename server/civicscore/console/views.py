@@ -19,7 +19,15 @@ from civicscore.console.words import Words
 from civicscore.domain.periods import Rollup, period_label, period_title
 from civicscore.report.charts import distribution_chart, trend_chart
 from civicscore.report.data import KNOWN_BLOCKS, KNOWN_GRADES, GradeInfo
-from civicscore_api.v1 import evaluations_pb2, extensions_pb2, obstacles_pb2, outcomes_pb2, reviews_pb2, units_pb2
+from civicscore_api.v1 import (
+    evaluations_pb2,
+    extensions_pb2,
+    obstacles_pb2,
+    officials_pb2,
+    outcomes_pb2,
+    reviews_pb2,
+    units_pb2,
+)
 from civicscore_client import Client, InvalidArgument, NotFound
 from civicscore_client._rulesets import read_rules_folder
 
@@ -118,6 +126,14 @@ def periods(client: Client) -> list[str]:
 def quarters(client: Client) -> list[str]:
     """Quarter ids, newest first (what a what-if can re-evaluate)."""
     return [period for period in periods(client) if QUARTER.match(period)]
+
+
+def quarter_of(period: str, known: Iterable[str]) -> str:
+    """`period` when it is a quarter, else the newest quarter of `known` (newest first), else "": where the
+    individuals' queue is (officials are evaluated by quarter only)."""
+    if period and QUARTER.match(period):
+        return period
+    return next((candidate for candidate in known if QUARTER.match(candidate)), "")
 
 
 def default_period(client: Client) -> str:
@@ -344,7 +360,8 @@ def _values(values: Any, w: Words) -> list[str]:
     return [f"{key} = {w.number(value)}" for key, value in sorted(values.items())]
 
 
-def _fired(evaluation: evaluations_pb2.Evaluation, flag: str, w: Words) -> list[FiredGroup]:
+def fired_groups(evaluation: evaluations_pb2.Evaluation | officials_pb2.OfficialEvaluation, flag: str,
+                 w: Words) -> list[FiredGroup]:
     """Fired rules grouped by rule (one line per rule, with how many facts it fired on), the flag's first."""
     groups: dict[str, FiredGroup] = {}
     for rule in evaluation.fired_rules:
@@ -390,23 +407,26 @@ def detail(client: Client, period: str, slug: str, w: Words, wanted_id: int = 0)
     grade_labels = {evaluation.grade: w.pick(evaluation.grade_label_vi, evaluation.grade_label_en)}
     units = {code: client.get_unit(code)}
     unit = units[code]
-    contests = []
-    for contest in client.list_contests(period):
-        if contest.recommendation != rec.name:
-            continue
-        contests.append(ContestView(
-            text=contest.text, by=contest.contested_by, when=w.moment(contest.create_time),
-            corrections=[_correction(outcome, w) for outcome in contest.corrections],
-            before=_snapshot(contest.before, w, grade_labels), after=_snapshot(contest.after, w, grade_labels)))
+    contests = contests_about(client, period, rec.name, w, grade_labels)
     kind = kind_name(rec.kind)
     return Detail(
         period=period, slug=slug, name=rec.name, recommendation=rec, kind=kind, status=status_name(rec.status),
         unit=w.pick(unit.display_name_vi, unit.display_name_en) or code, code=code,
         flag_label=w.pick(rec.label_vi, rec.label_en) or rec.flag,
         reasons=[w.pick(reason.text_vi, reason.text_en) for reason in rec.reasons],
-        explanation=explanation, fired=_fired(evaluation, rec.flag, w),
+        explanation=explanation, fired=fired_groups(evaluation, rec.flag, w),
         margins=[w.pick(margin.summary_vi, margin.summary_en) for margin in explanation.margins],
         reviews=list(client.list_recommendation_reviews(rec.name)), contests=contests)
+
+
+def contests_about(client: Client, period: str, name: str, w: Words, grade_labels: dict[str, str]
+                   ) -> list[ContestView]:
+    """The replies to the recommendation `name` (a unit's right of reply), oldest first."""
+    return [ContestView(text=contest.text, by=contest.contested_by, when=w.moment(contest.create_time),
+                        corrections=[_correction(outcome, w) for outcome in contest.corrections],
+                        before=_snapshot(contest.before, w, grade_labels),
+                        after=_snapshot(contest.after, w, grade_labels))
+            for contest in client.list_contests(period) if contest.recommendation == name]
 
 
 _OUTCOME_WORDS = {outcomes_pb2.OUTCOME_STATUS_COMPLETED: "outcome_completed",

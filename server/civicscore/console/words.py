@@ -259,6 +259,49 @@ _WORDS: dict[str, tuple[str, str]] = {
     "flags": ("Cờ đề xuất", "Flags"),
     "timeliness": ("Tỷ lệ đúng hạn", "On-time rate"),
     "kind_and_level": ("{kind}, mức {level}", "{kind}, level {level}"),
+    # officials (cá nhân): personal data
+    "nav_individuals": ("Cá nhân", "Individuals"),
+    "individuals_title": ("Đề xuất về cá nhân quý {period}", "Recommendations about individuals, {period}"),
+    "individuals_intro": ("Đề xuất do bộ quy tắc nêu ra về cán bộ, công chức (biểu dương, nhắc nhở, trách nhiệm "
+                          "người đứng đầu) để Ban Chỉ đạo xem xét.",
+                          "Candidates the rules raised about officials (praise, reminders, head accountability) "
+                          "for the committee to review."),
+    "individuals_link": ("Đề xuất về cá nhân trong quý", "Recommendations about individuals this quarter"),
+    "individuals_count": ("{count} đề xuất về cá nhân", "{count} recommendations about individuals"),
+    "individuals_empty": ("Không có đề xuất nào về cá nhân khớp điều kiện lọc.",
+                          "No recommendations about individuals match."),
+    "personal_note": ("Trang này có dữ liệu cá nhân. Mỗi lần xem đều được ghi vào nhật ký kiểm toán kèm tên "
+                      "người xem.",
+                      "This page shows personal data. Every view is recorded in the audit log with the viewer's "
+                      "name."),
+    "official": ("Cán bộ, công chức", "Official"),
+    "official_page": ("Hồ sơ cá nhân", "Profile"),
+    "the_official": ("Người được đề xuất", "The person"),
+    "full_name": ("Họ và tên", "Full name"),
+    "position_at_end": ("Chức vụ cuối quý", "Position at the quarter's end"),
+    "position_head": ("Người đứng đầu", "Head"),
+    "position_deputy": ("Cấp phó", "Deputy"),
+    "position_officer": ("Công chức", "Officer"),
+    "led_due": ("Nhiệm vụ chủ trì đến hạn", "Led assignments due"),
+    "heads_units": ("Đứng đầu", "Heads"),
+    "under_review_note": ("Người này hoặc đơn vị của họ đang bị thanh tra, xem xét kỷ luật trong quý.",
+                          "This person or one of their units is under inspection or disciplinary review "
+                          "this quarter."),
+    "under_review_periods": ("Đang bị thanh tra, xem xét kỷ luật các quý: {periods}",
+                             "Under inspection or disciplinary review in: {periods}"),
+    "under_review_short": ("đang bị xem xét", "under review"),
+    "unit_reasons": ("Lý do của đơn vị ({unit})", "The unit's reasons ({unit})"),
+    "and_unit_reasons": ("kèm {count} lý do của đơn vị (xem chi tiết)", "with {count} of the unit's reasons (open it)"),
+    "unit_recommendations": ("Đề xuất về đơn vị", "The unit's recommendations"),
+    "no_fired": ("Không có quy tắc nào áp dụng.", "No rule fired."),
+    "official_id": ("Mã cán bộ", "Official id"),
+    "official_inactive": ("Không còn được đánh giá", "No longer evaluated"),
+    "positions_held": ("Chức vụ đã và đang đảm nhiệm", "Positions held"),
+    "from_date": ("Từ ngày", "From"),
+    "to_date": ("Đến ngày", "Until"),
+    "to_now": ("nay", "now"),
+    "no_flags": ("Không có", "None"),
+    "official_not_evaluated": ("Người này chưa có kết quả đánh giá.", "This person has no evaluations yet."),
 }
 
 _ROLES = {1: "role_reporter", 2: "role_reader", 3: "role_policy", 4: "role_committee", 5: "role_admin"}

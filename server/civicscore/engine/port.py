@@ -71,9 +71,17 @@ class EncodedEvaluation:
         return evaluation_from_json(self.result_json)
 
 
+def _encoded(result: UnitEvaluation | OfficialEvaluation) -> tuple[str, tuple[EncodedFlag, ...]]:
+    """A result's canonical JSON and its flags with their reasons' (each fired rule is written once)."""
+    result_json, *reasons = canonical_jsons([result, *(list(flag.reasons) for flag in result.flags)])
+    return result_json, tuple(
+        EncodedFlag(flag.flag, flag.kind, flag.level, flag.label_vi, flag.label_en, reasons_json)
+        for flag, reasons_json in zip(result.flags, reasons, strict=True))
+
+
 def encode_evaluation(result: UnitEvaluation) -> EncodedEvaluation:
     """Serialise an evaluation and its flags' reasons (each fired rule is written once)."""
-    result_json, *reasons = canonical_jsons([result, *(list(flag.reasons) for flag in result.flags)])
+    result_json, flags = _encoded(result)
     return EncodedEvaluation(
         unit_code=result.unit_code,
         period=result.period,
@@ -82,10 +90,7 @@ def encode_evaluation(result: UnitEvaluation) -> EncodedEvaluation:
         grade=result.grade,
         counts=result.counts,
         indicators=result.indicators,
-        flags=tuple(
-            EncodedFlag(flag.flag, flag.kind, flag.level, flag.label_vi, flag.label_en, reasons_json)
-            for flag, reasons_json in zip(result.flags, reasons, strict=True)
-        ),
+        flags=flags,
         ruleset_version=result.ruleset_version,
         ruleset_digest=result.ruleset_digest,
         inputs_digest=result.inputs_digest,
@@ -135,16 +140,13 @@ class EncodedOfficialEvaluation:
 
 def encode_official_evaluation(result: OfficialEvaluation) -> EncodedOfficialEvaluation:
     """Serialise an official's evaluation and its flags' reasons (each fired rule is written once)."""
-    result_json, *reasons = canonical_jsons([result, *(list(flag.reasons) for flag in result.flags)])
+    result_json, flags = _encoded(result)
     return EncodedOfficialEvaluation(
         official_id=result.official_id,
         unit_code=result.unit_code,
         period=result.period,
         position=result.position,
-        flags=tuple(
-            EncodedFlag(flag.flag, flag.kind, flag.level, flag.label_vi, flag.label_en, reasons_json)
-            for flag, reasons_json in zip(result.flags, reasons, strict=True)
-        ),
+        flags=flags,
         ruleset_version=result.ruleset_version,
         ruleset_digest=result.ruleset_digest,
         inputs_digest=result.inputs_digest,

@@ -247,6 +247,16 @@ _RECOMMENDATION_COLUMNS: tuple[BulkColumn, ...] = (
 _REASON_COLUMNS: tuple[BulkColumn, ...] = (("recommendation_id", "int8"), ("reasons_json", "text"))
 
 
+def _latest_of(period: str) -> ColumnElement[bool]:
+    """The rows of each official's latest revision for `period` (the maximum from the primary key)."""
+    later = official_evaluations.alias("later")
+    return and_(official_evaluations.c.period == period, official_evaluations.c.revision == (
+        select(func.max(later.c.revision))
+        .where(later.c.period == official_evaluations.c.period,
+               later.c.official_id == official_evaluations.c.official_id)
+        .scalar_subquery()))
+
+
 def save_official_evaluations(connection: Connection, batch: Sequence[NewOfficialEvaluation], *, period: str,
                               now: dt.datetime, recorded_by: str = "") -> int:
     """Store a new revision of each official's result that changed, with its recommendations (PROPOSED);
@@ -260,15 +270,8 @@ def save_official_evaluations(connection: Connection, batch: Sequence[NewOfficia
     if ids:  # serialises PostgreSQL replicas saving the same officials
         list(connection.execute(select(officials.c.official_id).where(one_of(connection, officials.c.official_id, ids))
                                 .order_by(officials.c.official_id).with_for_update()))
-    later = official_evaluations.alias("later")
     latest = select(official_evaluations.c.official_id, official_evaluations.c.revision,
-                    official_evaluations.c.result_digest).where(
-        official_evaluations.c.period == period,
-        official_evaluations.c.revision == (
-            select(func.max(later.c.revision))
-            .where(later.c.period == official_evaluations.c.period,
-                   later.c.official_id == official_evaluations.c.official_id)
-            .scalar_subquery()))
+                    official_evaluations.c.result_digest).where(_latest_of(period))
     previous = {row.official_id: (row.revision, row.result_digest) for row in connection.execute(latest)}
     driver = Driver(connection)
     created_at = driver.timestamp(now)
@@ -342,14 +345,7 @@ def list_official_evaluations(connection: Connection, *, period: str, unit_codes
                               ) -> Page[OfficialEvaluationRecord]:
     """The latest revision of each official's result for `period`, by official id; `unit_codes`: those reached
     through one of these units."""
-    later = official_evaluations.alias("later")
-    query = _with_name().where(
-        official_evaluations.c.period == period,
-        official_evaluations.c.revision == (
-            select(func.max(later.c.revision))
-            .where(later.c.period == official_evaluations.c.period,
-                   later.c.official_id == official_evaluations.c.official_id)
-            .scalar_subquery()))
+    query = _with_name().where(_latest_of(period))
     if unit_codes is not None:
         query = query.where(official_evaluations.c.unit_code.in_(sorted(unit_codes)))
     if flagged is not None:
