@@ -7,6 +7,7 @@ axe-core these tests are SKIPPED loudly (CI installs them and fails instead).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sqlite3
 import urllib.parse
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from civicscore.domain.periods import Quarter
 from civicscore.report import find_chromium
 from civicscore_api.v1 import extensions_pb2, obstacles_pb2
 from civicscore_client import Client, Unauthenticated
@@ -397,6 +399,25 @@ def test_the_committee_decides_an_extension_request_and_a_reader_only_reads_them
     assert reader.locator("#extensions tbody tr").count() >= len(pending)
     assert reader.locator("#extensions textarea").count() == 0
     assert "Đã chấp thuận" in reader.locator(f"#extensions tr[data-extension='{name}']").inner_text()
+
+
+def test_a_report_on_demand_is_made_from_the_quarter_page(
+        console: Console, browser: Browser, people: list[Watched]) -> None:
+    """The committee picks a day of the quarter on its page and reads the provisional report to that day; the
+    quarter's stored results are not touched."""
+    quarter = Quarter.parse(console.period)
+    day = quarter.start + dt.timedelta(days=44)
+    stored = [(e.unit, e.revision) for e in console.admin.list_evaluations(console.period)]
+    member = open_as(people, browser, console, "nguyen.van.an").page
+    member.goto(f"{console.url}/quarters/{console.period}")
+    assert member.locator("#as-of").get_attribute("min") == quarter.start.isoformat()
+    member.fill("#as-of", day.isoformat())
+    member.select_option("#od-format", "html")
+    member.click("form.on-demand button[type=submit]")
+    member.wait_for_selector("#provisional")
+    assert member.title() == f"Báo cáo đột xuất quý {console.period} đến ngày {day:%d/%m/%Y}"
+    assert member.locator("#provisional").inner_text().startswith("TẠM TÍNH")
+    assert [(e.unit, e.revision) for e in console.admin.list_evaluations(console.period)] == stored
 
 
 def test_the_committee_office_assigns_and_resolves_an_obstacle(

@@ -8,6 +8,7 @@ any number of consoles beside any number of replicas give the same pages.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
@@ -118,6 +119,8 @@ class Console:
         routes = [
             Route("/", self.home),
             Route("/healthz", self.healthz),
+            # Browsers ask for it on pages without an icon of their own (the report's HTML).
+            Route("/favicon.ico", lambda request: RedirectResponse("/static/favicon.svg", status_code=301)),
             Route("/sign-in", self.sign_in_page, methods=["GET"]),
             Route("/sign-in", self.sign_in, methods=["POST"]),
             Route("/sign-out", self.sign_out, methods=["POST"]),
@@ -132,6 +135,7 @@ class Console:
             Route("/quarters/{period}/recommendations/{slug}", self.recommendation, methods=["GET"]),
             Route("/quarters/{period}/recommendations/{slug}", self.decide, methods=["POST"]),
             Route("/quarters/{period}/report.{fmt}", self.report),
+            Route("/quarters/{period}/report-on-demand", self.report_on_demand),
             Route("/units", self.units),
             Route("/units/{code}", self.unit),
             Route("/officials/{official_id}", self.official_page),
@@ -360,8 +364,10 @@ class Console:
         period = self._period(request)
         client = self.acting(person)
         w = self.words(request)
+        first, last = views.on_demand_days(period, dt.datetime.now(dt.UTC)) or ("", "")
         return self.page(request, "quarter.html.j2", period=period, periods=views.periods(client),
-                         quarter=views.quarter(client, period, w), heading=views.period_heading(period, w))
+                         quarter=views.quarter(client, period, w), heading=views.period_heading(period, w),
+                         on_demand_min=first, on_demand_day=last)
 
     def queue(self, request: Request) -> Response:
         person = self.person(request)
@@ -448,13 +454,23 @@ class Console:
         return RedirectResponse(f"/quarters/{period}/recommendations/{quote(slug)}?saved={decision}", status_code=303)
 
     def report(self, request: Request) -> Response:
+        return self._report(request, request.path_params["fmt"], as_of=None)
+
+    def report_on_demand(self, request: Request) -> Response:
+        """A report on demand (báo cáo đột xuất): the quarter to the day chosen, made by the server, provisional."""
+        as_of = request.query_params.get("as_of", "")
+        if not as_of:
+            raise HTTPException(400, "choose the day the report is made up to")
+        return self._report(request, request.query_params.get("format", "html"), as_of=as_of)
+
+    def _report(self, request: Request, fmt: str, *, as_of: str | None) -> Response:
         person = self.person(request)
         period = self._period(request)
-        fmt = request.path_params["fmt"]
         if fmt not in REPORT_FORMATS:
             raise HTTPException(404, "reports come as .html, .pdf or .csv")
         w = self.words(request)
-        reply = self.acting(person).get_quarterly_report(period, format=fmt, language=w.lang, timeout=120)
+        reply = self.acting(person).get_quarterly_report(period, format=fmt, language=w.lang, timeout=120,
+                                                          as_of=as_of)
         disposition = "inline" if fmt == "html" else "attachment"
         return Response(reply.content, media_type=reply.content_type, headers={
             "Content-Disposition": f"{disposition}; filename=\"{reply.file_name}\"",

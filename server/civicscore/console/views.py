@@ -6,6 +6,7 @@ access table decides what the person may read, exactly as for a city system.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -16,7 +17,8 @@ from typing import Any
 from markupsafe import Markup
 
 from civicscore.console.words import Words
-from civicscore.domain.periods import Rollup, period_label, period_title
+from civicscore.domain.periods import HANOI, InvalidPeriod, Rollup, period_label, period_title
+from civicscore.domain.periods import Quarter as CalendarQuarter
 from civicscore.report.charts import distribution_chart, trend_chart
 from civicscore.report.data import KNOWN_BLOCKS, KNOWN_GRADES, GradeInfo
 from civicscore_api.v1 import (
@@ -618,3 +620,16 @@ def obstacles(client: Client, status: str, w: Words) -> tuple[list[ObstacleRow],
             resolved_by=found.resolved_by, resolved_at=w.moment(found.resolve_time)))
     rows.sort(key=lambda row: (row.status == "resolved", -row.days_open))
     return rows, units
+
+
+def on_demand_days(period: str, now: dt.datetime) -> tuple[str, str] | None:
+    """The days a report on demand of `period` may be made up to (first, last), ISO: a quarter's days that have
+    begun in Hanoi; None for a half-year, a year or a quarter not begun."""
+    try:
+        quarter = CalendarQuarter.parse(period)
+    except InvalidPeriod:
+        return None
+    today = now.astimezone(HANOI).date()
+    if today < quarter.start:
+        return None
+    return quarter.start.isoformat(), min(today, quarter.end).isoformat()

@@ -200,6 +200,13 @@ _WORDS: dict[str, tuple[str, str]] = {
     "download_html": ("Trang web (HTML)", "Web page (HTML)"),
     "download_pdf": ("Bản in (PDF)", "Print (PDF)"),
     "download_csv": ("Bảng tính (CSV)", "Spreadsheet (CSV)"),
+    "on_demand": ("Báo cáo đột xuất", "Report on demand"),
+    "on_demand_help": ("Đánh giá tạm tính của quý đến một ngày đã chọn (không lưu, ghi rõ là tạm tính).",
+                       "A provisional evaluation of the quarter up to a chosen day (not stored, marked "
+                       "provisional)."),
+    "on_demand_day": ("Đến ngày", "Up to"),
+    "on_demand_format": ("Định dạng", "Format"),
+    "on_demand_submit": ("Lập báo cáo", "Make the report"),
     "rankings": ("Xếp hạng theo khối", "Rankings by block"),
     "summary": ("Số liệu tổng hợp", "Summary"),
     "rules_title": ("Bộ quy tắc đang áp dụng", "Ruleset in force"),
