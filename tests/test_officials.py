@@ -228,14 +228,21 @@ def test_a_quarter_gives_head_accountability_and_individual_praise(served: Serve
 def test_the_quarterly_and_annual_reports_list_individuals_for_those_who_may_read_them(
         served: Served, tmp_path: Path) -> None:
     """The Q3 report (and the year's, from its quarters) lists the recommendations about officials, with their
-    names, positions and units, for the committee (the read audited); a reader's report says the section is
-    personal data instead. Rendered in headless Chromium as the report is."""
+    names, positions and units, for the committee (the read audited), with the quarter's extensions and
+    obstacles; a reader's report says the individuals' section is personal data instead. Rendered in headless
+    Chromium as the report is."""
     need_browser()
-    snv = [assignment(f"SNV-{i}", "SNV", "2026-08-10") for i in range(10)]
+    snv = [assignment(f"SNV-{i}", "SNV", "2026-08-10") for i in range(10)] + [assignment("SNV-E", "SNV", "2026-09-20")]
     served.at(hanoi(9, 1))
     with served.client() as admin:
         admin.upsert_assignments(snv)
         admin.submit_outcomes([done(f"SNV-{i}", "2026-08-01", hanoi(8, 2)) for i in range(4)])
+    with served.client("snv-reporter") as reporter:
+        asked = reporter.request_extension("SNV-E", "2026-09-28", "[Thử nghiệm] Chờ ý kiến thẩm định").extension
+        reporter.report_obstacle("SNV-E", "[Thử nghiệm] Chưa có hướng dẫn định mức", "Đề nghị hướng dẫn")
+    served.at(hanoi(9, 2))
+    with served.client("committee-1") as committee:
+        committee.decide_extension(asked.name, "approve", "[Thử nghiệm] Đồng ý gia hạn")
     served.at(dt.datetime(2027, 1, 5, 9, tzinfo=dt.timezone(dt.timedelta(hours=7))))
     with served.client("committee-1") as committee:
         for quarter in ("2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"):
@@ -263,6 +270,8 @@ def test_the_quarterly_and_annual_reports_list_individuals_for_those_who_may_rea
     assert shown["hidden"]["rows"] == [] and "Nguyễn Thị Lan" not in shown["hidden"]["body"]
     assert "không hiển thị với tài khoản này (cần quyền personal.read" in shown["hidden"]["body"]
     assert all(not errors for errors in (s["errors"] for s in shown.values()))
+    for name in ("quarterly", "annual"):  # the quarter's extension and obstacle are there too
+        assert shown[name]["extensions"] == ["SNV-E"] and shown[name]["open_obstacles"] == ["SNV"]
 
 
 def need_browser() -> None:
@@ -287,8 +296,13 @@ def browser_text(tmp_path: Path, name: str, content: bytes) -> dict[str, Any]:
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(page_file.as_uri(), wait_until="load")
             rows = page.locator("#individuals tr.individual")
+            extensions = page.locator("#extensions-approved tbody tr")
+            obstacles = page.locator("#obstacles-open tr.obstacle")
             found = {"heading": page.inner_text("#individuals h2"), "body": page.inner_text("body"),
-                     "rows": [rows.nth(i).inner_text() for i in range(rows.count())], "errors": errors}
+                     "rows": [rows.nth(i).inner_text() for i in range(rows.count())], "errors": errors,
+                     "extensions": [(extensions.nth(i).get_attribute("data-extension") or "").split("/")[1]
+                                    for i in range(extensions.count())],
+                     "open_obstacles": [obstacles.nth(i).get_attribute("data-unit") for i in range(obstacles.count())]}
             page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
         finally:
             browser.close()
