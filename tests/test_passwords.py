@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -102,6 +103,45 @@ def test_every_failed_sign_in_gets_the_same_answer(served: ServerProcess) -> Non
     with Client(served.address) as anonymous, pytest.raises(InvalidArgument) as empty:
         anonymous.sign_in("lan.reader", "")
     assert empty.value.violations[0].field == "password"
+
+
+def test_ids_that_cannot_sign_in_lock_out_like_an_identity_does(database_url: str, tmp_path: Path) -> None:
+    """An unknown id, an identity without a password and a revoked one answer ten failures in a row, counted
+    across two replicas, exactly as an identity with a password does: the tenth locks it for a minute (the
+    right password of the revoked one is refused too). The lock-out tells no one which ids exist."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = ServerProcess(tmp_path / "a", database_url=database_url).start()
+    second = None
+    try:
+        second = ServerProcess(tmp_path / "b", database_url=database_url).start()
+        with first.client(first.token or second.token) as admin:
+            admin.create_identity("lan.reader", "Nguyễn Thị Lan", roles=["reader"])
+            admin.set_password("lan.reader", PASSWORD)
+            admin.create_identity("minh.committee", "Trần Văn Minh", roles=["committee"])  # no password
+            admin.create_identity("gone.reader", "Đã thu hồi", roles=["reader"])
+            admin.set_password("gone.reader", PASSWORD)
+            admin.revoke_identity("gone.reader")
+        locks = {}
+        for who in ("lan.reader", "nobody.here", "minh.committee", "gone.reader"):
+            for replica in [first, second] * 4 + [first]:
+                assert _sign_in_error(replica, who, OTHER).reason == "SIGN_IN_FAILED"
+            with Client(second.address) as anonymous, pytest.raises(ResourceExhausted) as locking:
+                anonymous.sign_in(who, OTHER)
+            with Client(first.address) as anonymous, pytest.raises(ResourceExhausted) as still:
+                anonymous.sign_in(who, PASSWORD)
+            locks[who] = (locking.value, still.value)
+        for who, (locking, still) in locks.items():
+            for refused in (locking, still):
+                assert refused.reason == "ACCOUNT_LOCKED"
+                # the same words but the id (and the seconds left, which run on)
+                assert re.sub(r"\d+", "N", refused.message.replace(who, "ID")) == re.sub(
+                    r"\d+", "N", locks["lan.reader"][0].message.replace("lan.reader", "ID"))
+                assert refused.retry_after is not None and 45 < refused.retry_after <= 60
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
 
 
 def test_changing_ones_own_password_needs_the_current_one(served: ServerProcess) -> None:

@@ -162,6 +162,16 @@ def _count_failure(store: Store, identity_id: str, *, now: dt.datetime, client: 
     return counted
 
 
+def _count_miss(store: Store, identity_id: str, *, now: dt.datetime) -> None:
+    """Count a failed sign-in as an id that cannot sign in; LockedOut, as for an identity, when it is locked."""
+    before = store.get_sign_in_miss(identity_id)
+    if before is not None and before.locked_until is not None and before.locked_until > now:
+        raise _locked_out(identity_id, before.locked_until, now)
+    counted = store.record_sign_in_miss(identity_id, at=now, limit=LOCK_AFTER, lock_for=lockout_duration)
+    if counted.locked_until is not None and counted.locked_until > now:
+        raise _locked_out(identity_id, counted.locked_until, now)
+
+
 def sign_in(store: Store, *, identity_id: str, password: str, now: dt.datetime, client: str) -> SignedIn:
     """A 12-hour bearer token for the identity, if `password` is its password and it is not locked.
 
@@ -179,11 +189,14 @@ def sign_in(store: Store, *, identity_id: str, password: str, now: dt.datetime, 
         raise _locked_out(identity_id, record.locked_until, now)
     identity = store.get_identity(identity_id) if record is not None else None
     matches = password_matches(record.password_hash if record is not None else None, password)
-    if record is None or identity is None:
-        log.warning("sign-in failed from %s: no identity with a password by that id", client)
-        raise SignInRefused(SIGN_IN_FAILED)
-    if identity.revoked_at is not None:
-        log.warning("sign-in refused for identities/%s from %s: the identity was revoked", identity_id, client)
+    if record is None or identity is None or identity.revoked_at is not None:
+        # Answered as a wrong password is, and counted and locked the same way: no answer, and no lock-out
+        # that comes or does not come, tells which ids exist.
+        if identity is not None:
+            log.warning("sign-in refused for identities/%s from %s: the identity was revoked", identity_id, client)
+        else:
+            log.warning("sign-in failed from %s: no identity with a password by that id", client)
+        _count_miss(store, identity_id, now=now)
         raise SignInRefused(SIGN_IN_FAILED)
     if not matches:
         _count_failure(store, identity_id, now=now, client=client)

@@ -789,6 +789,16 @@ class Store(Protocol):
         by `audit(the locked record)`. The record after counting; None when the identity has no password."""
         ...
 
+    def get_sign_in_miss(self, identity_id: str) -> PasswordRecord | None:
+        """The sign-in throttle of an id that cannot sign in (no hash); None when it was never tried."""
+        ...
+
+    def record_sign_in_miss(self, identity_id: str, *, at: dt.datetime, limit: int,
+                            lock_for: Callable[[int], dt.timedelta]) -> PasswordRecord:
+        """Count a failed sign-in as an id that cannot sign in (unknown, without a password, revoked) exactly
+        as `record_sign_in_failure` counts an identity's, so that the lock-out tells no one which ids exist."""
+        ...
+
     def complete_sign_in(self, identity_id: str, *, verified_hash: str, at: dt.datetime,
                          credential: CredentialRecord, audit: NewAuditEvent) -> PasswordRecord | None:
         """In one transaction: unless the password changed since `verified_hash` was checked (None) or

@@ -11,12 +11,13 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from civicscore.store.base import CredentialRecord, NewAuditEvent, PasswordRecord
 from civicscore.store.identities import add_credential, append_audit
-from civicscore.store.tables import credentials, identity_passwords
+from civicscore.store.tables import credentials, identity_passwords, sign_in_misses
 
 
 def _record(row: Any) -> PasswordRecord:
@@ -90,6 +91,53 @@ def record_sign_in_failure(connection: Connection, identity_id: str, *, at: dt.d
     if until is not None:
         append_audit(connection, [audit(after)])
     return after
+
+
+# Ids that cannot sign in are forgotten this long after their last failure (once not locked), a few at a time.
+MISS_MEMORY = dt.timedelta(days=1)
+_FORGET_AT_ONCE = 100
+
+
+def get_sign_in_miss(connection: Connection, identity_id: str) -> PasswordRecord | None:
+    """The throttle of an id that cannot sign in, as a PasswordRecord without a hash; None when never tried."""
+    row = connection.execute(select(sign_in_misses).where(sign_in_misses.c.identity_id == identity_id)).one_or_none()
+    return None if row is None else _miss(row)
+
+
+def _miss(row: Any) -> PasswordRecord:
+    return PasswordRecord(identity_id=row.identity_id, password_hash="", set_at=row.last_failed_at, set_by="",
+                          failed_attempts=int(row.failed_attempts), lockouts=int(row.lockouts),
+                          locked_until=row.locked_until)
+
+
+def record_sign_in_miss(connection: Connection, identity_id: str, *, at: dt.datetime, limit: int,
+                        lock_for: Callable[[int], dt.timedelta]) -> PasswordRecord:
+    """Count a failed sign-in as an id that cannot sign in, as `record_sign_in_failure` counts one of an
+    identity (the limit-th in a row locks it, each lock-out doubling the next); forget a few ids idle for a day."""
+    stale = (select(sign_in_misses.c.identity_id)
+             .where(sign_in_misses.c.last_failed_at < at - MISS_MEMORY,
+                    or_(sign_in_misses.c.locked_until.is_(None), sign_in_misses.c.locked_until < at))
+             .limit(_FORGET_AT_ONCE).scalar_subquery())
+    connection.execute(delete(sign_in_misses).where(sign_in_misses.c.identity_id.in_(stale)))
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    connection.execute(insert(sign_in_misses).values(
+        identity_id=identity_id, failed_attempts=0, lockouts=0, locked_until=None, last_failed_at=at,
+    ).on_conflict_do_nothing(index_elements=["identity_id"]))
+    query = select(sign_in_misses).where(sign_in_misses.c.identity_id == identity_id)
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    found = _miss(connection.execute(query).one())
+    if found.locked_until is not None and found.locked_until > at:
+        return found  # locked meanwhile by another failure: that one counted
+    failed, lockouts, until = found.failed_attempts + 1, found.lockouts, None
+    if failed >= limit:
+        lockouts += 1
+        until = at + lock_for(lockouts)
+        failed = 0
+    connection.execute(sign_in_misses.update().where(sign_in_misses.c.identity_id == identity_id)
+                       .values(failed_attempts=failed, lockouts=lockouts, locked_until=until, last_failed_at=at))
+    return PasswordRecord(identity_id=identity_id, password_hash="", set_at=at, set_by="", failed_attempts=failed,
+                          lockouts=lockouts, locked_until=until)
 
 
 def complete_sign_in(connection: Connection, identity_id: str, *, verified_hash: str, at: dt.datetime,

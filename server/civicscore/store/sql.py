@@ -533,6 +533,14 @@ class SqlStore:
         return self._db.write(lambda c: passwords.record_sign_in_failure(c, identity_id, at=at, limit=limit,
                                                                          lock_for=lock_for, audit=audit))
 
+    def get_sign_in_miss(self, identity_id: str) -> PasswordRecord | None:
+        return self._db.read(lambda c: passwords.get_sign_in_miss(c, identity_id))
+
+    def record_sign_in_miss(self, identity_id: str, *, at: dt.datetime, limit: int,
+                            lock_for: Callable[[int], dt.timedelta]) -> PasswordRecord:
+        return self._db.write(lambda c: passwords.record_sign_in_miss(c, identity_id, at=at, limit=limit,
+                                                                      lock_for=lock_for))
+
     def complete_sign_in(self, identity_id: str, *, verified_hash: str, at: dt.datetime,
                          credential: CredentialRecord, audit: NewAuditEvent) -> PasswordRecord | None:
         return self._db.write(lambda c: passwords.complete_sign_in(c, identity_id, verified_hash=verified_hash,

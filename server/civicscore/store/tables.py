@@ -386,6 +386,20 @@ class IdentityPasswordRow(SQLModel, table=True):
     locked_until: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
 
 
+class SignInMissRow(SQLModel, table=True):
+    """The sign-in throttle of an id that cannot sign in (unknown, without a password, or revoked; 0014): the
+    same counts as `identity_passwords`, so that failures lock it as they lock an identity that exists."""
+
+    __tablename__ = "sign_in_misses"
+    __table_args__ = (Index("ix_sign_in_misses_last_failed_at", "last_failed_at"),)
+
+    identity_id: str = Field(sa_type=String, primary_key=True)
+    failed_attempts: int = Field(sa_type=Integer)
+    lockouts: int = Field(sa_type=Integer)
+    locked_until: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    last_failed_at: dt.datetime = Field(sa_type=UtcDateTime)
+
+
 class AuditEventRow(SQLModel, table=True):
     """One entry of the append-only audit log; `entry_hash` chains it to the entry before.
 
@@ -594,3 +608,4 @@ assignment_obstacles = _table(AssignmentObstacleRow)
 officials = _table(OfficialRow)
 official_appointments = _table(OfficialAppointmentRow)
 official_evaluations = _table(OfficialEvaluationRow)
+sign_in_misses = _table(SignInMissRow)
