@@ -42,6 +42,8 @@ RPC_REFUSALS: dict[str, dict[grpc.StatusCode, frozenset[str]]] = {
 }
 # What the refusal that locks an identity writes: its audit entry (the failure count is an update).
 LOCKOUT_ROWS = {"audit_events": 1}
+# What a refused sign-in as an id that cannot sign in writes the first time: its failure count (an update after).
+MISS_ROWS = {"sign_in_misses": 1}
 OWN_DEADLINE = frozenset({grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED})
 # A message longer than this is an echo of an input value, not a message a person reads.
 MAX_MESSAGE_CHARS = 2000
@@ -110,9 +112,13 @@ def documented_refusal(rpc: Rpc, reply: Reply) -> bool:
 
 
 def refusal_may_write(rpc: Rpc, reply: Reply, delta: dict[str, int]) -> bool:
-    """Whether the rows a refusal changed are the audit entry of a lock-out it announces."""
-    return (reply.code == grpc.StatusCode.RESOURCE_EXHAUSTED and documented_refusal(rpc, reply)
-            and {table: n for table, n in delta.items() if n} == LOCKOUT_ROWS)
+    """Whether the rows a refusal changed are the audit entry of a lock-out it announces, or the first failure
+    count of an id that cannot sign in (counted and locked like an identity's: nothing tells which ids exist)."""
+    changed = {table: n for table, n in delta.items() if n}
+    if not documented_refusal(rpc, reply):
+        return False
+    return ((reply.code == grpc.StatusCode.RESOURCE_EXHAUSTED and changed == LOCKOUT_ROWS)
+            or (rpc.short == "IdentityService.SignIn" and changed == MISS_ROWS))
 
 
 def judge(rpc: Rpc, reply: Reply, *, raw: bool = False) -> list[Problem]:
