@@ -185,6 +185,18 @@ def test_a_quarter_gives_head_accountability_and_individual_praise(served: Serve
         assert [e.official for e in committee.list_official_evaluations("2026-Q3", flagged=True)] == [
             "officials/CB-001", "officials/CB-002"]
 
+        # the change stream stays about units: changes about officials are read with OfficialService
+        watch = committee.watch_recommendations()
+        streamed = []
+        for message in watch:
+            if message.caught_up:
+                break
+            streamed.append(message.change.recommendation)
+        watch.cancel()
+        assert streamed and all(not r.official for r in streamed)
+        assert {r.recommendation_id for r in streamed} == {
+            r.recommendation_id for r in committee.list_recommendations("2026-Q3")}
+
         reviewed = committee.review_recommendation(head.name, "approve", "Đồng ý, đề nghị kiểm điểm")
         assert reviewed.recommendation.last_decision == "approved" and reviewed.recommendation.official == head.official
         assert [r.reviewer for r in committee.list_recommendation_reviews(head.name)] == ["committee-1"]
