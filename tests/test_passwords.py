@@ -28,6 +28,7 @@ from civicscore_client._errors import (
     Unauthenticated,
 )
 from civicscore_client.cli import app
+from tests.clockserver import set_clock
 from tests.postgres_support import database_url_fixture
 from tests.serverproc import ServerProcess
 
@@ -142,6 +143,30 @@ def test_ids_that_cannot_sign_in_lock_out_like_an_identity_does(database_url: st
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_failures_a_day_apart_are_not_in_a_row(tmp_path: Path) -> None:
+    """Nine failures, then one more a day and a second later: the count starts again, for an identity and for
+    an unknown id alike (so that waiting does not tell them apart either); ten within the day lock both."""
+    start = dt.datetime(2026, 10, 5, 9, 0, tzinfo=dt.UTC)
+    set_clock(tmp_path, start)
+    proc = ServerProcess(tmp_path, module="tests.clockserver").start()
+    try:
+        with proc.client() as admin:
+            admin.create_identity("lan.reader", "Nguyễn Thị Lan", roles=["reader"])
+            admin.set_password("lan.reader", PASSWORD)
+        for who in ("lan.reader", "nobody.here"):
+            set_clock(tmp_path, start)
+            for _ in range(9):
+                assert _sign_in_error(proc, who, OTHER).reason == "SIGN_IN_FAILED"
+            set_clock(tmp_path, start + dt.timedelta(days=1, seconds=1))
+            for _ in range(9):  # the first of these starts a new count: nine in a row, not eighteen
+                assert _sign_in_error(proc, who, OTHER).reason == "SIGN_IN_FAILED"
+            with Client(proc.address) as anonymous, pytest.raises(ResourceExhausted) as locked:
+                anonymous.sign_in(who, OTHER)
+            assert locked.value.reason == "ACCOUNT_LOCKED"
+    finally:
+        proc.stop()
 
 
 def test_changing_ones_own_password_needs_the_current_one(served: ServerProcess) -> None:

@@ -19,6 +19,12 @@ from civicscore.store.base import CredentialRecord, NewAuditEvent, PasswordRecor
 from civicscore.store.identities import add_credential, append_audit
 from civicscore.store.tables import credentials, identity_passwords, sign_in_misses
 
+# Failures in a row are those less than this apart: one a day after the last starts the count again (for an
+# identity and for an id that cannot sign in alike). Ids that cannot sign in are forgotten this long after
+# their last failure (once not locked), a few at a time.
+FAILURE_MEMORY = dt.timedelta(days=1)
+_FORGET_AT_ONCE = 100
+
 
 def _record(row: Any) -> PasswordRecord:
     return PasswordRecord(identity_id=row.identity_id, password_hash=row.password_hash, set_at=row.set_at,
@@ -79,13 +85,16 @@ def record_sign_in_failure(connection: Connection, identity_id: str, *, at: dt.d
         return None
     if found.locked_until is not None and found.locked_until > at:
         return found  # locked meanwhile by another failure: that one counted
-    failed, lockouts, until = found.failed_attempts + 1, found.lockouts, None
+    last = connection.scalar(select(identity_passwords.c.last_failed_at)
+                             .where(identity_passwords.c.identity_id == identity_id))
+    in_a_row = found.failed_attempts if last is None or last >= at - FAILURE_MEMORY else 0  # a day later: anew
+    failed, lockouts, until = in_a_row + 1, found.lockouts, None
     if failed >= limit:
         lockouts += 1
         until = at + lock_for(lockouts)
         failed = 0
     connection.execute(identity_passwords.update().where(identity_passwords.c.identity_id == identity_id)
-                       .values(failed_attempts=failed, lockouts=lockouts, locked_until=until))
+                       .values(failed_attempts=failed, lockouts=lockouts, locked_until=until, last_failed_at=at))
     after = PasswordRecord(identity_id=identity_id, password_hash=found.password_hash, set_at=found.set_at,
                            set_by=found.set_by, failed_attempts=failed, lockouts=lockouts, locked_until=until)
     if until is not None:
@@ -93,9 +102,6 @@ def record_sign_in_failure(connection: Connection, identity_id: str, *, at: dt.d
     return after
 
 
-# Ids that cannot sign in are forgotten this long after their last failure (once not locked), a few at a time.
-MISS_MEMORY = dt.timedelta(days=1)
-_FORGET_AT_ONCE = 100
 
 
 def get_sign_in_miss(connection: Connection, identity_id: str) -> PasswordRecord | None:
@@ -115,7 +121,7 @@ def record_sign_in_miss(connection: Connection, identity_id: str, *, at: dt.date
     """Count a failed sign-in as an id that cannot sign in, as `record_sign_in_failure` counts one of an
     identity (the limit-th in a row locks it, each lock-out doubling the next); forget a few ids idle for a day."""
     stale = (select(sign_in_misses.c.identity_id)
-             .where(sign_in_misses.c.last_failed_at < at - MISS_MEMORY,
+             .where(sign_in_misses.c.last_failed_at < at - FAILURE_MEMORY,
                     or_(sign_in_misses.c.locked_until.is_(None), sign_in_misses.c.locked_until < at))
              .limit(_FORGET_AT_ONCE).scalar_subquery())
     connection.execute(delete(sign_in_misses).where(sign_in_misses.c.identity_id.in_(stale)))
@@ -129,7 +135,8 @@ def record_sign_in_miss(connection: Connection, identity_id: str, *, at: dt.date
     found = _miss(connection.execute(query).one())
     if found.locked_until is not None and found.locked_until > at:
         return found  # locked meanwhile by another failure: that one counted
-    failed, lockouts, until = found.failed_attempts + 1, found.lockouts, None
+    in_a_row = found.failed_attempts if found.set_at >= at - FAILURE_MEMORY else 0  # set_at: the last failure
+    failed, lockouts, until = in_a_row + 1, found.lockouts, None
     if failed >= limit:
         lockouts += 1
         until = at + lock_for(lockouts)

@@ -384,6 +384,8 @@ class IdentityPasswordRow(SQLModel, table=True):
     failed_attempts: int = Field(sa_type=Integer)  # consecutive failures since the last success or lock-out
     lockouts: int = Field(sa_type=Integer)  # lock-outs since the last success: each doubles the next one
     locked_until: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
+    # The last failure (0014): one a day later starts the count again (as for `sign_in_misses`).
+    last_failed_at: dt.datetime | None = Field(default=None, sa_type=UtcDateTime, nullable=True)
 
 
 class SignInMissRow(SQLModel, table=True):

@@ -2,7 +2,8 @@
 
 Failed sign-ins as such an id are counted and lock it exactly as they lock an identity with a password, so
 that the answers (and the lock-out) never tell which ids exist. One row per id tried, forgotten a day after
-its last failure once it is not locked.
+its last failure once it is not locked. `identity_passwords.last_failed_at` gives an identity's failures the
+same memory: a failure a day after the last one starts the count again, for a real identity as for any id.
 
 Revision ID: 0014
 Revises: 0013
@@ -33,8 +34,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("identity_id", name="pk_sign_in_misses"),
     )
     op.create_index("ix_sign_in_misses_last_failed_at", "sign_in_misses", ["last_failed_at"])
+    op.add_column("identity_passwords", sa.Column("last_failed_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("identity_passwords", "last_failed_at")
     op.drop_index("ix_sign_in_misses_last_failed_at", "sign_in_misses")
     op.drop_table("sign_in_misses")
