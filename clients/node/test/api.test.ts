@@ -241,11 +241,12 @@ describe("civicscore API", () => {
       });
       const issued = await admin.identities.issueToken({ identity: "identities/node-officials-reader", validDays: 1 });
       await withClient({ address: server.address, token: issued.token }, async (reader) => {
-        for (const refused of [
-          reader.officials.getOfficial({ name: "officials/CB-NODE-1" }),
-          reader.officials.listOfficials({}),
+        // One call at a time: a second call made before the first is awaited would reject unhandled.
+        for (const call of [
+          () => reader.officials.getOfficial({ name: "officials/CB-NODE-1" }),
+          () => reader.officials.listOfficials({}),
         ]) {
-          const error = await rejection(refused);
+          const error = await rejection(call());
           assert.equal(error.code, status.PERMISSION_DENIED);
           assert.equal(error.errorInfo?.reason, "PERMISSION_MISSING");
           assert.equal(error.errorInfo?.metadata["permission"], "personal.read", "the missing permission is named");
