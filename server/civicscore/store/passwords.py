@@ -87,12 +87,7 @@ def record_sign_in_failure(connection: Connection, identity_id: str, *, at: dt.d
         return found  # locked meanwhile by another failure: that one counted
     last = connection.scalar(select(identity_passwords.c.last_failed_at)
                              .where(identity_passwords.c.identity_id == identity_id))
-    in_a_row = found.failed_attempts if last is None or last >= at - FAILURE_MEMORY else 0  # a day later: anew
-    failed, lockouts, until = in_a_row + 1, found.lockouts, None
-    if failed >= limit:
-        lockouts += 1
-        until = at + lock_for(lockouts)
-        failed = 0
+    failed, lockouts, until = _counted(found, last, at=at, limit=limit, lock_for=lock_for)
     connection.execute(identity_passwords.update().where(identity_passwords.c.identity_id == identity_id)
                        .values(failed_attempts=failed, lockouts=lockouts, locked_until=until, last_failed_at=at))
     after = PasswordRecord(identity_id=identity_id, password_hash=found.password_hash, set_at=found.set_at,
@@ -102,6 +97,17 @@ def record_sign_in_failure(connection: Connection, identity_id: str, *, at: dt.d
     return after
 
 
+def _counted(found: PasswordRecord, last_failed_at: dt.datetime | None, *, at: dt.datetime, limit: int,
+             lock_for: Callable[[int], dt.timedelta]) -> tuple[int, int, dt.datetime | None]:
+    """(failures in a row, lock-outs, locked until) after one more failure at `at`: failures less than a day
+    apart are in a row; the limit-th locks, each lock-out doubling the next, and the count starts again."""
+    in_a_row = found.failed_attempts if last_failed_at is None or last_failed_at >= at - FAILURE_MEMORY else 0
+    failed, lockouts, until = in_a_row + 1, found.lockouts, None
+    if failed >= limit:
+        lockouts += 1
+        until = at + lock_for(lockouts)
+        failed = 0
+    return failed, lockouts, until
 
 
 def get_sign_in_miss(connection: Connection, identity_id: str) -> PasswordRecord | None:
@@ -135,12 +141,7 @@ def record_sign_in_miss(connection: Connection, identity_id: str, *, at: dt.date
     found = _miss(connection.execute(query).one())
     if found.locked_until is not None and found.locked_until > at:
         return found  # locked meanwhile by another failure: that one counted
-    in_a_row = found.failed_attempts if found.set_at >= at - FAILURE_MEMORY else 0  # set_at: the last failure
-    failed, lockouts, until = in_a_row + 1, found.lockouts, None
-    if failed >= limit:
-        lockouts += 1
-        until = at + lock_for(lockouts)
-        failed = 0
+    failed, lockouts, until = _counted(found, found.set_at, at=at, limit=limit, lock_for=lock_for)  # set_at: last
     connection.execute(sign_in_misses.update().where(sign_in_misses.c.identity_id == identity_id)
                        .values(failed_attempts=failed, lockouts=lockouts, locked_until=until, last_failed_at=at))
     return PasswordRecord(identity_id=identity_id, password_hash="", set_at=at, set_by="", failed_attempts=failed,
