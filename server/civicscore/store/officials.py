@@ -164,14 +164,6 @@ def delete_official(connection: Connection, official_id: str) -> bool:
     return True
 
 
-def existing_official_ids(connection: Connection, official_ids: Sequence[str]) -> set[str]:
-    wanted = sorted(set(official_ids))
-    if not wanted:
-        return set()
-    return set(connection.scalars(select(officials.c.official_id)
-                                  .where(one_of(connection, officials.c.official_id, wanted))))
-
-
 # ---- what the evaluation needs ------------------------------------------------------------------------
 
 state = assignment_states.c
@@ -218,15 +210,6 @@ def lead_officials(connection: Connection) -> dict[str, str]:
     query = select(assignments.c.assignment_id, assignments.c.lead_official).where(
         assignments.c.lead_official.is_not(None))
     return {row.assignment_id: row.lead_official for row in connection.execute(query)}
-
-
-def recommendation_officials(connection: Connection, recommendation_ids: Sequence[int]) -> dict[int, str]:
-    """The official each of `recommendation_ids` is about ('' for a unit's)."""
-    wanted = sorted(set(recommendation_ids))
-    if not wanted:
-        return {}
-    query = select(recommendations.c.id, recommendations.c.official_id).where(recommendations.c.id.in_(wanted))
-    return {int(row.id): row.official_id for row in connection.execute(query)}
 
 
 # ---- officials' evaluations -----------------------------------------------------------------------------
