@@ -297,6 +297,7 @@ class PasswordRecord:
     failed_attempts: int = 0  # consecutive failures since the last success or lock-out
     lockouts: int = 0  # lock-outs since the last success (each doubles the next)
     locked_until: dt.datetime | None = None
+    last_failed_at: dt.datetime | None = None  # failures less than a day apart are in a row
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ _FORGET_AT_ONCE = 100
 def _record(row: Any) -> PasswordRecord:
     return PasswordRecord(identity_id=row.identity_id, password_hash=row.password_hash, set_at=row.set_at,
                           set_by=row.set_by, failed_attempts=int(row.failed_attempts), lockouts=int(row.lockouts),
-                          locked_until=row.locked_until)
+                          locked_until=row.locked_until, last_failed_at=row.last_failed_at)
 
 
 def _locked(connection: Connection, identity_id: str) -> PasswordRecord | None:
@@ -85,23 +85,23 @@ def record_sign_in_failure(connection: Connection, identity_id: str, *, at: dt.d
         return None
     if found.locked_until is not None and found.locked_until > at:
         return found  # locked meanwhile by another failure: that one counted
-    last = connection.scalar(select(identity_passwords.c.last_failed_at)
-                             .where(identity_passwords.c.identity_id == identity_id))
-    failed, lockouts, until = _counted(found, last, at=at, limit=limit, lock_for=lock_for)
+    failed, lockouts, until = _counted(found, at=at, limit=limit, lock_for=lock_for)
     connection.execute(identity_passwords.update().where(identity_passwords.c.identity_id == identity_id)
                        .values(failed_attempts=failed, lockouts=lockouts, locked_until=until, last_failed_at=at))
     after = PasswordRecord(identity_id=identity_id, password_hash=found.password_hash, set_at=found.set_at,
-                           set_by=found.set_by, failed_attempts=failed, lockouts=lockouts, locked_until=until)
+                           set_by=found.set_by, failed_attempts=failed, lockouts=lockouts, locked_until=until,
+                           last_failed_at=at)
     if until is not None:
         append_audit(connection, [audit(after)])
     return after
 
 
-def _counted(found: PasswordRecord, last_failed_at: dt.datetime | None, *, at: dt.datetime, limit: int,
-             lock_for: Callable[[int], dt.timedelta]) -> tuple[int, int, dt.datetime | None]:
+def _counted(found: PasswordRecord, *, at: dt.datetime, limit: int, lock_for: Callable[[int], dt.timedelta]
+             ) -> tuple[int, int, dt.datetime | None]:
     """(failures in a row, lock-outs, locked until) after one more failure at `at`: failures less than a day
     apart are in a row; the limit-th locks, each lock-out doubling the next, and the count starts again."""
-    in_a_row = found.failed_attempts if last_failed_at is None or last_failed_at >= at - FAILURE_MEMORY else 0
+    last = found.last_failed_at
+    in_a_row = found.failed_attempts if last is None or last >= at - FAILURE_MEMORY else 0
     failed, lockouts, until = in_a_row + 1, found.lockouts, None
     if failed >= limit:
         lockouts += 1
@@ -119,7 +119,7 @@ def get_sign_in_miss(connection: Connection, identity_id: str) -> PasswordRecord
 def _miss(row: Any) -> PasswordRecord:
     return PasswordRecord(identity_id=row.identity_id, password_hash="", set_at=row.last_failed_at, set_by="",
                           failed_attempts=int(row.failed_attempts), lockouts=int(row.lockouts),
-                          locked_until=row.locked_until)
+                          locked_until=row.locked_until, last_failed_at=row.last_failed_at)
 
 
 def record_sign_in_miss(connection: Connection, identity_id: str, *, at: dt.datetime, limit: int,
@@ -141,11 +141,11 @@ def record_sign_in_miss(connection: Connection, identity_id: str, *, at: dt.date
     found = _miss(connection.execute(query).one())
     if found.locked_until is not None and found.locked_until > at:
         return found  # locked meanwhile by another failure: that one counted
-    failed, lockouts, until = _counted(found, found.set_at, at=at, limit=limit, lock_for=lock_for)  # set_at: last
+    failed, lockouts, until = _counted(found, at=at, limit=limit, lock_for=lock_for)
     connection.execute(sign_in_misses.update().where(sign_in_misses.c.identity_id == identity_id)
                        .values(failed_attempts=failed, lockouts=lockouts, locked_until=until, last_failed_at=at))
     return PasswordRecord(identity_id=identity_id, password_hash="", set_at=at, set_by="", failed_attempts=failed,
-                          lockouts=lockouts, locked_until=until)
+                          lockouts=lockouts, locked_until=until, last_failed_at=at)
 
 
 def complete_sign_in(connection: Connection, identity_id: str, *, verified_hash: str, at: dt.datetime,
