@@ -11,15 +11,13 @@ passes the same random batches and requires them to agree.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import Outcome, OutcomeStatus, Quality
 from civicscore.errors import AlreadyExists, InvalidInput, Violation
-from civicscore.idempotency import claim_key
-from civicscore.store import Store
+from civicscore.store import IdempotencyRecord, Store
 from civicscore.validation import (
     FUTURE_TOLERANCE,
     ID_PATTERN,
@@ -151,8 +149,17 @@ def _check_outcome(c: Checker, item: OutcomeInput, assigned: Mapping[str, dt.dat
 def validate_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.datetime, field: str = "outcomes"
                       ) -> tuple[list[Outcome], list[Violation]]:
     """Check every outcome; returns the domain outcomes (when all are valid) or every violation."""
-    ids = sorted({i.assignment[len(_PREFIX):] for i in items if i.assignment.startswith(_PREFIX)})
-    assigned = store.assignment_dates(ids)
+    return checked_outcomes(items, store.assignment_dates(assignment_ids(items)), now=now, field=field)
+
+
+def assignment_ids(items: Sequence[OutcomeInput]) -> list[str]:
+    """The assignments the items name (well-formed names only), each once, in order."""
+    return sorted({i.assignment[len(_PREFIX):] for i in items if i.assignment.startswith(_PREFIX)})
+
+
+def checked_outcomes(items: Sequence[OutcomeInput], assigned: Mapping[str, dt.date], *, now: dt.datetime,
+                     field: str = "outcomes") -> tuple[list[Outcome], list[Violation]]:
+    """`validate_outcomes` given the `assigned_on` of the assignments the items name (unknown ones absent)."""
     outcomes = _fast_outcomes(items, assigned, now)
     if outcomes is not None:
         return outcomes, []
@@ -172,23 +179,27 @@ def submit_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.date
     """Validate and store a batch of outcomes atomically; duplicates by outcome_id are counted, not stored.
 
     `request_digest` identifies the request for idempotency (the api layer hashes
-    the request bytes, which is cheaper than hashing the decoded items).
+    the request bytes, which is cheaper than hashing the decoded items). The key's
+    claim, the lookup of the assignments, the checks and the write are one
+    transaction (`Store.record_checked_outcomes`).
     """
     problems = check_batch_size(len(items), "outcomes", limit=limit) + check_idempotency_key(idempotency_key)
     if problems:
         raise InvalidInput(problems)
-    claim, replayed = None, None
-    if idempotency_key and not validate_only:
-        claim, replayed = claim_key(store, idempotency_key, "SubmitOutcomes", request_digest or digest_of(list(items)))
-    if replayed is not None:
-        data = json.loads(replayed)
-        return OutcomeSubmission(accepted=data["accepted"], duplicates=data["duplicates"])
-    outcomes, violations = validate_outcomes(store, items, now=now)
     if validate_only:
+        _, violations = validate_outcomes(store, items, now=now)
         return OutcomeSubmission(accepted=0, duplicates=0, violations=tuple(violations))
-    if violations:
-        raise InvalidInput(violations)
-    result = store.record_outcomes(outcomes, idempotency=claim, recorded_by=actor)
+    claim = (IdempotencyRecord(key=idempotency_key, method="SubmitOutcomes",
+                               request_digest=request_digest or digest_of(list(items)))
+             if idempotency_key else None)
+
+    def check(assigned: Mapping[str, dt.date]) -> list[Outcome]:
+        outcomes, violations = checked_outcomes(items, assigned, now=now)
+        if violations:
+            raise InvalidInput(violations)
+        return outcomes
+
+    result = store.record_checked_outcomes(assignment_ids(items), check, idempotency=claim, recorded_by=actor)
     if result.conflicts:
         shown = ", ".join(f"{oid} (item {i})" for i, oid in result.conflicts[:20])
         more = f" and {len(result.conflicts) - 20} more" if len(result.conflicts) > 20 else ""

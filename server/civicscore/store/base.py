@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
@@ -545,6 +545,16 @@ class Store(Protocol):
         batch with different content), nothing is written and the result lists
         the conflicts.
         """
+        ...
+
+    def record_checked_outcomes(
+        self, assignment_ids: Sequence[str], check: Callable[[Mapping[str, dt.date]], Sequence[Outcome]], *,
+        idempotency: IdempotencyRecord | None = None, recorded_by: str = "",
+    ) -> OutcomeWriteResult:
+        """`record_outcomes` of the outcomes `check` makes from the `assigned_on` of `assignment_ids` (unknown
+        ids absent), read in the same transaction as the write once the key is claimed: one transaction per
+        batch. A replay returns the stored result without calling `check`; an exception from `check` stores
+        nothing, leaves the key unclaimed and reaches the caller."""
         ...
 
     def list_outcomes(

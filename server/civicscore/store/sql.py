@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -250,11 +250,22 @@ class SqlStore:
         never deleted, so if that read finds none missing they were created
         meanwhile and the batch is tried again.
         """
+        return self.record_checked_outcomes((), lambda assigned: outcomes, idempotency=idempotency,
+                                            recorded_by=recorded_by)
+
+    def record_checked_outcomes(
+        self, assignment_ids: Sequence[str], check: Callable[[Mapping[str, dt.date]], Sequence[Outcome]], *,
+        idempotency: IdempotencyRecord | None = None, recorded_by: str = "",
+    ) -> OutcomeWriteResult:
+        """`record_outcomes` of the outcomes `check` makes from the `assigned_on` of `assignment_ids`, read in
+        the write transaction once the key is claimed: a batch is one transaction. A replay returns the stored
+        result without calling `check`; whatever `check` raises ends the transaction (nothing stored, the key
+        left unclaimed) and reaches the caller."""
         for _ in range(_REFERENCE_ATTEMPTS):
             try:
                 return self._db.write(
-                    partial(self._record_outcomes, outcomes=outcomes, recorded_by=recorded_by,
-                            key=idempotency.key if idempotency else ""),
+                    partial(self._record_outcomes, assignment_ids=assignment_ids, check=check,
+                            recorded_by=recorded_by, key=idempotency.key if idempotency else ""),
                     idempotency=idempotency,
                     encode=_result_json,
                     decode=_outcome_result_from,
@@ -268,8 +279,10 @@ class SqlStore:
                     raise MissingReferences(violation.field, missing) from None
         raise StoreError("outcome batch refused by a foreign key although every assignment exists")
 
-    def _record_outcomes(self, connection: Connection, *, outcomes: Sequence[Outcome], recorded_by: str,
+    def _record_outcomes(self, connection: Connection, *, assignment_ids: Sequence[str],
+                         check: Callable[[Mapping[str, dt.date]], Sequence[Outcome]], recorded_by: str,
                          key: str) -> OutcomeWriteResult:
+        outcomes = check(listing.assignment_dates(connection, assignment_ids))
         result = writes.record_outcomes(connection, outcomes, recorded_by)
         if result.accepted:
             self._audited(connection, recorded_by, "record_outcomes", "outcomes",
