@@ -309,9 +309,11 @@ def engine_rate(database_url: str) -> dict[str, Any]:
 
 
 def engine_rate_main() -> None:
-    """What a worker does for each unit (evaluate, then encode as the server stores it), on one core."""
+    """What a worker does for each unit (evaluate, then encode as the server stores it: the canonical JSON, its
+    digest and the reply's body), on one core."""
     os.sched_setaffinity(0, {0})
     settings = json.loads(sys.stdin.read())
+    from civicscore.api.evaluation_wire import body_of
     from civicscore.domain.periods import Quarter
     from civicscore.engine.durable_adapter import DurableRunner
     from civicscore.engine.evaluator import UnitEvaluator
@@ -328,10 +330,10 @@ def engine_rate_main() -> None:
     ruleset = load_ruleset({p.name: p.read_text(encoding="utf-8") for p in sorted(RULES.glob("*.yaml"))})
     evaluator = UnitEvaluator(ruleset, DurableRunner(ruleset.compile()))
     for unit in facts[:50]:  # warm up
-        encode_evaluation(evaluator.evaluate(unit))
+        encode_evaluation(evaluator.evaluate(unit), body_of)
     start = time.perf_counter()
     for unit in facts:
-        encode_evaluation(evaluator.evaluate(unit))
+        encode_evaluation(evaluator.evaluate(unit), body_of)
     spent = time.perf_counter() - start
     print(json.dumps({"units": len(facts), "seconds": spent, "units_per_s": len(facts) / spent}), flush=True)
 

@@ -203,6 +203,8 @@ def to_new_evaluation(result: EncodedEvaluation, unit: Unit, now: dt.datetime) -
         timeliness=timeliness_of(result),
         flags=tuple(f.flag for f in result.flags),
         recommendations=recommendations,
+        reply_format=result.reply_format,
+        reply=result.reply,
     )
 
 

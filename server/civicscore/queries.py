@@ -38,11 +38,14 @@ class PeriodSummary:
     quarters_evaluated: int = 0  # of those, the quarters with evaluations
 
 
-def get_evaluation(store: Store, *, unit_code: str, period: str, revision: int) -> EvaluationRecord:
+def get_evaluation(store: Store, *, unit_code: str, period: str, revision: int, body_format: int | None = None
+                   ) -> EvaluationRecord:
+    """See `Store.get_evaluation` for `body_format`."""
     quarter = parse_evaluation_period(period, "name")
     if revision < 0:
         raise InvalidInput([Violation("revision", "revision must be 0 (latest) or a positive number", "OUT_OF_RANGE")])
-    record = store.get_evaluation(unit_code=unit_code, period=str(quarter), revision=revision)
+    record = store.get_evaluation(unit_code=unit_code, period=str(quarter), revision=revision,
+                                  body_format=body_format)
     if record is None:
         raise _no_evaluation(store, unit_code=unit_code, period=str(quarter), revision=revision)
     return record

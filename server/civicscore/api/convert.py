@@ -9,6 +9,7 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
+from civicscore.api import evaluation_wire
 from civicscore.domain.model import (
     Area,
     Assignment,
@@ -24,7 +25,6 @@ from civicscore.domain.model import (
     Unit,
     UnitKind,
 )
-from civicscore.domain.scoring import display_score
 from civicscore.errors import Violation
 from civicscore.ingest import AssignmentInput, MeasurementInput, OutcomeInput, TargetInput, UnitInput
 from civicscore.store import EvaluationRecord, RecommendationRecord
@@ -205,63 +205,28 @@ def target_out(t: Target) -> measurements_pb2.Target:
         unit_kind=_back(t.unit_kind, UNIT_KINDS) if t.unit_kind else units_pb2.UNIT_KIND_UNSPECIFIED, value=t.value)
 
 
-def score_display(score: float | None) -> str:
-    """Round half away from zero to 2 decimals, for display only."""
-    return "" if score is None else f"{display_score(score):.2f}"
+def evaluation_envelope(record: EvaluationRecord) -> evaluations_pb2.Evaluation:
+    """The fields of an Evaluation that belong to the stored revision (see `evaluation_wire`)."""
+    return evaluations_pb2.Evaluation(
+        name=f"periods/{record.period}/evaluations/{record.unit_code}", unit=f"units/{record.unit_code}",
+        period=record.period, revision=record.revision, ruleset_version=record.ruleset_version,
+        ruleset_digest=record.ruleset_digest, inputs_digest=record.inputs_digest,
+        create_time=timestamp_out(record.created_at), block=record.block, unit_display_name_vi=record.unit_name_vi,
+        evaluated_by=record.recorded_by)
 
 
 def evaluation_out(record: EvaluationRecord) -> evaluations_pb2.Evaluation:
-    data = json.loads(record.result_json)
-    counts = data["counts"]
-    evaluation = evaluations_pb2.Evaluation(
-        name=f"periods/{record.period}/evaluations/{record.unit_code}", unit=f"units/{record.unit_code}",
-        period=record.period, revision=record.revision, assessable=data["assessable"],
-        score=data["score"] or 0.0, has_score=data["score"] is not None, score_display=score_display(data["score"]),
-        grade=data["grade"], grade_label_vi=data["grade_vi"], grade_label_en=data["grade_en"],
-        counts=evaluations_pb2.TaskCounts(due=counts["due"], completed=counts["completed"],
-                                          on_time=counts["on_time"], late=counts["late"],
-                                          reworked=counts["reworked"], open_overdue=data["open_overdue"]),
-        penalty=data["penalty"], flags=[f["flag"] for f in data["flags"]], flag_labels=flag_labels_out(data["flags"]),
-        ruleset_version=record.ruleset_version, ruleset_digest=record.ruleset_digest,
-        inputs_digest=record.inputs_digest, create_time=timestamp_out(record.created_at), block=record.block,
-        unit_display_name_vi=record.unit_name_vi, evaluated_by=record.recorded_by)
-    for ind in data["indicators"]:
-        evaluation.indicators.add(
-            indicator=ind["indicator"], display_name_vi=ind["name_vi"], display_name_en=ind["name_en"],
-            value=ind["value"], target=ind["target"] or 0.0, attainment=ind["attainment"], weight=ind["weight"],
-            points=ind["points"], counted=ind["counted"])
-    for rule in data["fired_rules"]:
-        evaluation.fired_rules.append(fired_rule_out(rule))
-    if data.get("rollup"):
-        evaluation.rollup.CopyFrom(rollup_out(data["rollup"]))
+    evaluation = evaluation_wire.body(json.loads(record.result_json))
+    evaluation.MergeFrom(evaluation_envelope(record))
     return evaluation
 
 
-def rollup_out(rollup: dict[str, Any]) -> evaluations_pb2.PeriodRollup:
-    """How a stored half-year or year result (its canonical JSON's `rollup`) was summed up from its quarters."""
-    return evaluations_pb2.PeriodRollup(
-        span=rollup["span"], quarters=rollup["quarters"], missing_quarters=rollup["missing"],
-        assessable_quarters=rollup["assessable_quarters"], min_assessable_quarters=rollup["min_assessable_quarters"],
-        excellent_quarters=rollup["excellent_quarters"], criticism_quarters=rollup["criticism_quarters"],
-        timeliness=rollup["timeliness"] or 0.0, under_review=rollup["under_review"],
-        results=[evaluations_pb2.QuarterResult(
-            period=r["period"], revision=r["revision"], assessable=r["assessable"], score=r["score"] or 0.0,
-            has_score=r["score"] is not None, score_display=score_display(r["score"]), grade=r["grade"],
-            grade_label_vi=r["grade_vi"], grade_label_en=r["grade_en"], timeliness=r["timeliness"],
-            flags=r["flags"], criticism_flags=r["criticism_flags"], ruleset_version=r["ruleset_version"],
-            ruleset_digest=r["ruleset_digest"]) for r in rollup["results"]])
-
-
-def flag_labels_out(flags: list[dict[str, Any]]) -> list[evaluations_pb2.FlagLabel]:
-    """The stored flags' labels, as the ruleset that raised them named them."""
-    return [evaluations_pb2.FlagLabel(flag=f["flag"], label_vi=f["label_vi"], label_en=f["label_en"]) for f in flags]
-
-
-def fired_rule_out(rule: dict[str, Any]) -> evaluations_pb2.FiredRule:
-    return evaluations_pb2.FiredRule(
-        rule_id=rule["rule_id"], source=rule["source"], fact=rule["fact"],
-        values={k: float(v) for k, v in rule["values"].items()}, reason_vi=rule["reason_vi"],
-        reason_en=rule["reason_en"], flag=rule["flag"])
+def get_evaluation_reply(record: EvaluationRecord) -> bytes:
+    """GetEvaluationResponse's bytes: the envelope and the body stored with the revision, when its format is
+    the current one; else the body made again from the canonical result."""
+    if record.reply_format == evaluation_wire.BODY_FORMAT:
+        return evaluation_wire.reply_bytes(evaluation_envelope(record), record.reply)
+    return evaluations_pb2.GetEvaluationResponse(evaluation=evaluation_out(record)).SerializeToString()
 
 
 def recommendation_out(r: RecommendationRecord) -> evaluations_pb2.Recommendation:

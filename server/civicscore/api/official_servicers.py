@@ -7,7 +7,7 @@ import json
 import grpc
 
 from civicscore import officials, queries
-from civicscore.api import convert
+from civicscore.api import convert, evaluation_wire
 from civicscore.api.errors import handle_errors
 from civicscore.api.filters import parse_filter
 from civicscore.api.identity import caller
@@ -66,8 +66,8 @@ def official_evaluation_out(r: OfficialEvaluationRecord) -> officials_pb2.Offici
                                        late=led["late"], reworked=led["reworked"],
                                        open_overdue=data["led_open_overdue"]),
         headed_units=[f"units/{code}" for code in data["headed_units"]],
-        fired_rules=[convert.fired_rule_out(rule) for rule in data["fired_rules"]],
-        flags=convert.flag_labels_out(data["flags"]), ruleset_version=r.ruleset_version,
+        fired_rules=[evaluation_wire.fired_rule_out(rule) for rule in data["fired_rules"]],
+        flags=evaluation_wire.flag_labels_out(data["flags"]), ruleset_version=r.ruleset_version,
         ruleset_digest=r.ruleset_digest, revision=r.revision, create_time=convert.timestamp_out(r.created_at))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from civicscore import evaluate, queries
-from civicscore.api import convert
+from civicscore.api import convert, evaluation_wire
 from civicscore.api.errors import handle_errors
 from civicscore.api.explain_out import explanation_out
 from civicscore.api.filters import parse_filter
@@ -53,8 +53,9 @@ class EvaluationServicer(evaluations_pb2_grpc.EvaluationServiceServicer):
     def GetEvaluation(self, request: evaluations_pb2.GetEvaluationRequest, context: grpc.ServicerContext
                       ) -> evaluations_pb2.GetEvaluationResponse:
         period, code = _evaluation_name(request.name)
-        record = queries.get_evaluation(self.rt.store, unit_code=code, period=period, revision=request.revision)
-        return evaluations_pb2.GetEvaluationResponse(evaluation=convert.evaluation_out(record))
+        record = queries.get_evaluation(self.rt.store, unit_code=code, period=period, revision=request.revision,
+                                        body_format=evaluation_wire.BODY_FORMAT)
+        return convert.get_evaluation_reply(record)  # type: ignore[return-value]  # bytes: see app.RawReplies
 
     @handle_errors
     def ListEvaluations(self, request: evaluations_pb2.ListEvaluationsRequest, context: grpc.ServicerContext

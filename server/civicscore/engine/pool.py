@@ -44,7 +44,13 @@ from typing import Any, cast, overload
 from civicscore.domain.model import RollupFacts, UnitEvaluation, UnitFacts
 from civicscore.domain.officials import OfficialEvaluation, OfficialFacts
 from civicscore.engine.facts import check_facts
-from civicscore.engine.port import EncodedEvaluation, EncodedOfficialEvaluation, EngineError, EvaluationCancelled
+from civicscore.engine.port import (
+    EncodedEvaluation,
+    EncodedOfficialEvaluation,
+    EngineError,
+    EvaluationCancelled,
+    ReplyEncoder,
+)
 from civicscore.engine.worker import run_worker
 from civicscore.ruleset import Ruleset
 
@@ -127,11 +133,13 @@ class _Next:
 class _Worker:
     """One spawned worker process and the parent's end of its pipe."""
 
-    def __init__(self, ctx: SpawnContext, ruleset: Ruleset, fault_delay_s: float) -> None:
+    def __init__(self, ctx: SpawnContext, ruleset: Ruleset, fault_delay_s: float,
+                 reply_encoder: ReplyEncoder | None = None) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
         self._closing = threading.Lock()  # kill() may run in the pool's close() and a slot's thread at once
         self.process: SpawnProcess = ctx.Process(
-            target=run_worker, args=(child, ruleset, fault_delay_s), name="civicscore-engine", daemon=True
+            target=run_worker, args=(child, ruleset, fault_delay_s, reply_encoder), name="civicscore-engine",
+            daemon=True,
         )
         self.process.start()
         child.close()
@@ -202,7 +210,9 @@ class EnginePool:
     Raises EngineError when workers cannot load the ruleset within `start_timeout_s`
     (60 s by default). `fault_delay_s` makes workers sleep that long per unit
     (fault injection for tests); `on_worker` hears of every worker started, died
-    or stopped (see WorkerEvent).
+    or stopped (see WorkerEvent). `reply_encoder` (a module-level function: workers
+    are spawned, so it travels by name) makes each encoded result carry its reply's
+    body as well (see port.encode_evaluation).
     """
 
     def __init__(
@@ -215,9 +225,11 @@ class EnginePool:
         fault_delay_s: float = 0.0,
         start_timeout_s: float | None = None,
         on_worker: WorkerEvent | None = None,
+        reply_encoder: ReplyEncoder | None = None,
     ) -> None:
         self._ruleset = ruleset
         self._on_worker = on_worker
+        self._reply_encoder = reply_encoder
         self._ctx = multiprocessing.get_context("spawn")
         self._job_timeout_s = job_timeout_s
         # How long a worker may take to start and load the ruleset (durable_rules can hang there).
@@ -372,7 +384,7 @@ class EnginePool:
         self.close()
 
     def _spawn(self) -> _Worker:
-        return _Worker(self._ctx, self._ruleset, self._fault_delay_s)
+        return _Worker(self._ctx, self._ruleset, self._fault_delay_s, self._reply_encoder)
 
     def _event(self, what: str, pid: int, why: str) -> None:
         if self._on_worker is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, overload
 
@@ -65,6 +65,9 @@ class EncodedEvaluation:
     inputs_digest: str
     result_json: str
     result_digest: str
+    # The reply's body made by the pool's `reply_encoder` (format, bytes); 0 and b"" without one.
+    reply_format: int = 0
+    reply: bytes = b""
 
     def evaluation(self) -> UnitEvaluation:
         """The UnitEvaluation whose canonical JSON is `result_json`."""
@@ -79,9 +82,16 @@ def _encoded(result: UnitEvaluation | OfficialEvaluation) -> tuple[str, tuple[En
         for flag, reasons_json in zip(result.flags, reasons, strict=True))
 
 
-def encode_evaluation(result: UnitEvaluation) -> EncodedEvaluation:
-    """Serialise an evaluation and its flags' reasons (each fired rule is written once)."""
+# Given a result, (format, bytes) of its reply's body as the api layer sends it: handed to the engine pool
+# by the server (api.evaluation_wire.body_of), so that the engine never imports the api.
+ReplyEncoder = Callable[[UnitEvaluation], tuple[int, bytes]]
+
+
+def encode_evaluation(result: UnitEvaluation, reply_encoder: ReplyEncoder | None = None) -> EncodedEvaluation:
+    """Serialise an evaluation and its flags' reasons (each fired rule is written once), and with a
+    `reply_encoder` its reply's body."""
     result_json, flags = _encoded(result)
+    reply_format, reply = reply_encoder(result) if reply_encoder is not None else (0, b"")
     return EncodedEvaluation(
         unit_code=result.unit_code,
         period=result.period,
@@ -96,6 +106,8 @@ def encode_evaluation(result: UnitEvaluation) -> EncodedEvaluation:
         inputs_digest=result.inputs_digest,
         result_json=result_json,
         result_digest=sha256_hex(result_json),
+        reply_format=reply_format,
+        reply=reply,
     )
 
 

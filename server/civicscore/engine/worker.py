@@ -5,8 +5,8 @@ Protocol (pickled tuples over a multiprocessing Connection):
     parent -> worker  ("evaluate", [UnitFacts | RollupFacts | OfficialFacts, ...], encoded) | ("stop",)
     worker -> parent  ("ok", [UnitEvaluation | EncodedEvaluation | OfficialEvaluation
                               | EncodedOfficialEvaluation, ...]) | ("error", message)
-With `encoded` true the worker also serialises each result (port.encode_evaluation, or
-port.encode_official_evaluation for an official),
+With `encoded` true the worker also serialises each result (port.encode_evaluation, with the reply's
+body when the pool was given a `reply_encoder`, or port.encode_official_evaluation for an official),
 so the parent neither unpickles the nested dataclasses nor writes their JSON.
 The worker never touches a database and ignores SIGINT (the parent handles shutdown).
 """
@@ -20,11 +20,12 @@ from multiprocessing.connection import Connection
 
 from civicscore.domain.model import UnitEvaluation
 from civicscore.engine.evaluator import UnitEvaluator
-from civicscore.engine.port import encode_evaluation, encode_official_evaluation
+from civicscore.engine.port import ReplyEncoder, encode_evaluation, encode_official_evaluation
 from civicscore.ruleset import Ruleset
 
 
-def run_worker(conn: Connection, ruleset: Ruleset, fault_delay_s: float = 0.0) -> None:
+def run_worker(conn: Connection, ruleset: Ruleset, fault_delay_s: float = 0.0,
+               reply_encoder: ReplyEncoder | None = None) -> None:
     """Process entry point; returns (ending the process) on "stop", EOF, or an unrecoverable error."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Imported here so that the server process, which imports this module for the
@@ -52,7 +53,7 @@ def run_worker(conn: Connection, ruleset: Ruleset, fault_delay_s: float = 0.0) -
                     time.sleep(fault_delay_s)
                 result = evaluator.evaluate(unit)
                 if message[2]:
-                    results.append(encode_evaluation(result) if isinstance(result, UnitEvaluation)
+                    results.append(encode_evaluation(result, reply_encoder) if isinstance(result, UnitEvaluation)
                                    else encode_official_evaluation(result))
                 else:
                     results.append(result)

@@ -147,6 +147,9 @@ class EvaluationRecord:
     timeliness: float = 0.0
     flags: tuple[str, ...] = ()
     recorded_by: str = ""  # the identity that ran the evaluation
+    # the reply's body as the engine encoded it (api.evaluation_wire), and its format (0: none stored)
+    reply_format: int = 0
+    reply: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,8 @@ class NewEvaluation:
     timeliness: float
     flags: tuple[str, ...]
     recommendations: tuple[RecommendationRecord, ...]
+    reply_format: int = 0  # the reply's body encoded by the engine (api.evaluation_wire); 0: none
+    reply: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -649,8 +654,11 @@ class Store(Protocol):
         ...
 
     def get_evaluation(
-        self, *, unit_code: str, period: str, revision: int = 0
-    ) -> EvaluationRecord | None: ...
+        self, *, unit_code: str, period: str, revision: int = 0, body_format: int | None = None
+    ) -> EvaluationRecord | None:
+        """A given revision, or the latest when `revision` is 0. With `body_format`, a revision whose stored
+        reply body (`EvaluationRecord.reply`) is in that format comes with `result_json` "" (not read)."""
+        ...
 
     def list_evaluations(
         self,

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import Select, and_, bindparam, case, func, select
 from sqlalchemy.engine import Connection
 
 from civicscore.domain.model import RecommendationStatus
@@ -54,6 +54,7 @@ _EVALUATION_COLUMNS: tuple[BulkColumn, ...] = (
     ("result_digest", "text"), ("ruleset_version", "text"), ("ruleset_digest", "text"), ("inputs_digest", "text"),
     ("created_at", "timestamp"), ("block", "text"), ("unit_name_vi", "text"), ("assessable", "bool"),
     ("score", "float8"), ("grade", "text"), ("timeliness", "float8"), ("flags_json", "text"), ("recorded_by", "text"),
+    ("reply_format", "int4"), ("reply_pb", "bytea"),
 )
 _RECOMMENDATION_COLUMNS: tuple[BulkColumn, ...] = (
     ("id", "int8"), ("period", "text"), ("unit_code", "text"), ("flag", "text"), ("kind", "text"),
@@ -123,6 +124,7 @@ def save_evaluations(
             evaluation.ruleset_version, evaluation.ruleset_digest, evaluation.inputs_digest, created_at,
             unit.block, unit.name_vi, bool(evaluation.assessable), evaluation.score, evaluation.grade,
             evaluation.timeliness, rows.json_list(evaluation.flags), recorded_by,
+            evaluation.reply_format, evaluation.reply or None,
         ))
         new_recommendations.extend((evaluation, revision + 1, r) for r in evaluation.recommendations)
 
@@ -211,16 +213,31 @@ _LATEST_EVALUATION = select(evaluations).where(_ONE_UNIT).order_by(evaluations.c
 _EVALUATION_REVISION = select(evaluations).where(_ONE_UNIT, evaluations.c.revision == bindparam("revision"))
 
 
+def _without_result(query: Select[Any]) -> Select[Any]:
+    """`query` reading `result_json` only where the stored reply body is not in `body_format`."""
+    columns = [column for column in evaluations.c if column.name != "result_json"]
+    result = case((evaluations.c.reply_format == bindparam("body_format"), ""), else_=evaluations.c.result_json)
+    return query.with_only_columns(*columns, result.label("result_json"), maintain_column_froms=True)
+
+
+_LATEST_REPLY = _without_result(_LATEST_EVALUATION)
+_REPLY_REVISION = _without_result(_EVALUATION_REVISION)
+
+
 def get_evaluation(
-    connection: Connection, *, unit_code: str, period: str, revision: int
+    connection: Connection, *, unit_code: str, period: str, revision: int, body_format: int | None = None
 ) -> EvaluationRecord | None:
-    """The given revision, or the latest when `revision` is 0."""
+    """The given revision, or the latest when `revision` is 0. With `body_format`, a revision whose stored
+    reply body is in that format comes without its `result_json` (""): the reply needs only the body."""
+    parameters: dict[str, Any] = {"period": period, "unit_code": unit_code}
+    if body_format is not None:
+        parameters["body_format"] = body_format
     if revision > 0:
-        found = connection.execute(
-            _EVALUATION_REVISION, {"period": period, "unit_code": unit_code, "revision": revision})
+        parameters["revision"] = revision
+        query = _EVALUATION_REVISION if body_format is None else _REPLY_REVISION
     else:
-        found = connection.execute(_LATEST_EVALUATION, {"period": period, "unit_code": unit_code})
-    row = found.one_or_none()
+        query = _LATEST_EVALUATION if body_format is None else _LATEST_REPLY
+    row = connection.execute(query, parameters).one_or_none()
     return None if row is None else rows.evaluation_from(row)
 
 

@@ -197,4 +197,6 @@ def evaluation_from(row: Row[Any]) -> EvaluationRecord:
         timeliness=row.timeliness,
         flags=tuple_of(row.flags_json),
         recorded_by=row.recorded_by,
+        reply_format=row.reply_format,
+        reply=row.reply_pb or b"",
     )

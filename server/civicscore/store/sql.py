@@ -393,10 +393,12 @@ class SqlStore:
 
         return db.write(work, idempotency=idempotency, encode=_result_json, decode=_save_result_from)
 
-    def get_evaluation(self, *, unit_code: str, period: str, revision: int = 0) -> EvaluationRecord | None:
-        """A given revision, or the latest when `revision` is 0."""
+    def get_evaluation(self, *, unit_code: str, period: str, revision: int = 0, body_format: int | None = None
+                       ) -> EvaluationRecord | None:
+        """A given revision, or the latest when `revision` is 0; with `body_format`, without `result_json` when
+        the stored reply body is in that format."""
         return self._db.read(partial(
-            revisions.get_evaluation, unit_code=unit_code, period=period, revision=revision,
+            revisions.get_evaluation, unit_code=unit_code, period=period, revision=revision, body_format=body_format,
         ))
 
     def list_evaluations(

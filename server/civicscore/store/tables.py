@@ -27,6 +27,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -235,6 +236,9 @@ class EvaluationRow(SQLModel, table=True):
     timeliness: float = Field(sa_type=Float)
     flags_json: str = Field(sa_type=Text)
     recorded_by: str = Field(sa_column=_recorded_by())
+    # The reply's body, encoded once by the engine worker (api.evaluation_wire); 0 and NULL when none is stored.
+    reply_format: int = Field(sa_column=Column("reply_format", Integer, nullable=False, server_default="0"))
+    reply_pb: bytes | None = Field(default=None, sa_type=LargeBinary, nullable=True)
 
 class RecommendationRow(SQLModel, table=True):
     """A flag raised by an evaluation revision; `superseded_by` points at its successor, if any.
