@@ -60,8 +60,15 @@ def assignment_dates(connection: Connection, assignment_ids: Sequence[str]) -> d
     found = driver.run(
         "SELECT assignment_id, assigned_on FROM assignments WHERE " + driver.any_of("assignment_id"),
         (driver.keys(wanted),),
-    )
-    return {assignment_id: driver.date_from(assigned_on) for assignment_id, assigned_on in found}
+    ).all()  # one fetch of every row (iterating the result fetches them one at a time)
+    dates: dict[object, dt.date] = {}  # each distinct stored date parsed once: a batch shares a few
+    out: dict[str, dt.date] = {}
+    for assignment_id, assigned_on in found:
+        date = dates.get(assigned_on)
+        if date is None:
+            date = dates[assigned_on] = driver.date_from(assigned_on)
+        out[assignment_id] = date
+    return out
 
 
 def list_assignments(
