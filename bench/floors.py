@@ -122,16 +122,28 @@ def load_snapshot(workdir: Path, data: Data, database_url: str | None = None) ->
 
 
 class Recorder:
-    """The SQL a store runs on this thread, in order: ("one" | "many", statement, parameters), "commit", "rollback"."""
+    """The SQL a store runs on this thread, in order: ("one" | "many", statement, parameters), "commit",
+    "rollback", and ("copy", table, columns, rows) for the rows it COPYs (PostgreSQL, `Driver.copy_rows`)."""
 
     def __init__(self, engine: Any) -> None:
         from sqlalchemy import event
+
+        from civicscore.store.driver import Driver
 
         self.ops: list[tuple[Any, ...]] = []
         self._thread = threading.get_ident()
         event.listen(engine, "before_cursor_execute", self._execute)
         event.listen(engine, "commit", lambda connection: self._mark("commit"))
         event.listen(engine, "rollback", lambda connection: self._mark("rollback"))
+        copy_rows = Driver.copy_rows
+        recorder = self
+
+        def recorded_copy(driver: Any, table: str, columns: Any, rows: Any) -> None:
+            if threading.get_ident() == recorder._thread:
+                recorder.ops.append(("copy", table, tuple(columns), list(rows)))
+            copy_rows(driver, table, columns, rows)
+
+        Driver.copy_rows = recorded_copy  # type: ignore[method-assign]  # this process only records
 
     def _execute(self, connection: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                  executemany: bool) -> None:
@@ -209,6 +221,13 @@ def replay_postgres(url: str, ops: Sequence[tuple[Any, ...]]) -> float:
                     cursor.fetchall()
             elif op[0] == "many":
                 cursor.executemany(op[1], op[2])
+            elif op[0] == "copy":
+                _, table, columns, rows = op
+                names = ", ".join(name for name, _ in columns)
+                with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types([kind for _, kind in columns])
+                    for row in rows:
+                        copy.write_row(row)
             elif op[0] == "commit":
                 db.commit()
             else:

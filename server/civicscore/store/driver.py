@@ -119,6 +119,18 @@ class Driver:
         else:
             self.run_many(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
 
+    def copy_rows(self, table: str, columns: Sequence[BulkColumn], rows: Sequence[tuple[Any, ...]]) -> None:
+        """PostgreSQL only: `rows` into `table` by binary COPY, in the connection's transaction: no SQL text, no
+        arrays to dump and parse, each value written by psycopg's C dumpers straight into the wire format."""
+        assert self.postgres, "COPY is PostgreSQL's"
+        names = ", ".join(name for name, _ in columns)
+        raw = self.connection.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([kind for _, kind in columns])
+            for row in rows:
+                copy.write_row(row)
+
     def any_of(self, column: str) -> str:
         """SQL testing `column` against the set passed as one parameter made by `keys`."""
         if self.postgres:

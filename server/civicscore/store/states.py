@@ -7,7 +7,8 @@ and `due_on`, and the fields of its outcome with the greatest
 
 - `track_assignments`, called by `upsert_assignments` for the rows it inserted
   or changed;
-- `apply_outcomes`, called by `record_outcomes` with the new outcomes.
+- `apply_outcomes`, called by `record_outcomes` with the new outcomes (on
+  PostgreSQL `apply_staged_outcomes`, from the batch it staged).
 
 The outcome rule is an "only if newer" update, so it is order-independent:
 applying outcomes in any grouping gives the maximum. On PostgreSQL two
@@ -25,7 +26,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Connection
 
-from civicscore.store.driver import Driver, arrays, unnest
+from civicscore.store.driver import Driver
 from civicscore.store.tables import assignment_states
 
 # Positions in the outcome rows `record_outcomes` inserts (see writes.OUTCOME_COLUMNS).
@@ -37,15 +38,20 @@ _APPLY = (
     "reported_at = ?, outcome_seq = ? "
     "WHERE assignment_id = ? AND (outcome_seq IS NULL OR (reported_at, outcome_seq) < (?, ?))"
 )
-# PostgreSQL: the rows locked in key order first, then one UPDATE joined to the batch as arrays.
-_LOCK_POSTGRES = "SELECT 1 FROM assignment_states WHERE assignment_id = ANY(?) ORDER BY assignment_id FOR UPDATE"
-_APPLY_POSTGRES = (
+# PostgreSQL, from a batch staged in `outcome_stage` (writes.record_outcomes): the state rows locked in key order
+# (two batches never wait for each other in a cycle), then one UPDATE from the latest staged outcome of each
+# assignment (a tie on reported_at goes to the later seq).
+_LOCK_STAGED = (
+    "SELECT 1 FROM assignment_states WHERE assignment_id IN (SELECT assignment_id FROM outcome_stage) "
+    "ORDER BY assignment_id FOR UPDATE"
+)
+_APPLY_STAGED = (
     "UPDATE assignment_states AS s SET status = v.status, completed_on = v.completed_on, quality = v.quality, "
-    "reminders = v.reminders, reported_at = v.reported_at, outcome_seq = v.outcome_seq "
-    f"FROM {unnest(['text', 'text', 'date', 'text', 'int4', 'timestamp', 'int8'])} "
-    "AS v(assignment_id, status, completed_on, quality, reminders, reported_at, outcome_seq) "
+    "reminders = v.reminders, reported_at = v.reported_at, outcome_seq = v.seq "
+    "FROM (SELECT DISTINCT ON (assignment_id) assignment_id, status, completed_on, quality, reminders, reported_at, "
+    "seq FROM outcome_stage ORDER BY assignment_id, reported_at DESC, seq DESC) AS v "
     "WHERE s.assignment_id = v.assignment_id "
-    "AND (s.outcome_seq IS NULL OR (s.reported_at, s.outcome_seq) < (v.reported_at, v.outcome_seq))"
+    "AND (s.outcome_seq IS NULL OR (s.reported_at, s.outcome_seq) < (v.reported_at, v.seq))"
 )
 
 
@@ -70,8 +76,14 @@ def track_assignments(
         ])
 
 
+def apply_staged_outcomes(driver: Driver) -> None:
+    """PostgreSQL: `apply_outcomes` for the batch just inserted from `outcome_stage`, set-based from there."""
+    driver.run(_LOCK_STAGED)
+    driver.run(_APPLY_STAGED)
+
+
 def apply_outcomes(driver: Driver, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Make each newly stored outcome the state of its assignment if it is the latest.
+    """SQLite: make each newly stored outcome the state of its assignment if it is the latest.
 
     `rows` are the inserted outcome rows in stored representation, in `seq`
     order. Within the batch only the latest per assignment is applied (a tie
@@ -86,13 +98,7 @@ def apply_outcomes(driver: Driver, rows: Sequence[tuple[Any, ...]]) -> None:
     ordered = sorted(latest.items())
     if not ordered:
         return
-    if driver.postgres:
-        driver.run(_LOCK_POSTGRES, ([assignment_id for assignment_id, _ in ordered],))
-        driver.run(_APPLY_POSTGRES, arrays([
-            (assignment_id, row[STATUS], row[COMPLETED_ON], row[QUALITY], row[REMINDERS], row[REPORTED_AT], row[SEQ])
-            for assignment_id, row in ordered
-        ]))
-        return
+    assert not driver.postgres, "PostgreSQL applies a staged batch: apply_staged_outcomes"
     driver.run_many(_APPLY, [
         (row[STATUS], row[COMPLETED_ON], row[QUALITY], row[REMINDERS], row[REPORTED_AT], row[SEQ],
          assignment_id, row[REPORTED_AT], row[SEQ])

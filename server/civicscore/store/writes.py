@@ -8,6 +8,8 @@ replicas cannot interleave a read-compare-write on the same row.
 Outcome batches are the hot path (SubmitOutcomes) and go through `driver`:
 one lookup of the batch's ids, one bulk insert, one bulk update of the
 assignments' states (`states.apply_outcomes`), no per-row work in SQLAlchemy.
+On PostgreSQL the new rows are staged by binary COPY in a temporary table and
+both writes are set-based statements from it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,19 @@ OUTCOME_COLUMNS: tuple[BulkColumn, ...] = (
     ("note", "text"),
 )
 _SELECT_OUTCOMES = f"SELECT {', '.join(name for name, _ in OUTCOME_COLUMNS)} FROM outcomes WHERE "
+_STORED_OUTCOME_COLUMNS: tuple[BulkColumn, ...] = (("seq", "int8"), *OUTCOME_COLUMNS, ("recorded_by", "text"))
+_STORED_OUTCOME_NAMES = ", ".join(name for name, _ in _STORED_OUTCOME_COLUMNS)
+# PostgreSQL: a batch's new outcome rows, staged in a temporary table of the session (created once per
+# connection, emptied by every commit) so that the rows and the assignments' states are each written by
+# one set-based statement from it (see `states.apply_staged_outcomes`).
+_OUTCOME_STAGE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS outcome_stage (seq int8, outcome_id text, assignment_id text, "
+    "status text, completed_on date, quality text, reminders int4, reported_at timestamp, reporting_system text, "
+    "note text, recorded_by text) ON COMMIT DELETE ROWS"
+)
+_INSERT_STAGED_OUTCOMES = (
+    f"INSERT INTO outcomes ({_STORED_OUTCOME_NAMES}) SELECT {_STORED_OUTCOME_NAMES} FROM outcome_stage ORDER BY seq"
+)
 
 
 class ReferenceViolation(Exception):
@@ -299,11 +314,20 @@ def record_outcomes(connection: Connection, batch: Sequence[Outcome], recorded_b
         for seq, item in zip(driver.next_serials("outcomes", "seq", len(fresh)), fresh, strict=True)
     ]
     try:
-        for rows_chunk in chunked(new_rows, WRITE_CHUNK):
-            driver.insert_many("outcomes", (("seq", "int8"), *OUTCOME_COLUMNS, ("recorded_by", "text")), rows_chunk)
+        if driver.postgres:
+            # COPY into this session's staging table, then set-based statements from it (rows, then states).
+            driver.run(_OUTCOME_STAGE)
+            driver.copy_rows("outcome_stage", _STORED_OUTCOME_COLUMNS, new_rows)
+            driver.run(_INSERT_STAGED_OUTCOMES)
+        else:
+            for rows_chunk in chunked(new_rows, WRITE_CHUNK):
+                driver.insert_many("outcomes", _STORED_OUTCOME_COLUMNS, rows_chunk)
     except IntegrityError as error:
         if is_foreign_key_violation(error):
             raise ReferenceViolation("assignment_id", [(i, item[1]) for i, item in enumerate(items)]) from error
         raise
-    states.apply_outcomes(driver, new_rows)
+    if driver.postgres:
+        states.apply_staged_outcomes(driver)
+    else:
+        states.apply_outcomes(driver, new_rows)
     return OutcomeWriteResult(accepted=len(new_rows), duplicates=duplicates)
