@@ -1,7 +1,8 @@
 """GetEvaluation's reply from the body stored with each revision (api/evaluation_wire.py), through the real
 server on both backends: the same message as the long way (the canonical result parsed and encoded again,
-which ListEvaluations still takes), for every unit, for revisions stored without a body (written before
-migration 0015, or in a body format this server does not know), and for a year summed up from its quarters."""
+which ListEvaluations still takes), for every unit, for a year summed up from its quarters, and the long way
+for revisions stored without a body (written before migration 0015), with a body in a format this server does
+not know, or whose result was rewritten in place after the body was made."""
 
 from __future__ import annotations
 
@@ -98,6 +99,19 @@ def test_a_body_in_a_format_the_server_does_not_know_is_not_served(evaluated: Se
     assert _sql(evaluated, "UPDATE evaluations SET reply_format = 99, reply_pb = (SELECT e.reply_pb FROM evaluations "
                            "AS e WHERE e.unit_code = 'SNV' AND e.revision = 1) WHERE unit_code = 'SXD'") == 1
     assert _got(evaluated, PERIOD, "SXD") == expected
+
+
+def test_a_result_rewritten_in_place_is_not_served_a_stale_body(evaluated: ServerProcess) -> None:
+    """A data repair that rewrites a stored result (and its digest) in place: the body made from the old
+    result no longer answers; the reply is the new result's."""
+    snv = _got(evaluated, PERIOD, "SNV")
+    assert _got(evaluated, PERIOD, "STC").grade != snv.grade
+    snv_row = "FROM evaluations AS e WHERE e.unit_code = 'SNV' AND e.revision = 1"
+    assert _sql(evaluated, f"UPDATE evaluations SET result_json = (SELECT e.result_json {snv_row}), "
+                           f"result_digest = (SELECT e.result_digest {snv_row}) WHERE unit_code = 'STC'") == 1
+    stc = _got(evaluated, PERIOD, "STC")
+    assert (stc.grade, stc.score, list(stc.flags)) == (snv.grade, snv.score, list(snv.flags))
+    assert stc.name == f"periods/{PERIOD}/evaluations/STC"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -223,8 +223,8 @@ def evaluation_out(record: EvaluationRecord) -> evaluations_pb2.Evaluation:
 
 def get_evaluation_reply(record: EvaluationRecord) -> bytes:
     """GetEvaluationResponse's bytes: the envelope and the body stored with the revision, when its format is
-    the current one; else the body made again from the canonical result."""
-    if record.reply_format == evaluation_wire.BODY_FORMAT:
+    the current one and it was made from the stored result; else the body made again from the canonical result."""
+    if record.reply_format == evaluation_wire.BODY_FORMAT and record.reply_of == record.result_digest:
         return evaluation_wire.reply_bytes(evaluation_envelope(record), record.reply)
     return evaluations_pb2.GetEvaluationResponse(evaluation=evaluation_out(record)).SerializeToString()
 

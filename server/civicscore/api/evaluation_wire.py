@@ -6,14 +6,16 @@ and the ENVELOPE, the fields of the stored revision (name, revision, digests, ti
 the unit's block and name, who evaluated). The engine worker that makes a result
 also encodes its body (`body_of`, handed to the engine pool by the server, from the
 result object itself: no JSON is parsed) and the
-store keeps the bytes with the revision (`evaluations.reply_pb`, `reply_format`).
+store keeps the bytes with the revision (`evaluations.reply_pb`, `reply_format`, and
+`reply_of`: the digest of the result they were made from).
 GetEvaluation then writes the envelope and appends the stored body: protobuf
 encodings of disjoint fields concatenate into the encoding of the whole message,
 so no result is parsed or rebuilt on a read.
 
 This module imports only protobuf and the contract: engine workers load it.
-Change `body` and you must bump `BODY_FORMAT`: bodies stored in another format
-are then read the long way (the canonical JSON, through `body` again).
+Change `body` and you must bump `BODY_FORMAT`: bodies stored in another format,
+or made from another result than the one stored, are read the long way (the
+canonical JSON, through `body` again).
 """
 
 from __future__ import annotations

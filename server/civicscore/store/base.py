@@ -147,9 +147,11 @@ class EvaluationRecord:
     timeliness: float = 0.0
     flags: tuple[str, ...] = ()
     recorded_by: str = ""  # the identity that ran the evaluation
-    # the reply's body as the engine encoded it (api.evaluation_wire), and its format (0: none stored)
+    # the reply's body as the engine encoded it (api.evaluation_wire), its format (0: none stored), and the
+    # result_digest of the result it was made from
     reply_format: int = 0
     reply: bytes = b""
+    reply_of: str = ""
 
 
 @dataclass(frozen=True)
@@ -657,7 +659,8 @@ class Store(Protocol):
         self, *, unit_code: str, period: str, revision: int = 0, body_format: int | None = None
     ) -> EvaluationRecord | None:
         """A given revision, or the latest when `revision` is 0. With `body_format`, a revision whose stored
-        reply body (`EvaluationRecord.reply`) is in that format comes with `result_json` "" (not read)."""
+        reply body (`EvaluationRecord.reply`) is in that format and made from its result (`reply_of` is its
+        `result_digest`) comes with `result_json` "" (not read)."""
         ...
 
     def list_evaluations(

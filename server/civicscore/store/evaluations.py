@@ -54,7 +54,7 @@ _EVALUATION_COLUMNS: tuple[BulkColumn, ...] = (
     ("result_digest", "text"), ("ruleset_version", "text"), ("ruleset_digest", "text"), ("inputs_digest", "text"),
     ("created_at", "timestamp"), ("block", "text"), ("unit_name_vi", "text"), ("assessable", "bool"),
     ("score", "float8"), ("grade", "text"), ("timeliness", "float8"), ("flags_json", "text"), ("recorded_by", "text"),
-    ("reply_format", "int4"), ("reply_pb", "bytea"),
+    ("reply_format", "int4"), ("reply_pb", "bytea"), ("reply_of", "text"),
 )
 _RECOMMENDATION_COLUMNS: tuple[BulkColumn, ...] = (
     ("id", "int8"), ("period", "text"), ("unit_code", "text"), ("flag", "text"), ("kind", "text"),
@@ -124,7 +124,7 @@ def save_evaluations(
             evaluation.ruleset_version, evaluation.ruleset_digest, evaluation.inputs_digest, created_at,
             unit.block, unit.name_vi, bool(evaluation.assessable), evaluation.score, evaluation.grade,
             evaluation.timeliness, rows.json_list(evaluation.flags), recorded_by,
-            evaluation.reply_format, evaluation.reply or None,
+            evaluation.reply_format, evaluation.reply or None, evaluation.result_digest if evaluation.reply else "",
         ))
         new_recommendations.extend((evaluation, revision + 1, r) for r in evaluation.recommendations)
 
@@ -214,9 +214,12 @@ _EVALUATION_REVISION = select(evaluations).where(_ONE_UNIT, evaluations.c.revisi
 
 
 def _without_result(query: Select[Any]) -> Select[Any]:
-    """`query` reading `result_json` only where the stored reply body is not in `body_format`."""
+    """`query` reading `result_json` only where the stored reply body is not in `body_format` or not made from
+    the stored result."""
     columns = [column for column in evaluations.c if column.name != "result_json"]
-    result = case((evaluations.c.reply_format == bindparam("body_format"), ""), else_=evaluations.c.result_json)
+    served = and_(evaluations.c.reply_format == bindparam("body_format"),
+                  evaluations.c.reply_of == evaluations.c.result_digest)
+    result = case((served, ""), else_=evaluations.c.result_json)
     return query.with_only_columns(*columns, result.label("result_json"), maintain_column_froms=True)
 
 
@@ -228,7 +231,8 @@ def get_evaluation(
     connection: Connection, *, unit_code: str, period: str, revision: int, body_format: int | None = None
 ) -> EvaluationRecord | None:
     """The given revision, or the latest when `revision` is 0. With `body_format`, a revision whose stored
-    reply body is in that format comes without its `result_json` (""): the reply needs only the body."""
+    reply body is in that format and was made from its result comes without its `result_json` (""): the reply
+    needs only the body."""
     parameters: dict[str, Any] = {"period": period, "unit_code": unit_code}
     if body_format is not None:
         parameters["body_format"] = body_format

@@ -199,4 +199,5 @@ def evaluation_from(row: Row[Any]) -> EvaluationRecord:
         recorded_by=row.recorded_by,
         reply_format=row.reply_format,
         reply=row.reply_pb or b"",
+        reply_of=row.reply_of,
     )

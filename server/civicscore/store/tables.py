@@ -237,8 +237,10 @@ class EvaluationRow(SQLModel, table=True):
     flags_json: str = Field(sa_type=Text)
     recorded_by: str = Field(sa_column=_recorded_by())
     # The reply's body, encoded once by the engine worker (api.evaluation_wire); 0 and NULL when none is stored.
+    # `reply_of` is the result_digest it was made from: a result rewritten in place is not served a stale body.
     reply_format: int = Field(sa_column=Column("reply_format", Integer, nullable=False, server_default="0"))
     reply_pb: bytes | None = Field(default=None, sa_type=LargeBinary, nullable=True)
+    reply_of: str = Field(sa_column=Column("reply_of", String, nullable=False, server_default=""))
 
 class RecommendationRow(SQLModel, table=True):
     """A flag raised by an evaluation revision; `superseded_by` points at its successor, if any.
