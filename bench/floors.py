@@ -659,7 +659,8 @@ def floor_rows(r: dict[str, Any]) -> str:
 
 def floor_notes(r: dict[str, Any]) -> str:
     s = r["sqlite"]
-    return f"""(a)-(c) are the median of {r['repeats']} runs, each on a fresh server (one engine worker per core) and a
+    runs = "one run" if r["repeats"] == 1 else f"the median of {r['repeats']} runs"
+    return f"""(a)-(c) are {runs}, each on a fresh server (one engine worker per core) and a
 fresh copy of one database loaded with the units and assignments; every run's figures are in
 `bench/out/results.json`. In (a) the server is pinned to one core and the benchmark to the other; the
 floors run in the benchmark process on copies of the database as it was before the ingest: the
