@@ -158,9 +158,11 @@ class AssignmentStateRow(SQLModel, table=True):
     that the evaluation aggregates read one table range instead of ranking
     every outcome of the quarter (see `aggregates`).
 
-    The primary key starts with `due_on` so that on SQLite (WITHOUT ROWID, rows
-    stored in key order) a quarter is one contiguous range holding every
-    column the aggregates need; `assignment_id` is unique on its own and is how
+    The primary key starts with `unit_code` (migration 0016) so that on SQLite
+    (WITHOUT ROWID, rows stored in key order) a unit's rows are contiguous: a
+    batch of one unit's outcomes rewrites few pages, the aggregates count per
+    unit in key order without sorting, and the evaluation reads a range of units
+    as one range of the table; `assignment_id` is unique on its own and is how
     outcome batches find the row. Indexed columns never change when an outcome
     arrives, so a state update rewrites one row and no index entry.
     """
@@ -171,8 +173,8 @@ class AssignmentStateRow(SQLModel, table=True):
         {"sqlite_with_rowid": False},
     )
 
-    due_on: dt.date = Field(sa_type=Date, primary_key=True)
     unit_code: str = Field(sa_type=String, primary_key=True)
+    due_on: dt.date = Field(sa_type=Date, primary_key=True)
     assignment_id: str = Field(sa_type=String, primary_key=True, foreign_key="assignments.assignment_id")
     status: str | None = Field(default=None, sa_type=String, nullable=True)
     completed_on: dt.date | None = Field(default=None, sa_type=Date, nullable=True)
