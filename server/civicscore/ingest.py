@@ -27,7 +27,14 @@ from civicscore.domain.model import (
 from civicscore.domain.periods import InvalidPeriod, Quarter
 from civicscore.errors import InvalidInput, Violation, shown
 from civicscore.idempotency import claim_key
-from civicscore.ingest_outcomes import OutcomeInput, OutcomeSubmission, submit_outcomes, validate_outcomes
+from civicscore.ingest_outcomes import (
+    OutcomeInput,
+    OutcomeSubmission,
+    PreparedOutcomes,
+    submit_outcomes,
+    submit_prepared_outcomes,
+    validate_outcomes,
+)
 from civicscore.store import IdempotencyRecord, Store
 from civicscore.validation import (
     FUTURE_TOLERANCE,
@@ -41,9 +48,9 @@ from civicscore.validation import (
 )
 
 __all__ = [
-    "AssignmentInput", "BatchResult", "MeasurementInput", "OutcomeInput", "OutcomeSubmission", "TargetInput",
-    "UnitInput", "submit_measurements", "submit_outcomes", "upsert_assignments", "upsert_targets", "upsert_units",
-    "validate_outcomes",
+    "AssignmentInput", "BatchResult", "MeasurementInput", "OutcomeInput", "OutcomeSubmission", "PreparedOutcomes",
+    "TargetInput", "UnitInput", "submit_measurements", "submit_outcomes", "submit_prepared_outcomes",
+    "upsert_assignments", "upsert_targets", "upsert_units", "validate_outcomes",
 ]
 
 

@@ -11,7 +11,7 @@ passes the same random batches and requires them to agree.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from civicscore.domain.canonical import digest_of
@@ -173,6 +173,57 @@ def checked_outcomes(items: Sequence[OutcomeInput], assigned: Mapping[str, dt.da
     return [], violations
 
 
+class PreparedOutcomes(NamedTuple):
+    """A batch the api layer decoded in one pass from the wire (`api.convert.prepared_outcomes`): every field
+    within its domain and every check that needs no stored data passed (identifiers, enums, dates and times,
+    texts in NFC, the status's rules). What remains is checked against the assignments, in the write
+    transaction; `inputs` decodes the items the long way for the detailed pass when that check fails."""
+
+    outcomes: Sequence[Outcome]
+    inputs: Callable[[], Sequence[OutcomeInput]]
+
+
+def _against_assignments(outcomes: Sequence[Outcome], assigned: Mapping[str, dt.date]) -> bool:
+    """Whether every prepared outcome names a stored assignment and is not dated before it was made (the
+    checks of `_fast_outcomes` that need stored data)."""
+    reported_days: dict[dt.datetime, dt.date] = {}
+    for outcome in outcomes:
+        assigned_on = assigned.get(outcome.assignment_id)
+        if assigned_on is None:
+            return False
+        reported_at = outcome.reported_at
+        reported_on = reported_days.get(reported_at)
+        if reported_on is None:
+            reported_on = reported_days[reported_at] = (reported_at + _TO_HANOI).date()
+        if reported_on < assigned_on:
+            return False
+        completed_on = outcome.completed_on
+        if completed_on is not None and completed_on < assigned_on:
+            return False
+    return True
+
+
+def submit_prepared_outcomes(store: Store, prepared: PreparedOutcomes, *, now: dt.datetime, idempotency_key: str,
+                             request_digest: str, actor: str) -> OutcomeSubmission:
+    """`submit_outcomes` of a batch the api layer prepared (see PreparedOutcomes): the same guarantees, the same
+    errors; only the checks against the assignments remain, in the write transaction."""
+    outcomes = prepared.outcomes
+    problems = check_batch_size(len(outcomes), "outcomes") + check_idempotency_key(idempotency_key)
+    if problems:
+        raise InvalidInput(problems)
+
+    def check(assigned: Mapping[str, dt.date]) -> Sequence[Outcome]:
+        if _against_assignments(outcomes, assigned):
+            return outcomes
+        checked, violations = checked_outcomes(prepared.inputs(), assigned, now=now)
+        if violations:
+            raise InvalidInput(violations)
+        return checked
+
+    ids = sorted({outcome.assignment_id for outcome in outcomes})
+    return _record(store, ids, check, idempotency_key=idempotency_key, request_digest=request_digest, actor=actor)
+
+
 def submit_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.datetime, idempotency_key: str,
                     validate_only: bool = False, limit: int = MAX_BATCH,
                     request_digest: str | None = None, actor: str) -> OutcomeSubmission:
@@ -189,9 +240,6 @@ def submit_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.date
     if validate_only:
         _, violations = validate_outcomes(store, items, now=now)
         return OutcomeSubmission(accepted=0, duplicates=0, violations=tuple(violations))
-    claim = (IdempotencyRecord(key=idempotency_key, method="SubmitOutcomes",
-                               request_digest=request_digest or digest_of(list(items)))
-             if idempotency_key else None)
 
     def check(assigned: Mapping[str, dt.date]) -> list[Outcome]:
         outcomes, violations = checked_outcomes(items, assigned, now=now)
@@ -199,7 +247,16 @@ def submit_outcomes(store: Store, items: Sequence[OutcomeInput], *, now: dt.date
             raise InvalidInput(violations)
         return outcomes
 
-    result = store.record_checked_outcomes(assignment_ids(items), check, idempotency=claim, recorded_by=actor)
+    return _record(store, assignment_ids(items), check, idempotency_key=idempotency_key,
+                   request_digest=(request_digest or digest_of(list(items))) if idempotency_key else "", actor=actor)
+
+
+def _record(store: Store, ids: Sequence[str], check: Callable[[Mapping[str, dt.date]], Sequence[Outcome]], *,
+            idempotency_key: str, request_digest: str, actor: str) -> OutcomeSubmission:
+    """Claim the key, check the batch against the assignments `ids` and store it: one transaction."""
+    claim = (IdempotencyRecord(key=idempotency_key, method="SubmitOutcomes", request_digest=request_digest)
+             if idempotency_key else None)
+    result = store.record_checked_outcomes(ids, check, idempotency=claim, recorded_by=actor)
     if result.conflicts:
         shown = ", ".join(f"{oid} (item {i})" for i, oid in result.conflicts[:20])
         more = f" and {len(result.conflicts) - 20} more" if len(result.conflicts) > 20 else ""

@@ -8,11 +8,13 @@ an incident id, never the exception text.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
@@ -139,6 +141,32 @@ def has_validate_only(request: Any) -> bool:
     return descriptor is not None and "validate_only" in descriptor.fields_by_name
 
 
+class DomainsUnchecked(Exception):
+    """Raised by a servicer that checks its request's field domains itself, in one pass with its decoding
+    (see `request_checks.SELF_CHECKED`), when that pass is not sure the request is within them: the
+    request-check interceptor then walks the request as for any other method and calls the servicer again,
+    with `domains_walked()` true."""
+
+
+_WALKED: contextvars.ContextVar[bool] = contextvars.ContextVar("civicscore_domains_walked", default=True)
+
+
+def domains_walked() -> bool:
+    """Whether the request-check interceptor has walked this call's request (it skips only the methods of
+    `request_checks.SELF_CHECKED`, until their servicer raises DomainsUnchecked)."""
+    return _WALKED.get()
+
+
+@contextlib.contextmanager
+def domains_unwalked() -> Iterator[None]:
+    """Within the block, `domains_walked()` is false (the interceptor's first call of a self-checked method)."""
+    token = _WALKED.set(False)
+    try:
+        yield
+    finally:
+        _WALKED.reset(token)
+
+
 def handle_errors(method: F) -> F:
     """Wrap a servicer method: caller errors become rich statuses; bugs become INTERNAL with an incident id."""
 
@@ -146,6 +174,8 @@ def handle_errors(method: F) -> F:
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return method(self, request, context)
+        except DomainsUnchecked:
+            raise  # for the request-check interceptor, which walks the request and calls again
         except tuple(_CODES) as exc:
             context.abort_with_status(to_status(exc, validate_only=has_validate_only(request)))
         except Exception:

@@ -15,6 +15,12 @@ for every method of our services:
 3. A client stream's messages are checked as they arrive; the violations of all
    of them are reported together when the stream ends, numbered through the
    whole stream (`outcomes[12003].reported_at`).
+
+The methods of `SELF_CHECKED` (SubmitOutcomes: the ingest hot path) are first
+called without the walk: their servicer checks the domains in the same pass
+that decodes the items, and raises DomainsUnchecked when that pass is not sure
+(any value outside the common case); the request is then walked and the
+servicer called again, exactly as for any other method.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
 
 from civicscore.api import domains
 from civicscore.api.convert import violation_out
-from civicscore.api.errors import has_validate_only, to_status
+from civicscore.api.errors import DomainsUnchecked, domains_unwalked, has_validate_only, to_status
 from civicscore.errors import InvalidInput, Violation
 
 
@@ -46,6 +52,11 @@ class _Malformed:
 class _Method:
     descriptor: MethodDescriptor
     response_class: Any
+    self_checked: bool = False
+
+
+# Methods whose servicer checks the field domains in its own decoding pass (see the module's docstring).
+SELF_CHECKED = frozenset({"/civicscore.v1.OutcomeService/SubmitOutcomes"})
 
 
 _FIRST_INDEX = re.compile(r"^(?:\w+\.)*?(\w+)\[(\d+)\]")
@@ -121,7 +132,8 @@ class RequestCheckInterceptor(grpc.ServerInterceptor):
                 for method in service.methods:
                     domains.compile_request(method.input_type)  # a field without a domain fails start-up
                     response = message_factory.GetMessageClass(method.output_type)
-                    self._methods[f"/{service.full_name}/{method.name}"] = _Method(method, response)
+                    name = f"/{service.full_name}/{method.name}"
+                    self._methods[name] = _Method(method, response, self_checked=name in SELF_CHECKED)
 
     def intercept_service(
         self,
@@ -153,6 +165,12 @@ class RequestCheckInterceptor(grpc.ServerInterceptor):
         def call(request: Any, context: grpc.ServicerContext) -> Any:
             if isinstance(request, _Malformed):
                 _refuse(context, _malformed(request), None)
+            if method.self_checked:
+                try:
+                    with domains_unwalked():
+                        return behavior(request, context)
+                except DomainsUnchecked:
+                    pass  # not sure: walk it as any other request
             violations = domains.check_message(request)
             if not violations:
                 return behavior(request, context)

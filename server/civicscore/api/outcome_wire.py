@@ -1,0 +1,136 @@
+"""SubmitOutcomes in one pass: from the wire's Outcome messages straight to the domain outcomes.
+
+The ingest hot path. A batch normally passes three loops over its items: the
+request-check interceptor's domain walk, the decoding into OutcomeInput, and
+the use case's lean validation into Outcome. `prepared_outcomes` does all three
+in one loop that reads each field once and builds each Outcome directly, with
+every value that batches repeat (times, dates, system names, notes) checked
+and converted once per batch.
+
+It only ever says "valid" or "not sure": it is at least as strict as the
+domain walk (`api/domains.py`, the options in outcomes.proto) followed by the
+lean pass (`ingest_outcomes._fast_outcomes`) without the checks that need the
+stored assignments, which `ingest_outcomes.submit_prepared_outcomes` makes in
+the write transaction. On anything else it returns None, and the request goes
+the long way (walked, decoded, validated with a message per violation), so
+every error a caller sees is the one the long way gives. A property test feeds
+both ways the same random batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+
+from civicscore.domain.model import Outcome, OutcomeStatus, Quality
+from civicscore.ingest_outcomes import MAX_REMINDERS
+from civicscore.validation import (
+    FIRST_INSTANT,
+    FORBIDDEN_TEXT,
+    FUTURE_TOLERANCE,
+    ID_PATTERN,
+    LAST_INSTANT,
+    MAX_BATCH,
+    hanoi_today,
+    nfc,
+    parse_date,
+)
+from civicscore_api.v1 import outcomes_pb2
+
+_PREFIX = "assignments/"
+_ID_AFTER_PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")  # `assignments/{assignment_id}` past its prefix
+_STATUS = {
+    outcomes_pb2.OUTCOME_STATUS_COMPLETED: OutcomeStatus.COMPLETED,
+    outcomes_pb2.OUTCOME_STATUS_IN_PROGRESS: OutcomeStatus.IN_PROGRESS,
+    outcomes_pb2.OUTCOME_STATUS_CANCELLED: OutcomeStatus.CANCELLED,
+}
+_QUALITY = {
+    outcomes_pb2.QUALITY_ACCEPTED: Quality.ACCEPTED,
+    outcomes_pb2.QUALITY_RETURNED_FOR_REWORK: Quality.RETURNED_FOR_REWORK,
+}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_TO_HANOI = dt.timedelta(hours=7)
+_FIRST_SECOND = int(FIRST_INSTANT.timestamp())
+_END_SECOND = int(LAST_INSTANT.timestamp())  # exclusive
+_SYSTEM_CHARS, _NOTE_CHARS, _KEY_CHARS = 100, 4000, 128
+_COMPLETED = OutcomeStatus.COMPLETED
+
+
+def _text(raw: str, limit: int, *, required: bool) -> str | None:
+    """`raw` in NFC when both it and its NFC form are within `limit` characters with no forbidden character
+    (and, if `required`, not blank); else None."""
+    if len(raw) > limit or FORBIDDEN_TEXT.search(raw) is not None:
+        return None
+    text = nfc(raw)
+    if not text or text.isspace():
+        return None if required else text
+    if len(text) > limit or FORBIDDEN_TEXT.search(text) is not None:
+        return None
+    return text
+
+
+def _instant(key: tuple[int, int], latest: dt.datetime) -> tuple[dt.datetime, dt.date] | None:
+    """A Timestamp's (seconds, nanos) as (the instant, its day in Hanoi) when within its domain and not after
+    `latest`; else None."""
+    seconds, nanos = key
+    if not (0 <= nanos <= 999_999_999 and _FIRST_SECOND <= seconds < _END_SECOND):
+        return None
+    instant = _EPOCH + dt.timedelta(seconds=seconds, microseconds=nanos // 1000)
+    return (instant, (instant + _TO_HANOI).date()) if instant <= latest else None
+
+
+def key_within_domain(key: str) -> bool:
+    """The request's idempotency key passes its domain (text of at most 128 characters)."""
+    return len(key) <= _KEY_CHARS and FORBIDDEN_TEXT.search(key) is None
+
+
+def prepared_outcomes(messages: Sequence[outcomes_pb2.Outcome], now: dt.datetime) -> list[Outcome] | None:
+    """The batch's domain outcomes when every item is certainly valid but for the checks against the stored
+    assignments; None when not sure (see the module's docstring)."""
+    if not 0 < len(messages) <= MAX_BATCH:
+        return None
+    today = hanoi_today(now)
+    latest = now + FUTURE_TOLERANCE
+    times: dict[tuple[int, int], tuple[dt.datetime, dt.date] | None] = {}
+    systems: dict[str, str | None] = {}
+    notes: dict[str, str | None] = {}
+    out: list[Outcome] = []
+    append = out.append
+    for m in messages:
+        outcome_id = m.outcome_id
+        reference = m.assignment
+        status = _STATUS.get(m.status)
+        reminders = m.reminders
+        if (ID_PATTERN.match(outcome_id) is None or status is None or not reference.startswith(_PREFIX)
+                or _ID_AFTER_PREFIX.match(reference, len(_PREFIX)) is None or not 0 <= reminders <= MAX_REMINDERS
+                or not m.HasField("reported_at")):
+            return None
+        stamp = m.reported_at
+        key = (stamp.seconds, stamp.nanos)
+        when = times[key] if key in times else times.setdefault(key, _instant(key, latest))
+        if when is None:
+            return None
+        reported_at, reported_on = when
+        completed_text, quality_number = m.completed_on, m.quality
+        if status is _COMPLETED:
+            completed_on = parse_date(completed_text)
+            if completed_on is None or completed_on > today or completed_on > reported_on:
+                return None
+            quality = _QUALITY.get(quality_number)
+            if quality is None and quality_number:
+                return None
+        elif completed_text or quality_number:
+            return None
+        else:
+            completed_on = quality = None
+        raw_system, raw_note = m.reporting_system, m.note
+        system = systems[raw_system] if raw_system in systems else systems.setdefault(
+            raw_system, _text(raw_system, _SYSTEM_CHARS, required=True))
+        note = notes[raw_note] if raw_note in notes else notes.setdefault(
+            raw_note, _text(raw_note, _NOTE_CHARS, required=False))
+        if system is None or note is None:
+            return None
+        append(Outcome(outcome_id, reference[len(_PREFIX):], status, reported_at, system, completed_on, quality,
+                       reminders, note))
+    return out
