@@ -60,20 +60,20 @@ COPY_TYPES = ("text", "text", "text", "date", "text", "int4", "timestamp", "text
 
 # The six counts per unit the evaluation starts from, over the table the server reads (`assignment_states`):
 # due, completed, on time, late and reworked among the quarter's non-cancelled assignments, and the open
-# overdue ones of any quarter. One statement, one range scan; `{p}` is the driver's parameter prefix.
+# overdue ones of any quarter. One statement, one scan; `{start}` and `{end}` are the driver's placeholders.
 STATE_SQL = """
 SELECT unit_code,
-  SUM(CASE WHEN due_on >= {p}start THEN 1 ELSE 0 END) AS due,
-  SUM(CASE WHEN due_on >= {p}start AND status = 'completed' AND completed_on <= {p}end THEN 1 ELSE 0 END) AS completed,
-  SUM(CASE WHEN due_on >= {p}start AND status = 'completed' AND completed_on <= due_on THEN 1 ELSE 0 END) AS on_time,
-  SUM(CASE WHEN due_on >= {p}start AND status = 'completed' AND completed_on > due_on AND completed_on <= {p}end
+  SUM(CASE WHEN due_on >= {start} THEN 1 ELSE 0 END) AS due,
+  SUM(CASE WHEN due_on >= {start} AND status = 'completed' AND completed_on <= {end} THEN 1 ELSE 0 END) AS completed,
+  SUM(CASE WHEN due_on >= {start} AND status = 'completed' AND completed_on <= due_on THEN 1 ELSE 0 END) AS on_time,
+  SUM(CASE WHEN due_on >= {start} AND status = 'completed' AND completed_on > due_on AND completed_on <= {end}
       THEN 1 ELSE 0 END) AS late,
-  SUM(CASE WHEN due_on >= {p}start AND status = 'completed' AND completed_on <= {p}end
+  SUM(CASE WHEN due_on >= {start} AND status = 'completed' AND completed_on <= {end}
       AND quality = 'returned_for_rework' THEN 1 ELSE 0 END) AS reworked,
-  SUM(CASE WHEN due_on < {p}end AND (status IS NULL OR status <> 'completed' OR completed_on > {p}end)
+  SUM(CASE WHEN due_on < {end} AND (status IS NULL OR status <> 'completed' OR completed_on > {end})
       THEN 1 ELSE 0 END) AS open_overdue
 FROM assignment_states
-WHERE due_on <= {p}end AND (status IS NULL OR status <> 'cancelled')
+WHERE due_on <= {end} AND (status IS NULL OR status <> 'cancelled')
 GROUP BY unit_code
 """
 
@@ -123,19 +123,26 @@ def load_snapshot(workdir: Path, data: Data, database_url: str | None = None) ->
 
 class Recorder:
     """The SQL a store runs on this thread, in order: ("one" | "many", statement, parameters), "commit",
-    "rollback", and ("copy", table, columns, rows) for the rows it COPYs (PostgreSQL, `Driver.copy_rows`)."""
+    "rollback", and ("copy", table, columns, rows) for the rows it COPYs (PostgreSQL, `Driver.copy_rows`).
+
+    A context manager: it listens to `engine` and wraps `Driver.copy_rows` within the block only."""
 
     def __init__(self, engine: Any) -> None:
+        self.ops: list[tuple[Any, ...]] = []
+        self._engine = engine
+        self._thread = threading.get_ident()
+        self._listeners = (("before_cursor_execute", self._execute),
+                           ("commit", lambda connection: self._mark("commit")),
+                           ("rollback", lambda connection: self._mark("rollback")))
+
+    def __enter__(self) -> Recorder:
         from sqlalchemy import event
 
         from civicscore.store.driver import Driver
 
-        self.ops: list[tuple[Any, ...]] = []
-        self._thread = threading.get_ident()
-        event.listen(engine, "before_cursor_execute", self._execute)
-        event.listen(engine, "commit", lambda connection: self._mark("commit"))
-        event.listen(engine, "rollback", lambda connection: self._mark("rollback"))
-        copy_rows = Driver.copy_rows
+        for name, listener in self._listeners:
+            event.listen(self._engine, name, listener)
+        self._copy_rows = copy_rows = Driver.copy_rows
         recorder = self
 
         def recorded_copy(driver: Any, table: str, columns: Any, rows: Any) -> None:
@@ -143,7 +150,17 @@ class Recorder:
                 recorder.ops.append(("copy", table, tuple(columns), list(rows)))
             copy_rows(driver, table, columns, rows)
 
-        Driver.copy_rows = recorded_copy  # type: ignore[method-assign]  # this process only records
+        Driver.copy_rows = recorded_copy  # type: ignore[method-assign]  # until the block ends
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        from sqlalchemy import event
+
+        from civicscore.store.driver import Driver
+
+        Driver.copy_rows = self._copy_rows  # type: ignore[method-assign]
+        for name, listener in self._listeners:
+            event.remove(self._engine, name, listener)
 
     def _execute(self, connection: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                  executemany: bool) -> None:
@@ -156,37 +173,40 @@ class Recorder:
 
 
 def record_ingest(database_url: str, payloads: Sequence[bytes], actor: str) -> list[tuple[Any, ...]]:
-    """The statements SubmitOutcomes runs for `payloads`: the servicer's steps, on a store in this process."""
-    from civicscore.api import convert, scope
-    from civicscore.ingest import submit_outcomes
+    """The statements SubmitOutcomes runs for `payloads`: the servicer's steps (its one-pass way: these batches
+    are valid), on a store in this process."""
+    from civicscore.api import convert, outcome_wire, scope
+    from civicscore.ingest import PreparedOutcomes, submit_prepared_outcomes
     from civicscore.store.sql import open_store
 
     store = open_store(database_url)
     try:
         if store.checkpointer is not None:
             store.checkpointer.close()  # its work is off the request path; the replay's own autocheckpoint stands in
-        recorder = Recorder(store.engine)
         now = dt.datetime(2026, 10, 6, 3, 0, tzinfo=dt.UTC)
-        for payload in payloads:
-            request = outcomes_pb2.SubmitOutcomesRequest.FromString(payload)
-            scope.check_outcomes(store, [o.assignment for o in request.outcomes])
-            submit_outcomes(store, [convert.outcome_input(o) for o in request.outcomes], now=now,
-                            idempotency_key=request.idempotency_key, actor=actor,
-                            request_digest=convert.request_digest(request))
+        with Recorder(store.engine) as recorder:
+            for payload in payloads:
+                request = outcomes_pb2.SubmitOutcomesRequest.FromString(payload)
+                outcomes = outcome_wire.prepared_outcomes(request.outcomes, now)
+                assert outcomes is not None, "the benchmark's batches are valid"
+                scope.check_outcomes(store, [o.assignment for o in request.outcomes])
+                submit_prepared_outcomes(
+                    store, PreparedOutcomes(outcomes, lambda request=request: [
+                        convert.outcome_input(o) for o in request.outcomes]),
+                    now=now, idempotency_key=request.idempotency_key, actor=actor,
+                    request_digest=convert.request_digest(request))
         return recorder.ops
     finally:
         store.close()
 
 
 def _sqlite_connection(path: Path) -> sqlite3.Connection:
-    """Plain sqlite3 with the server's settings (store.connection._tune_sqlite)."""
-    from civicscore.store.connection import WAL_AUTOCHECKPOINT_PAGES
+    """Plain sqlite3 with the server's settings (store.connection.SQLITE_PRAGMAS)."""
+    from civicscore.store.connection import SQLITE_PRAGMAS
 
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-    db.execute("PRAGMA foreign_keys=ON")
+    for pragma in SQLITE_PRAGMAS:
+        db.execute(pragma)
     return db
 
 
@@ -292,8 +312,9 @@ def copy_floor_postgres(url: str, rows: Sequence[tuple[Any, ...]]) -> float:
 def state_sql_sqlite(path: Path, runs: int = 5) -> tuple[float, int]:
     db = sqlite3.connect(path)
     try:
-        return _best_of(runs, lambda: db.execute(STATE_SQL.format(p=":"), {"start": START.isoformat(),
-                                                                          "end": END.isoformat()}).fetchall())
+        statement = STATE_SQL.format(start=":start", end=":end")
+        return _best_of(runs, lambda: db.execute(statement, {"start": START.isoformat(),
+                                                             "end": END.isoformat()}).fetchall())
     finally:
         db.close()
 
@@ -302,9 +323,8 @@ def state_sql_postgres(url: str, runs: int = 5) -> tuple[float, int]:
     import psycopg
 
     with psycopg.connect(_psycopg_url(url)) as db:
-        return _best_of(runs, lambda: db.execute(STATE_SQL.format(p="%(").replace("%(start", "%(start)s")
-                                                 .replace("%(end", "%(end)s"), {"start": START, "end": END})
-                        .fetchall())
+        statement = STATE_SQL.format(start="%(start)s", end="%(end)s")
+        return _best_of(runs, lambda: db.execute(statement, {"start": START, "end": END}).fetchall())
 
 
 def _best_of(runs: int, query: Callable[[], list[Any]]) -> tuple[float, int]:
@@ -520,16 +540,12 @@ def postgres_repeat(base_url: str, snapshot_url: str, snapshot_dir: Path, data: 
 
 def copy_database(base_url: str, template_url: str, label: str) -> str:
     """A new database that is a copy of `template_url`'s (nobody may be connected to it); its URL."""
-    import secrets
-
-    import psycopg
     from sqlalchemy.engine import make_url
 
-    template = make_url(template_url).database
-    name = f"civicscore_bench_{label}_{secrets.token_hex(4)}"
-    with psycopg.connect(_psycopg_url(base_url), autocommit=True) as db:
-        db.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    return make_url(template_url).set(database=name).render_as_string(hide_password=False)
+    from civicscore.cluster.database import create_fresh_database
+
+    return create_fresh_database(base_url, prefix=f"civicscore_bench_{label}",
+                                 template=str(make_url(template_url).database))
 
 
 # ---- all repeats --------------------------------------------------------------------------------------------

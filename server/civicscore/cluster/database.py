@@ -49,8 +49,9 @@ def _maintenance(url: URL) -> URL:
     return url.set(database=_MAINTENANCE_DATABASE)
 
 
-def ensure_database(url: str) -> bool:
-    """Create the database `url` names if it does not exist; whether it did. Raises PostgresUnreachable."""
+def ensure_database(url: str, *, template: str = "template0") -> bool:
+    """Create the database `url` names if it does not exist, as a copy of `template` (empty by default:
+    template0); whether it did. Raises PostgresUnreachable."""
     target = postgres_url(url)
     engine = create_engine(_maintenance(target), isolation_level="AUTOCOMMIT")
     try:
@@ -59,9 +60,10 @@ def ensure_database(url: str) -> bool:
                                         {"name": target.database}).first()
             if exists:
                 return False
-            name = connection.dialect.identifier_preparer.quote(str(target.database))
-            # template0: nobody is ever connected to it, so no other session can make CREATE DATABASE fail.
-            connection.execute(text(f"CREATE DATABASE {name} TEMPLATE template0"))
+            quote = connection.dialect.identifier_preparer.quote
+            # template0: nobody is ever connected to it, so no other session can make CREATE DATABASE fail;
+            # any other template must have no session either.
+            connection.execute(text(f"CREATE DATABASE {quote(str(target.database))} TEMPLATE {quote(template)}"))
             return True
     except OperationalError as error:
         raise _unreachable(target, error) from error
@@ -69,12 +71,13 @@ def ensure_database(url: str) -> bool:
         engine.dispose()
 
 
-def create_fresh_database(base_url: str, *, prefix: str = "civicscore_cluster") -> str:
-    """A new, empty database on `base_url`'s server, named `prefix`_<random>; its URL."""
+def create_fresh_database(base_url: str, *, prefix: str = "civicscore_cluster", template: str = "template0") -> str:
+    """A new database on `base_url`'s server, named `prefix`_<random>, empty or (with `template`, the name of
+    a database nobody is connected to) a copy of that one; its URL."""
     if not _NAME.match(prefix) or len(prefix) > 40:
         raise ValueError(f"database name prefix {prefix!r}: letters, digits and _ only, at most 40")
     url = postgres_url(base_url).set(database=f"{prefix}_{secrets.token_hex(8)}")
-    if not ensure_database(url.render_as_string(hide_password=False)):
+    if not ensure_database(url.render_as_string(hide_password=False), template=template):
         raise RuntimeError(f"database {url.database} existed already")  # 64 random bits: never
     return url.render_as_string(hide_password=False)
 
