@@ -131,3 +131,28 @@ def test_a_year_summed_up_from_its_quarters_reads_the_same_both_ways(backend: st
                 assert _got(server, YEAR, code) == listed[code], code
         finally:
             server.stop()
+
+
+def test_a_service_generated_without_registration_by_name_is_refused_at_start() -> None:
+    """Generated code from an older grpcio-tools registers only generic handlers: GetEvaluation's stored bytes
+    would then be serialized again, so the server refuses to start and says what to do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    from civicscore.app import RawReplies
+    from civicscore_api.v1 import evaluations_pb2_grpc
+
+    def old_generated(servicer: object, server: grpc.Server) -> None:
+        handlers = {"GetEvaluation": grpc.unary_unary_rpc_method_handler(lambda request, context: b"")}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "civicscore.v1.EvaluationService", handlers),))
+
+    with ThreadPoolExecutor(1) as pool:
+        server = grpc.server(pool)
+        with pytest.raises(RuntimeError, match=r"not registered by name: regenerate the gRPC code \(make gen\)"):
+            RawReplies.register(server, old_generated, object(), {"GetEvaluation"})
+        # The generated code of this checkout registers by name.
+        RawReplies.register(server, evaluations_pb2_grpc.add_EvaluationServiceServicer_to_server,
+                            evaluations_pb2_grpc.EvaluationServiceServicer(), {"GetEvaluation"})
+        server.stop(None)
