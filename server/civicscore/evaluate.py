@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import cast
@@ -139,8 +140,12 @@ def gather_facts(store: Store, quarter: Quarter | QuarterToDate, units: list[Uni
     date is not their own are listed in the facts, so that an approval changes the inputs digest; so are
     the obstacles each unit reported that are still open at the quarter's end (Hanoi time)."""
     period = str(quarter)
-    counts = store.task_counts(start=quarter.start, end=quarter.end)
-    overdue = store.open_overdue(end=quarter.end)
+    # The two aggregates that read every assignment run at once, on two connections (the drivers release
+    # the GIL while the database works): on two cores the facts are ready in about the time of the larger.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facts") as beside:
+        counting = beside.submit(store.task_counts, start=quarter.start, end=quarter.end)
+        overdue = store.open_overdue(end=quarter.end)
+        counts = counting.result()
     extended = store.extended_tasks(start=quarter.start, end=quarter.end)
     obstacles = store.open_obstacles(end=quarter.end, closes_at=quarter.closes_at)
     measurements = store.measurement_facts(period=period)
