@@ -175,6 +175,17 @@ class Driver:
             value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return value if self.postgres else value.isoformat(" ", "microseconds")
 
+    def timestamp_from(self, stored: Any) -> dt.datetime:
+        """A stored instant read back, aware UTC (psycopg returns a naive `datetime`, SQLite the text above)."""
+        return timestamp_from(stored)
+
     def date_from(self, stored: Any) -> dt.date:
         """A stored date read back (psycopg already returns `date`)."""
         return stored if isinstance(stored, dt.date) else dt.date.fromisoformat(stored)
+
+
+def timestamp_from(stored: Any) -> dt.datetime:
+    """A stored instant (naive UTC: a `datetime` from psycopg, `YYYY-MM-DD HH:MM:SS.ffffff` from SQLite) as an
+    aware UTC datetime, as `tables.UtcDateTime` reads it."""
+    moment = stored if isinstance(stored, dt.datetime) else dt.datetime.fromisoformat(stored)
+    return moment.replace(tzinfo=dt.UTC)

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, case, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection
 
 from civicscore.domain.model import RecommendationStatus
@@ -21,7 +21,7 @@ from civicscore.store.base import (
     SaveEvaluationsResult,
 )
 from civicscore.store.cursors import Key, page_of, paginate
-from civicscore.store.driver import BulkColumn, Driver, arrays, one_of, unnest
+from civicscore.store.driver import BulkColumn, Driver, arrays, one_of, timestamp_from, unnest
 from civicscore.store.reviews import RAISED, log_changes, recommendation_query, recommendation_record
 from civicscore.store.reviews import SUPERSEDED as CHANGE_SUPERSEDED
 from civicscore.store.tables import evaluations, recommendations, units
@@ -213,34 +213,41 @@ _LATEST_EVALUATION = select(evaluations).where(_ONE_UNIT).order_by(evaluations.c
 _EVALUATION_REVISION = select(evaluations).where(_ONE_UNIT, evaluations.c.revision == bindparam("revision"))
 
 
-def _without_result(query: Select[Any]) -> Select[Any]:
-    """`query` reading `result_json` only where the stored reply body is not in `body_format` or not made from
-    the stored result."""
-    columns = [column for column in evaluations.c if column.name != "result_json"]
-    served = and_(evaluations.c.reply_format == bindparam("body_format"),
-                  evaluations.c.reply_of == evaluations.c.result_digest)
-    result = case((served, ""), else_=evaluations.c.result_json)
-    return query.with_only_columns(*columns, result.label("result_json"), maintain_column_froms=True)
+# GetEvaluation's read at the driver level (`Database.read_row`): the row of `_LATEST_EVALUATION` or
+# `_EVALUATION_REVISION`, with `result_json` only where the stored reply body is not in the format asked for or
+# not made from the stored result. Parameters (body_format, period, unit_code[, revision]); columns in
+# `reply_record`'s order.
+_REPLY_SELECT = (
+    "SELECT unit_code, period, revision, CASE WHEN reply_format = ? AND reply_of = result_digest THEN '' "
+    "ELSE result_json END, result_digest, ruleset_version, ruleset_digest, inputs_digest, created_at, block, "
+    "unit_name_vi, assessable, score, grade, timeliness, flags_json, recorded_by, reply_format, reply_pb, reply_of "
+    "FROM evaluations WHERE period = ? AND unit_code = ?"
+)
+LATEST_REPLY_SQL = _REPLY_SELECT + " ORDER BY revision DESC LIMIT 1"
+REPLY_REVISION_SQL = _REPLY_SELECT + " AND revision = ?"
 
 
-_LATEST_REPLY = _without_result(_LATEST_EVALUATION)
-_REPLY_REVISION = _without_result(_EVALUATION_REVISION)
+def reply_record(row: tuple[Any, ...]) -> EvaluationRecord:
+    """The EvaluationRecord of a row of LATEST_REPLY_SQL or REPLY_REVISION_SQL (stored representations)."""
+    (unit_code, period, revision, result_json, result_digest, ruleset_version, ruleset_digest, inputs_digest,
+     created_at, block, unit_name_vi, assessable, score, grade, timeliness, flags_json, recorded_by, reply_format,
+     reply, reply_of) = row
+    return EvaluationRecord(
+        unit_code=unit_code, period=period, revision=revision, result_json=result_json, result_digest=result_digest,
+        ruleset_version=ruleset_version, ruleset_digest=ruleset_digest, inputs_digest=inputs_digest,
+        created_at=timestamp_from(created_at), block=block, unit_name_vi=unit_name_vi, assessable=bool(assessable),
+        score=score, grade=grade, timeliness=timeliness, flags=rows.tuple_of(flags_json), recorded_by=recorded_by,
+        reply_format=reply_format, reply=bytes(reply) if reply else b"", reply_of=reply_of)
 
 
-def get_evaluation(
-    connection: Connection, *, unit_code: str, period: str, revision: int, body_format: int | None = None
-) -> EvaluationRecord | None:
-    """The given revision, or the latest when `revision` is 0. With `body_format`, a revision whose stored
-    reply body is in that format and was made from its result comes without its `result_json` (""): the reply
-    needs only the body."""
+def get_evaluation(connection: Connection, *, unit_code: str, period: str, revision: int) -> EvaluationRecord | None:
+    """The given revision, or the latest when `revision` is 0 (GetEvaluation reads LATEST_REPLY_SQL instead)."""
     parameters: dict[str, Any] = {"period": period, "unit_code": unit_code}
-    if body_format is not None:
-        parameters["body_format"] = body_format
     if revision > 0:
         parameters["revision"] = revision
-        query = _EVALUATION_REVISION if body_format is None else _REPLY_REVISION
+        query = _EVALUATION_REVISION
     else:
-        query = _LATEST_EVALUATION if body_format is None else _LATEST_REPLY
+        query = _LATEST_EVALUATION
     row = connection.execute(query, parameters).one_or_none()
     return None if row is None else rows.evaluation_from(row)
 

@@ -396,10 +396,14 @@ class SqlStore:
     def get_evaluation(self, *, unit_code: str, period: str, revision: int = 0, body_format: int | None = None
                        ) -> EvaluationRecord | None:
         """A given revision, or the latest when `revision` is 0; with `body_format`, without `result_json` when
-        the stored reply body is in that format."""
+        the stored reply body is in that format (GetEvaluation's read: one statement at the driver level)."""
+        if body_format is not None:
+            found = (self._db.read_row(revisions.REPLY_REVISION_SQL, (body_format, period, unit_code, revision))
+                     if revision > 0 else
+                     self._db.read_row(revisions.LATEST_REPLY_SQL, (body_format, period, unit_code)))
+            return None if found is None else revisions.reply_record(found)
         return self._db.read(partial(
-            revisions.get_evaluation, unit_code=unit_code, period=period, revision=revision, body_format=body_format,
-        ))
+            revisions.get_evaluation, unit_code=unit_code, period=period, revision=revision))
 
     def list_evaluations(
         self, *, period: str, block: str | None = None, grade: str | None = None,

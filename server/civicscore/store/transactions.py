@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -51,6 +51,29 @@ class Database:
                 return work(connection)
         except SQLAlchemyError as error:
             raise StoreError(f"database read failed: {error}") from error
+
+    def read_row(self, statement: str, parameters: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The first row of one statement (`?` placeholders, stored representations), or None: for the hottest
+        single-row reads, on a pooled DB-API connection without SQLAlchemy's execution machinery (about half
+        the time of `read` for GetEvaluation). One statement sees one consistent snapshot on both backends;
+        the pool resets the connection when it takes it back."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        if self.engine.dialect.name == "postgresql":
+            statement = statement.replace("?", "%s")  # as Driver: no statement here holds a literal ? or %
+        try:
+            raw = self.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                try:
+                    cursor.execute(statement, parameters)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+            finally:
+                raw.close()
+        except (SQLAlchemyError, dbapi.Error) as error:
+            raise StoreError(f"database read failed: {error}") from error
+        return None if row is None else tuple(row)
 
     def write(
         self,
