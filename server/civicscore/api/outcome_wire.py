@@ -23,7 +23,8 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 
-from civicscore.domain.model import Outcome, OutcomeStatus, Quality
+from civicscore.api.convert import QUALITIES, STATUSES
+from civicscore.domain.model import Outcome, OutcomeStatus
 from civicscore.ingest_outcomes import MAX_REMINDERS
 from civicscore.validation import (
     FIRST_INSTANT,
@@ -40,15 +41,6 @@ from civicscore_api.v1 import outcomes_pb2
 
 _PREFIX = "assignments/"
 _ID_AFTER_PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")  # `assignments/{assignment_id}` past its prefix
-_STATUS = {
-    outcomes_pb2.OUTCOME_STATUS_COMPLETED: OutcomeStatus.COMPLETED,
-    outcomes_pb2.OUTCOME_STATUS_IN_PROGRESS: OutcomeStatus.IN_PROGRESS,
-    outcomes_pb2.OUTCOME_STATUS_CANCELLED: OutcomeStatus.CANCELLED,
-}
-_QUALITY = {
-    outcomes_pb2.QUALITY_ACCEPTED: Quality.ACCEPTED,
-    outcomes_pb2.QUALITY_RETURNED_FOR_REWORK: Quality.RETURNED_FOR_REWORK,
-}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _TO_HANOI = dt.timedelta(hours=7)
 _FIRST_SECOND = int(FIRST_INSTANT.timestamp())
@@ -100,7 +92,7 @@ def prepared_outcomes(messages: Sequence[outcomes_pb2.Outcome], now: dt.datetime
     for m in messages:
         outcome_id = m.outcome_id
         reference = m.assignment
-        status = _STATUS.get(m.status)
+        status = STATUSES.get(m.status)
         reminders = m.reminders
         if (ID_PATTERN.match(outcome_id) is None or status is None or not reference.startswith(_PREFIX)
                 or _ID_AFTER_PREFIX.match(reference, len(_PREFIX)) is None or not 0 <= reminders <= MAX_REMINDERS
@@ -117,7 +109,7 @@ def prepared_outcomes(messages: Sequence[outcomes_pb2.Outcome], now: dt.datetime
             completed_on = parse_date(completed_text)
             if completed_on is None or completed_on > today or completed_on > reported_on:
                 return None
-            quality = _QUALITY.get(quality_number)
+            quality = QUALITIES.get(quality_number)
             if quality is None and quality_number:
                 return None
         elif completed_text or quality_number:
