@@ -28,7 +28,7 @@ def check_outcomes(store: Store, assignments: list[str]) -> None:
     if caller is None or caller.unrestricted:
         return
     ids = sorted({a.removeprefix("assignments/") for a in assignments})
-    units = {aid: a.unit_code for aid, a in store.get_assignments(ids).items()}
+    units = store.assignment_units(ids)
     bad = [f"outcomes[{index}]: {name} is not an assignment of your units (or does not exist)"
            for index, name in enumerate(assignments)
            if not caller.may_submit_for(units.get(name.removeprefix("assignments/"), ""))]

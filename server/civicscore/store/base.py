@@ -531,6 +531,10 @@ class Store(Protocol):
         """`assigned_on` per existing assignment id; unknown ids are absent (a slimmer get_assignments)."""
         ...
 
+    def assignment_units(self, assignment_ids: Sequence[str]) -> dict[str, str]:
+        """`unit_code` per existing assignment id; unknown ids are absent (a reporter's scope check)."""
+        ...
+
     def list_assignments(
         self,
         *,

@@ -71,6 +71,17 @@ def assignment_dates(connection: Connection, assignment_ids: Sequence[str]) -> d
     return out
 
 
+def assignment_units(connection: Connection, assignment_ids: Sequence[str]) -> dict[str, str]:
+    """Only (assignment_id, unit_code), read at the driver level: a reporter's scope check of an outcome batch."""
+    wanted = sorted(set(assignment_ids))
+    if not wanted:
+        return {}
+    driver = Driver(connection)
+    found = driver.run("SELECT assignment_id, unit_code FROM assignments WHERE " + driver.any_of("assignment_id"),
+                       (driver.keys(wanted),)).all()
+    return {assignment_id: unit_code for assignment_id, unit_code in found}
+
+
 def list_assignments(
     connection: Connection, *, unit_code: str | None, area: str | None, due_from: dt.date | None,
     due_to: dt.date | None, after: str | None, limit: int,

@@ -229,6 +229,10 @@ class SqlStore:
         """`assigned_on` of each existing assignment among `assignment_ids` (what outcome checks need)."""
         return self._db.read(lambda c: listing.assignment_dates(c, assignment_ids))
 
+    def assignment_units(self, assignment_ids: Sequence[str]) -> dict[str, str]:
+        """`unit_code` of each existing assignment among `assignment_ids` (a reporter's scope check)."""
+        return self._db.read(lambda c: listing.assignment_units(c, assignment_ids))
+
     def list_assignments(
         self, *, unit_code: str | None = None, area: str | None = None, due_from: dt.date | None = None,
         due_to: dt.date | None = None, after: str | None = None, limit: int = 100,
