@@ -394,15 +394,34 @@ def _timed(call: grpc.UnaryUnaryMultiCallable, payloads: Sequence[bytes]) -> flo
     return time.perf_counter() - start
 
 
-def _evaluate(server: ServerProcess) -> tuple[float, float, Any]:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) process `pid` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of process `pid` and of its children (the server and its engine workers)."""
+    children = {int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()}
+    return _cpu_s(pid), sum(_cpu_s(child) for child in children)
+
+
+def _evaluate(server: ServerProcess) -> tuple[float, float, Any, dict[str, float]]:
+    """Seconds of the first EvaluatePeriod (new revisions) and of a second (inputs unchanged), the first reply,
+    and the CPU seconds the server and its workers spent on the first."""
     stub = server.stubs().evaluations
     request = evaluations_pb2.EvaluatePeriodRequest(period=f"periods/{PERIOD}")
+    assert server.proc is not None
+    before = _process_cpu(server.proc.pid)
     start = time.perf_counter()
     first = stub.EvaluatePeriod(request, timeout=600)
     first_s = time.perf_counter() - start
+    after = _process_cpu(server.proc.pid)
     start = time.perf_counter()
     stub.EvaluatePeriod(request, timeout=600)
-    return first_s, time.perf_counter() - start, first
+    cpu = {"server_cpu_s": round(after[0] - before[0], 3), "workers_cpu_s": round(after[1] - before[1], 3)}
+    return first_s, time.perf_counter() - start, first, cpu
 
 
 def _reads(server: ServerProcess, data: Data, count: int) -> dict[str, Any]:
@@ -471,7 +490,7 @@ def sqlite_repeat(workdir: Path, snapshot: Path, data: Data, reads: int) -> dict
             os.sched_setaffinity(0, all_cpus)
             os.sched_setaffinity(server.proc.pid, all_cpus)
         n = len(data.outcomes)
-        evaluate_s, again_s, first = _evaluate(server)
+        evaluate_s, again_s, first, cpu = _evaluate(server)
         read = _reads(server, data, reads)
     finally:
         server.stop()
@@ -499,6 +518,11 @@ def sqlite_repeat(workdir: Path, snapshot: Path, data: Data, reads: int) -> dict
         "evaluate_units_per_s": round(throughput, 1), "workers": cpus,
         "engine_units_per_s_per_core": round(engine["units_per_s"], 1),
         "evaluate_vs_engine_limit": round(throughput / limit, 3),
+        # The CPU the first EvaluatePeriod took, and the share of it that the engine's own work (at its in-process
+        # rate) would be: on these cores no overlap can bring `evaluate_vs_engine_limit` above that share.
+        "evaluate_server_cpu_s": cpu["server_cpu_s"], "evaluate_workers_cpu_s": cpu["workers_cpu_s"],
+        "evaluate_engine_cpu_share": round(first.units_evaluated / engine["units_per_s"]
+                                           / (cpu["server_cpu_s"] + cpu["workers_cpu_s"]), 3),
         **{f"read_{key}": value for key, value in read.items()},
     }
 
@@ -514,7 +538,7 @@ def postgres_repeat(base_url: str, snapshot_url: str, snapshot_dir: Path, data: 
         try:
             submit = server.channel().unary_unary("/civicscore.v1.OutcomeService/SubmitOutcomes")
             ingest_s = _timed(submit, data.payloads)
-            evaluate_s, again_s, first = _evaluate(server)
+            evaluate_s, again_s, first, _ = _evaluate(server)
         finally:
             server.stop()
         rows = stored_outcomes_postgres(copies["server"])
@@ -580,7 +604,8 @@ def floor_figures(out: Path, args: argparse.Namespace) -> dict[str, Any]:
               f"{run['own_statements_per_s']:,}/s ({run['ingest_vs_own_statements']}); evaluate {run['evaluate_s']} s, "
               f"state SQL {run['state_sql_s']} s ({run['evaluate_vs_state_sql']}x); {run['evaluate_units_per_s']} "
               f"units/s vs engine {run['engine_units_per_s_per_core']}/s/core x {run['workers']} "
-              f"({run['evaluate_vs_engine_limit']}); GetEvaluation p99 {run['read_p99_ms']} ms vs raw "
+              f"({run['evaluate_vs_engine_limit']}; engine's CPU share {run['evaluate_engine_cpu_share']}); "
+              f"GetEvaluation p99 {run['read_p99_ms']} ms vs raw "
               f"{run['read_raw_p99_ms']} ms ({run['read_ratio_p99']}x)", flush=True)
         sqlite_runs.append(run)
     sqlite = _median(sqlite_runs)
@@ -616,6 +641,7 @@ def floor_figures(out: Path, args: argparse.Namespace) -> dict[str, Any]:
         "evaluate_sqlite_vs_state_sql": sqlite["evaluate_vs_state_sql"],
         "evaluate_pg_vs_state_sql": postgres.get("evaluate_vs_state_sql"),
         "evaluate_vs_engine_limit": sqlite["evaluate_vs_engine_limit"],
+        "evaluate_engine_cpu_share": sqlite["evaluate_engine_cpu_share"],
         "get_evaluation_p99_vs_raw": sqlite["read_ratio_p99"],
         "sqlite": sqlite,
         "postgres": postgres,
@@ -664,6 +690,10 @@ def floor_rows(r: dict[str, Any]) -> str:
         f"of its own on one core, the same facts, evaluation and encoding, no database or pipe: "
         f"{s['engine_units_per_s_per_core']:,} units/s x {s['workers']} workers | **{r['evaluate_vs_engine_limit']}** "
         f"(`evaluate_vs_engine_limit`) | >= 0.75 |",
+        f"| (b''') what bounds (b'') | CPU of the first EvaluatePeriod: server {s['evaluate_server_cpu_s']} s, "
+        f"engine workers {s['evaluate_workers_cpu_s']} s | the engine's own work at its in-process rate: "
+        f"{round(s['units_evaluated'] / s['engine_units_per_s_per_core'], 3)} s | {s['evaluate_engine_cpu_share']} "
+        f"(`evaluate_engine_cpu_share`) | (the most (b'') can reach on these cores) |",
         f"| (c) GetEvaluation, {s['read_reads']:,} sequential calls (replies of {s['read_reply_bytes_mean']:,} bytes "
         f"on average) | p50 {s['read_p50_ms']} ms, p99 {s['read_p99_ms']} ms | a unary call returning the same "
         f"reply bytes through the same interceptor, alternating: p50 {s['read_raw_p50_ms']} ms, p99 "
@@ -690,4 +720,9 @@ rule phases per unit, encoding, saving evaluations and recommendations); its bas
 table the server reads, in one statement, and none of the rest. (b'') divides the units per second
 of (b) by the engine's own rate in a process pinned to one core on the facts the server gathered,
 evaluating and encoding each unit as a worker does, times the server's workers ({s['workers']}).
+(b''') reads the CPU time of the server and of its engine workers from /proc before and after the
+first EvaluatePeriod: with one worker per core, all cores busy, the units per second can at best be
+the engine's rate times the cores times the engine's share of that CPU (its own work at its
+in-process rate, over all the CPU the call took: gathering facts, passing them and the results
+between processes, saving); that share bounds (b'') whatever the overlap.
 (c) sends the same request bytes to both calls and reads the reply bytes without decoding them."""
