@@ -30,6 +30,7 @@ from civicscore.store.base import (
     ReviewRecord,
 )
 from civicscore.store.cursors import Key, page_of, paginate
+from civicscore.store.driver import Driver
 from civicscore.store.identities import append_audit
 from civicscore.store.tables import (
     officials,
@@ -45,6 +46,7 @@ from civicscore.store.tables import (
 _CHANGES_LOCK = 0x63697663_63686e67
 
 RAISED, SUPERSEDED, REVIEWED, CONTESTED = "raised", "superseded", "reviewed", "contested"
+_LOG_CHANGE = "INSERT INTO recommendation_changes (recommendation_id, change, changed_at) VALUES (?, ?, ?)"
 DECISIONS = {"approved", "rejected", "deferred"}
 # Which statuses each decision may follow: approved and rejected are final, deferred may be deferred again.
 _ALLOWED_FROM = {
@@ -60,9 +62,14 @@ def log_changes(connection: Connection, changes: Sequence[tuple[int, str]], at: 
         return
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHANGES_LOCK})
-    connection.execute(recommendation_changes.insert(), [
-        {"recommendation_id": rid, "change": change, "changed_at": at} for rid, change in changes
-    ])
+        connection.execute(recommendation_changes.insert(), [
+            {"recommendation_id": rid, "change": change, "changed_at": at} for rid, change in changes
+        ])
+        return
+    # SQLite: one executemany of stored values (an evaluation logs thousands; Core would convert each time).
+    driver = Driver(connection)
+    stamp = driver.timestamp(at)
+    driver.run_many(_LOG_CHANGE, [(rid, change, stamp) for rid, change in changes])
 
 
 def recommendation_query() -> Any:
