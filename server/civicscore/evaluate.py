@@ -274,19 +274,39 @@ def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: 
     # Says when the long part begins (operators, and the shutdown tests, watch for it).
     log.info("evaluating %s: %d active unit(s), ruleset %s", quarter, len(facts), engine.ruleset_version)
     _stop_if_cancelled(cancelled, what, "before the rules engine ran")
+    # A pipeline: each chunk of results is written as soon as the workers finish it, while they go on with the
+    # next; the officials' results follow, then the check that the ruleset is still in force, then one commit.
+    # Cancelled, failed or refused anywhere, the transaction saves nothing.
+    results: list[EncodedEvaluation] = []
+    with _engine_errors(quarter, what, cancelled):
+        stream = engine.evaluate_encoded_chunks(facts, cancelled=cancelled)  # the workers start now
+
+    def chunks() -> Iterator[list[NewEvaluation]]:
+        with _engine_errors(quarter, what, cancelled):
+            for chunk in stream:
+                results.extend(chunk)
+                yield [to_new_evaluation(r, units[r.unit_code], now) for r in chunk]
+        _stop_if_cancelled(cancelled, what, "before saving")
+
+    def officials() -> list[NewOfficialEvaluation]:
+        people = evaluate_officials(store, engine, quarter, units=units, facts=facts, results=results, now=now,
+                                    cancelled=cancelled)
+        _stop_if_cancelled(cancelled, what, "before saving")
+        return people
+
+    saved = store.save_evaluation_stream(chunks(), period=str(quarter), idempotency=claim, recorded_by=actor,
+                                         in_force=in_force, officials=officials)
+    return _period_evaluation(saved, engine)
+
+
+@contextmanager
+def _engine_errors(quarter: Quarter, what: str, cancelled: threading.Event | None) -> Iterator[None]:
+    """The engine's cancellation as Cancelled, its failures as EvaluationFailed."""
     try:
         with stops_when_cancelled(what, cancelled):
-            results = engine.evaluate_encoded(facts, cancelled=cancelled)
+            yield
     except EngineError as exc:
         raise EvaluationFailed(f"the rules engine could not evaluate {quarter}: {exc}") from exc
-    new = [to_new_evaluation(r, units[r.unit_code], now) for r in results]
-    _stop_if_cancelled(cancelled, what, "before saving")
-    people = evaluate_officials(store, engine, quarter, units=units, facts=facts, results=results, now=now,
-                                cancelled=cancelled)
-    _stop_if_cancelled(cancelled, what, "before saving")
-    saved = store.save_evaluations(new, period=str(quarter), idempotency=claim, recorded_by=actor,
-                                   in_force=in_force, officials=people)
-    return _period_evaluation(saved, engine)
 
 
 def evaluate_officials(store: Store, engine: RulesEngine, quarter: Quarter | QuarterToDate, *,

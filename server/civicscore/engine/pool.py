@@ -33,7 +33,7 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -104,10 +104,11 @@ class _Job:
     cancelled: threading.Event | None = None  # the calling client has gone: do not start this chunk
     future: Future[list[Any]] = field(default_factory=Future)
     failures: list[str] = field(default_factory=list)
+    abandoned: bool = False  # the caller stopped reading the call's results (see `evaluate_encoded_chunks`)
 
     def drop_if_cancelled(self) -> bool:
-        """If the call was cancelled, end the chunk's future with EvaluationCancelled and say so."""
-        if self.cancelled is None or not self.cancelled.is_set():
+        """If the call was cancelled or abandoned, end the chunk's future with EvaluationCancelled and say so."""
+        if not self.abandoned and (self.cancelled is None or not self.cancelled.is_set()):
             return False
         if not self.future.done():
             self.future.set_exception(EvaluationCancelled(f"evaluating {self.describe()} was cancelled"))
@@ -319,8 +320,21 @@ class EnginePool:
         EncodedOfficialEvaluation)."""
         return cast(list[EncodedEvaluation], self._evaluate(facts, encoded=True, cancelled=cancelled))
 
+    def evaluate_encoded_chunks(self, facts: Sequence[UnitFacts | RollupFacts], *,
+                                cancelled: threading.Event | None = None) -> Iterator[list[EncodedEvaluation]]:
+        """As `evaluate_encoded`, the results given a chunk at a time, in order, each as soon as it is done, so
+        that the caller can store them while the workers carry on. The facts are checked before anything is
+        queued (at once, not at the first `next`); a caller that stops reading (closes the iterator, or drops
+        it) has the chunks not yet started dropped."""
+        return self._chunks(self._queue(facts, encoded=True, cancelled=cancelled), cancelled)
+
     def _evaluate(self, facts: Sequence[Facts], *, encoded: bool, cancelled: threading.Event | None
                   ) -> list[Any]:
+        return [result for chunk in self._chunks(self._queue(facts, encoded=encoded, cancelled=cancelled), cancelled)
+                for result in chunk]
+
+    def _queue(self, facts: Sequence[Facts], *, encoded: bool, cancelled: threading.Event | None) -> list[_Job]:
+        """Check the facts and queue them as chunks for the workers."""
         units = list(facts)
         if cancelled is not None and cancelled.is_set():
             raise EvaluationCancelled(f"the evaluation of {len(units)} unit(s) was cancelled before it started")
@@ -337,22 +351,31 @@ class EnginePool:
                 raise EngineError("the engine pool is closed")
             for job in jobs:
                 self._jobs.put(job)
-        results: list[Any] = []
-        for done, job in enumerate(jobs):
-            if cancelled is None:
-                results.extend(job.future.result())
-                continue
-            while True:
-                try:
-                    results.extend(job.future.result(timeout=_CANCEL_POLL_S))
-                    break
-                except TimeoutError:
-                    if cancelled.is_set():
-                        # The queued chunks are dropped by the feeding threads as they reach them.
-                        raise EvaluationCancelled(
-                            f"the evaluation of {len(units)} unit(s) was cancelled after {done} of "
-                            f"{len(jobs)} chunk(s)") from None
-        return results
+        return jobs
+
+    @staticmethod
+    def _chunks(jobs: list[_Job], cancelled: threading.Event | None) -> Iterator[list[Any]]:
+        """Each job's results in order, as it is done; the jobs not finished are dropped if the reader stops."""
+        units = sum(len(job.facts) for job in jobs)
+        try:
+            for done, job in enumerate(jobs):
+                if cancelled is None:
+                    yield job.future.result()
+                    continue
+                while True:
+                    try:
+                        chunk = job.future.result(timeout=_CANCEL_POLL_S)
+                        break
+                    except TimeoutError:
+                        if cancelled.is_set():
+                            # The queued chunks are dropped by the feeding threads as they reach them.
+                            raise EvaluationCancelled(
+                                f"the evaluation of {units} unit(s) was cancelled after {done} of "
+                                f"{len(jobs)} chunk(s)") from None
+                yield chunk
+        finally:
+            for job in jobs:
+                job.abandoned = not job.future.done()
 
     def close(self) -> None:
         """Fail queued work, stop the workers and their threads; safe to call twice."""

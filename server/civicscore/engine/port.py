@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, overload
 
@@ -233,6 +233,12 @@ class RulesEngine(Protocol):
                          cancelled: threading.Event | None = None
                          ) -> list[EncodedEvaluation] | list[EncodedOfficialEvaluation]:
         """As `evaluate`, with each result serialised by the engine (no `canonical_json` needed after)."""
+        ...
+
+    def evaluate_encoded_chunks(self, facts: Sequence[UnitFacts | RollupFacts], *,
+                                cancelled: threading.Event | None = None) -> Iterator[list[EncodedEvaluation]]:
+        """As `evaluate_encoded`, the results a chunk at a time, in order, each as soon as it is done; the facts
+        are checked at once. A caller that stops reading has the work not yet started dropped."""
         ...
 
     def close(self) -> None:

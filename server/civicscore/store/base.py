@@ -659,6 +659,18 @@ class Store(Protocol):
         """
         ...
 
+    def save_evaluation_stream(
+        self, chunks: Iterable[Sequence[NewEvaluation]], *, period: str,
+        idempotency: IdempotencyRecord | None = None, recorded_by: str = "",
+        in_force: Callable[[list[ActivationRecord]], None] | None = None,
+        officials: Callable[[], Sequence[NewOfficialEvaluation]] = tuple,
+    ) -> SaveEvaluationsResult:
+        """`save_evaluations` of evaluations that arrive a chunk at a time (an EvaluatePeriod's engine results),
+        one transaction: each chunk is written as it arrives, then `officials()` is called for the officials'
+        results, then `in_force` is checked, just before the commit. Whatever the iteration or `officials`
+        raise ends the transaction: nothing is saved."""
+        ...
+
     def get_evaluation(
         self, *, unit_code: str, period: str, revision: int = 0, body_format: int | None = None
     ) -> EvaluationRecord | None:

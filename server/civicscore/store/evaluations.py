@@ -70,9 +70,11 @@ _SUPERSEDE_POSTGRES = (
 
 
 def save_evaluations(
-    connection: Connection, batch: Sequence[NewEvaluation], *, period: str, now: dt.datetime, recorded_by: str = ""
+    connection: Connection, batch: Sequence[NewEvaluation], *, period: str, now: dt.datetime, recorded_by: str = "",
+    count_in_force: bool = True,
 ) -> SaveEvaluationsResult:
     """See `Store.save_evaluations`; new recommendations are stored PROPOSED with the new revision.
+    `recommendations_in_force` is 0 unless `count_in_force` (a stream of chunks counts once, at its end).
 
     A fixed number of statements whatever the batch size: one lookup of the
     units, one of the latest digests, then one bulk write per table, with
@@ -82,7 +84,8 @@ def save_evaluations(
     codes = sorted(evaluation.unit_code for evaluation in batch)
     if not codes:
         return SaveEvaluationsResult(units_evaluated=0, new_revisions=0, unchanged=0, not_assessable=0,
-                                     recommendations_in_force=_in_force(connection, period))
+                                     recommendations_in_force=recommendations_in_force(connection, period)
+                                     if count_in_force else 0)
     # Locking the unit rows serialises PostgreSQL replicas saving the same units.
     query = (
         select(units.c.code, units.c.block, units.c.name_vi)
@@ -136,11 +139,11 @@ def save_evaluations(
         new_revisions=len(new_evaluations),
         unchanged=len(batch) - len(new_evaluations),
         not_assessable=sum(1 for evaluation in batch if not evaluation.assessable),
-        recommendations_in_force=_in_force(connection, period),
+        recommendations_in_force=recommendations_in_force(connection, period) if count_in_force else 0,
     )
 
 
-def _in_force(connection: Connection, period: str) -> int:
+def recommendations_in_force(connection: Connection, period: str) -> int:
     """Recommendations about units of the period that are not superseded."""
     in_force = connection.scalar(
         select(func.count()).select_from(recommendations)

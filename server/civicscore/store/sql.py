@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -141,6 +142,24 @@ def _outcome_result_from(text: str) -> OutcomeWriteResult:
 
 def _save_result_from(text: str) -> SaveEvaluationsResult:
     return SaveEvaluationsResult(**json.loads(text))
+
+
+T = TypeVar("T")
+
+
+class _Replayable(Generic[T]):
+    """An iterable read once from its source and then from memory: the second iteration gives the items the
+    first took, then goes on with the source."""
+
+    def __init__(self, source: Iterable[T]) -> None:
+        self._source = iter(source)
+        self._taken: list[T] = []
+
+    def __iter__(self) -> Iterator[T]:
+        yield from list(self._taken)
+        for item in self._source:
+            self._taken.append(item)
+            yield item
 
 
 class SqlStore:
@@ -375,23 +394,44 @@ class SqlStore:
         officials: Sequence[NewOfficialEvaluation] = (),
     ) -> SaveEvaluationsResult:
         """New revision per changed result; the unit's proposed recommendations are superseded."""
+        return self.save_evaluation_stream([evaluations], period=period, idempotency=idempotency,
+                                           recorded_by=recorded_by, in_force=in_force, officials=lambda: officials)
+
+    def save_evaluation_stream(
+        self, chunks: Iterable[Sequence[NewEvaluation]], *, period: str,
+        idempotency: IdempotencyRecord | None = None, recorded_by: str = "",
+        in_force: Callable[[list[ActivationRecord]], None] | None = None,
+        officials: Callable[[], Sequence[NewOfficialEvaluation]] = tuple,
+    ) -> SaveEvaluationsResult:
+        """`save_evaluations` of evaluations that arrive a chunk at a time, each written as it comes."""
         db = self._db
+        arrived = _Replayable(chunks)  # a write tried again (a busy database, a deadlock) writes them again
+        people_of = functools.cache(officials)
 
         def work(connection: Connection) -> SaveEvaluationsResult:
+            saved = SaveEvaluationsResult(units_evaluated=0, new_revisions=0, unchanged=0, not_assessable=0,
+                                          recommendations_in_force=0)
+            for chunk in arrived:
+                part = revisions.save_evaluations(connection, chunk, period=period, now=db.clock(),
+                                                  recorded_by=recorded_by, count_in_force=False)
+                saved = dataclasses.replace(
+                    saved, units_evaluated=saved.units_evaluated + part.units_evaluated,
+                    new_revisions=saved.new_revisions + part.new_revisions, unchanged=saved.unchanged + part.unchanged,
+                    not_assessable=saved.not_assessable + part.not_assessable)
+            official_results = people_of()
             if in_force is not None:  # no activation commits between this check and the save's commit
                 self.coordination.lock_in_transaction(connection, _IN_FORCE, shared=True)
                 in_force(versions.activations(connection, include_rolled_back=False))
-            saved = revisions.save_evaluations(connection, evaluations, period=period, now=db.clock(),
-                                               recorded_by=recorded_by)
             official_revisions = people.save_official_evaluations(
-                connection, officials, period=period, now=db.clock(), recorded_by=recorded_by)
-            saved = dataclasses.replace(saved, officials_evaluated=len(officials),
-                                        official_revisions=official_revisions)
+                connection, official_results, period=period, now=db.clock(), recorded_by=recorded_by)
+            saved = dataclasses.replace(
+                saved, officials_evaluated=len(official_results), official_revisions=official_revisions,
+                recommendations_in_force=revisions.recommendations_in_force(connection, period))
             if saved.new_revisions or official_revisions:
                 detail: dict[str, object] = {"units_evaluated": saved.units_evaluated,
                                              "new_revisions": saved.new_revisions}
-                if officials:
-                    detail.update(officials_evaluated=len(officials), official_revisions=official_revisions)
+                if official_results:
+                    detail.update(officials_evaluated=len(official_results), official_revisions=official_revisions)
                 self._audited(connection, recorded_by, "save_evaluations", f"periods/{period}", detail)
             return saved
 
