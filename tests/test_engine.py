@@ -428,6 +428,23 @@ def test_encoded_results_carry_the_canonical_json_of_the_evaluation(pool: Engine
     assert pool.evaluate_encoded([]) == []
 
 
+def test_encoded_results_stream_a_chunk_at_a_time_in_order(pool: EnginePool) -> None:
+    """EvaluatePeriod saves each chunk as it comes: the chunks, read in turn, are exactly `evaluate_encoded`'s
+    results; a reader that stops early leaves the pool as usable as before."""
+    units = varied_units("S", 150)
+    chunks = list(pool.evaluate_encoded_chunks(units))
+    assert [len(chunk) for chunk in chunks] == chunk_sizes(len(units), 2)
+    assert [r for chunk in chunks for r in chunk] == pool.evaluate_encoded(units)
+    stream = pool.evaluate_encoded_chunks(units)
+    first = next(stream)
+    assert [r.unit_code for r in first] == [u.unit_code for u in units[:len(first)]]
+    stream.close()  # the rest is dropped
+    assert [r.unit_code for r in pool.evaluate_encoded(units[:5])] == [u.unit_code for u in units[:5]]
+    with pytest.raises(InvalidFacts):  # the facts are checked when the call is made, before anything is read
+        pool.evaluate_encoded_chunks([UnitFacts("BAD", UnitKind.WARD, "communes", "2026-Q1",
+                                                TaskCounts(due=3, completed=4, on_time=4))])
+
+
 def test_chunks_shrink_towards_the_end_of_a_call() -> None:
     assert chunk_sizes(0, 2) == []
     for units in (1, 8, 24, 1100, 5000):

@@ -690,6 +690,53 @@ def test_save_evaluations_replays_under_an_idempotency_key(store: SqlStore) -> N
     assert latest is not None and latest.revision == 1
 
 
+def test_a_stream_of_evaluation_chunks_is_saved_whole_or_not_at_all(store: SqlStore) -> None:
+    """EvaluatePeriod's save: chunks written as they arrive, then the officials' results, the check that the
+    ruleset is in force, and one commit; a failure anywhere (the engine's, the check's) leaves nothing."""
+    store.upsert_units([unit("SNV"), unit("SXD"), unit("STP")])
+    chunks = [[new_evaluation("SNV", "2026-Q2", "a", flags=("reminder",))],
+              [new_evaluation("SXD", "2026-Q2", "b"), new_evaluation("STP", "2026-Q2", "c", assessable=False)]]
+
+    def failing() -> Iterator[list[Any]]:
+        yield chunks[0]
+        raise RuntimeError("the engine failed after the first chunk")
+
+    with pytest.raises(RuntimeError, match="after the first chunk"):
+        store.save_evaluation_stream(failing(), period="2026-Q2")
+
+    def refuse(activations: list[Any]) -> None:
+        raise RuntimeError("another replica changed the ruleset in force")
+
+    read: list[int] = []
+
+    def counted() -> Iterator[list[Any]]:
+        for chunk in chunks:
+            read.append(len(chunk))
+            yield chunk
+
+    with pytest.raises(RuntimeError, match="changed the ruleset"):
+        store.save_evaluation_stream(counted(), period="2026-Q2", in_force=refuse)
+    assert read == [1, 2]  # the check comes after every chunk was written, just before the commit
+    assert store.list_evaluations(period="2026-Q2").items == []
+    assert store.list_recommendations(period="2026-Q2").items == []
+
+    saved = store.save_evaluation_stream(iter(chunks), period="2026-Q2", officials=list)
+    assert (saved.units_evaluated, saved.new_revisions, saved.unchanged, saved.not_assessable,
+            saved.recommendations_in_force) == (3, 3, 0, 1, 1)
+    assert [e.unit_code for e in store.list_evaluations(period="2026-Q2").items] == ["SNV", "STP", "SXD"]
+
+
+def test_a_replayable_stream_gives_what_it_took_then_the_rest() -> None:
+    from civicscore.store.sql import _Replayable
+
+    source = iter(range(5))
+    replay = _Replayable(source)
+    first = iter(replay)
+    assert [next(first), next(first)] == [0, 1]  # a write that failed after two chunks
+    assert list(replay) == [0, 1, 2, 3, 4]  # tried again: the two from memory, the rest from the source
+    assert list(replay) == [0, 1, 2, 3, 4]
+
+
 # ---- pagination and text ----------------------------------------------------------------------
 
 
