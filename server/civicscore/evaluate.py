@@ -20,7 +20,7 @@ from typing import cast
 
 from civicscore.domain.canonical import digest_of
 from civicscore.domain.model import RecommendationStatus, TaskCounts, Unit, UnitEvaluation, UnitFacts
-from civicscore.domain.officials import OfficialEvaluation, Position
+from civicscore.domain.officials import Official, OfficialEvaluation, Position
 from civicscore.domain.periods import InvalidPeriod, Quarter, QuarterToDate, Rollup
 from civicscore.engine.people import build_official_facts
 from civicscore.engine.port import (
@@ -278,6 +278,7 @@ def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: 
     # next; the officials' results follow, then the check that the ruleset is still in force, then one commit.
     # Cancelled, failed or refused anywhere, the transaction saves nothing.
     results: list[EncodedEvaluation] = []
+    inputs = official_inputs(store, quarter)  # read now: the save's transaction reads nothing on the side
     with _engine_errors(quarter, what, cancelled):
         stream = engine.evaluate_encoded_chunks(facts, cancelled=cancelled)  # the workers start now
 
@@ -290,7 +291,7 @@ def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: 
 
     def officials() -> list[NewOfficialEvaluation]:
         people = evaluate_officials(store, engine, quarter, units=units, facts=facts, results=results, now=now,
-                                    cancelled=cancelled)
+                                    cancelled=cancelled, inputs=inputs)
         _stop_if_cancelled(cancelled, what, "before saving")
         return people
 
@@ -309,17 +310,39 @@ def _engine_errors(quarter: Quarter, what: str, cancelled: threading.Event | Non
         raise EvaluationFailed(f"the rules engine could not evaluate {quarter}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class OfficialInputs:
+    """What the officials' evaluation reads from the store (`official_inputs`), read before the units' results
+    are saved: the save's transaction then holds the only connection it needs."""
+
+    people: list[Official]
+    leads: dict[str, str]
+    led: dict[str, TaskCounts]
+
+
+def official_inputs(store: Store, quarter: Quarter | QuarterToDate) -> OfficialInputs:
+    """The officials holding a position during the quarter, who leads each assignment, and the counts of the
+    assignments each leads (for `evaluate_officials`)."""
+    people = store.officials_in_force(start=quarter.start, end=quarter.end)
+    if not people:
+        return OfficialInputs([], {}, {})
+    return OfficialInputs(people, store.lead_officials(), store.led_task_counts(start=quarter.start, end=quarter.end))
+
+
 def evaluate_officials(store: Store, engine: RulesEngine, quarter: Quarter | QuarterToDate, *,
                        units: dict[str, Unit],
                        facts: list[UnitFacts], results: list[EncodedEvaluation], now: dt.datetime,
-                       cancelled: threading.Event | None = None) -> list[NewOfficialEvaluation]:
+                       cancelled: threading.Event | None = None,
+                       inputs: OfficialInputs | None = None) -> list[NewOfficialEvaluation]:
     """The officials' results for a quarter (DEFAULT-RULES.md "Individuals"), from the units' results just
     made: every active official holding a position during the quarter, with the assignments they lead (due
-    in it, and open overdue at its end, with effective due dates) and the units they head at its end."""
-    people = store.officials_in_force(start=quarter.start, end=quarter.end)
+    in it, and open overdue at its end, with effective due dates) and the units they head at its end. The
+    store is read here unless `inputs` (from `official_inputs`) are given."""
+    inputs = inputs if inputs is not None else official_inputs(store, quarter)
+    people = inputs.people
     if not people:
         return []
-    leads = store.lead_officials()
+    leads = inputs.leads
     led_overdue: dict[str, list[int]] = {}
     for unit in facts:
         for task in unit.overdue:
@@ -331,7 +354,7 @@ def evaluate_officials(store: Store, engine: RulesEngine, quarter: Quarter | Qua
               if a.position is Position.HEAD and a.held_on(quarter.end)}
     unit_results = {r.unit_code: r.evaluation() for r in results if r.unit_code in headed}
     official_facts = build_official_facts(quarter, people, units=units, unit_results=unit_results,
-                                          led=store.led_task_counts(start=quarter.start, end=quarter.end),
+                                          led=inputs.led,
                                           led_overdue=led_overdue)
     if not official_facts:
         return []
