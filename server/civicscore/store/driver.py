@@ -175,10 +175,6 @@ class Driver:
             value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return value if self.postgres else value.isoformat(" ", "microseconds")
 
-    def timestamp_from(self, stored: Any) -> dt.datetime:
-        """A stored instant read back, aware UTC (psycopg returns a naive `datetime`, SQLite the text above)."""
-        return timestamp_from(stored)
-
     def date_from(self, stored: Any) -> dt.date:
         """A stored date read back (psycopg already returns `date`)."""
         return stored if isinstance(stored, dt.date) else dt.date.fromisoformat(stored)

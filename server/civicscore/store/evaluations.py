@@ -71,10 +71,10 @@ _SUPERSEDE_POSTGRES = (
 
 def save_evaluations(
     connection: Connection, batch: Sequence[NewEvaluation], *, period: str, now: dt.datetime, recorded_by: str = "",
-    count_in_force: bool = True,
 ) -> SaveEvaluationsResult:
     """See `Store.save_evaluations`; new recommendations are stored PROPOSED with the new revision.
-    `recommendations_in_force` is 0 unless `count_in_force` (a stream of chunks counts once, at its end).
+    `recommendations_in_force` is left 0: the caller counts it once, when every chunk is written
+    (`recommendations_in_force`).
 
     A fixed number of statements whatever the batch size: one lookup of the
     units, one of the latest digests, then one bulk write per table, with
@@ -84,8 +84,7 @@ def save_evaluations(
     codes = sorted(evaluation.unit_code for evaluation in batch)
     if not codes:
         return SaveEvaluationsResult(units_evaluated=0, new_revisions=0, unchanged=0, not_assessable=0,
-                                     recommendations_in_force=recommendations_in_force(connection, period)
-                                     if count_in_force else 0)
+                                     recommendations_in_force=0)
     # Locking the unit rows serialises PostgreSQL replicas saving the same units.
     query = (
         select(units.c.code, units.c.block, units.c.name_vi)
@@ -139,7 +138,7 @@ def save_evaluations(
         new_revisions=len(new_evaluations),
         unchanged=len(batch) - len(new_evaluations),
         not_assessable=sum(1 for evaluation in batch if not evaluation.assessable),
-        recommendations_in_force=recommendations_in_force(connection, period) if count_in_force else 0,
+        recommendations_in_force=0,
     )
 
 

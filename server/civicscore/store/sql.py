@@ -413,7 +413,7 @@ class SqlStore:
                                           recommendations_in_force=0)
             for chunk in arrived:
                 part = revisions.save_evaluations(connection, chunk, period=period, now=db.clock(),
-                                                  recorded_by=recorded_by, count_in_force=False)
+                                                  recorded_by=recorded_by)
                 saved = dataclasses.replace(
                     saved, units_evaluated=saved.units_evaluated + part.units_evaluated,
                     new_revisions=saved.new_revisions + part.new_revisions, unchanged=saved.unchanged + part.unchanged,
