@@ -41,6 +41,9 @@ run: $(STAMP) ## Start the server on $(ADDR) and the committee's console on http
 
 test: $(STAMP) $(NODE_STAMP) $(AXE_STAMP) check-gen lint lint-proto ## Generated code, lint, buf lint and breaking-change check, then all tests: Python, then the Node.js client's against the real server, even when Python's fail (PostgreSQL tests need CIVICSCORE_TEST_POSTGRES_URL)
 	@# Both suites always run, so that a Python failure does not hide the Node.js results; the target fails if either does.
+	@# Bytecode first: the tests start a few hundred server processes, and where PYTHONDONTWRITEBYTECODE is set
+	@# (as on our machines) each would otherwise compile every module it imports from source again.
+	@$(PY) -m compileall -q -j 0 server clients/python/civicscore_client tests bench >/dev/null
 	@python=0; node=0; \
 	echo "$(PY) -m pytest -ra $(PYTEST_XDIST) $(PYTEST_ARGS)"; \
 	$(PY) -m pytest -ra $(PYTEST_XDIST) $(PYTEST_ARGS) || python=$$?; \
