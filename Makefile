@@ -15,8 +15,9 @@ ADDR ?= 127.0.0.1:50051
 DB ?= var/civicscore.db
 # pytest-xdist processes for make test (whole files per process: a file's servers and clusters stay together).
 # Two suit the 2-core machines CI uses; each cluster test holds a few dozen PostgreSQL connections.
+# Files go out longest first, in the order tests/conftest.py gives them (tests/durations.json), not by test count.
 PYTEST_WORKERS ?= 2
-PYTEST_XDIST := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile,-p no:xdist)
+PYTEST_XDIST := $(if $(filter-out 0 1,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder,-p no:xdist)
 
 .PHONY: pdf-deps cluster-deps cluster help venv run test gen check-gen lint lint-proto release-contract bench clean test-node fuzz
 

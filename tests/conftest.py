@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -26,6 +27,32 @@ for _inherited in ("COLUMNS", "LINES"):
 # a child starts, so with this one the servers and CLIs the tests start get Ctrl-C as a person's would.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# How long each test file took in a reference run (scripts/test_durations.py writes it from a JUnit XML).
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first, each file's tests in their own order.
+
+    `make test` hands whole files to its pytest-xdist processes one at a time (--dist loadfile,
+    --no-loadscope-reorder), in this order: longest first is what keeps one process from starting the
+    suite's 2-minute file when the other has nothing left. A file not in the table counts as 0 s (it
+    goes last, where short files belong; run scripts/test_durations.py after adding a long one)."""
+    try:
+        seconds: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError):
+        return
+    first_seen: dict[str, int] = {}
+    for item in items:
+        first_seen.setdefault(item.nodeid.split("::", 1)[0], len(first_seen))
+
+    def key(item: pytest.Item) -> tuple[float, int]:
+        path = item.nodeid.split("::", 1)[0]
+        return -seconds.get(path, 0.0), first_seen[path]
+
+    items.sort(key=key)  # stable: a file's tests keep their order
 
 
 def pytest_report_header(config: pytest.Config) -> str:
