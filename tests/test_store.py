@@ -73,7 +73,7 @@ from civicscore.store.tables import (
     recommendations,
     units,
 )
-from tests.postgres_support import database_url_fixture
+from tests.postgres_support import database_url_fixture, fresh_postgres_schema, postgres_base_url
 
 database_url = database_url_fixture()
 
@@ -157,6 +157,26 @@ def test_migrations_match_the_table_classes_and_reopen_cleanly(store: SqlStore, 
         assert connection.scalar(text("SELECT version_num FROM alembic_version")) == schema_revisions()[1]
     assert diffs == []
     open_store(database_url).close()  # at head already: a no-op
+
+
+@pytest.mark.postgres
+def test_on_postgresql_state_pages_keep_room_for_hot_updates_and_the_downgrade_gives_it_back() -> None:
+    with fresh_postgres_schema(postgres_base_url()) as url:
+        opened = open_store(url)
+
+        def options() -> list[str] | None:
+            with opened.engine.connect() as connection:  # the table of this schema (search_path), not another's
+                return connection.scalar(text(
+                    "SELECT reloptions FROM pg_class WHERE oid = 'assignment_states'::regclass"))
+
+        try:
+            assert options() == ["fillfactor=60"]
+            migrate(url, "0016", down=True)
+            assert options() is None
+            migrate(url, "head")
+            assert options() == ["fillfactor=60"]
+        finally:
+            opened.close()
 
 
 def test_sqlite_is_durable_and_concurrent(tmp_path: Path) -> None:

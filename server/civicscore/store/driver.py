@@ -10,10 +10,14 @@ already in the stored representation, and a set of keys travels as ONE
 parameter:
 
 - SQLite: `col IN (SELECT value FROM json_each(?))` with a JSON array;
-- PostgreSQL: `col = ANY(%s)` with a list (psycopg sends a text[]).
+- PostgreSQL: `col IN (SELECT unnest(%s::text[]))` with a list.
 
-Both use the column's index (checked with EXPLAIN), so a lookup of any size is
-one statement with a fixed text, compiled once. `one_of` gives the same
+Both use the column's index, so a lookup of any size is one statement with a
+fixed text, compiled once. On PostgreSQL the plain `col = ANY(%s)` does not:
+for 1,000 keys against 200,000 rows its planner estimates 1,000 index probes
+dearer than a sequential scan (16.5 ms measured against 2.0 ms for the probes,
+EXPLAIN ANALYZE), and the scan grows with the table; the set from `unnest` is
+joined to the index by a nested loop whatever the table's size. `one_of` gives the same
 membership test as a Core expression for queries that stay in Core. Bulk
 writes are one executemany on SQLite and one statement over `unnest(arrays)`
 on PostgreSQL (see `Driver.insert_many`).
@@ -32,7 +36,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, any_, bindparam, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, String, bindparam, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import IntegrityError
@@ -50,7 +54,7 @@ def one_of(connection: Connection, column: ColumnElement[Any], values: Iterable[
     """`column` is one of `values` (strings), as a single bound parameter on either backend."""
     listed = list(values)
     if is_postgres(connection):
-        return column == any_(bindparam(None, listed, type_=postgresql.ARRAY(String)))
+        return column.in_(select(func.unnest(bindparam(None, listed, type_=postgresql.ARRAY(String)))))
     members: Select[Any] = select(literal_column("value")).select_from(
         func.json_each(bindparam(None, json.dumps(listed, ensure_ascii=False), type_=String))
     )
@@ -93,10 +97,12 @@ class Driver:
     def run(self, statement: str, parameters: tuple[Any, ...] = ()) -> CursorResult[*tuple[Any, ...]]:
         return self.connection.exec_driver_sql(self._sql(statement), parameters)
 
-    def run_many(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """One executemany: no per-row Python in SQLAlchemy (SQLite's hot path; see `insert_many`)."""
-        if rows:
-            self.connection.exec_driver_sql(self._sql(statement), list(rows))
+    def run_many(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        """One executemany: no per-row Python in SQLAlchemy (SQLite's hot path; see `insert_many`). The rows it
+        changed (sqlite3 sums them over the executemany)."""
+        if not rows:
+            return 0
+        return int(self.connection.exec_driver_sql(self._sql(statement), list(rows)).rowcount)
 
     def insert_many(
         self, table: str, columns: Sequence[BulkColumn], rows: Sequence[tuple[Any, ...]], *, large_text: bool = False
@@ -134,7 +140,7 @@ class Driver:
     def any_of(self, column: str) -> str:
         """SQL testing `column` against the set passed as one parameter made by `keys`."""
         if self.postgres:
-            return f"{column} = ANY(?)"
+            return f"{column} IN (SELECT unnest(?::text[]))"
         return f"{column} IN (SELECT value FROM json_each(?))"
 
     def keys(self, values: Iterable[str]) -> Any:

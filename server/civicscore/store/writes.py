@@ -67,6 +67,13 @@ _OUTCOME_STAGE = (
 _INSERT_STAGED_OUTCOMES = (
     f"INSERT INTO outcomes ({_STORED_OUTCOME_NAMES}) SELECT {_STORED_OUTCOME_NAMES} FROM outcome_stage ORDER BY seq"
 )
+# The same, each row only if no stored outcome has its id (`_insert_if_all_new`).
+_INSERT_STAGED_IF_NEW = _INSERT_STAGED_OUTCOMES + " ON CONFLICT (outcome_id) DO NOTHING"
+_INSERT_IF_NEW = (
+    f"INSERT INTO outcomes ({_STORED_OUTCOME_NAMES}) VALUES ({', '.join('?' * len(_STORED_OUTCOME_COLUMNS))}) "
+    "ON CONFLICT (outcome_id) DO NOTHING"
+)
+_SAVEPOINT = "outcome_batch"
 
 
 class ReferenceViolation(Exception):
@@ -293,6 +300,15 @@ def record_outcomes(connection: Connection, batch: Sequence[Outcome], recorded_b
         else:
             conflicts.append((index, item[0]))
 
+    if not conflicts:
+        # A batch usually holds only new outcomes: insert every row whose id is not stored yet and count them. When all
+        # went in, no stored outcome shares an id with the batch, and the lookup below is saved.
+        fresh = [items[i] for i in sorted(first_index.values())]
+        new_rows = [(seq, *item, recorded_by)
+                    for seq, item in zip(driver.next_serials("outcomes", "seq", len(fresh)), fresh, strict=True)]
+        if _insert_if_all_new(driver, new_rows, items):
+            return OutcomeWriteResult(accepted=len(new_rows), duplicates=duplicates)
+
     stored: set[str] = set()
     found = driver.run(_SELECT_OUTCOMES + driver.any_of("outcome_id"), (driver.keys(first_index),)).all()
     for row in found:
@@ -331,3 +347,34 @@ def record_outcomes(connection: Connection, batch: Sequence[Outcome], recorded_b
     else:
         states.apply_outcomes(driver, new_rows)
     return OutcomeWriteResult(accepted=len(new_rows), duplicates=duplicates)
+
+
+def _insert_if_all_new(driver: Driver, new_rows: Sequence[tuple[Any, ...]], items: Sequence[tuple[Any, ...]]) -> bool:
+    """Insert `new_rows` (distinct ids) and apply them to their assignments' states, if no stored outcome has the id
+    of any; otherwise write nothing (back to a savepoint) and return False: `record_outcomes` then looks the ids up.
+
+    The uniqueness check happens in the index the insert writes anyway: one probe per row instead of a lookup
+    statement and the insert's probe. A batch another transaction stores at the same moment is waited for by
+    the insert (PostgreSQL) and its rows then count as stored."""
+    driver.run(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        if driver.postgres:
+            driver.run(_OUTCOME_STAGE)
+            driver.copy_rows("outcome_stage", _STORED_OUTCOME_COLUMNS, new_rows)
+            inserted = driver.run(_INSERT_STAGED_IF_NEW).rowcount
+        else:
+            inserted = sum(driver.run_many(_INSERT_IF_NEW, chunk) for chunk in chunked(new_rows, WRITE_CHUNK))
+    except IntegrityError as error:
+        if is_foreign_key_violation(error):
+            raise ReferenceViolation("assignment_id", [(i, item[1]) for i, item in enumerate(items)]) from error
+        raise
+    if inserted != len(new_rows):
+        driver.run(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        driver.run(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        return False
+    driver.run(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    if driver.postgres:
+        states.apply_staged_outcomes(driver)
+    else:
+        states.apply_outcomes(driver, new_rows)
+    return True
