@@ -55,6 +55,7 @@ from civicscore.store.base import (
     NothingToRollBack,
     RecommendationRecord,
     StoredRuleset,
+    StoreError,
 )
 from civicscore.store.connection import (
     WAL_AUTOCHECKPOINT_PAGES,
@@ -177,6 +178,17 @@ def test_on_postgresql_state_pages_keep_room_for_hot_updates_and_the_downgrade_g
             assert options() == ["fillfactor=60"]
         finally:
             opened.close()
+
+
+def test_a_single_row_read_gives_the_row_none_or_a_store_error_and_the_connection_goes_back(store: SqlStore) -> None:
+    store.upsert_units([unit("SNV", name_vi="Sở Nội vụ")])
+    database = store._db
+    for _ in range(3 * store.engine.pool.size()):  # more reads than the pool holds: each connection is returned
+        assert database.read_row("SELECT code, name_vi FROM units WHERE code = ?", ("SNV",)) == ("SNV", "Sở Nội vụ")
+        assert database.read_row("SELECT code FROM units WHERE code = ?", ("NONE",)) is None
+        with pytest.raises(StoreError, match="database read failed"):
+            database.read_row("SELECT code FROM no_such_table WHERE code = ?", ("SNV",))
+    assert list(store.get_units(["SNV"])) == ["SNV"]  # the store still serves after the failures
 
 
 def test_sqlite_is_durable_and_concurrent(tmp_path: Path) -> None:
