@@ -67,12 +67,12 @@ _OUTCOME_STAGE = (
 _INSERT_STAGED_OUTCOMES = (
     f"INSERT INTO outcomes ({_STORED_OUTCOME_NAMES}) SELECT {_STORED_OUTCOME_NAMES} FROM outcome_stage ORDER BY seq"
 )
-# The same, each row only if no stored outcome has its id (`_insert_if_all_new`).
-_INSERT_STAGED_IF_NEW = _INSERT_STAGED_OUTCOMES + " ON CONFLICT (outcome_id) DO NOTHING"
-_INSERT_IF_NEW = (
-    f"INSERT INTO outcomes ({_STORED_OUTCOME_NAMES}) VALUES ({', '.join('?' * len(_STORED_OUTCOME_COLUMNS))}) "
-    "ON CONFLICT (outcome_id) DO NOTHING"
+_INSERT_ROWS = (
+    f"INSERT INTO outcomes ({_STORED_OUTCOME_NAMES}) VALUES ({', '.join('?' * len(_STORED_OUTCOME_COLUMNS))})"
 )
+# The same, each row only if no stored outcome has its id (`_insert` with `only_new`).
+_INSERT_STAGED_IF_NEW = _INSERT_STAGED_OUTCOMES + " ON CONFLICT (outcome_id) DO NOTHING"
+_INSERT_IF_NEW = _INSERT_ROWS + " ON CONFLICT (outcome_id) DO NOTHING"
 _SAVEPOINT = "outcome_batch"
 
 
@@ -303,11 +303,14 @@ def record_outcomes(connection: Connection, batch: Sequence[Outcome], recorded_b
     if not conflicts:
         # A batch usually holds only new outcomes: insert every row whose id is not stored yet and count them. When all
         # went in, no stored outcome shares an id with the batch, and the lookup below is saved.
-        fresh = [items[i] for i in sorted(first_index.values())]
-        new_rows = [(seq, *item, recorded_by)
-                    for seq, item in zip(driver.next_serials("outcomes", "seq", len(fresh)), fresh, strict=True)]
-        if _insert_if_all_new(driver, new_rows, items):
+        new_rows = _numbered(driver, [items[i] for i in sorted(first_index.values())], recorded_by)
+        driver.run(f"SAVEPOINT {_SAVEPOINT}")
+        if _insert(driver, new_rows, items, only_new=True) == len(new_rows):
+            driver.run(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            _apply_states(driver, new_rows)
             return OutcomeWriteResult(accepted=len(new_rows), duplicates=duplicates)
+        driver.run(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")  # some id is stored: nothing of this attempt stays
+        driver.run(f"RELEASE SAVEPOINT {_SAVEPOINT}")
 
     stored: set[str] = set()
     found = driver.run(_SELECT_OUTCOMES + driver.any_of("outcome_id"), (driver.keys(first_index),)).all()
@@ -324,57 +327,43 @@ def record_outcomes(connection: Connection, batch: Sequence[Outcome], recorded_b
         require_references(connection, "assignment_id", assignments.c.assignment_id,
                            [(i, item[1]) for i, item in enumerate(items)])
         return OutcomeWriteResult(accepted=0, duplicates=0, conflicts=tuple(sorted(conflicts)))
-    fresh = [items[i] for i in sorted(first_index.values()) if items[i][0] not in stored]
-    new_rows = [
-        (seq, *item, recorded_by)
-        for seq, item in zip(driver.next_serials("outcomes", "seq", len(fresh)), fresh, strict=True)
-    ]
-    try:
-        if driver.postgres:
-            # COPY into this session's staging table, then set-based statements from it (rows, then states).
-            driver.run(_OUTCOME_STAGE)
-            driver.copy_rows("outcome_stage", _STORED_OUTCOME_COLUMNS, new_rows)
-            driver.run(_INSERT_STAGED_OUTCOMES)
-        else:
-            for rows_chunk in chunked(new_rows, WRITE_CHUNK):
-                driver.insert_many("outcomes", _STORED_OUTCOME_COLUMNS, rows_chunk)
-    except IntegrityError as error:
-        if is_foreign_key_violation(error):
-            raise ReferenceViolation("assignment_id", [(i, item[1]) for i, item in enumerate(items)]) from error
-        raise
-    if driver.postgres:
-        states.apply_staged_outcomes(driver)
-    else:
-        states.apply_outcomes(driver, new_rows)
+    new_rows = _numbered(driver, [items[i] for i in sorted(first_index.values()) if items[i][0] not in stored],
+                         recorded_by)
+    _insert(driver, new_rows, items, only_new=False)
+    _apply_states(driver, new_rows)
     return OutcomeWriteResult(accepted=len(new_rows), duplicates=duplicates)
 
 
-def _insert_if_all_new(driver: Driver, new_rows: Sequence[tuple[Any, ...]], items: Sequence[tuple[Any, ...]]) -> bool:
-    """Insert `new_rows` (distinct ids) and apply them to their assignments' states, if no stored outcome has the id
-    of any; otherwise write nothing (back to a savepoint) and return False: `record_outcomes` then looks the ids up.
+def _numbered(driver: Driver, fresh: Sequence[tuple[Any, ...]], recorded_by: str) -> list[tuple[Any, ...]]:
+    """The rows to insert: each outcome with a new `seq` (arrival order) before it and who recorded it after."""
+    return [(seq, *item, recorded_by)
+            for seq, item in zip(driver.next_serials("outcomes", "seq", len(fresh)), fresh, strict=True)]
 
-    The uniqueness check happens in the index the insert writes anyway: one probe per row instead of a lookup
-    statement and the insert's probe. A batch another transaction stores at the same moment is waited for by
-    the insert (PostgreSQL) and its rows then count as stored."""
-    driver.run(f"SAVEPOINT {_SAVEPOINT}")
+
+def _insert(driver: Driver, new_rows: Sequence[tuple[Any, ...]], items: Sequence[tuple[Any, ...]], *,
+            only_new: bool) -> int:
+    """Insert `new_rows` (distinct ids), with `only_new` each only if no stored outcome has its id; the rows inserted.
+
+    With `only_new` the uniqueness check is the probe the insert makes in the id's index anyway, instead of a
+    lookup statement before it; a batch another transaction is storing at the same moment is waited for
+    (PostgreSQL) and its rows then count as stored. PostgreSQL COPYs the rows into this session's staging
+    table and inserts them from there with one statement (`_apply_states` reads them there too)."""
     try:
         if driver.postgres:
             driver.run(_OUTCOME_STAGE)
             driver.copy_rows("outcome_stage", _STORED_OUTCOME_COLUMNS, new_rows)
-            inserted = driver.run(_INSERT_STAGED_IF_NEW).rowcount
-        else:
-            inserted = sum(driver.run_many(_INSERT_IF_NEW, chunk) for chunk in chunked(new_rows, WRITE_CHUNK))
+            return int(driver.run(_INSERT_STAGED_IF_NEW if only_new else _INSERT_STAGED_OUTCOMES).rowcount)
+        return sum(driver.run_many(_INSERT_IF_NEW if only_new else _INSERT_ROWS, chunk)
+                   for chunk in chunked(new_rows, WRITE_CHUNK))
     except IntegrityError as error:
         if is_foreign_key_violation(error):
             raise ReferenceViolation("assignment_id", [(i, item[1]) for i, item in enumerate(items)]) from error
         raise
-    if inserted != len(new_rows):
-        driver.run(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-        driver.run(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-        return False
-    driver.run(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+
+
+def _apply_states(driver: Driver, new_rows: Sequence[tuple[Any, ...]]) -> None:
+    """Make each newly inserted outcome its assignment's state if it is the latest."""
     if driver.postgres:
         states.apply_staged_outcomes(driver)
     else:
         states.apply_outcomes(driver, new_rows)
-    return True
