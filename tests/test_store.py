@@ -22,8 +22,8 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, column, select, table, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from civicscore.auditverify import verify_chain
 from civicscore.domain.model import (
@@ -65,6 +65,7 @@ from civicscore.store.connection import (
     schema_revisions,
 )
 from civicscore.store.cursors import encode_cursor
+from civicscore.store.driver import Driver, one_of
 from civicscore.store.sql import SqlStore, open_store
 from civicscore.store.tables import (
     assignment_states,
@@ -189,6 +190,30 @@ def test_a_single_row_read_gives_the_row_none_or_a_store_error_and_the_connectio
         with pytest.raises(StoreError, match="database read failed"):
             database.read_row("SELECT code FROM no_such_table WHERE code = ?", ("SNV",))
     assert list(store.get_units(["SNV"])) == ["SNV"]  # the store still serves after the failures
+
+
+@pytest.mark.parametrize("large_text", [False, True], ids=["bulk", "executemany"])
+def test_the_drivers_bulk_insert_counts_its_rows_and_may_leave_out_stored_keys(
+        store: SqlStore, large_text: bool) -> None:
+    columns = (("k", "text"), ("v", "int4"))
+    with store.engine.begin() as connection:
+        driver = Driver(connection)
+        driver.run("CREATE TEMPORARY TABLE tagged (k VARCHAR PRIMARY KEY, v INTEGER NOT NULL)")
+        first = [(f"k{i:04d}", i) for i in range(1000)]
+        assert driver.insert_many("tagged", columns, first, large_text=large_text) == 1000
+        again = [("k0007", -1), ("new-1", 1), ("k0999", -1), ("new-2", 2)]
+        assert driver.insert_many("tagged", columns, again, large_text=large_text, new_on="k") == 2
+        assert driver.insert_many("tagged", columns, [], new_on="k") == 0
+        # without new_on a stored key is the constraint's to refuse
+        with pytest.raises(IntegrityError), connection.begin_nested():
+            driver.insert_many("tagged", columns, [("k0001", 1)], large_text=large_text)
+        # a set of keys is one parameter, on either backend; stored values were not overwritten
+        wanted = [f"k{i:04d}" for i in range(0, 1000, 3)] + ["new-2", "absent"]
+        found = dict(driver.run("SELECT k, v FROM tagged WHERE " + driver.any_of("k"), (driver.keys(wanted),)).all())
+        assert found == {**{f"k{i:04d}": i for i in range(0, 1000, 3)}, "new-2": 2}
+        tagged = table("tagged", column("k"))
+        assert list(connection.scalars(select(tagged.c.k).where(one_of(connection, tagged.c.k, ["k0007", "zz"])))) \
+            == ["k0007"]
 
 
 def test_sqlite_is_durable_and_concurrent(tmp_path: Path) -> None:

@@ -99,15 +99,18 @@ class Driver:
 
     def run_many(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> int:
         """One executemany: no per-row Python in SQLAlchemy (SQLite's hot path; see `insert_many`). The rows it
-        changed (sqlite3 sums them over the executemany)."""
+        changed (both drivers sum them over the executemany)."""
         if not rows:
             return 0
         return int(self.connection.exec_driver_sql(self._sql(statement), list(rows)).rowcount)
 
     def insert_many(
-        self, table: str, columns: Sequence[BulkColumn], rows: Sequence[tuple[Any, ...]], *, large_text: bool = False
-    ) -> None:
-        """Insert `rows` (tuples in `columns` order) in one statement's worth of work.
+        self, table: str, columns: Sequence[BulkColumn], rows: Sequence[tuple[Any, ...]], *, large_text: bool = False,
+        new_on: str | None = None,
+    ) -> int:
+        """Insert `rows` (tuples in `columns` order) in one statement's worth of work; the rows inserted. With
+        `new_on` (a column with a unique constraint) a row whose value is stored already is left out
+        (`ON CONFLICT (new_on) DO NOTHING`), and the count tells whether any was.
 
         SQLite: an executemany, a C loop over one prepared statement.
         PostgreSQL: one `INSERT ... SELECT * FROM unnest(arrays)`; psycopg's
@@ -118,12 +121,13 @@ class Driver:
         rows of 18 KB), so those go through executemany.
         """
         if not rows:
-            return
+            return 0
         names = ", ".join(name for name, _ in columns)
+        skip = f" ON CONFLICT ({new_on}) DO NOTHING" if new_on else ""
         if self.postgres and not large_text:
-            self.run(f"INSERT INTO {table} ({names}) SELECT * FROM {unnest([t for _, t in columns])}", arrays(rows))
-        else:
-            self.run_many(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
+            return int(self.run(f"INSERT INTO {table} ({names}) SELECT * FROM {unnest([t for _, t in columns])}{skip}",
+                                arrays(rows)).rowcount)
+        return self.run_many(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))}){skip}", rows)
 
     def copy_rows(self, table: str, columns: Sequence[BulkColumn], rows: Sequence[tuple[Any, ...]]) -> None:
         """PostgreSQL only: `rows` into `table` by binary COPY, in the connection's transaction: no SQL text, no

@@ -67,12 +67,8 @@ _OUTCOME_STAGE = (
 _INSERT_STAGED_OUTCOMES = (
     f"INSERT INTO outcomes ({_STORED_OUTCOME_NAMES}) SELECT {_STORED_OUTCOME_NAMES} FROM outcome_stage ORDER BY seq"
 )
-_INSERT_ROWS = (
-    f"INSERT INTO outcomes ({_STORED_OUTCOME_NAMES}) VALUES ({', '.join('?' * len(_STORED_OUTCOME_COLUMNS))})"
-)
 # The same, each row only if no stored outcome has its id (`_insert` with `only_new`).
 _INSERT_STAGED_IF_NEW = _INSERT_STAGED_OUTCOMES + " ON CONFLICT (outcome_id) DO NOTHING"
-_INSERT_IF_NEW = _INSERT_ROWS + " ON CONFLICT (outcome_id) DO NOTHING"
 _SAVEPOINT = "outcome_batch"
 
 
@@ -353,7 +349,8 @@ def _insert(driver: Driver, new_rows: Sequence[tuple[Any, ...]], items: Sequence
             driver.run(_OUTCOME_STAGE)
             driver.copy_rows("outcome_stage", _STORED_OUTCOME_COLUMNS, new_rows)
             return int(driver.run(_INSERT_STAGED_IF_NEW if only_new else _INSERT_STAGED_OUTCOMES).rowcount)
-        return sum(driver.run_many(_INSERT_IF_NEW if only_new else _INSERT_ROWS, chunk)
+        return sum(driver.insert_many("outcomes", _STORED_OUTCOME_COLUMNS, chunk,
+                                      new_on="outcome_id" if only_new else None)
                    for chunk in chunked(new_rows, WRITE_CHUNK))
     except IntegrityError as error:
         if is_foreign_key_violation(error):
