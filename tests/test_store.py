@@ -43,7 +43,7 @@ from civicscore.domain.model import (
     UnitKind,
     UpsertCounts,
 )
-from civicscore.store import rows
+from civicscore.store import rows, states
 from civicscore.store.base import (
     IdempotencyConflict,
     IdempotencyRecord,
@@ -431,6 +431,45 @@ def test_outcomes_duplicates_are_counted_not_stored(tasks: SqlStore) -> None:
     assert (result.accepted, result.duplicates, result.conflicts) == (1, 2, ())
     assert tasks.count_outcomes() == 3
     assert [o.outcome_id for o in tasks.list_outcomes(assignment_id="T1").items] == ["o1"]
+
+
+def test_a_batch_of_stored_outcomes_alone_is_counted_by_a_replica_that_never_wrote_one(tasks: SqlStore,
+                                                                                          database_url: str) -> None:
+    """Nothing new to insert, from connections that have stored nothing yet: counted as duplicates, nothing
+    written (on PostgreSQL the first attempt, refused by the id's index, is rolled back, and the long way has
+    nothing to insert)."""
+    batch = [done("o1", "T1", dt.date(2026, 5, 1), at(5, 1)), report("o2", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2))]
+    assert tasks.record_outcomes(batch).accepted == 2
+    other = open_store(database_url, clock=lambda: NOW)
+    try:
+        result = other.record_outcomes(batch)
+        assert (result.accepted, result.duplicates, result.conflicts) == (0, 2, ())
+        assert other.count_outcomes() == 2
+    finally:
+        other.close()
+    assert_states_follow_the_definition(tasks.engine)
+
+
+def test_applying_outcomes_again_changes_no_state(tasks: SqlStore) -> None:
+    """PostgreSQL applies a batch's states from a range of `seq` that may hold other sessions' outcomes too
+    (`states.apply_copied_outcomes`): applying outcomes already applied, older or not, changes nothing."""
+    if tasks.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's way of applying a batch")
+    tasks.record_outcomes([done("o1", "T1", dt.date(2026, 5, 1), at(5, 3)),
+                           report("o2", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2))])
+    tasks.record_outcomes([report("o3", "T1", OutcomeStatus.IN_PROGRESS, at(5, 1), reminders=4),  # older: loses
+                           report("o4", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2), reminders=1)])  # tie: wins
+    before = assert_states_follow_the_definition(tasks.engine)
+    assert [row[6] for row in before[:2]] == [0, 1]
+    sequence = "pg_get_serial_sequence('outcomes', 'seq')::regclass"
+    with tasks.engine.begin() as connection:
+        driver = Driver(connection)
+        first_batch_end, last = driver.run("SELECT min(seq) + 1, max(seq) FROM outcomes").one()
+        # The range the first batch's COPY would have drawn: this session's last number is its last.
+        driver.run(f"SELECT setval({sequence}, ?)", (first_batch_end,))
+        states.apply_copied_outcomes(driver, 0)
+        driver.run(f"SELECT setval({sequence}, ?)", (last,))
+    assert assert_states_follow_the_definition(tasks.engine) == before
 
 
 def test_outcome_batch_with_a_conflict_stores_nothing(tasks: SqlStore) -> None:

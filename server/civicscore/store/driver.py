@@ -39,11 +39,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, String, bindparam, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 # SQLite's sqlite3 module error name (Python 3.11+) and PostgreSQL's SQLSTATE for a foreign key violation.
 _SQLITE_FOREIGN_KEY = "SQLITE_CONSTRAINT_FOREIGNKEY"
 _POSTGRES_FOREIGN_KEY = "23503"
+_POSTGRES_UNIQUE = "23505"
 
 
 def is_postgres(connection: Connection) -> bool:
@@ -81,6 +82,11 @@ def is_foreign_key_violation(error: IntegrityError) -> bool:
         getattr(original, "sqlstate", None) == _POSTGRES_FOREIGN_KEY
         or getattr(original, "sqlite_errorname", None) == _SQLITE_FOREIGN_KEY
     )
+
+
+def is_unique_violation_postgres(error: IntegrityError) -> bool:
+    """A PostgreSQL unique (or primary key) violation."""
+    return getattr(error.orig, "sqlstate", None) == _POSTGRES_UNIQUE
 
 
 class Driver:
@@ -131,15 +137,24 @@ class Driver:
 
     def copy_rows(self, table: str, columns: Sequence[BulkColumn], rows: Sequence[tuple[Any, ...]]) -> None:
         """PostgreSQL only: `rows` into `table` by binary COPY, in the connection's transaction: no SQL text, no
-        arrays to dump and parse, each value written by psycopg's C dumpers straight into the wire format."""
+        arrays to dump and parse, each value written by psycopg's C dumpers straight into the wire format.
+        Columns left out take their defaults, row by row in order (a serial key numbers the rows as sent).
+
+        The COPY runs on the DB-API connection, under SQLAlchemy; its errors are wrapped as SQLAlchemy's would be
+        (a violated constraint is an IntegrityError), so the callers' handling and the write retries see them."""
+        import psycopg
+
         assert self.postgres, "COPY is PostgreSQL's"
-        names = ", ".join(name for name, _ in columns)
+        statement = f"COPY {table} ({', '.join(name for name, _ in columns)}) FROM STDIN (FORMAT BINARY)"
         raw = self.connection.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types([kind for _, kind in columns])
-            for row in rows:
-                copy.write_row(row)
+        try:
+            with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                copy.set_types([kind for _, kind in columns])
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as error:
+            raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
 
     def any_of(self, column: str) -> str:
         """SQL testing `column` against the set passed as one parameter made by `keys`."""

@@ -8,7 +8,7 @@ and `due_on`, and the fields of its outcome with the greatest
 - `track_assignments`, called by `upsert_assignments` for the rows it inserted
   or changed;
 - `apply_outcomes`, called by `record_outcomes` with the new outcomes (on
-  PostgreSQL `apply_staged_outcomes`, from the batch it staged).
+  PostgreSQL `apply_copied_outcomes`, from the rows it COPYed).
 
 The outcome rule is an "only if newer" update, so it is order-independent:
 applying outcomes in any grouping gives the maximum. On PostgreSQL two
@@ -38,18 +38,24 @@ _APPLY = (
     "reported_at = ?, outcome_seq = ? "
     "WHERE assignment_id = ? AND (outcome_seq IS NULL OR (reported_at, outcome_seq) < (?, ?))"
 )
-# PostgreSQL, from a batch staged in `outcome_stage` (writes.record_outcomes): the state rows locked in key order
-# (two batches never wait for each other in a cycle), then one UPDATE from the latest staged outcome of each
-# assignment (a tie on reported_at goes to the later seq).
-_LOCK_STAGED = (
-    "SELECT 1 FROM assignment_states WHERE assignment_id IN (SELECT assignment_id FROM outcome_stage) "
+# PostgreSQL, after a batch was COPYed into `outcomes` (writes.record_outcomes): its rows are those with a `seq`
+# from the first number the COPY may have drawn (the parameter) up to the last this session drew. Other sessions'
+# committed outcomes may be numbered in that range too; applying them again changes nothing (only newer wins).
+_COPIED = (
+    "outcomes WHERE seq >= ? "
+    "AND seq <= (SELECT currval(pg_get_serial_sequence('outcomes', 'seq')::regclass))"
+)
+# The state rows locked in key order (two batches never wait for each other in a cycle), then one UPDATE from
+# the latest of the outcomes of each assignment (a tie on reported_at goes to the later seq).
+_LOCK_COPIED = (
+    f"SELECT 1 FROM assignment_states WHERE assignment_id IN (SELECT assignment_id FROM {_COPIED}) "
     "ORDER BY assignment_id FOR UPDATE"
 )
-_APPLY_STAGED = (
+_APPLY_COPIED = (
     "UPDATE assignment_states AS s SET status = v.status, completed_on = v.completed_on, quality = v.quality, "
     "reminders = v.reminders, reported_at = v.reported_at, outcome_seq = v.seq "
     "FROM (SELECT DISTINCT ON (assignment_id) assignment_id, status, completed_on, quality, reminders, reported_at, "
-    "seq FROM outcome_stage ORDER BY assignment_id, reported_at DESC, seq DESC) AS v "
+    f"seq FROM {_COPIED} ORDER BY assignment_id, reported_at DESC, seq DESC) AS v "
     "WHERE s.assignment_id = v.assignment_id "
     "AND (s.outcome_seq IS NULL OR (s.reported_at, s.outcome_seq) < (v.reported_at, v.seq))"
 )
@@ -76,10 +82,11 @@ def track_assignments(
         ])
 
 
-def apply_staged_outcomes(driver: Driver) -> None:
-    """PostgreSQL: `apply_outcomes` for the batch just inserted from `outcome_stage`, set-based from there."""
-    driver.run(_LOCK_STAGED)
-    driver.run(_APPLY_STAGED)
+def apply_copied_outcomes(driver: Driver, since: int) -> None:
+    """PostgreSQL: `apply_outcomes` for the batch this session just COPYed into `outcomes`, its first `seq` being
+    at least `since`; set-based, from the table itself."""
+    driver.run(_LOCK_COPIED, (since,))
+    driver.run(_APPLY_COPIED, (since,))
 
 
 def apply_outcomes(driver: Driver, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -98,7 +105,7 @@ def apply_outcomes(driver: Driver, rows: Sequence[tuple[Any, ...]]) -> None:
     ordered = sorted(latest.items())
     if not ordered:
         return
-    assert not driver.postgres, "PostgreSQL applies a staged batch: apply_staged_outcomes"
+    assert not driver.postgres, "PostgreSQL applies a COPYed batch: apply_copied_outcomes"
     driver.run_many(_APPLY, [
         (row[STATUS], row[COMPLETED_ON], row[QUALITY], row[REMINDERS], row[REPORTED_AT], row[SEQ],
          assignment_id, row[REPORTED_AT], row[SEQ])

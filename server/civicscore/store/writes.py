@@ -8,8 +8,9 @@ replicas cannot interleave a read-compare-write on the same row.
 Outcome batches are the hot path (SubmitOutcomes) and go through `driver`:
 one lookup of the batch's ids, one bulk insert, one bulk update of the
 assignments' states (`states.apply_outcomes`), no per-row work in SQLAlchemy.
-On PostgreSQL the new rows are staged by binary COPY in a temporary table and
-both writes are set-based statements from it.
+On PostgreSQL the new rows go into `outcomes` by one binary COPY, numbered by
+the table's own sequence as they arrive, and the states follow in one
+set-based statement over the range of numbers the COPY drew.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ from civicscore.domain.model import (
 )
 from civicscore.store import rows, states
 from civicscore.store.base import MissingReferences
-from civicscore.store.driver import BulkColumn, Driver, is_foreign_key_violation, one_of
+from civicscore.store.driver import (
+    BulkColumn,
+    Driver,
+    is_foreign_key_violation,
+    is_unique_violation_postgres,
+    one_of,
+)
 from civicscore.store.tables import assignments, measurements, targets, units
 
 T = TypeVar("T")
@@ -55,21 +62,13 @@ OUTCOME_COLUMNS: tuple[BulkColumn, ...] = (
 )
 _SELECT_OUTCOMES = f"SELECT {', '.join(name for name, _ in OUTCOME_COLUMNS)} FROM outcomes WHERE "
 _STORED_OUTCOME_COLUMNS: tuple[BulkColumn, ...] = (("seq", "int8"), *OUTCOME_COLUMNS, ("recorded_by", "text"))
-_STORED_OUTCOME_NAMES = ", ".join(name for name, _ in _STORED_OUTCOME_COLUMNS)
-# PostgreSQL: a batch's new outcome rows, staged in a temporary table of the session (created once per
-# connection, emptied by every commit) so that the rows and the assignments' states are each written by
-# one set-based statement from it (see `states.apply_staged_outcomes`).
-_OUTCOME_STAGE = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS outcome_stage (seq int8, outcome_id text, assignment_id text, "
-    "status text, completed_on date, quality text, reminders int4, reported_at timestamp, reporting_system text, "
-    "note text, recorded_by text) ON COMMIT DELETE ROWS"
-)
-_INSERT_STAGED_OUTCOMES = (
-    f"INSERT INTO outcomes ({_STORED_OUTCOME_NAMES}) SELECT {_STORED_OUTCOME_NAMES} FROM outcome_stage ORDER BY seq"
-)
-# The same, each row only if no stored outcome has its id (`_insert` with `only_new`).
-_INSERT_STAGED_IF_NEW = _INSERT_STAGED_OUTCOMES + " ON CONFLICT (outcome_id) DO NOTHING"
+# PostgreSQL COPYs a batch's new rows straight into `outcomes` without `seq`: each row draws it from the column's
+# default (its sequence), in the order sent.
+_COPIED_OUTCOME_COLUMNS: tuple[BulkColumn, ...] = (*OUTCOME_COLUMNS, ("recorded_by", "text"))
 _SAVEPOINT = "outcome_batch"
+# The last number `outcomes`' sequence gave any session (0 before the first): every row COPYed after it has a
+# greater `seq`.
+_LAST_OUTCOME_SEQ = "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('outcomes', 'seq')::regclass), 0)"
 
 
 class ReferenceViolation(Exception):
@@ -297,14 +296,12 @@ def record_outcomes(connection: Connection, batch: Sequence[Outcome], recorded_b
             conflicts.append((index, item[0]))
 
     if not conflicts:
-        # A batch usually holds only new outcomes: insert every row whose id is not stored yet and count them. When all
-        # went in, no stored outcome shares an id with the batch, and the lookup below is saved.
-        new_rows = _numbered(driver, [items[i] for i in sorted(first_index.values())], recorded_by)
+        # A batch usually holds only new outcomes: insert them all, letting the id's unique index say whether any is
+        # stored already. When none is, the lookup below is saved.
         driver.run(f"SAVEPOINT {_SAVEPOINT}")
-        if _insert(driver, new_rows, items, only_new=True) == len(new_rows):
+        if _store_new(driver, [items[i] for i in sorted(first_index.values())], items, recorded_by, only_new=True):
             driver.run(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-            _apply_states(driver, new_rows)
-            return OutcomeWriteResult(accepted=len(new_rows), duplicates=duplicates)
+            return OutcomeWriteResult(accepted=len(first_index), duplicates=duplicates)
         driver.run(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")  # some id is stored: nothing of this attempt stays
         driver.run(f"RELEASE SAVEPOINT {_SAVEPOINT}")
 
@@ -323,44 +320,45 @@ def record_outcomes(connection: Connection, batch: Sequence[Outcome], recorded_b
         require_references(connection, "assignment_id", assignments.c.assignment_id,
                            [(i, item[1]) for i, item in enumerate(items)])
         return OutcomeWriteResult(accepted=0, duplicates=0, conflicts=tuple(sorted(conflicts)))
-    new_rows = _numbered(driver, [items[i] for i in sorted(first_index.values()) if items[i][0] not in stored],
-                         recorded_by)
-    _insert(driver, new_rows, items, only_new=False)
-    _apply_states(driver, new_rows)
-    return OutcomeWriteResult(accepted=len(new_rows), duplicates=duplicates)
+    fresh = [items[i] for i in sorted(first_index.values()) if items[i][0] not in stored]
+    _store_new(driver, fresh, items, recorded_by, only_new=False)
+    return OutcomeWriteResult(accepted=len(fresh), duplicates=duplicates)
 
 
-def _numbered(driver: Driver, fresh: Sequence[tuple[Any, ...]], recorded_by: str) -> list[tuple[Any, ...]]:
-    """The rows to insert: each outcome with a new `seq` (arrival order) before it and who recorded it after."""
-    return [(seq, *item, recorded_by)
-            for seq, item in zip(driver.next_serials("outcomes", "seq", len(fresh)), fresh, strict=True)]
+def _store_new(driver: Driver, fresh: Sequence[tuple[Any, ...]], items: Sequence[tuple[Any, ...]], recorded_by: str,
+               *, only_new: bool) -> bool:
+    """Insert `fresh` (outcomes with distinct ids, in batch order) and make each its assignment's state if it is
+    the latest. With `only_new`, stop at once and answer False when a stored outcome has one of their ids (the
+    caller rolls the attempt back); without it, the ids are known to be new.
 
-
-def _insert(driver: Driver, new_rows: Sequence[tuple[Any, ...]], items: Sequence[tuple[Any, ...]], *,
-            only_new: bool) -> int:
-    """Insert `new_rows` (distinct ids), with `only_new` each only if no stored outcome has its id; the rows inserted.
-
-    With `only_new` the uniqueness check is the probe the insert makes in the id's index anyway, instead of a
-    lookup statement before it; a batch another transaction is storing at the same moment is waited for
-    (PostgreSQL) and its rows then count as stored. PostgreSQL COPYs the rows into this session's staging
-    table and inserts them from there with one statement (`_apply_states` reads them there too)."""
+    The uniqueness test is the probe the insert makes in the id's index anyway. An outcome another transaction is
+    storing at the same moment is waited for, and then counts as stored (PostgreSQL).
+    SQLite: `seq` drawn up front, one executemany (with `only_new`, each row only if its id is new, counted).
+    PostgreSQL: one binary COPY; each row draws `seq` from the table's sequence as it goes in, and the states are
+    then applied from the range of numbers this session drew (`states.apply_copied_outcomes`)."""
+    if not fresh:
+        return True
     try:
         if driver.postgres:
-            driver.run(_OUTCOME_STAGE)
-            driver.copy_rows("outcome_stage", _STORED_OUTCOME_COLUMNS, new_rows)
-            return int(driver.run(_INSERT_STAGED_IF_NEW if only_new else _INSERT_STAGED_OUTCOMES).rowcount)
-        return sum(driver.insert_many("outcomes", _STORED_OUTCOME_COLUMNS, chunk,
-                                      new_on="outcome_id" if only_new else None)
-                   for chunk in chunked(new_rows, WRITE_CHUNK))
+            since = int(driver.run(_LAST_OUTCOME_SEQ).scalar_one())
+            try:
+                driver.copy_rows("outcomes", _COPIED_OUTCOME_COLUMNS, [(*item, recorded_by) for item in fresh])
+            except IntegrityError as error:
+                if only_new and is_unique_violation_postgres(error):
+                    return False
+                raise
+            states.apply_copied_outcomes(driver, since)
+            return True
+        rows = [(seq, *item, recorded_by)
+                for seq, item in zip(driver.next_serials("outcomes", "seq", len(fresh)), fresh, strict=True)]
+        inserted = sum(driver.insert_many("outcomes", _STORED_OUTCOME_COLUMNS, chunk,
+                                          new_on="outcome_id" if only_new else None)
+                       for chunk in chunked(rows, WRITE_CHUNK))
+        if inserted != len(rows):
+            return False
+        states.apply_outcomes(driver, rows)
+        return True
     except IntegrityError as error:
         if is_foreign_key_violation(error):
             raise ReferenceViolation("assignment_id", [(i, item[1]) for i, item in enumerate(items)]) from error
         raise
-
-
-def _apply_states(driver: Driver, new_rows: Sequence[tuple[Any, ...]]) -> None:
-    """Make each newly inserted outcome its assignment's state if it is the latest."""
-    if driver.postgres:
-        states.apply_staged_outcomes(driver)
-    else:
-        states.apply_outcomes(driver, new_rows)
