@@ -73,9 +73,9 @@ def test_lean_and_detailed_passes_agree_on_random_batches(seed: int) -> None:
 # ---- the one-pass decoding of SubmitOutcomes (api/outcome_wire.py) agrees with the long way ----------------
 
 WIRE_MUTATIONS: dict[str, list[object]] = {
-    "outcome_id": ["", "x" * 128, "x" * 129, "ok.id:1-2_3", "bad id", "Đ"],
+    "outcome_id": ["", "x" * 128, "x" * 129, "ok.id:1-2_3", "bad id", "Đ", "two\nlines", "end\n", "\n"],
     "assignment": ["", "assignments/", "assignments/A2", "assignments/A3", "assignments/NOPE", "A1", "units/A1",
-                   "assignments/a b", "assignments/" + "y" * 129],
+                   "assignments/a b", "assignments/" + "y" * 129, "assignments/A1\nassignments/A2", "assignments/A1\n"],
     "status": [0, 1, 2, 3, 9],
     "completed_on": ["", "2026-08-01", "2026-06-30", "2026-13-01", "2026-8-1", "1999-12-31", "2101-01-01",
                      "2026-11-27", "2026-11-26", "2026-09-15", "2026-09-14"],
@@ -118,7 +118,8 @@ def test_the_one_pass_decoding_agrees_with_the_long_way(seed: int) -> None:
     good = _wire_outcome(random.Random(-1))
     good.ClearField("name")  # type: ignore[attr-defined]
     rng = random.Random(seed)
-    early = {name: dt.date(2000, 1, 1) for name in ("A1", "A2", "A3", "NOPE", "a b", "y" * 129)}
+    early = {name: dt.date(2000, 1, 1)
+             for name in ("A1", "A2", "A3", "NOPE", "a b", "y" * 129, "A1\nassignments/A2", "A1\n")}
     counts = {"accepted": 0, "refused": 0}
     for _ in range(600):
         batch = [good, _wire_outcome(rng)] if rng.random() < 0.5 else [_wire_outcome(rng)]

@@ -30,7 +30,6 @@ from civicscore.validation import (
     FIRST_INSTANT,
     FORBIDDEN_TEXT,
     FUTURE_TOLERANCE,
-    ID_PATTERN,
     LAST_INSTANT,
     MAX_BATCH,
     hanoi_today,
@@ -40,11 +39,15 @@ from civicscore.validation import (
 from civicscore_api.v1 import outcomes_pb2
 
 _PREFIX = "assignments/"
-_ID_AFTER_PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")  # `assignments/{assignment_id}` past its prefix
+# A batch's outcome ids, and its assignment names, each followed by a line break: one match a batch (`_all_match`).
+# An id is as validation.ID_PATTERN says.
+_IDS = re.compile(r"(?:[A-Za-z0-9._:-]{1,128}\n)*")
+_ASSIGNMENTS = re.compile(r"(?:assignments/[A-Za-z0-9._:-]{1,128}\n)*")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _TO_HANOI = dt.timedelta(hours=7)
 _FIRST_SECOND = int(FIRST_INSTANT.timestamp())
 _END_SECOND = int(LAST_INSTANT.timestamp())  # exclusive
+assert _FIRST_SECOND > 0, "an unset Timestamp, (0, 0), must be outside the domain: it is not tested for apart"
 _SYSTEM_CHARS, _NOTE_CHARS, _KEY_CHARS = 100, 4000, 128
 _COMPLETED = OutcomeStatus.COMPLETED
 
@@ -89,14 +92,16 @@ def prepared_outcomes(messages: Sequence[outcomes_pb2.Outcome], now: dt.datetime
     notes: dict[str, str | None] = {}
     out: list[Outcome] = []
     append = out.append
+    ids: list[str] = []
+    references: list[str] = []
     for m in messages:
         outcome_id = m.outcome_id
         reference = m.assignment
+        ids.append(outcome_id)
+        references.append(reference)
         status = STATUSES.get(m.status)
         reminders = m.reminders
-        if (ID_PATTERN.match(outcome_id) is None or status is None or not reference.startswith(_PREFIX)
-                or _ID_AFTER_PREFIX.match(reference, len(_PREFIX)) is None or not 0 <= reminders <= MAX_REMINDERS
-                or not m.HasField("reported_at")):
+        if status is None or not 0 <= reminders <= MAX_REMINDERS:
             return None
         stamp = m.reported_at
         key = (stamp.seconds, stamp.nanos)
@@ -125,4 +130,11 @@ def prepared_outcomes(messages: Sequence[outcomes_pb2.Outcome], now: dt.datetime
             return None
         append(Outcome(outcome_id, reference[len(_PREFIX):], status, reported_at, system, completed_on, quality,
                        reminders, note))
-    return out
+    return out if _all_match(_IDS, ids) and _all_match(_ASSIGNMENTS, references) else None
+
+
+def _all_match(items: re.Pattern[str], values: list[str]) -> bool:
+    """Whether `items` (a pattern of items, each ending with a line break) matches `values` one for one: one
+    regular-expression pass over them all, a line break after each; a value holding a line break fails the count."""
+    joined = "\n".join(values) + "\n"
+    return joined.count("\n") == len(values) and items.fullmatch(joined) is not None
