@@ -157,7 +157,7 @@ class OutcomeServicer(outcomes_pb2_grpc.OutcomeServiceServicer):
                     else outcome_wire.prepared_outcomes(request.outcomes, now))
         if outcomes is None and not domains_walked():
             raise DomainsUnchecked
-        scope.check_outcomes(self.rt.store, [o.assignment for o in request.outcomes])
+        scope.check_outcomes(self.rt.store, (o.assignment for o in request.outcomes))
         if outcomes is not None:
             result = ingest.submit_prepared_outcomes(
                 self.rt.store, ingest.PreparedOutcomes(outcomes, lambda: [convert.outcome_input(o)

@@ -22,15 +22,17 @@ def _refuse(what: str, bad: list[str], scope: Iterable[str]) -> PermissionDenied
     return PermissionDenied(f"nothing was stored: {len(bad)} {what} are outside your scope (units: {units}): {shown}")
 
 
-def check_outcomes(store: Store, assignments: list[str]) -> None:
-    """Refuse the batch if any outcome's assignment is not one of the caller's units' assignments."""
+def check_outcomes(store: Store, assignments: Iterable[str]) -> None:
+    """Refuse the batch if any outcome's assignment is not one of the caller's units' assignments (read from
+    `assignments` only when the caller is restricted to some units)."""
     caller = current_caller()
     if caller is None or caller.unrestricted:
         return
-    ids = sorted({a.removeprefix("assignments/") for a in assignments})
+    names = list(assignments)
+    ids = sorted({a.removeprefix("assignments/") for a in names})
     units = store.assignment_units(ids)
     bad = [f"outcomes[{index}]: {name} is not an assignment of your units (or does not exist)"
-           for index, name in enumerate(assignments)
+           for index, name in enumerate(names)
            if not caller.may_submit_for(units.get(name.removeprefix("assignments/"), ""))]
     if bad:
         raise _refuse("outcomes", bad, caller.scope_units)
