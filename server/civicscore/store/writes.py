@@ -6,7 +6,8 @@ SQLite, where BEGIN IMMEDIATE already holds the lock) so that PostgreSQL
 replicas cannot interleave a read-compare-write on the same row.
 
 Outcome batches are the hot path (SubmitOutcomes) and go through `driver`:
-one lookup of the batch's ids, one bulk insert, one bulk update of the
+one bulk insert whose unique index tells whether any id is stored already (a
+lookup of the batch's ids only when one is), one bulk update of the
 assignments' states (`states.apply_outcomes`), no per-row work in SQLAlchemy.
 On PostgreSQL the new rows go into `outcomes` by one binary COPY, numbered by
 the table's own sequence as they arrive, and the states follow in one
