@@ -451,8 +451,8 @@ def test_a_batch_of_stored_outcomes_alone_is_counted_by_a_replica_that_never_wro
 
 
 def test_applying_outcomes_again_changes_no_state(tasks: SqlStore) -> None:
-    """PostgreSQL applies a batch's states from a range of `seq` that may hold other sessions' outcomes too
-    (`states.apply_copied_outcomes`): applying outcomes already applied, older or not, changes nothing."""
+    """PostgreSQL applies a batch's states set-based, from the stored outcomes (`states.apply_copied_outcomes`):
+    applying outcomes again, older or not, changes nothing."""
     if tasks.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's way of applying a batch")
     tasks.record_outcomes([done("o1", "T1", dt.date(2026, 5, 1), at(5, 3)),
@@ -470,6 +470,27 @@ def test_applying_outcomes_again_changes_no_state(tasks: SqlStore) -> None:
         states.apply_copied_outcomes(driver, 0)
         driver.run(f"SELECT setval({sequence}, ?)", (last,))
     assert assert_states_follow_the_definition(tasks.engine) == before
+
+
+def test_a_batch_applies_and_locks_only_its_own_outcomes_however_the_numbers_interleave(tasks: SqlStore) -> None:
+    """Concurrent batches draw `seq` from one sequence row by row, so another batch's outcomes can be numbered
+    inside this one's range; applying this batch's states neither locks their assignments nor waits for them."""
+    if tasks.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's way of applying a batch")
+    last_drawn = "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('outcomes', 'seq')::regclass), 0)"
+    with tasks.engine.connect() as mine, tasks.engine.connect() as holder, mine.begin():
+        driver = Driver(mine)
+        since = int(driver.run(last_drawn).scalar_one())
+        mine.execute(outcomes.insert(), [rows.outcome_values(done("m1", "T1", dt.date(2026, 5, 1), at(5, 2)))])
+        # Another batch is numbered between this one's outcomes, and committed.
+        tasks.record_outcomes([report("o1", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2))])
+        mine.execute(outcomes.insert(), [rows.outcome_values(report("m2", "T3", OutcomeStatus.CANCELLED, at(5, 2)))])
+        with holder.begin():  # someone holds the other batch's state row
+            holder.execute(text("SELECT 1 FROM assignment_states WHERE assignment_id = 'T2' FOR UPDATE"))
+            driver.run("SET LOCAL lock_timeout = '3s'")  # waiting on it would fail the test, not hang it
+            states.apply_copied_outcomes(driver, since)
+    assert [row[3] for row in assert_states_follow_the_definition(tasks.engine)] == [
+        "completed", "in_progress", "cancelled", None, None]
 
 
 def test_outcome_batch_with_a_conflict_stores_nothing(tasks: SqlStore) -> None:

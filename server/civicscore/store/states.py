@@ -38,12 +38,15 @@ _APPLY = (
     "reported_at = ?, outcome_seq = ? "
     "WHERE assignment_id = ? AND (outcome_seq IS NULL OR (reported_at, outcome_seq) < (?, ?))"
 )
-# PostgreSQL, after a batch was COPYed into `outcomes` (writes.record_outcomes): its rows are those with a `seq`
-# from the first number the COPY may have drawn (the parameter) up to the last this session drew. Other sessions'
-# committed outcomes may be numbered in that range too; applying them again changes nothing (only newer wins).
+# PostgreSQL, after a batch was COPYed into `outcomes` (writes.record_outcomes): its rows, those numbered from the
+# first number the COPY may have drawn (the parameter) up to the last this session drew, and written by the same
+# (sub)transaction as that last one. Concurrent COPYs draw from the sequence row by row, so other batches' rows are
+# numbered in that range too; `xmin` leaves them out (the ones committed would change nothing, but would be locked
+# and read again). Each bound is a subquery, computed once, so that the primary key's index serves the range.
+_LAST_DRAWN = "(SELECT currval(pg_get_serial_sequence('outcomes', 'seq')::regclass))"
 _COPIED = (
-    "outcomes WHERE seq >= ? "
-    "AND seq <= (SELECT currval(pg_get_serial_sequence('outcomes', 'seq')::regclass))"
+    f"outcomes WHERE seq >= ? AND seq <= {_LAST_DRAWN} "
+    f"AND xmin = (SELECT xmin FROM outcomes WHERE seq = {_LAST_DRAWN})"
 )
 # The state rows locked in key order (two batches never wait for each other in a cycle), then one UPDATE from
 # the latest of the outcomes of each assignment (a tie on reported_at goes to the later seq).
