@@ -461,6 +461,21 @@ def _p50_p99(samples: list[float]) -> tuple[float, float]:
     return ordered[len(ordered) // 2], ordered[max(0, int(len(ordered) * 0.99) - 1)]
 
 
+def settle(database_url: str | None = None) -> None:
+    """Let the copies just made reach the disk before anything is timed: their writeback would otherwise land on
+    whichever figure runs first (a commit's fsync waits behind it), not on the floors measured later.
+    PostgreSQL (`database_url`): a CHECKPOINT first, when the role may run one."""
+    if database_url is not None:
+        import psycopg
+
+        try:
+            with psycopg.connect(_psycopg_url(database_url), autocommit=True) as db:
+                db.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            pass
+    os.sync()
+
+
 def sqlite_repeat(workdir: Path, snapshot: Path, data: Data, reads: int) -> dict[str, Any]:
     """One repeat on SQLite: a fresh server on a copy of the snapshot; floors on copies of their own."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -469,6 +484,7 @@ def sqlite_repeat(workdir: Path, snapshot: Path, data: Data, reads: int) -> dict
     shutil.copyfile(snapshot, workdir / "civicscore.db")
     cpus = os.cpu_count() or 1
     server = _server(workdir, snapshot.parent, module="bench.echo_server")
+    settle()
     try:
         channel = server.channel()
         echo = channel.unary_unary("/civicscore.bench.Echo/Echo")
@@ -535,6 +551,7 @@ def postgres_repeat(base_url: str, snapshot_url: str, snapshot_dir: Path, data: 
     copies = {name: copy_database(base_url, snapshot_url, name) for name in ("server", "floor", "record", "replay")}
     try:
         server = _server(workdir, snapshot_dir, database_url=copies["server"])
+        settle(copies["server"])
         try:
             submit = server.channel().unary_unary("/civicscore.v1.OutcomeService/SubmitOutcomes")
             ingest_s = _timed(submit, data.payloads)
@@ -707,7 +724,8 @@ def floor_notes(r: dict[str, Any]) -> str:
     s = r["sqlite"]
     runs = "one run" if r["repeats"] == 1 else f"the median of {r['repeats']} runs"
     return f"""(a)-(c) are {runs}, each on a fresh server (one engine worker per core) and a
-fresh copy of one database loaded with the units and assignments; every run's figures are in
+fresh copy of one database loaded with the units and assignments, timed once the copies have reached
+the disk (`sync`; on PostgreSQL a CHECKPOINT first); every run's figures are in
 `bench/out/results.json`. In (a) the server is pinned to one core and the benchmark to the other; the
 floors run in the benchmark process on copies of the database as it was before the ingest: the
 insert floor writes the rows the server stored (read back from it) and nothing else, no checks,
