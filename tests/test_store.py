@@ -461,14 +461,13 @@ def test_applying_outcomes_again_changes_no_state(tasks: SqlStore) -> None:
                            report("o4", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2), reminders=1)])  # tie: wins
     before = assert_states_follow_the_definition(tasks.engine)
     assert [row[6] for row in before[:2]] == [0, 1]
-    sequence = "pg_get_serial_sequence('outcomes', 'seq')::regclass"
     with tasks.engine.begin() as connection:
         driver = Driver(connection)
         first_batch_end, last = driver.run("SELECT min(seq) + 1, max(seq) FROM outcomes").one()
         # The range the first batch's COPY would have drawn: this session's last number is its last.
-        driver.run(f"SELECT setval({sequence}, ?)", (first_batch_end,))
+        driver.run(f"SELECT setval({states.OUTCOME_SEQUENCE}, ?)", (first_batch_end,))
         states.apply_copied_outcomes(driver, 0)
-        driver.run(f"SELECT setval({sequence}, ?)", (last,))
+        driver.run(f"SELECT setval({states.OUTCOME_SEQUENCE}, ?)", (last,))
     assert assert_states_follow_the_definition(tasks.engine) == before
 
 
@@ -477,10 +476,9 @@ def test_a_batch_applies_and_locks_only_its_own_outcomes_however_the_numbers_int
     inside this one's range; applying this batch's states neither locks their assignments nor waits for them."""
     if tasks.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's way of applying a batch")
-    last_drawn = "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('outcomes', 'seq')::regclass), 0)"
     with tasks.engine.connect() as mine, tasks.engine.connect() as holder, mine.begin():
         driver = Driver(mine)
-        since = int(driver.run(last_drawn).scalar_one())
+        since = states.last_outcome_number(driver)
         mine.execute(outcomes.insert(), [rows.outcome_values(done("m1", "T1", dt.date(2026, 5, 1), at(5, 2)))])
         # Another batch is numbered between this one's outcomes, and committed.
         tasks.record_outcomes([report("o1", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2))])
@@ -491,6 +489,35 @@ def test_a_batch_applies_and_locks_only_its_own_outcomes_however_the_numbers_int
             states.apply_copied_outcomes(driver, since)
     assert [row[3] for row in assert_states_follow_the_definition(tasks.engine)] == [
         "completed", "in_progress", "cancelled", None, None]
+
+
+def test_an_outcome_stored_by_another_writer_meanwhile_is_a_duplicate_on_the_retry(tasks: SqlStore) -> None:
+    """PostgreSQL: a batch holding a stored outcome goes the long way (lookup, then a COPY of the others). When
+    another transaction stores one of those others meanwhile, the COPY waits for it and is then refused by the
+    id's index; the write is tried again, and counts it as a duplicate."""
+    if tasks.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's COPY")
+    stored = done("o1", "T1", dt.date(2026, 5, 1), at(5, 1))
+    racing = report("o2", "T2", OutcomeStatus.IN_PROGRESS, at(5, 2))
+    tasks.record_outcomes([stored])
+    results: list[Any] = []
+    with tasks.engine.connect() as other:
+        with other.begin():
+            other.execute(outcomes.insert(), [rows.outcome_values(racing)])
+            mine = other.scalar(text("SELECT pg_current_xact_id()::text"))
+            writer = threading.Thread(target=lambda: results.append(tasks.record_outcomes([stored, racing])))
+            writer.start()
+            deadline = time.monotonic() + 30
+            # The batch waits for this transaction's id (pg_locks is read live; pg_stat_activity would be a
+            # snapshot taken once per transaction).
+            waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted "
+                           "AND transactionid::text = :mine")
+            while not other.scalar(waiting, {"mine": mine}):
+                assert time.monotonic() < deadline, "the batch never waited for the other transaction"
+                time.sleep(0.02)
+        writer.join(timeout=30)
+    assert [(r.accepted, r.duplicates, r.conflicts) for r in results] == [(0, 2, ())]
+    assert tasks.count_outcomes() == 2
 
 
 def test_outcome_batch_with_a_conflict_stores_nothing(tasks: SqlStore) -> None:

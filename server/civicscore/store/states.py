@@ -43,7 +43,9 @@ _APPLY = (
 # (sub)transaction as that last one. Concurrent COPYs draw from the sequence row by row, so other batches' rows are
 # numbered in that range too; `xmin` leaves them out (the ones committed would change nothing, but would be locked
 # and read again). Each bound is a subquery, computed once, so that the primary key's index serves the range.
-_LAST_DRAWN = "(SELECT currval(pg_get_serial_sequence('outcomes', 'seq')::regclass))"
+# The sequence that numbers outcomes (`seq`: their arrival order).
+OUTCOME_SEQUENCE = "pg_get_serial_sequence('outcomes', 'seq')::regclass"
+_LAST_DRAWN = f"(SELECT currval({OUTCOME_SEQUENCE}))"
 _COPIED = (
     f"outcomes WHERE seq >= ? AND seq <= {_LAST_DRAWN} "
     f"AND xmin = (SELECT xmin FROM outcomes WHERE seq = {_LAST_DRAWN})"
@@ -83,6 +85,13 @@ def track_assignments(
             {"key_assignment_id": v["assignment_id"], "due_on": v["due_on"], "unit_code": v["unit_code"]}
             for v in sorted(updated, key=lambda v: str(v["assignment_id"]))
         ])
+
+
+def last_outcome_number(driver: Driver) -> int:
+    """PostgreSQL: the last number the outcomes' sequence gave any session (0 before the first). Read before a
+    batch is COPYed into `outcomes`, it is the `since` of `apply_copied_outcomes`: every row COPYed after it has a
+    greater `seq`."""
+    return int(driver.run(f"SELECT coalesce(pg_sequence_last_value({OUTCOME_SEQUENCE}), 0)").scalar_one())
 
 
 def apply_copied_outcomes(driver: Driver, since: int) -> None:

@@ -67,9 +67,6 @@ _STORED_OUTCOME_COLUMNS: tuple[BulkColumn, ...] = (("seq", "int8"), *OUTCOME_COL
 # default (its sequence), in the order sent.
 _COPIED_OUTCOME_COLUMNS: tuple[BulkColumn, ...] = (*OUTCOME_COLUMNS, ("recorded_by", "text"))
 _SAVEPOINT = "outcome_batch"
-# The last number `outcomes`' sequence gave any session (0 before the first): every row COPYed after it has a
-# greater `seq`.
-_LAST_OUTCOME_SEQ = "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence('outcomes', 'seq')::regclass), 0)"
 
 
 class ReferenceViolation(Exception):
@@ -341,7 +338,7 @@ def _store_new(driver: Driver, fresh: Sequence[tuple[Any, ...]], items: Sequence
         return True
     try:
         if driver.postgres:
-            since = int(driver.run(_LAST_OUTCOME_SEQ).scalar_one())
+            since = states.last_outcome_number(driver)
             try:
                 driver.copy_rows("outcomes", _COPIED_OUTCOME_COLUMNS, [(*item, recorded_by) for item in fresh])
             except IntegrityError as error:
