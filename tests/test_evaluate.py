@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from civicscore_api.v1 import evaluations_pb2, units_pb2
-from tests.scenario import PERIOD, load_quarter
-from tests.serverproc import ServerProcess, hanoi_units
+from civicscore_api.v1 import evaluations_pb2, measurements_pb2, units_pb2
+from tests.scenario import PERIOD, REPORTED, load_quarter
+from tests.serverproc import ServerProcess, hanoi_units, timestamp
 
 EVALUATE = evaluations_pb2.EvaluatePeriodRequest(period=f"periods/{PERIOD}")
 
@@ -84,6 +84,22 @@ def test_evaluate_period_scores_grades_and_flags(quarter: ServerProcess) -> None
     assert [e.rank for e in ranking[:2]] == [1, 2]
     assert ranking[1].timeliness == 0.75  # the rules' timeliness: (6 on time + 0.75 x 2 late) / 10
     assert all(e.rank == 0 for e in ranking[2:])  # not assessable: listed, unranked
+
+
+def test_numbers_python_writes_with_an_exponent_reach_the_rules(quarter: ServerProcess) -> None:
+    # 1 online application in 200,000 is 5e-06, a number durable_rules' parser refuses unless written 5.0e-06:
+    # the measurement was dropped (STP, beside its overdue facts) or crashed the engine (SCT, its only fact).
+    quarter.stubs().measurements.SubmitMeasurements(measurements_pb2.SubmitMeasurementsRequest(measurements=[
+        measurements_pb2.Measurement(unit=f"units/{code}", period=PERIOD, indicator="dx.online_applications",
+                                     numerator=1, denominator=200_000, reported_at=timestamp(REPORTED),
+                                     reporting_system="dvc") for code in ("STP", "SCT")]), timeout=30)
+    reply = quarter.stubs().evaluations.EvaluatePeriod(EVALUATE, timeout=120)
+    assert reply.units_evaluated == 141
+    for code in ("STP", "SCT"):
+        evaluation = _evaluation(quarter, code)
+        dx = [i for i in evaluation.indicators if i.indicator == "dx.online_applications"]
+        assert len(dx) == 1 and dx[0].value == 1 / 200_000 and dx[0].counted, (code, dx)
+        assert "dx-indicator-counted" in [r.rule_id for r in evaluation.fired_rules]
 
 
 def test_re_evaluation_is_byte_identical_and_makes_no_new_revision(quarter: ServerProcess) -> None:

@@ -237,6 +237,36 @@ def test_rules_check_refuses_a_file_beyond_the_limits(tmp_path: Path, text: str,
     assert result.output.splitlines()[0] == f"extra.yaml:{position}: {message}"
 
 
+def rule(rule_id: str, condition: str) -> str:
+    return (f"\n  - id: {rule_id}\n    fact: unit\n    flag: reminder\n    when: {condition}\n"
+            "    reason: {vi: \"Lý do\", en: \"Reason\"}\n")
+
+
+def test_rules_check_names_numbers_the_engine_cannot_read(tmp_path: Path) -> None:
+    # durable_rules refuses 2e-05 as JSON writes it: loading the ruleset failed with "error code 204"
+    flags = (RULES / "flags.yaml").read_text(encoding="utf-8")
+    folder = rules_with(tmp_path, {"flags.yaml": flags + rule("tiny", "timeliness < 0.00002 or completion < 0.00003")})
+    result = civicscore("rules", "check", str(folder))
+    assert result.exit_code == 1, result.output
+    line = len(flags.splitlines()) + 2
+    advice = ("the rules engine cannot read numbers under 0.0001 or from 10^16 up in a condition (error 204); use 0, "
+              "or a number from 0.0001 to 10^16 (e.g. a rate per 10,000 instead of per unit)")
+    assert result.output.splitlines()[:-1] == [
+        f"flags.yaml:{line}:5: rule `tiny` compares `completion` with 3e-05: {advice}",
+        f"flags.yaml:{line}:5: rule `tiny` compares `timeliness` with 2e-05: {advice}",
+    ]
+    # 0.0001 is written as such, and is read: the rule loads and fires
+    files = default_files()
+    files["flags.yaml"] += rule("small", "timeliness < 0.0001")
+    from civicscore.engine.durable_adapter import DurableRunner
+
+    runner = DurableRunner(load_ruleset(files).compile())
+    runner.begin()
+    assert "small" in runner.assert_fact({"tag": "unit.flags", "timeliness": 0.00005})
+    assert "small" not in runner.assert_fact({"tag": "unit.flags", "timeliness": 0.0001})
+    runner.end()
+
+
 def test_an_alias_in_a_case_file_is_refused_and_no_case_runs(tmp_path: Path) -> None:
     case = ("defaults: &unit {unit: {code: SNV, kind: department, block: departments}}\n"
             "cases:\n  - name: aliased\n    counts: {due: 5, completed: 5, on_time: 5}\n"

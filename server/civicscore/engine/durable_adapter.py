@@ -23,6 +23,12 @@ distinct from each other and from the session's state fact (`sid-<sid>`). The
 runner checks at start that this build hashes ids that way (a known colliding
 pair must collide); if it does not, facts are asserted one at a time, where a
 collision shows in the result and the fact is retried under a new id.
+
+Numbers: durable_rules' JSON parser refuses a number with an exponent but no decimal point (`1e-05`,
+`1e+16`: error 204), which is how Python writes floats under 0.0001 or from 10^16 up (a DX value of 1 in
+200,000, say). In a batch the refusal is not reported for a fact other than the last one (its rules
+silently do not fire), and we have seen the process crash after it. Such numbers are written with a point
+(`1.0e-05`), which it reads exactly (`_engine_json`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 import durable_rules_engine
@@ -47,6 +55,11 @@ _HANDLED, _NOT_HANDLED, _OBSERVED = 0, 1, 2
 # Two ids with the same FNV-1a 32-bit hash (found by search): the self-check of the id model.
 _COLLIDING_IDS = ("40189", "797186")
 _SELF_CHECK_SID = "id-model-check"
+
+# A number json.dumps may have written in a form durable_rules refuses (or a non-finite one): the text is then
+# written again by `_engine_json`. Strings rarely hold a digit before an "e", so this rarely fires for nothing.
+_RISKY_NUMBER = re.compile(r"[0-9]e|NaN|Infinity")
+_string = json.encoder.encode_basestring  # the C encoder's own str writer (as json.dumps with ensure_ascii=False)
 
 Action = Callable[[str], None]  # called with the id of the fact that fired the rule
 # How an action message continues after `{"<action name>`, when the fact's id comes first.
@@ -71,6 +84,30 @@ def fnv1a_32(text: str) -> int:
 
 # Fact ids are "1", "2", ... in every session: their hashes are looked up, not recomputed.
 _fact_id_hash = functools.lru_cache(maxsize=65536)(fnv1a_32)
+
+
+def _engine_json(value: object) -> str:
+    """`value` as json.dumps writes it (same separators), but every float in a form durable_rules reads: with a
+    decimal point before any exponent (`1.0e-05`). A non-finite number, which it cannot compare, is refused."""
+    if isinstance(value, str):
+        return _string(value)
+    if value is True or value is False:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"the rules engine cannot compare the non-finite number {value!r}")
+        text = float.__repr__(value)
+        mantissa, exponent, power = text.partition("e")
+        return f"{mantissa}.0e{power}" if exponent and "." not in mantissa else text
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_string(str(key))}: {_engine_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_engine_json(item) for item in value) + "]"
+    raise TypeError(f"a fact cannot hold {type(value).__name__}")
 
 
 class RunnerBroken(RuntimeError):
@@ -216,6 +253,8 @@ class DurableRunner:
         """Assert facts with one C call and run every action they fired; the result code of the last."""
         handle = self._handle
         text = json.dumps(messages, ensure_ascii=False)
+        if _RISKY_NUMBER.search(text):
+            text = _engine_json(messages)
         if len(messages) == 1:
             code, state = durable_rules_engine.assert_fact(handle, text[1:-1])
         else:

@@ -6,7 +6,9 @@ below were measured on durable_rules 2.0.28 (see docs/notes on durable_rules):
 - more than 64 rule alternatives matching one fact: every assert fails (303);
 - 512 distinct `==` values under one node: set_rulesets hangs holding the GIL;
 - a pattern with only `$nex` tests matches the engine's state fact, looping;
-- more than 16 facts joined in one rule: error 304.
+- more than 16 facts joined in one rule: error 304;
+- a number written with an exponent but no decimal point (`2e-05`, `1e+16`: how JSON writes a float
+  under 0.0001 or from 10^16 up) makes `create_ruleset` fail with error 204.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def compile_rules(
     rules_def: dict[str, Any] = {INIT_RULE: {"all": [{"m": {"tag": INIT_TAG}}], "run": INIT_RULE}}
     for rule in rules:
         rules_def[rule.rule_id] = {"all": [{"m": compile_pattern(rule)}], "run": rule.rule_id}
-    issues = _check_matching(rules, positions) + _check_equality_values(rules, positions)
+    issues = (_check_matching(rules, positions) + _check_equality_values(rules, positions)
+              + _check_numbers(rules, positions))
     for rule_name, problem in check_definition(rules_def):
         pos = positions.get(rule_name) or next(iter(positions.values()))
         issues.append(pos.issue(f"rule `{rule_name}` {problem}"))
@@ -113,6 +116,26 @@ def _check_matching(rules: Sequence[Rule], positions: Mapping[str, Pos]) -> list
                     "on one field"
                 )
             )
+    return issues
+
+
+def engine_cannot_read(value: ParamValue | None) -> bool:
+    """Whether durable_rules' parser refuses the number as JSON writes it (an exponent and no decimal point)."""
+    if not isinstance(value, float) or isinstance(value, bool):
+        return False
+    mantissa, exponent, _ = repr(value).partition("e")
+    return bool(exponent) and "." not in mantissa
+
+
+def _check_numbers(rules: Sequence[Rule], positions: Mapping[str, Pos]) -> list[RulesetIssue]:
+    issues = []
+    for rule in rules:
+        for test in dict.fromkeys(t for branch in rule.branches for t in branch if engine_cannot_read(t.value)):
+            issues.append(positions[rule.rule_id].issue(
+                f"rule `{rule.rule_id}` compares `{test.field}` with {test.value!r}"
+                + (f" (parameter `{test.param}`)" if test.param else "")
+                + ": the rules engine cannot read numbers under 0.0001 or from 10^16 up in a condition (error 204); "
+                "use 0, or a number from 0.0001 to 10^16 (e.g. a rate per 10,000 instead of per unit)"))
     return issues
 
 
