@@ -356,6 +356,7 @@ def engine_rate_main() -> None:
     from civicscore.domain.periods import Quarter
     from civicscore.engine.durable_adapter import DurableRunner
     from civicscore.engine.evaluator import UnitEvaluator
+    from civicscore.engine.memo import MemoRunner
     from civicscore.engine.port import encode_evaluation
     from civicscore.evaluate import active_units, gather_facts
     from civicscore.ruleset import load_ruleset
@@ -367,7 +368,8 @@ def engine_rate_main() -> None:
     finally:
         store.close()
     ruleset = load_ruleset({p.name: p.read_text(encoding="utf-8") for p in sorted(RULES.glob("*.yaml"))})
-    evaluator = UnitEvaluator(ruleset, DurableRunner(ruleset.compile()))
+    compiled = ruleset.compile()
+    evaluator = UnitEvaluator(ruleset, MemoRunner.over(DurableRunner(compiled), compiled))
     for unit in facts[:50]:  # warm up
         encode_evaluation(evaluator.evaluate(unit), body_of)
     start = time.perf_counter()

@@ -8,6 +8,8 @@ Protocol (pickled tuples over a multiprocessing Connection):
 With `encoded` true the worker also serialises each result (port.encode_evaluation, with the reply's
 body when the pool was given a `reply_encoder`, or port.encode_official_evaluation for an official),
 so the parent neither unpickles the nested dataclasses nor writes their JSON.
+The rules each fact fires are remembered by the values the rules read (engine.memo): durable_rules is asked
+only about facts unlike those this worker has seen.
 The worker never touches a database and ignores SIGINT (the parent handles shutdown).
 """
 
@@ -20,6 +22,7 @@ from multiprocessing.connection import Connection
 
 from civicscore.domain.model import UnitEvaluation
 from civicscore.engine.evaluator import UnitEvaluator
+from civicscore.engine.memo import MemoRunner
 from civicscore.engine.port import ReplyEncoder, encode_evaluation, encode_official_evaluation
 from civicscore.ruleset import Ruleset
 
@@ -33,8 +36,9 @@ def run_worker(conn: Connection, ruleset: Ruleset, fault_delay_s: float = 0.0,
     from civicscore.engine.durable_adapter import DurableRunner
 
     try:
-        runner = DurableRunner(ruleset.compile())
-        evaluator = UnitEvaluator(ruleset, runner)
+        compiled = ruleset.compile()
+        runner = DurableRunner(compiled)
+        evaluator = UnitEvaluator(ruleset, MemoRunner.over(runner, compiled))
     except Exception as error:
         conn.send(("failed", f"{type(error).__name__}: {error}"))
         return
