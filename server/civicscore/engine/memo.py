@@ -8,9 +8,9 @@ rule of that tag tests therefore fire the same rules. `MemoRunner` keys the rule
 those values and asks the engine only about facts unlike any it has seen; a unit's session is
 opened in the engine only when one of its facts is new.
 
-Most facts repeat: an overdue assignment is, to the rules, its days overdue and reminders (and the
-unit's kind and block), whatever its id. At 1,100 units with 20 open overdue assignments each, the
-engine meets a few hundred distinct facts instead of 40,000 (bench/RESULTS.md).
+Most facts repeat: an overdue assignment is, to the default rules, its days overdue and reminders,
+whatever its id or unit. On the bench's 1,100 units (about 20 open overdue assignments each, asserted in
+two stages) one process asked the engine about 374 facts and answered 46,926 from memory.
 
 The fields are read off the durable_rules definition itself, the data the engine matches with, not
 off the rule files. A definition holding anything else than the single-fact patterns the compiler
