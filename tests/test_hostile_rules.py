@@ -249,8 +249,8 @@ def test_rules_check_names_numbers_the_engine_cannot_read(tmp_path: Path) -> Non
     result = civicscore("rules", "check", str(folder))
     assert result.exit_code == 1, result.output
     line = len(flags.splitlines()) + 2
-    advice = ("the rules engine cannot read numbers under 0.0001 or from 10^16 up in a condition (error 204); use 0, "
-              "or a number from 0.0001 to 10^16 (e.g. a rate per 10,000 instead of per unit)")
+    advice = ("the rules engine cannot read a number under 0.0001 or from 10^16 up in a condition (error 204); "
+              "compare with 0, or with a number from 0.0001 up to 10^16")
     assert result.output.splitlines()[:-1] == [
         f"flags.yaml:{line}:5: rule `tiny` compares `completion` with 3e-05: {advice}",
         f"flags.yaml:{line}:5: rule `tiny` compares `timeliness` with 2e-05: {advice}",

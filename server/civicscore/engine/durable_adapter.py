@@ -45,6 +45,7 @@ from durable import engine as durable_engine
 
 from civicscore.engine.facts import Fact
 from civicscore.ruleset import CompiledRuleset
+from civicscore.ruleset.compiler import engine_number_text
 
 _ID_ATTEMPTS = 5
 MAX_BATCH = 256  # facts per assert_facts call (tested with 3,000 x 60 fired rules)
@@ -100,9 +101,7 @@ def _engine_json(value: object) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"the rules engine cannot compare the non-finite number {value!r}")
-        text = float.__repr__(value)
-        mantissa, exponent, power = text.partition("e")
-        return f"{mantissa}.0e{power}" if exponent and "." not in mantissa else text
+        return engine_number_text(value)
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_string(str(key))}: {_engine_json(item)}" for key, item in value.items()) + "}"
     if isinstance(value, (list, tuple)):

@@ -119,12 +119,17 @@ def _check_matching(rules: Sequence[Rule], positions: Mapping[str, Pos]) -> list
     return issues
 
 
+def engine_number_text(value: float) -> str:
+    """A float as JSON writes it (its repr), with a decimal point added before an exponent that has none
+    (`1e-05` -> `1.0e-05`): durable_rules' parser refuses the first form and reads the second exactly."""
+    text = float.__repr__(value)
+    mantissa, exponent, power = text.partition("e")
+    return f"{mantissa}.0e{power}" if exponent and "." not in mantissa else text
+
+
 def engine_cannot_read(value: ParamValue | None) -> bool:
     """Whether durable_rules' parser refuses the number as JSON writes it (an exponent and no decimal point)."""
-    if not isinstance(value, float) or isinstance(value, bool):
-        return False
-    mantissa, exponent, _ = repr(value).partition("e")
-    return bool(exponent) and "." not in mantissa
+    return isinstance(value, float) and engine_number_text(value) != float.__repr__(value)
 
 
 def _check_numbers(rules: Sequence[Rule], positions: Mapping[str, Pos]) -> list[RulesetIssue]:
@@ -134,8 +139,8 @@ def _check_numbers(rules: Sequence[Rule], positions: Mapping[str, Pos]) -> list[
             issues.append(positions[rule.rule_id].issue(
                 f"rule `{rule.rule_id}` compares `{test.field}` with {test.value!r}"
                 + (f" (parameter `{test.param}`)" if test.param else "")
-                + ": the rules engine cannot read numbers under 0.0001 or from 10^16 up in a condition (error 204); "
-                "use 0, or a number from 0.0001 to 10^16 (e.g. a rate per 10,000 instead of per unit)"))
+                + ": the rules engine cannot read a number under 0.0001 or from 10^16 up in a condition (error 204); "
+                "compare with 0, or with a number from 0.0001 up to 10^16"))
     return issues
 
 
