@@ -174,16 +174,17 @@ class Cluster:
 
     # -- holding calls in flight -------------------------------------------------------------
     @contextlib.contextmanager
-    def writes_held(self, table: str) -> Iterator[None]:
+    def writes_held(self, table: str) -> Iterator[int]:
         """While the block runs, writers of `table` wait in the database (readers do not): a call that
-        writes it stays in flight on its replica, so a test can kill or stop that replica mid-call."""
+        writes it stays in flight on its replica, so a test can kill or stop that replica mid-call. Gives
+        the holding session's process id (the sessions it blocks have it among their `pg_blocking_pids`)."""
         engine = create_engine(self.database_url, poolclass=NullPool)
         try:
             with engine.connect() as connection:
                 transaction = connection.begin()
                 connection.execute(text(f'LOCK TABLE "{table}" IN SHARE ROW EXCLUSIVE MODE'))
                 try:
-                    yield
+                    yield int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
                 finally:
                     transaction.rollback()
         finally:

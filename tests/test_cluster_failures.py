@@ -83,17 +83,27 @@ def local_ports(pid: int) -> set[int]:
     return ports
 
 
-def waiting_replicas(cluster: Cluster) -> Counter[int]:
-    """How many database sessions of each running replica wait for a lock now. A session is matched to its
-    replica by its client port (the replicas' pooled sessions carry no application name)."""
+def waiting_replicas(cluster: Cluster, held_by: int) -> Counter[int]:
+    """How many database sessions of each running replica wait, directly or behind others, on the lock of
+    session `held_by` (`Cluster.writes_held`): those stay in flight until it is released. A session waiting
+    for a moment on another lock (two writers' audit entries, say) is not counted: its call may end before
+    the replica is killed. A session is matched to its replica by its client port (the replicas' pooled
+    sessions carry no application name)."""
     engine = create_engine(cluster.database_url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
-            ports = connection.execute(text(
-                "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock'")).scalars().all()
+            waiting = connection.execute(text(
+                "SELECT pid, client_port, pg_blocking_pids(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'")).all()
     finally:
         engine.dispose()
+    held = {held_by}
+    grew = True
+    while grew:  # sessions blocked by the holder, or by a session it blocks
+        stuck = {pid for pid, _, blockers in waiting if held & set(blockers or ())}
+        grew = not stuck <= held
+        held |= stuck
+    ports = [port for pid, port, _ in waiting if pid in held]
     if not ports:
         return Counter()
     owners = {port: index for index, replica in enumerate(cluster.replicas)
@@ -102,12 +112,12 @@ def waiting_replicas(cluster: Cluster) -> Counter[int]:
     return Counter(owners[port] for port in ports if port in owners)
 
 
-def hold_a_call_on(cluster: Cluster, victim: int, launch: Callable[[int], object]) -> int:
-    """With the table of `launch`'s call held, launch calls through nginx (`launch(n)` starts the n-th in a
-    thread) until one waits in the database on replica `victim`; how many were launched."""
+def hold_a_call_on(cluster: Cluster, victim: int, held_by: int, launch: Callable[[int], object]) -> int:
+    """With the table of `launch`'s call held by session `held_by`, launch calls through nginx (`launch(n)`
+    starts the n-th in a thread) until one waits in the database on replica `victim`; how many were launched."""
     launched = 0
     while launched < MAX_PROBES:
-        waiting = waiting_replicas(cluster)
+        waiting = waiting_replicas(cluster, held_by)
         if waiting[victim]:
             return launched
         launch(launched)
@@ -115,12 +125,12 @@ def hold_a_call_on(cluster: Cluster, victim: int, launch: Callable[[int], object
 
         def one_more_waits(before: int = sum(waiting.values())) -> bool:
             # The new call reaches the database (or another writer's call does): either way one more waits.
-            return sum(waiting_replicas(cluster).values()) > before
+            return sum(waiting_replicas(cluster, held_by).values()) > before
 
         assert eventually(one_more_waits, timeout_s=120), \
-            f"call {launched} never reached the database: {waiting_replicas(cluster)}"
-    assert eventually(lambda: waiting_replicas(cluster)[victim] > 0, timeout_s=30), \
-        f"{launched} calls through nginx and none waits on replica {victim}: {waiting_replicas(cluster)}"
+            f"call {launched} never reached the database: {waiting_replicas(cluster, held_by)}"
+    assert eventually(lambda: waiting_replicas(cluster, held_by)[victim] > 0, timeout_s=30), \
+        f"{launched} calls through nginx and none waits on replica {victim}: {waiting_replicas(cluster, held_by)}"
     return launched
 
 
@@ -268,8 +278,8 @@ def kill_with_a_write_in_flight(cluster: Cluster, ledger: Ledger, round_number: 
         return cut_on(cluster, victim, cluster.calls()[seen:])
 
     seen = len(cluster.calls())
-    with cluster.writes_held(kind):
-        hold_a_call_on(cluster, victim, launch)
+    with cluster.writes_held(kind) as held_by:
+        hold_a_call_on(cluster, victim, held_by, launch)
         cluster.kill(victim)  # with a write of `kind` in flight on it, waiting in the database
         # nginx answers the cut call with 502: its client sees UNAVAILABLE and resends it, through nginx.
         assert eventually(lambda: bool(cut()), timeout_s=60), f"round {round_number}: no call cut on {victim}"
@@ -451,9 +461,9 @@ def sigterm_during_a_long_evaluation(cluster: Cluster, load: Load, victim: int, 
     replica = cluster.replicas[victim]
     assert replica.proc is not None
     lines_before = len(access_lines(cluster))
-    with cluster.writes_held("evaluations"):
+    with cluster.writes_held("evaluations") as held_by:
         with load.paused():
-            hold_a_call_on(cluster, victim, launch)
+            hold_a_call_on(cluster, victim, held_by, launch)
         if drain:
             cluster.drain(victim)
         replica.proc.send_signal(signal.SIGTERM)
