@@ -354,10 +354,8 @@ def engine_rate_main() -> None:
     settings = json.loads(sys.stdin.read())
     from civicscore.api.evaluation_wire import body_of
     from civicscore.domain.periods import Quarter
-    from civicscore.engine.durable_adapter import DurableRunner
-    from civicscore.engine.evaluator import UnitEvaluator
-    from civicscore.engine.memo import MemoRunner
     from civicscore.engine.port import encode_evaluation
+    from civicscore.engine.worker import worker_evaluator
     from civicscore.evaluate import active_units, gather_facts
     from civicscore.ruleset import load_ruleset
     from civicscore.store.sql import open_store
@@ -368,8 +366,7 @@ def engine_rate_main() -> None:
     finally:
         store.close()
     ruleset = load_ruleset({p.name: p.read_text(encoding="utf-8") for p in sorted(RULES.glob("*.yaml"))})
-    compiled = ruleset.compile()
-    evaluator = UnitEvaluator(ruleset, MemoRunner.over(DurableRunner(compiled), compiled))
+    _, evaluator = worker_evaluator(ruleset)
     for unit in facts[:50]:  # warm up
         encode_evaluation(evaluator.evaluate(unit), body_of)
     start = time.perf_counter()

@@ -5,6 +5,7 @@ Also the durable_rules adapter in this process (sessions, swallowed action error
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import signal
@@ -514,6 +515,35 @@ def test_adapter_batches_fire_what_single_asserts_fire() -> None:
     assert runner.assert_facts(many) == [["overdue-penalty"]] * len(many)
     runner.end()
     assert (runner.sessions_used, runner.live_sessions) == (4, 0)
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (5e-06, "5.0e-06"), (1e16, "1.0e+16"), (1.5e-07, "1.5e-07"), (0.0001, "0.0001"), (95.0, "95.0"),
+])
+def test_adapter_writes_every_float_in_a_form_durable_rules_reads(value: float, text: str) -> None:
+    from civicscore.engine.durable_adapter import DurableRunner
+    from civicscore.ruleset.compiler import engine_number_text
+
+    assert engine_number_text(value) == text
+    runner = DurableRunner(load_ruleset(rule_files()).compile())
+    runner.begin()
+    # grade bands from 90, 70, 50 and 0; the fact first in its batch, where a refused one was dropped unreported
+    expected = ["grade.excellent"] if value >= 90 else ["grade.not_completed"]
+    assert runner.assert_facts([{**GRADE_FACT, "score": value}, GRADE_FACT]) == [expected, ["grade.excellent"]]
+    runner.end()
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_adapter_refuses_a_non_finite_number_before_durable_rules_sees_it(value: float) -> None:
+    from civicscore.engine.durable_adapter import DurableRunner
+
+    runner = DurableRunner(load_ruleset(rule_files()).compile())
+    runner.begin()
+    with pytest.raises(ValueError, match="cannot compare the non-finite number"):
+        runner.assert_fact({**GRADE_FACT, "score": value})
+    assert runner.assert_fact(GRADE_FACT) == ["grade.excellent"]  # the session goes on
+    runner.end()
+    assert runner.live_sessions == 0 and not runner.broken
 
 
 def test_adapter_never_gives_a_fact_an_id_whose_hash_is_taken() -> None:

@@ -154,8 +154,7 @@ def test_types_and_absent_fields_are_told_apart() -> None:
 def test_the_memo_is_emptied_when_full_and_answers_the_same() -> None:
     units = varied_units("M", 60)
     plain = UnitEvaluator(RULESET, DurableRunner(copy.deepcopy(COMPILED)))
-    small = MemoRunner.over(DurableRunner(COMPILED), COMPILED)
-    small._max_entries = 8
+    small = MemoRunner.over(DurableRunner(COMPILED), COMPILED, max_entries=8)  # full after a few facts
     remembering = UnitEvaluator(RULESET, small)
     for unit in units:
         assert canonical_json(remembering.evaluate(unit)) == canonical_json(plain.evaluate(unit))

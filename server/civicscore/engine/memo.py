@@ -26,8 +26,9 @@ it decides nothing the engine would not.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
+from civicscore.engine.evaluator import RuleRunner
 from civicscore.engine.facts import Fact
 from civicscore.ruleset import CompiledRuleset
 
@@ -37,16 +38,6 @@ MAX_ENTRIES = 8_192
 # Operators of `compile_test` whose argument is {field: value}.
 _COMPARISONS = frozenset({"$lt", "$lte", "$gt", "$gte", "$neq", "$ex", "$nex"})
 _ABSENT = object()
-
-
-class SessionRunner(Protocol):
-    """What MemoRunner needs of the engine: evaluator.RuleRunner's session calls."""
-
-    def begin(self) -> None: ...
-
-    def assert_facts(self, facts: Sequence[Fact]) -> list[list[str]]: ...
-
-    def end(self) -> None: ...
 
 
 class _NotSingleFact(Exception):
@@ -135,7 +126,7 @@ class MemoRunner:
     """A RuleRunner over `runner` (the engine) that answers facts like those already seen from memory; see the
     module docstring. `reads` is `fields_read` of the engine's definition; None turns the memo off."""
 
-    def __init__(self, runner: SessionRunner, reads: Mapping[str, tuple[str, ...]] | None,
+    def __init__(self, runner: RuleRunner, reads: Mapping[str, tuple[str, ...]] | None,
                  max_entries: int = MAX_ENTRIES) -> None:
         self._runner = runner
         self._reads = dict(reads) if reads is not None else None
@@ -147,12 +138,12 @@ class MemoRunner:
         self.remembered_facts = 0  # facts answered from memory
 
     @classmethod
-    def over(cls, runner: SessionRunner, compiled: CompiledRuleset) -> MemoRunner:
+    def over(cls, runner: RuleRunner, compiled: CompiledRuleset, max_entries: int = MAX_ENTRIES) -> MemoRunner:
         """A MemoRunner over `runner`, the engine running `compiled`, remembering by what its rules read."""
         reads = fields_read(compiled.definition[compiled.name])
         if reads is not None:  # the session's own init fact is the engine's business
             reads.pop(compiled.init_tag, None)
-        return cls(runner, reads)
+        return cls(runner, reads, max_entries)
 
     @property
     def enabled(self) -> bool:

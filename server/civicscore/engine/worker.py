@@ -19,6 +19,7 @@ import os
 import signal
 import time
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from civicscore.domain.model import UnitEvaluation
 from civicscore.engine.evaluator import UnitEvaluator
@@ -26,19 +27,26 @@ from civicscore.engine.memo import MemoRunner
 from civicscore.engine.port import ReplyEncoder, encode_evaluation, encode_official_evaluation
 from civicscore.ruleset import Ruleset
 
+if TYPE_CHECKING:
+    from civicscore.engine.durable_adapter import DurableRunner
+
+
+def worker_evaluator(ruleset: Ruleset) -> tuple[DurableRunner, UnitEvaluator]:
+    """What a worker evaluates with: durable_rules running the compiled ruleset, and the evaluator over it
+    through the memo of fired rules. Imports durable_rules' C engine (the server process never calls this)."""
+    from civicscore.engine.durable_adapter import DurableRunner
+
+    compiled = ruleset.compile()
+    runner = DurableRunner(compiled)
+    return runner, UnitEvaluator(ruleset, MemoRunner.over(runner, compiled))
+
 
 def run_worker(conn: Connection, ruleset: Ruleset, fault_delay_s: float = 0.0,
                reply_encoder: ReplyEncoder | None = None) -> None:
     """Process entry point; returns (ending the process) on "stop", EOF, or an unrecoverable error."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Imported here so that the server process, which imports this module for the
-    # process target, never loads durable_rules' C engine.
-    from civicscore.engine.durable_adapter import DurableRunner
-
     try:
-        compiled = ruleset.compile()
-        runner = DurableRunner(compiled)
-        evaluator = UnitEvaluator(ruleset, MemoRunner.over(runner, compiled))
+        runner, evaluator = worker_evaluator(ruleset)
     except Exception as error:
         conn.send(("failed", f"{type(error).__name__}: {error}"))
         return

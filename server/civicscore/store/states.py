@@ -38,13 +38,13 @@ _APPLY = (
     "reported_at = ?, outcome_seq = ? "
     "WHERE assignment_id = ? AND (outcome_seq IS NULL OR (reported_at, outcome_seq) < (?, ?))"
 )
+# The sequence that numbers outcomes (`seq`: their arrival order).
+OUTCOME_SEQUENCE = "pg_get_serial_sequence('outcomes', 'seq')::regclass"
 # PostgreSQL, after a batch was COPYed into `outcomes` (writes.record_outcomes): its rows, those numbered from the
 # first number the COPY may have drawn (the parameter) up to the last this session drew, and written by the same
 # (sub)transaction as that last one. Concurrent COPYs draw from the sequence row by row, so other batches' rows are
 # numbered in that range too; `xmin` leaves them out (the ones committed would change nothing, but would be locked
 # and read again). Each bound is a subquery, computed once, so that the primary key's index serves the range.
-# The sequence that numbers outcomes (`seq`: their arrival order).
-OUTCOME_SEQUENCE = "pg_get_serial_sequence('outcomes', 'seq')::regclass"
 _LAST_DRAWN = f"(SELECT currval({OUTCOME_SEQUENCE}))"
 _COPIED = (
     f"outcomes WHERE seq >= ? AND seq <= {_LAST_DRAWN} "
