@@ -491,6 +491,43 @@ def test_a_batch_applies_and_locks_only_its_own_outcomes_however_the_numbers_int
         "completed", "in_progress", "cancelled", None, None]
 
 
+def test_a_batch_locks_its_state_rows_in_assignment_order(tasks: SqlStore) -> None:
+    """PostgreSQL: a batch's states are updated in assignment order, each row locked as the update reaches it, so
+    two batches touching the same assignments never wait for each other in a cycle. The outcomes arrive in reverse
+    order (T5 first) and another session holds T3's state row: the batch, waiting for T3, holds T1 and T2 and
+    not yet T4 or T5."""
+    if tasks.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's way of applying a batch")
+    batch = [report(f"o{i}", f"T{i}", OutcomeStatus.IN_PROGRESS, at(5, 2)) for i in (5, 4, 3, 2, 1)]
+    results: list[Any] = []
+    with tasks.engine.connect() as holder, tasks.engine.connect() as probe:
+        with holder.begin():
+            holder.execute(text("SELECT 1 FROM assignment_states WHERE assignment_id = 'T3' FOR UPDATE"))
+            holder_pid = holder.scalar(text("SELECT pg_backend_pid()"))
+            writer = threading.Thread(target=lambda: results.append(tasks.record_outcomes(batch)))
+            writer.start()
+            waiting = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+            deadline = time.monotonic() + 30
+            while not probe.scalar(waiting, {"pid": holder_pid}):
+                assert time.monotonic() < deadline, "the batch never waited for T3's state row"
+                probe.rollback()
+                time.sleep(0.02)
+            probe.rollback()
+            locked = []
+            for assignment_id in ("T1", "T2", "T4", "T5"):
+                try:
+                    with probe.begin():
+                        probe.execute(text("SELECT 1 FROM assignment_states WHERE assignment_id = :a FOR UPDATE NOWAIT"),
+                                      {"a": assignment_id})
+                except DBAPIError as error:
+                    assert getattr(error.orig, "sqlstate", None) == "55P03", error  # lock_not_available
+                    locked.append(assignment_id)
+            assert locked == ["T1", "T2"]
+        writer.join(timeout=30)
+    assert [(r.accepted, r.duplicates) for r in results] == [(5, 0)]
+    assert [row[3] for row in assert_states_follow_the_definition(tasks.engine)] == ["in_progress"] * 5
+
+
 def test_an_outcome_stored_by_another_writer_meanwhile_is_a_duplicate_on_the_retry(tasks: SqlStore) -> None:
     """PostgreSQL: a batch holding a stored outcome goes the long way (lookup, then a COPY of the others). When
     another transaction stores one of those others meanwhile, the COPY waits for it and is then refused by the

@@ -12,10 +12,13 @@ and `due_on`, and the fields of its outcome with the greatest
 
 The outcome rule is an "only if newer" update, so it is order-independent:
 applying outcomes in any grouping gives the maximum. On PostgreSQL two
-replicas updating one state row serialise on its row lock, and the UPDATE
-(a new READ COMMITTED snapshot, taken once the rows are locked) compares
-against the winner's row, so the result is still the maximum. Rows are locked
-in assignment order so that two batches never wait for each other in a cycle.
+replicas updating one state row serialise on its row lock: a row another
+transaction has changed meanwhile is compared again, once that one commits,
+against the winner's version (READ COMMITTED's recheck), so the result is
+still the maximum. Rows are locked in assignment order, so that two batches
+never wait for each other in a cycle: the UPDATE walks the batch's outcomes
+sorted by assignment and probes each one's state row by its index (a nested
+loop keeps its outer side's order), locking each row as it updates it.
 """
 
 from __future__ import annotations
@@ -50,12 +53,9 @@ _COPIED = (
     f"outcomes WHERE seq >= ? AND seq <= {_LAST_DRAWN} "
     f"AND xmin = (SELECT xmin FROM outcomes WHERE seq = {_LAST_DRAWN})"
 )
-# The state rows locked in key order (two batches never wait for each other in a cycle), then one UPDATE from
-# the latest of the outcomes of each assignment (a tie on reported_at goes to the later seq).
-_LOCK_COPIED = (
-    f"SELECT 1 FROM assignment_states WHERE assignment_id IN (SELECT assignment_id FROM {_COPIED}) "
-    "ORDER BY assignment_id FOR UPDATE"
-)
+# One UPDATE from the latest of the outcomes of each assignment (a tie on reported_at goes to the later seq),
+# sorted by assignment: the nested loop that probes each one's state row locks the rows in that order (the
+# module's docstring; a test in tests/test_store.py watches the locks).
 _APPLY_COPIED = (
     "UPDATE assignment_states AS s SET status = v.status, completed_on = v.completed_on, quality = v.quality, "
     "reminders = v.reminders, reported_at = v.reported_at, outcome_seq = v.seq "
@@ -97,7 +97,6 @@ def last_outcome_number(driver: Driver) -> int:
 def apply_copied_outcomes(driver: Driver, since: int) -> None:
     """PostgreSQL: `apply_outcomes` for the batch this session just COPYed into `outcomes`, its first `seq` being
     at least `since`; set-based, from the table itself."""
-    driver.run(_LOCK_COPIED, (since,))
     driver.run(_APPLY_COPIED, (since,))
 
 
