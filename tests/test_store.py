@@ -514,11 +514,11 @@ def test_a_batch_locks_its_state_rows_in_assignment_order(tasks: SqlStore) -> No
                 time.sleep(0.02)
             probe.rollback()
             locked = []
+            lock_now = text("SELECT 1 FROM assignment_states WHERE assignment_id = :a FOR UPDATE NOWAIT")
             for assignment_id in ("T1", "T2", "T4", "T5"):
                 try:
                     with probe.begin():
-                        probe.execute(text("SELECT 1 FROM assignment_states WHERE assignment_id = :a FOR UPDATE NOWAIT"),
-                                      {"a": assignment_id})
+                        probe.execute(lock_now, {"a": assignment_id})
                 except DBAPIError as error:
                     assert getattr(error.orig, "sqlstate", None) == "55P03", error  # lock_not_available
                     locked.append(assignment_id)
