@@ -469,6 +469,57 @@ def test_encoded_results_stream_a_chunk_at_a_time_in_order(pool: EnginePool) -> 
                                                 TaskCounts(due=3, completed=4, on_time=4))])
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_groups_of_facts_give_the_results_of_the_facts_given_at_once(pool: EnginePool) -> None:
+    """EvaluatePeriod gathers a group of units at a time: the chunks are those of all the facts given at once
+    (shaped by `total`), whatever the groups' sizes, and the workers start on the first group before the next
+    is made (a pool of its own, whose workers no other test has busied or replaced, shows that by their CPU)."""
+    units = varied_units("G", 300)
+    with EnginePool(load_ruleset(rule_files()), workers=2, job_timeout_s=20) as own:
+        workers = own.worker_pids()
+        before = sum(_cpu_seconds(pid) for pid in workers)
+
+        def groups() -> Iterator[list[UnitFacts]]:
+            yield units[:140]
+            deadline = time.monotonic() + 60
+            while sum(_cpu_seconds(pid) for pid in workers) < before + 0.05:  # the workers are on the first group
+                assert time.monotonic() < deadline, "the workers did not start before the next group was made"
+                time.sleep(0.01)
+            yield from (units[140:141], [], units[141:])
+
+        chunks = list(own.evaluate_encoded_groups(groups(), total=len(units)))
+        assert own.worker_pids() == workers
+    assert [len(chunk) for chunk in chunks] == chunk_sizes(len(units), 2)
+    assert [r for chunk in chunks for r in chunk] == pool.evaluate_encoded(units)
+    for total in (0, 7, 1000):  # a wrong total changes the chunks only
+        results = [r for chunk in pool.evaluate_encoded_groups([units[:50], units[50:90]], total=total)
+                   for r in chunk]
+        assert [r.unit_code for r in results] == [u.unit_code for u in units[:90]]
+    assert list(pool.evaluate_encoded_groups([], total=0)) == []
+
+
+def test_a_group_refused_or_not_made_drops_the_work_already_queued(pool: EnginePool) -> None:
+    """Facts refused in a later group, or an error while making one (the database went away, say), end the call
+    with that error before anything is returned; the chunks of the earlier groups are dropped, and the pool
+    serves the next call as before."""
+    units = varied_units("D", 200)
+    bad = UnitFacts("BAD", UnitKind.WARD, "communes", "2026-Q1", TaskCounts(due=3, completed=4, on_time=4))
+    with pytest.raises(InvalidFacts, match="BAD"):
+        pool.evaluate_encoded_groups([units[:150], [bad]], total=151)
+
+    def failing() -> Iterator[list[UnitFacts]]:
+        yield units[:150]
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        pool.evaluate_encoded_groups(failing(), total=200)
+    assert [r.unit_code for r in pool.evaluate_encoded(units[:5])] == [u.unit_code for u in units[:5]]
+
+
 def test_chunks_shrink_towards_the_end_of_a_call() -> None:
     assert chunk_sizes(0, 2) == []
     for units in (1, 8, 24, 1100, 5000):

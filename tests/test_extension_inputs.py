@@ -26,6 +26,7 @@ from civicscore.domain.model import (
     UnitKind,
 )
 from civicscore.domain.periods import HANOI, Quarter
+from civicscore.evaluate import active_units, gather_fact_groups, gather_facts
 from civicscore.ruleset import load_ruleset
 from civicscore.ruleset.casefile import CaseFileInvalid, read_case_file
 from civicscore.store.base import NewExtension
@@ -131,9 +132,22 @@ def test_the_sql_follows_the_definition_on_random_histories(store: SqlStore) -> 
         assert overdue == {code: sorted((t.assignment_id, t.due_on, t.days_overdue, t.reminders) for t in e.overdue)
                            for code, e in expected.items() if e.overdue}, quarter
         assert extended == {code: list(e.extended) for code, e in expected.items() if e.extended}, quarter
+        every_overdue = store.open_overdue(end=quarter.end)
+        for chosen in ([], ["STP"], ["P-HOANKIEM", "SNV"], ["NOBODY", "STP", "SNV"]):  # EvaluatePeriod's groups
+            assert store.task_counts(start=quarter.start, end=quarter.end, units=chosen) == {
+                code: value for code, value in counts.items() if code in chosen}, (quarter, chosen)
+            assert store.open_overdue(end=quarter.end, units=chosen) == {
+                code: value for code, value in every_overdue.items() if code in chosen}, (quarter, chosen)
         due, _ = store.period_figures(start=quarter.start, end=quarter.end, period=str(quarter))
         assert due == sum(e.counts.due for e in expected.values()), quarter
     assert any(extended for *_, extended in (_store_inputs(store, q) for q in QUARTERS))
+    units = list(active_units(store))
+    for quarter in QUARTERS:  # EvaluatePeriod gathers the facts a group of units at a time
+        whole = gather_facts(store, quarter, units)
+        for sizes, shape in (((1,), [1, 1, 1]), ((1, 2), [1, 2]), ((2, 1), [2, 1]), ((1, 8), [1, 2]), ((3,), [3])):
+            groups = list(gather_fact_groups(store, quarter, units, sizes=sizes))
+            assert [len(group) for group in groups] == shape
+            assert [facts for group in groups for facts in group] == whole
 
 
 def test_an_approval_counts_until_the_last_instant_of_the_quarter(store: SqlStore) -> None:

@@ -9,10 +9,11 @@ saved; the use case raises Cancelled (gRPC CANCELLED) and logs it.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -139,35 +140,62 @@ def gather_facts(store: Store, quarter: Quarter | QuarterToDate, units: list[Uni
     Due dates are the effective ones as of the quarter's end (Hanoi time); the assignments whose effective
     date is not their own are listed in the facts, so that an approval changes the inputs digest; so are
     the obstacles each unit reported that are still open at the quarter's end (Hanoi time)."""
+    return [unit for group in gather_fact_groups(store, quarter, units, sizes=(len(units),)) for unit in group]
+
+
+# How many units `_evaluate_with` gathers at a time: first two chunks' worth (one for each of two workers,
+# engine.pool.MAX_CHUNK), then four at a time.
+GATHERING_SIZES = (128, 256)
+
+
+def gather_fact_groups(store: Store, quarter: Quarter | QuarterToDate, units: list[Unit], *,
+                       sizes: Sequence[int] = GATHERING_SIZES) -> Iterator[list[UnitFacts]]:
+    """`gather_facts` a group of units at a time, each group as soon as it is read: `sizes[0]` units first,
+    then `sizes[-1]` at a time (the last group takes what remains). The engine can start on a group while the
+    next is read.
+
+    The two aggregates that read every assignment (counts, open overdue) read a group's units only (the
+    state table's key starts with the unit); the small ones (extensions, obstacles, measurements, the
+    previous quarter) are read once, for all the units, before the first group."""
+    if not units:
+        return
     period = str(quarter)
-    # The two aggregates that read every assignment run at once, on two connections (the drivers release
-    # the GIL while the database works): on two cores the facts are ready in about the time of the larger.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facts") as beside:
-        counting = beside.submit(store.task_counts, start=quarter.start, end=quarter.end)
-        overdue = store.open_overdue(end=quarter.end)
-        counts = counting.result()
+    whole = len(units) <= sizes[0]
     extended = store.extended_tasks(start=quarter.start, end=quarter.end)
     obstacles = store.open_obstacles(end=quarter.end, closes_at=quarter.closes_at)
     measurements = store.measurement_facts(period=period)
     prior = store.prior_quarters(period=str(quarter.previous()))
-    facts = []
-    for unit in units:
-        facts.append(
-            UnitFacts(
-                unit_code=unit.code,
-                unit_kind=unit.kind,
-                block=unit.block,
-                period=period,
-                counts=counts.get(unit.code, TaskCounts()),
-                overdue=tuple(sorted(overdue.get(unit.code, []), key=lambda t: t.assignment_id)),
-                measurements=tuple(sorted(measurements.get(unit.code, []), key=lambda m: m.indicator)),
-                under_review=period in unit.under_review_periods,
-                previous=prior.get(unit.code),
-                extended=tuple(extended.get(unit.code, ())),
-                obstacles=obstacles.get(unit.code, ()),
-            )
-        )
-    return facts
+    # The two aggregates run at once, on two connections (the drivers release the GIL while the database
+    # works): on two cores a group's facts are ready in about the time of the larger.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facts") as beside:
+        first = 0
+        for size in itertools.chain(sizes[:1], itertools.repeat(sizes[-1])):
+            group = units[first : first + size]
+            first += size
+            if first >= len(units) - size // 4:  # no small group left over at the end
+                group, first = units[first - size :], len(units)
+            codes = None if whole else [unit.code for unit in group]
+            counting = beside.submit(store.task_counts, start=quarter.start, end=quarter.end, units=codes)
+            overdue = store.open_overdue(end=quarter.end, units=codes)
+            counts = counting.result()
+            yield [
+                UnitFacts(
+                    unit_code=unit.code,
+                    unit_kind=unit.kind,
+                    block=unit.block,
+                    period=period,
+                    counts=counts.get(unit.code, TaskCounts()),
+                    overdue=tuple(sorted(overdue.get(unit.code, []), key=lambda t: t.assignment_id)),
+                    measurements=tuple(sorted(measurements.get(unit.code, []), key=lambda m: m.indicator)),
+                    under_review=period in unit.under_review_periods,
+                    previous=prior.get(unit.code),
+                    extended=tuple(extended.get(unit.code, ())),
+                    obstacles=obstacles.get(unit.code, ()),
+                )
+                for unit in group
+            ]
+            if first >= len(units):
+                return
 
 
 def timeliness_of(result: EncodedEvaluation | UnitEvaluation) -> float:
@@ -268,19 +296,26 @@ def _evaluate_with(store: Store, engine: RulesEngine, quarter: Quarter, *, now: 
     if replayed is not None:
         return _period_evaluation(SaveEvaluationsResult(**json.loads(replayed)), engine)
     unit_list = list(active_units(store))
-    facts = gather_facts(store, quarter, unit_list)
     units = {u.code: u for u in unit_list}
     what = f"the evaluation of {quarter}"
     # Says when the long part begins (operators, and the shutdown tests, watch for it).
-    log.info("evaluating %s: %d active unit(s), ruleset %s", quarter, len(facts), engine.ruleset_version)
+    log.info("evaluating %s: %d active unit(s), ruleset %s", quarter, len(unit_list), engine.ruleset_version)
     _stop_if_cancelled(cancelled, what, "before the rules engine ran")
-    # A pipeline: each chunk of results is written as soon as the workers finish it, while they go on with the
-    # next; the officials' results follow, then the check that the ruleset is still in force, then one commit.
-    # Cancelled, failed or refused anywhere, the transaction saves nothing.
+    # A pipeline: the workers start on the first group of units while the next is gathered; each chunk of
+    # results is written as soon as the workers finish it, while they go on with the next; the officials'
+    # results follow, then the check that the ruleset is still in force, then one commit. Cancelled, failed or
+    # refused anywhere, the transaction saves nothing.
+    facts: list[UnitFacts] = []
     results: list[EncodedEvaluation] = []
-    inputs = official_inputs(store, quarter)  # read now: the save's transaction reads nothing on the side
+
+    def gathered() -> Iterator[list[UnitFacts]]:
+        for group in gather_fact_groups(store, quarter, unit_list):
+            facts.extend(group)
+            yield group
+
     with _engine_errors(quarter, what, cancelled):
-        stream = engine.evaluate_encoded_chunks(facts, cancelled=cancelled)  # the workers start now
+        stream = engine.evaluate_encoded_groups(gathered(), total=len(unit_list), cancelled=cancelled)
+    inputs = official_inputs(store, quarter)  # read now: the save's transaction reads nothing on the side
 
     def chunks() -> Iterator[list[NewEvaluation]]:
         with _engine_errors(quarter, what, cancelled):

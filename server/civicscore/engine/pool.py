@@ -33,7 +33,7 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -328,13 +328,41 @@ class EnginePool:
         it) has the chunks not yet started dropped."""
         return self._chunks(self._queue(facts, encoded=True, cancelled=cancelled), cancelled)
 
+    def evaluate_encoded_groups(self, groups: Iterable[Sequence[UnitFacts | RollupFacts]], *, total: int,
+                                cancelled: threading.Event | None = None) -> Iterator[list[EncodedEvaluation]]:
+        """As `evaluate_encoded_chunks` of all the groups' facts, taking them a group at a time (as they are read
+        from the database, say): each group is checked and its chunks queued as it comes, so the workers start
+        on the first while the next is made. `total`, the number of units in all the groups, shapes the chunks
+        as for facts given at once. Every group is taken before this returns; when one cannot be made or is
+        refused, the chunks already queued are dropped and the error is raised."""
+        jobs: list[_Job] = []
+        try:
+            sizes = chunk_sizes(total, len(self._workers))
+            taken = 0  # of `sizes`
+            waiting: list[Facts] = []
+            for group in groups:
+                waiting.extend(group)
+                while taken < len(sizes) and len(waiting) >= sizes[taken]:
+                    size = sizes[taken]
+                    taken += 1
+                    jobs.extend(self._queue(waiting[:size], encoded=True, cancelled=cancelled, sizes=[size]))
+                    del waiting[:size]
+            if waiting:  # fewer or more facts than `total` said
+                jobs.extend(self._queue(waiting, encoded=True, cancelled=cancelled))
+        except BaseException:
+            for job in jobs:
+                job.abandoned = True
+            raise
+        return self._chunks(jobs, cancelled)
+
     def _evaluate(self, facts: Sequence[Facts], *, encoded: bool, cancelled: threading.Event | None
                   ) -> list[Any]:
         return [result for chunk in self._chunks(self._queue(facts, encoded=encoded, cancelled=cancelled), cancelled)
                 for result in chunk]
 
-    def _queue(self, facts: Sequence[Facts], *, encoded: bool, cancelled: threading.Event | None) -> list[_Job]:
-        """Check the facts and queue them as chunks for the workers."""
+    def _queue(self, facts: Sequence[Facts], *, encoded: bool, cancelled: threading.Event | None,
+               sizes: Sequence[int] | None = None) -> list[_Job]:
+        """Check the facts and queue them as chunks for the workers (of `sizes`, by default `chunk_sizes`)."""
         units = list(facts)
         if cancelled is not None and cancelled.is_set():
             raise EvaluationCancelled(f"the evaluation of {len(units)} unit(s) was cancelled before it started")
@@ -343,7 +371,7 @@ class EnginePool:
         check_facts(units)
         jobs = []
         start = 0
-        for size in chunk_sizes(len(units), len(self._workers)):
+        for size in sizes if sizes is not None else chunk_sizes(len(units), len(self._workers)):
             jobs.append(_Job(units[start : start + size], encoded, cancelled))
             start += size
         with self._lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, overload
 
@@ -239,6 +239,13 @@ class RulesEngine(Protocol):
                                 cancelled: threading.Event | None = None) -> Iterator[list[EncodedEvaluation]]:
         """As `evaluate_encoded`, the results a chunk at a time, in order, each as soon as it is done; the facts
         are checked at once. A caller that stops reading has the work not yet started dropped."""
+        ...
+
+    def evaluate_encoded_groups(self, groups: Iterable[Sequence[UnitFacts | RollupFacts]], *, total: int,
+                                cancelled: threading.Event | None = None) -> Iterator[list[EncodedEvaluation]]:
+        """As `evaluate_encoded_chunks` of all the groups' facts, taken a group at a time: the work on a group
+        starts while the next is made. `total` is the number of units in all the groups. Every group is taken
+        before this returns; on an error the work already started is dropped."""
         ...
 
     def close(self) -> None:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Subquery, and_, case, distinct, extract, func, or_, select
 from sqlalchemy.engine import Connection
@@ -36,7 +38,7 @@ from civicscore.domain.model import (
     TaskCounts,
 )
 from civicscore.domain.periods import FIRST_YEAR, LAST_YEAR, InvalidPeriod, Quarter, day_ends_at
-from civicscore.store.driver import Driver
+from civicscore.store.driver import Driver, one_of
 from civicscore.store.rows import tuple_of
 from civicscore.store.tables import (
     assignment_extensions,
@@ -95,8 +97,10 @@ def effective_due_dates(end: dt.date) -> Subquery:
             .where(ranked.c.position == 1).subquery("effective"))
 
 
-def task_counts(connection: Connection, *, start: dt.date, end: dt.date) -> dict[str, TaskCounts]:
-    """Units with at least one non-cancelled assignment due in [start, end]; others are absent.
+def task_counts(connection: Connection, *, start: dt.date, end: dt.date,
+                units: Sequence[str] | None = None) -> dict[str, TaskCounts]:
+    """Units with at least one non-cancelled assignment due in [start, end]; others are absent. With `units`,
+    only those units (codes; the state table's key starts with the unit, so each is a range of it).
 
     `late` is completed minus on_time: a completed assignment has a
     completed_on (else `completed_on <= end` fails), so it is exactly one of the two.
@@ -118,6 +122,8 @@ def task_counts(connection: Connection, *, start: dt.date, end: dt.date) -> dict
     moved = (counts(effective.c.due_on).join_from(assignment_states, effective,
                                                   effective.c.assignment_id == state.assignment_id)
              .where(effective.c.due_on.between(start, end), _not_cancelled()))
+    if units is not None:
+        own, moved = (query.where(one_of(connection, state.unit_code, units)) for query in (own, moved))
     totals: dict[str, list[int]] = {}
     for query in (own, moved):
         for row in connection.execute(query):
@@ -148,9 +154,10 @@ _OPEN_OVERDUE_EXTENDED = (
 )
 
 
-def open_overdue(connection: Connection, *, end: dt.date) -> dict[str, list[OverdueTask]]:
+def open_overdue(connection: Connection, *, end: dt.date,
+                 units: Sequence[str] | None = None) -> dict[str, list[OverdueTask]]:
     """Assignments of any quarter due before `end`, not cancelled, not completed by `end`; each unit's in
-    (due date, id) order.
+    (due date, id) order. With `units`, only those units (codes).
 
     Read at the driver level: this is the one aggregate returning a row per
     assignment (tens of thousands), and SQLAlchemy's per-row date processing
@@ -159,9 +166,14 @@ def open_overdue(connection: Connection, *, end: dt.date) -> dict[str, list[Over
     driver = Driver(connection)
     stored_end = driver.date(end)
     closes = driver.timestamp(day_ends_at(end))
-    found = driver.run(_OPEN_OVERDUE, (stored_end, CANCELLED, COMPLETED, stored_end, _APPROVED, closes)).all()
-    extended = driver.run(_OPEN_OVERDUE_EXTENDED,
-                          (_APPROVED, closes, stored_end, CANCELLED, COMPLETED, stored_end)).all()
+    own, others = _OPEN_OVERDUE, _OPEN_OVERDUE_EXTENDED
+    chosen: tuple[Any, ...] = ()
+    if units is not None:
+        own = own.replace(" ORDER BY", f" AND {driver.any_of('unit_code')} ORDER BY")
+        others += f" AND {driver.any_of('s.unit_code')}"
+        chosen = (driver.keys(units),)
+    found = driver.run(own, (stored_end, CANCELLED, COMPLETED, stored_end, _APPROVED, closes, *chosen)).all()
+    extended = driver.run(others, (_APPROVED, closes, stored_end, CANCELLED, COMPLETED, stored_end, *chosen)).all()
     due_dates: dict[object, dt.date] = {}
     overdue: dict[str, list[OverdueTask]] = defaultdict(list)
     for unit_code, assignment_id, stored_due_on, reminders in (*found, *extended):
