@@ -154,8 +154,8 @@ def gather_fact_groups(store: Store, quarter: Quarter | QuarterToDate, units: li
     then `sizes[-1]` at a time (the last group takes what remains). The engine can start on a group while the
     next is read.
 
-    The two aggregates that read every assignment (counts, open overdue) read a group's units only (the
-    state table's key starts with the unit); the small ones (extensions, obstacles, measurements, the
+    The two aggregates that read every assignment (counts, open overdue) read a group's units (a range of the
+    state table, whose key starts with the unit: `driver.around`); the small ones (extensions, obstacles, measurements, the
     previous quarter) are read once, for all the units, before the first group."""
     if not units:
         return
@@ -175,8 +175,8 @@ def gather_fact_groups(store: Store, quarter: Quarter | QuarterToDate, units: li
             if first >= len(units) - size // 4:  # no small group left over at the end
                 group, first = units[first - size :], len(units)
             codes = None if whole else [unit.code for unit in group]
-            counting = beside.submit(store.task_counts, start=quarter.start, end=quarter.end, units=codes)
-            overdue = store.open_overdue(end=quarter.end, units=codes)
+            counting = beside.submit(store.task_counts, start=quarter.start, end=quarter.end, unit_codes=codes)
+            overdue = store.open_overdue(end=quarter.end, unit_codes=codes)
             counts = counting.result()
             yield [
                 UnitFacts(

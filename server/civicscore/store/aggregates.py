@@ -38,7 +38,7 @@ from civicscore.domain.model import (
     TaskCounts,
 )
 from civicscore.domain.periods import FIRST_YEAR, LAST_YEAR, InvalidPeriod, Quarter, day_ends_at
-from civicscore.store.driver import Driver, one_of
+from civicscore.store.driver import Driver, around
 from civicscore.store.rows import tuple_of
 from civicscore.store.tables import (
     assignment_extensions,
@@ -98,9 +98,9 @@ def effective_due_dates(end: dt.date) -> Subquery:
 
 
 def task_counts(connection: Connection, *, start: dt.date, end: dt.date,
-                units: Sequence[str] | None = None) -> dict[str, TaskCounts]:
-    """Units with at least one non-cancelled assignment due in [start, end]; others are absent. With `units`,
-    only those units (codes; the state table's key starts with the unit, so each is a range of it).
+                unit_codes: Sequence[str] | None = None) -> dict[str, TaskCounts]:
+    """Units with at least one non-cancelled assignment due in [start, end]; others are absent. With
+    `unit_codes`, those units (and on PostgreSQL perhaps others whose codes lie between theirs: `driver.around`).
 
     `late` is completed minus on_time: a completed assignment has a
     completed_on (else `completed_on <= end` fails), so it is exactly one of the two.
@@ -122,8 +122,8 @@ def task_counts(connection: Connection, *, start: dt.date, end: dt.date,
     moved = (counts(effective.c.due_on).join_from(assignment_states, effective,
                                                   effective.c.assignment_id == state.assignment_id)
              .where(effective.c.due_on.between(start, end), _not_cancelled()))
-    if units is not None:
-        own, moved = (query.where(one_of(connection, state.unit_code, units)) for query in (own, moved))
+    if unit_codes is not None:
+        own, moved = (query.where(around(connection, state.unit_code, unit_codes)) for query in (own, moved))
     totals: dict[str, list[int]] = {}
     for query in (own, moved):
         for row in connection.execute(query):
@@ -155,9 +155,9 @@ _OPEN_OVERDUE_EXTENDED = (
 
 
 def open_overdue(connection: Connection, *, end: dt.date,
-                 units: Sequence[str] | None = None) -> dict[str, list[OverdueTask]]:
+                 unit_codes: Sequence[str] | None = None) -> dict[str, list[OverdueTask]]:
     """Assignments of any quarter due before `end`, not cancelled, not completed by `end`; each unit's in
-    (due date, id) order. With `units`, only those units (codes).
+    (due date, id) order. With `unit_codes`, those units (and perhaps others, as in `task_counts`).
 
     Read at the driver level: this is the one aggregate returning a row per
     assignment (tens of thousands), and SQLAlchemy's per-row date processing
@@ -168,10 +168,10 @@ def open_overdue(connection: Connection, *, end: dt.date,
     closes = driver.timestamp(day_ends_at(end))
     own, others = _OPEN_OVERDUE, _OPEN_OVERDUE_EXTENDED
     chosen: tuple[Any, ...] = ()
-    if units is not None:
-        own = own.replace(" ORDER BY", f" AND {driver.any_of('unit_code')} ORDER BY")
-        others += f" AND {driver.any_of('s.unit_code')}"
-        chosen = (driver.keys(units),)
+    if unit_codes is not None:
+        own = own.replace(" ORDER BY", f" AND {driver.around('unit_code')} ORDER BY")
+        others += f" AND {driver.around('s.unit_code')}"
+        chosen = driver.around_keys(unit_codes)
     found = driver.run(own, (stored_end, CANCELLED, COMPLETED, stored_end, _APPROVED, closes, *chosen)).all()
     extended = driver.run(others, (_APPROVED, closes, stored_end, CANCELLED, COMPLETED, stored_end, *chosen)).all()
     due_dates: dict[object, dt.date] = {}

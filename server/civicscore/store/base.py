@@ -612,15 +612,15 @@ class Store(Protocol):
     # -- evaluation inputs (aggregates done in SQL) ----------------------------
     # "Due" means the effective due date as of the end of `end` (Hanoi time): an assignment's latest
     # extension approved by then, else its own due date (DEFAULT-RULES.md, "Extensions").
-    def task_counts(self, *, start: dt.date, end: dt.date, units: Sequence[str] | None = None
+    def task_counts(self, *, start: dt.date, end: dt.date, unit_codes: Sequence[str] | None = None
                     ) -> dict[str, TaskCounts]:
-        """Per unit code (of `units` if given): due/completed/on_time/late/reworked for assignments due in
-        [start, end]."""
+        """Per unit code: due/completed/on_time/late/reworked for assignments due in [start, end]. With
+        `unit_codes`, those units' (and perhaps others': `driver.around`)."""
         ...
 
-    def open_overdue(self, *, end: dt.date, units: Sequence[str] | None = None) -> dict[str, list[OverdueTask]]:
-        """Per unit code (of `units` if given): assignments due before `end`, not cancelled, not completed by
-        `end`."""
+    def open_overdue(self, *, end: dt.date, unit_codes: Sequence[str] | None = None) -> dict[str, list[OverdueTask]]:
+        """Per unit code: assignments due before `end`, not cancelled, not completed by `end`. With `unit_codes`,
+        those units' (and perhaps others': `driver.around`)."""
         ...
 
     def measurement_facts(self, *, period: str) -> dict[str, list[MeasurementFact]]:

@@ -36,7 +36,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, bindparam, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, func, literal_column, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -60,6 +60,24 @@ def one_of(connection: Connection, column: ColumnElement[Any], values: Iterable[
         func.json_each(bindparam(None, json.dumps(listed, ensure_ascii=False), type_=String))
     )
     return column.in_(members)
+
+
+def around(connection: Connection, column: ColumnElement[Any], values: Iterable[str]) -> ColumnElement[bool]:
+    """`column` is one of `values`, or (PostgreSQL) between two of them: for a set of values that lie together
+    in an index whose key starts with `column` (a group of units in the state table, say), read as that range
+    of the index, in its order.
+
+    SQLite probes the index for each value (`one_of`). On PostgreSQL membership is hashed against a scan of
+    the whole table, and a range with membership besides loses the index's order (the rows are sorted again,
+    on disk past `work_mem`); so the test is the range alone, from the least of the values to the greatest in
+    the database's own collation: it holds for every value, and for any other in between."""
+    listed = list(values)
+    if not is_postgres(connection):
+        return one_of(connection, column, listed)
+    least, greatest = (select(bound(literal_column("c"))).select_from(
+        func.unnest(bindparam(None, listed, type_=postgresql.ARRAY(String))).alias("c")).scalar_subquery()
+        for bound in (func.min, func.max))
+    return and_(column >= least, column <= greatest)
 
 
 # A column of a driver-level bulk statement: its name and its PostgreSQL type (for `unnest`).
@@ -161,6 +179,19 @@ class Driver:
         if self.postgres:
             return f"{column} IN (SELECT unnest(?::text[]))"
         return f"{column} IN (SELECT value FROM json_each(?))"
+
+    def around(self, column: str) -> str:
+        """`around` (the function) at the driver level: SQL testing `column` against the set passed as the
+        parameters `around_keys` makes."""
+        if not self.postgres:
+            return self.any_of(column)
+        least, greatest = (f"(SELECT {bound}(c) FROM unnest(?::text[]) AS c)" for bound in ("min", "max"))
+        return f"{column} >= {least} AND {column} <= {greatest}"
+
+    def around_keys(self, values: Iterable[str]) -> tuple[Any, ...]:
+        """The parameters of `around`."""
+        keys = self.keys(values)
+        return (keys, keys) if self.postgres else (keys,)
 
     def keys(self, values: Iterable[str]) -> Any:
         """The parameter for `any_of`."""

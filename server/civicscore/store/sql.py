@@ -358,16 +358,16 @@ class SqlStore:
         ))
 
     # -- evaluation inputs (aggregates done in SQL) ----------------------------
-    def task_counts(self, *, start: dt.date, end: dt.date, units: Sequence[str] | None = None
+    def task_counts(self, *, start: dt.date, end: dt.date, unit_codes: Sequence[str] | None = None
                     ) -> dict[str, TaskCounts]:
-        """Per unit code (of `units` if given) with something due in [start, end]; units with nothing due are
-        absent."""
-        return self._db.read(partial(aggregates.task_counts, start=start, end=end, units=units))
+        """Per unit code with something due in [start, end]; units with nothing due are absent. With
+        `unit_codes`, those units' (and perhaps others': `driver.around`)."""
+        return self._db.read(partial(aggregates.task_counts, start=start, end=end, unit_codes=unit_codes))
 
-    def open_overdue(self, *, end: dt.date, units: Sequence[str] | None = None) -> dict[str, list[OverdueTask]]:
-        """Per unit code (of `units` if given): assignments due before `end`, not cancelled, not completed by
-        `end`."""
-        return self._db.read(partial(aggregates.open_overdue, end=end, units=units))
+    def open_overdue(self, *, end: dt.date, unit_codes: Sequence[str] | None = None) -> dict[str, list[OverdueTask]]:
+        """Per unit code: assignments due before `end`, not cancelled, not completed by `end`. With `unit_codes`,
+        those units' (and perhaps others': `driver.around`)."""
+        return self._db.read(partial(aggregates.open_overdue, end=end, unit_codes=unit_codes))
 
     def measurement_facts(self, *, period: str) -> dict[str, list[MeasurementFact]]:
         """Per unit code: current measurements of `period` with their API target (unit, then kind)."""
