@@ -155,8 +155,8 @@ def gather_fact_groups(store: Store, quarter: Quarter | QuarterToDate, units: li
     next is read.
 
     The two aggregates that read every assignment (counts, open overdue) read a group's units (a range of the
-    state table, whose key starts with the unit: `driver.around`); the small ones (extensions, obstacles, measurements, the
-    previous quarter) are read once, for all the units, before the first group."""
+    state table, whose key starts with the unit: `driver.around`); the small ones (extensions, obstacles,
+    measurements, the previous quarter) are read once, for all the units, before the first group."""
     if not units:
         return
     period = str(quarter)

@@ -248,15 +248,19 @@ def stored_outcomes(driver: Driver, batch: Sequence[Outcome]) -> list[tuple[Any,
     """Outcomes as the rows `outcomes` holds (OUTCOME_COLUMNS order), in the driver's representation.
 
     The hot loop of SubmitOutcomes: enum values come from dicts (a StrEnum
-    member hashes as its value) and each distinct reported_at is converted once.
+    member hashes as its value) and each distinct reported_at and completed_on is converted once.
     """
     stamps: dict[dt.datetime, Any] = {}
+    days: dict[dt.date | None, Any] = {None: None}
     stored: list[tuple[Any, ...]] = []
     for outcome in batch:
-        reported_at = outcome.reported_at
+        reported_at, completed_on = outcome.reported_at, outcome.completed_on
         stamp = stamps.get(reported_at)
         if stamp is None:
             stamp = stamps[reported_at] = driver.timestamp(reported_at)
+        day = days.get(completed_on)
+        if day is None and completed_on is not None:
+            day = days[completed_on] = driver.date(completed_on)
         try:
             status = _STATUSES[outcome.status]
             quality = _QUALITIES[outcome.quality]
@@ -264,7 +268,7 @@ def stored_outcomes(driver: Driver, batch: Sequence[Outcome]) -> list[tuple[Any,
             status = OutcomeStatus(outcome.status).value
             quality = None if outcome.quality is None else Quality(outcome.quality).value
         stored.append((
-            outcome.outcome_id, outcome.assignment_id, status, driver.date(outcome.completed_on), quality,
+            outcome.outcome_id, outcome.assignment_id, status, day, quality,
             outcome.reminders, stamp, outcome.reporting_system, outcome.note,
         ))
     return stored
