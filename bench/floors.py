@@ -281,6 +281,36 @@ def insert_floor_sqlite(path: Path, rows: Sequence[tuple[Any, ...]]) -> float:
         db.close()
 
 
+# What an EvaluatePeriod writes (its new evaluations, their recommendations and the reasons of each), in the
+# order their foreign keys need.
+SAVED_TABLES = ("evaluations", "recommendations", "recommendation_reasons")
+
+
+def saved_rows_sqlite(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of SAVED_TABLES as stored (the first EvaluatePeriod's: the second changed nothing)."""
+    db = sqlite3.connect(path)
+    try:
+        return {table: db.execute(f"SELECT * FROM {table}").fetchall() for table in SAVED_TABLES}
+    finally:
+        db.close()
+
+
+def save_floor_sqlite(path: Path, saved: dict[str, list[tuple[Any, ...]]]) -> float:
+    """Seconds to insert the rows an EvaluatePeriod saved into a database that has none of them, with plain
+    sqlite3, as the server saves them: one transaction, one durable commit; nothing read, nothing else."""
+    db = _sqlite_connection(path)
+    try:
+        start = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        for table, rows in saved.items():
+            if rows:
+                db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+        db.execute("COMMIT")
+        return time.perf_counter() - start
+    finally:
+        db.close()
+
+
 def _psycopg_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
@@ -509,6 +539,8 @@ def sqlite_repeat(workdir: Path, snapshot: Path, data: Data, reads: int) -> dict
         read = _reads(server, data, reads)
     finally:
         server.stop()
+    saved = saved_rows_sqlite(workdir / "civicscore.db")
+    save_s = save_floor_sqlite(workdir / "floor.db", saved)  # the snapshot and outcomes: no evaluation
     ops = record_ingest(f"sqlite:///{workdir / 'record.db'}", data.payloads, actor="bench")
     replay_s = replay_sqlite(workdir / "replay.db", ops)
     state_s, state_rows = state_sql_sqlite(workdir / "civicscore.db")
@@ -516,6 +548,10 @@ def sqlite_repeat(workdir: Path, snapshot: Path, data: Data, reads: int) -> dict
     ingest_rate = n / ingest_s
     throughput = first.units_evaluated / evaluate_s
     limit = cpus * engine["units_per_s"]
+    # The least the first EvaluatePeriod could take on these cores, were all its work the engine's own (at its
+    # in-process rate), the state SQL (reading) and the save floor (writing), spread evenly over the cores.
+    engine_s = first.units_evaluated / engine["units_per_s"]
+    least_s = (engine_s + state_s + save_s) / cpus
     for name in ("floor.db", "record.db", "replay.db"):
         (workdir / name).unlink(missing_ok=True)
     return {
@@ -538,6 +574,13 @@ def sqlite_repeat(workdir: Path, snapshot: Path, data: Data, reads: int) -> dict
         "evaluate_server_cpu_s": cpu["server_cpu_s"], "evaluate_workers_cpu_s": cpu["workers_cpu_s"],
         "evaluate_engine_cpu_share": round(first.units_evaluated / engine["units_per_s"]
                                            / (cpu["server_cpu_s"] + cpu["workers_cpu_s"]), 3),
+        "save_floor_s": round(save_s, 4),
+        "saved_rows": {table: len(rows) for table, rows in saved.items()},
+        "saved_mib": round(sum(len(value) for rows in saved.values() for row in rows for value in row
+                               if isinstance(value, str | bytes)) / 2**20, 1),
+        "evaluate_least_s": round(least_s, 3),
+        "evaluate_vs_state_sql_at_best": round(least_s / state_s, 2),
+        "evaluate_vs_engine_limit_at_best": round(engine_s / (engine_s + state_s + save_s), 3),
         **{f"read_{key}": value for key, value in read.items()},
     }
 
@@ -658,6 +701,8 @@ def floor_figures(out: Path, args: argparse.Namespace) -> dict[str, Any]:
         "evaluate_pg_vs_state_sql": postgres.get("evaluate_vs_state_sql"),
         "evaluate_vs_engine_limit": sqlite["evaluate_vs_engine_limit"],
         "evaluate_engine_cpu_share": sqlite["evaluate_engine_cpu_share"],
+        "evaluate_vs_state_sql_at_best": sqlite["evaluate_vs_state_sql_at_best"],
+        "evaluate_vs_engine_limit_at_best": sqlite["evaluate_vs_engine_limit_at_best"],
         "get_evaluation_p99_vs_raw": sqlite["read_ratio_p99"],
         "sqlite": sqlite,
         "postgres": postgres,
@@ -710,6 +755,14 @@ def floor_rows(r: dict[str, Any]) -> str:
         f"engine workers {s['evaluate_workers_cpu_s']} s | the engine's own work at its in-process rate: "
         f"{round(s['units_evaluated'] / s['engine_units_per_s_per_core'], 3)} s | {s['evaluate_engine_cpu_share']} "
         f"(`evaluate_engine_cpu_share`) | (the most (b'') can reach on these cores) |",
+        f"| (b'''') what bounds (b) and (b'') whatever the server does | the engine's own work "
+        f"({round(s['units_evaluated'] / s['engine_units_per_s_per_core'], 3)} CPU-s), the state SQL "
+        f"({s['state_sql_s']} s) and the save floor: plain sqlite3 insert of the rows the call saved "
+        f"({s['saved_rows']['evaluations']:,} evaluations, {s['saved_rows']['recommendations']:,} recommendations "
+        f"and their reasons, {s['saved_mib']} MiB of text) in one transaction, {s['save_floor_s']} s; the three "
+        f"spread evenly over {s['workers']} cores: {s['evaluate_least_s']} s | | (b) at best "
+        f"{r['evaluate_vs_state_sql_at_best']}x (`evaluate_vs_state_sql_at_best`); (b'') at best "
+        f"{r['evaluate_vs_engine_limit_at_best']} (`evaluate_vs_engine_limit_at_best`) | (the floors' own bound) |",
         f"| (c) GetEvaluation, {s['read_reads']:,} sequential calls (replies of {s['read_reply_bytes_mean']:,} bytes "
         f"on average) | p50 {s['read_p50_ms']} ms, p99 {s['read_p99_ms']} ms | a unary call returning the same "
         f"reply bytes through the same interceptor, alternating: p50 {s['read_raw_p50_ms']} ms, p99 "
@@ -741,5 +794,9 @@ evaluating and encoding each unit as a worker does, times the server's workers (
 first EvaluatePeriod: with one worker per core, all cores busy, the units per second can at best be
 the engine's rate times the cores times the engine's share of that CPU (its own work at its
 in-process rate, over all the CPU the call took: gathering facts, passing them and the results
-between processes, saving); that share bounds (b'') whatever the overlap.
+between processes, saving); that share bounds (b'') whatever the overlap. (b'''') asks what the
+targets need: were the server's work nothing but the engine's (at its in-process rate), the reading
+(the state SQL) and the writing (the save floor, on a copy of the database without evaluations),
+spread evenly over the cores, the call would take their sum over the cores; no server can do better
+without making the engine's work or the saved rows smaller.
 (c) sends the same request bytes to both calls and reads the reply bytes without decoding them."""
