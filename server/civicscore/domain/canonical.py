@@ -153,6 +153,10 @@ def _write(value: Any, memo: _Memo) -> str:
             seen = memo[id(value)] = (value, writer(value, memo))
         return seen[1]
     if kind is dict:
+        if len(value) == 1:  # most are a fired rule's values: one name and its number, written here at once
+            ((key, item),) = value.items()
+            if type(key) is str and type(item) is float and item - item == 0:
+                return "{" + _string(key) + ":" + float.__repr__(item) + "}"
         for key in value:
             if type(key) is not str:
                 value = {str(k): v for k, v in value.items()}  # to_plain's keys
