@@ -576,7 +576,8 @@ def sqlite_repeat(workdir: Path, snapshot: Path, data: Data, reads: int) -> dict
                                            / (cpu["server_cpu_s"] + cpu["workers_cpu_s"]), 3),
         "save_floor_s": round(save_s, 4),
         "saved_rows": {table: len(rows) for table, rows in saved.items()},
-        "saved_mib": round(sum(len(value) for rows in saved.values() for row in rows for value in row
+        "saved_mib": round(sum(len(value.encode()) if isinstance(value, str) else len(value)
+                               for rows in saved.values() for row in rows for value in row
                                if isinstance(value, str | bytes)) / 2**20, 1),
         "evaluate_least_s": round(least_s, 3),
         "evaluate_vs_state_sql_at_best": round(least_s / state_s, 2),
@@ -759,8 +760,8 @@ def floor_rows(r: dict[str, Any]) -> str:
         f"({round(s['units_evaluated'] / s['engine_units_per_s_per_core'], 3)} CPU-s), the state SQL "
         f"({s['state_sql_s']} s) and the save floor: plain sqlite3 insert of the rows the call saved "
         f"({s['saved_rows']['evaluations']:,} evaluations, {s['saved_rows']['recommendations']:,} recommendations "
-        f"and their reasons, {s['saved_mib']} MiB of text) in one transaction, {s['save_floor_s']} s; the three "
-        f"spread evenly over {s['workers']} cores: {s['evaluate_least_s']} s | | (b) at best "
+        f"and their reasons, {s['saved_mib']} MiB of text in UTF-8) in one transaction, {s['save_floor_s']} s; "
+        f"the three spread evenly over {s['workers']} cores: {s['evaluate_least_s']} s | | (b) at best "
         f"{r['evaluate_vs_state_sql_at_best']}x (`evaluate_vs_state_sql_at_best`); (b'') at best "
         f"{r['evaluate_vs_engine_limit_at_best']} (`evaluate_vs_engine_limit_at_best`) | (the floors' own bound) |",
         f"| (c) GetEvaluation, {s['read_reads']:,} sequential calls (replies of {s['read_reply_bytes_mean']:,} bytes "
