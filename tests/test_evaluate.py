@@ -117,6 +117,36 @@ def test_re_evaluation_is_byte_identical_and_makes_no_new_revision(quarter: Serv
     assert _all_evaluations(quarter) == before
 
 
+def test_facts_read_in_groups_of_units_give_each_unit_its_own_result(quarter: ServerProcess) -> None:
+    """EvaluatePeriod reads the facts a group of units at a time (128, then 256) while the engine works on the
+    groups already read. With 200 units more than the demo city's 141, the city's units are split between two
+    groups: each keeps the result it had when all were read at once (no new revision, the same bytes), and
+    each added unit has its own counts."""
+    from civicscore_api.v1 import assignments_pb2, outcomes_pb2
+    from tests.scenario import assignment, completed
+
+    stubs = quarter.stubs()
+    stubs.evaluations.EvaluatePeriod(EVALUATE, timeout=120)
+    before = _all_evaluations(quarter)
+    added = [f"Z-TEST-{i:03d}" for i in range(200)]  # after every code of the city's
+    stubs.units.UpsertUnits(units_pb2.UpsertUnitsRequest(units=[
+        units_pb2.Unit(code=code, display_name_vi=f"Phường thử {i}", display_name_en=f"Test ward {i}",
+                       kind=units_pb2.UNIT_KIND_WARD, block="communes", active=True)
+        for i, code in enumerate(added)]), timeout=30)
+    stubs.assignments.UpsertAssignments(assignments_pb2.UpsertAssignmentsRequest(assignments=[
+        assignment(f"{code}-{k}", code, "2026-08-01") for i, code in enumerate(added) for k in range(i % 3 + 1)]),
+        timeout=30)
+    stubs.outcomes.SubmitOutcomes(outcomes_pb2.SubmitOutcomesRequest(outcomes=[
+        completed(f"{code}-0", "2026-07-20") for code in added[::2]]), timeout=30)
+    reply = stubs.evaluations.EvaluatePeriod(EVALUATE, timeout=120)
+    assert (reply.units_evaluated, reply.new_revisions, reply.unchanged) == (341, 200, 141)
+    after = {evaluations_pb2.Evaluation.FromString(e).unit: e for e in _all_evaluations(quarter)}
+    assert [after[evaluations_pb2.Evaluation.FromString(e).unit] for e in before] == before
+    for i, code in enumerate(added):
+        counts = evaluations_pb2.Evaluation.FromString(after[f"units/{code}"]).counts
+        assert (counts.due, counts.completed) == (i % 3 + 1, 1 - i % 2), code
+
+
 def test_changed_input_makes_a_new_revision_and_supersedes_recommendations(quarter: ServerProcess) -> None:
     from tests.scenario import completed
 
