@@ -502,22 +502,35 @@ def test_groups_of_facts_give_the_results_of_the_facts_given_at_once(pool: Engin
     assert list(pool.evaluate_encoded_groups([], total=0)) == []
 
 
-def test_a_group_refused_or_not_made_drops_the_work_already_queued(pool: EnginePool) -> None:
+def test_a_group_refused_or_not_made_drops_the_work_already_queued(
+        pool: EnginePool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Facts refused in a later group, or an error while making one (the database went away, say), end the call
-    with that error before anything is returned; the chunks of the earlier groups are dropped, and the pool
-    serves the next call as before."""
-    units = varied_units("D", 200)
+    with that error before anything is returned; the chunks of the earlier groups not yet in a worker are dropped
+    (the feeding threads drop each as they reach it), and the pool serves the next call as before."""
+    dropped: list[str] = []  # the units of the chunks the feeding threads dropped
+    keep = pool_module._Job.drop_if_cancelled
+
+    def drop_if_cancelled(job: Any) -> bool:
+        if keep(job):
+            dropped.extend(unit.unit_code for unit in job.facts)
+            return True
+        return False
+
+    monkeypatch.setattr(pool_module._Job, "drop_if_cancelled", drop_if_cancelled)
     bad = UnitFacts("BAD", UnitKind.WARD, "communes", "2026-Q1", TaskCounts(due=3, completed=4, on_time=4))
-    with pytest.raises(InvalidFacts, match="BAD"):
-        pool.evaluate_encoded_groups([units[:150], [bad]], total=151)
+    for prefix in ("D", "E"):
+        units = varied_units(prefix, 200)
 
-    def failing() -> Iterator[list[UnitFacts]]:
-        yield units[:150]
-        raise RuntimeError("the database went away")
+        def failing(units: list[UnitFacts] = units) -> Iterator[list[UnitFacts]]:
+            yield units[:150]
+            raise RuntimeError("the database went away")
 
-    with pytest.raises(RuntimeError, match="went away"):
-        pool.evaluate_encoded_groups(failing(), total=200)
-    assert [r.unit_code for r in pool.evaluate_encoded(units[:5])] == [u.unit_code for u in units[:5]]
+        with pytest.raises(InvalidFacts, match="BAD") if prefix == "D" else pytest.raises(RuntimeError, match="away"):
+            pool.evaluate_encoded_groups([units[:150], [bad]] if prefix == "D" else failing(), total=200)
+        # 150 units make several chunks; the two workers take one each, the rest wait and are dropped
+        assert [r.unit_code for r in pool.evaluate_encoded(units[150:155])] == [u.unit_code for u in units[150:155]]
+        assert {code for code in dropped if code.startswith(prefix)}, f"no chunk was dropped ({prefix})"
+        assert {code for code in dropped if code.startswith(prefix)} <= {u.unit_code for u in units[:150]}
 
 
 def test_chunks_shrink_towards_the_end_of_a_call() -> None:

@@ -326,7 +326,7 @@ class EnginePool:
         that the caller can store them while the workers carry on. The facts are checked before anything is
         queued (at once, not at the first `next`); a caller that stops reading (closes the iterator, or drops
         it) has the chunks not yet started dropped."""
-        return self._chunks(self._queue(facts, encoded=True, cancelled=cancelled), cancelled)
+        return self.evaluate_encoded_groups([facts], total=len(facts), cancelled=cancelled)
 
     def evaluate_encoded_groups(self, groups: Iterable[Sequence[UnitFacts | RollupFacts]], *, total: int,
                                 cancelled: threading.Event | None = None) -> Iterator[list[EncodedEvaluation]]:
@@ -335,20 +335,22 @@ class EnginePool:
         on the first while the next is made. `total`, the number of units in all the groups, shapes the chunks
         as for facts given at once. Every group is taken before this returns; when one cannot be made or is
         refused, the chunks already queued are dropped and the error is raised."""
+        self._refuse_if_cancelled(total, cancelled)
         jobs: list[_Job] = []
         try:
             sizes = chunk_sizes(total, len(self._workers))
             taken = 0  # of `sizes`
             waiting: list[Facts] = []
             for group in groups:
+                check_facts(group)  # the whole group before any of its chunks is queued
                 waiting.extend(group)
                 while taken < len(sizes) and len(waiting) >= sizes[taken]:
                     size = sizes[taken]
                     taken += 1
-                    jobs.extend(self._queue(waiting[:size], encoded=True, cancelled=cancelled, sizes=[size]))
+                    jobs.extend(self._enqueue(waiting[:size], encoded=True, cancelled=cancelled, sizes=[size]))
                     del waiting[:size]
             if waiting:  # fewer or more facts than `total` said
-                jobs.extend(self._queue(waiting, encoded=True, cancelled=cancelled))
+                jobs.extend(self._enqueue(waiting, encoded=True, cancelled=cancelled))
         except BaseException:
             for job in jobs:
                 job.abandoned = True
@@ -360,15 +362,24 @@ class EnginePool:
         return [result for chunk in self._chunks(self._queue(facts, encoded=encoded, cancelled=cancelled), cancelled)
                 for result in chunk]
 
-    def _queue(self, facts: Sequence[Facts], *, encoded: bool, cancelled: threading.Event | None,
-               sizes: Sequence[int] | None = None) -> list[_Job]:
-        """Check the facts and queue them as chunks for the workers (of `sizes`, by default `chunk_sizes`)."""
-        units = list(facts)
+    def _queue(self, facts: Sequence[Facts], *, encoded: bool, cancelled: threading.Event | None) -> list[_Job]:
+        """Check the facts and queue them as chunks for the workers."""
+        self._refuse_if_cancelled(len(facts), cancelled)
+        check_facts(facts)
+        return self._enqueue(facts, encoded=encoded, cancelled=cancelled)
+
+    @staticmethod
+    def _refuse_if_cancelled(units: int, cancelled: threading.Event | None) -> None:
         if cancelled is not None and cancelled.is_set():
-            raise EvaluationCancelled(f"the evaluation of {len(units)} unit(s) was cancelled before it started")
+            raise EvaluationCancelled(f"the evaluation of {units} unit(s) was cancelled before it started")
+
+    def _enqueue(self, facts: Sequence[Facts], *, encoded: bool, cancelled: threading.Event | None,
+                 sizes: Sequence[int] | None = None) -> list[_Job]:
+        """Queue checked facts as chunks for the workers (of `sizes`, by default `chunk_sizes`)."""
+        units = list(facts)
+        self._refuse_if_cancelled(len(units), cancelled)
         if not units:
             return []
-        check_facts(units)
         jobs = []
         start = 0
         for size in sizes if sizes is not None else chunk_sizes(len(units), len(self._workers)):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Subquery, and_, case, distinct, extract, func, or_, select
 from sqlalchemy.engine import Connection
@@ -138,11 +137,12 @@ def task_counts(connection: Connection, *, start: dt.date, end: dt.date,
 
 # Not cancelled, and not completed by the end (parameters: cancelled, completed, the end).
 _OPEN = "(status IS NULL OR (status <> ? AND (status <> ? OR completed_on IS NULL OR completed_on > ?)))"
-# Assignments without an extension approved by the end of the quarter, by their own due date.
+# Assignments without an extension approved by the end of the quarter, by their own due date. In both statements
+# `{units}` is the test of a group's units (`Driver.around`), or nothing.
 _OPEN_OVERDUE = (
     f"SELECT unit_code, assignment_id, due_on, reminders FROM assignment_states WHERE due_on < ? AND {_OPEN} "
     "AND assignment_id NOT IN (SELECT assignment_id FROM assignment_extensions WHERE status = ? AND decided_at < ?) "
-    "ORDER BY unit_code, due_on, assignment_id"
+    "{units}ORDER BY unit_code, due_on, assignment_id"
 )
 # The others, by their effective due date (the latest approval by then).
 _OPEN_OVERDUE_EXTENDED = (
@@ -151,6 +151,7 @@ _OPEN_OVERDUE_EXTENDED = (
     "ORDER BY decided_at DESC, id DESC) AS position FROM assignment_extensions WHERE status = ? AND decided_at < ?"
     f") AS e JOIN assignment_states AS s ON s.assignment_id = e.assignment_id WHERE e.position = 1 AND e.due_on < ? "
     f"AND {_OPEN.replace('status', 's.status').replace('completed_on', 's.completed_on')}"
+    " {units}"
 )
 
 
@@ -166,12 +167,10 @@ def open_overdue(connection: Connection, *, end: dt.date,
     driver = Driver(connection)
     stored_end = driver.date(end)
     closes = driver.timestamp(day_ends_at(end))
-    own, others = _OPEN_OVERDUE, _OPEN_OVERDUE_EXTENDED
-    chosen: tuple[Any, ...] = ()
-    if unit_codes is not None:
-        own = own.replace(" ORDER BY", f" AND {driver.around('unit_code')} ORDER BY")
-        others += f" AND {driver.around('s.unit_code')}"
-        chosen = driver.around_keys(unit_codes)
+    everyone = unit_codes is None
+    chosen = () if everyone else driver.around_keys(unit_codes or ())
+    own = _OPEN_OVERDUE.format(units="" if everyone else f"AND {driver.around('unit_code')} ")
+    others = _OPEN_OVERDUE_EXTENDED.format(units="" if everyone else f"AND {driver.around('s.unit_code')}")
     found = driver.run(own, (stored_end, CANCELLED, COMPLETED, stored_end, _APPROVED, closes, *chosen)).all()
     extended = driver.run(others, (_APPROVED, closes, stored_end, CANCELLED, COMPLETED, stored_end, *chosen)).all()
     due_dates: dict[object, dt.date] = {}
